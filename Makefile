@@ -1,0 +1,60 @@
+# wakaq: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYLIB := $(shell python3 -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+export LD_LIBRARY_PATH := $(PYLIB):$(LD_LIBRARY_PATH)
+export PYO3_PYTHON := $(abspath $(PY))
+
+.DEFAULT_GOAL := help
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q "maturin>=1.8,<2" "redis>=4.5" hiredis "croniter>=1.3" "psutil>=5.9" \
+		pytest pytest-timeout pytest-benchmark msgpack ruff mypy
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create .venv with the build, test and lint tools
+
+.PHONY: build
+build: venv ## build the extension (debug) and install wakaq into .venv (editable)
+	$(VENV)/bin/maturin develop -q
+
+.PHONY: build-release
+build-release: venv ## build the extension optimised (for benchmarks and the demo)
+	$(VENV)/bin/maturin develop -q --release
+
+.PHONY: test-rust
+test-rust: venv ## Rust unit tests (cargo test)
+	cargo test -q
+
+.PHONY: test-python
+test-python: build ## pytest: unit and integration tests against a private redis-server
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+.PHONY: test
+test: test-rust test-python ## every test: cargo test, then pytest (starts its own redis-server)
+
+.PHONY: lint
+lint: build ## rustfmt, clippy -D warnings, ruff, mypy stubtest
+	cargo fmt --check
+	cargo clippy -q --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(PY) -m mypy.stubtest wakaq._wakaq
+
+.PHONY: format
+format: venv ## format Rust and Python code
+	cargo fmt
+	$(VENV)/bin/ruff format python tests benches
+	$(VENV)/bin/ruff check --fix python tests benches
+
+.PHONY: bench
+bench: build-release ## pytest-benchmark micro benchmarks (codec, enqueue, claim+ack)
+	$(PY) -m pytest benches -q --benchmark-enable -p no:randomly $(PYTEST_ARGS)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'

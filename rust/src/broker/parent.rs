@@ -1,0 +1,49 @@
+//! What the supervisor (parent process) asks of Redis. The supervisor depends only on this trait, so its
+//! loop can be tested with an in-memory double and the broker can change without touching it.
+
+use std::fmt;
+
+/// A Redis failure as the supervisor sees it: it logs it once per outage and retries with backoff.
+#[derive(Debug, Clone)]
+pub struct BrokerFailure(pub String);
+
+impl fmt::Display for BrokerFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BrokerFailure {}
+
+pub type BrokerResult<T> = Result<T, BrokerFailure>;
+
+/// Live facts about one worker daemon, written into its heartbeat key.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonInfo {
+    pub host: String,
+    pub pid: u32,
+    pub children: Vec<u32>,
+    pub tasks_done: u64,
+    pub started_at: f64,
+}
+
+/// The parent's Redis operations. Each call is one bounded round trip (or a few); none blocks.
+pub trait Coordinator {
+    /// Register the daemon (first call) and refresh its heartbeat TTL.
+    fn heartbeat(&mut self, info: &DaemonInfo) -> BrokerResult<()>;
+    /// Return the in-flight tasks of daemons whose heartbeat expired to the front of their queues.
+    fn reap_dead_daemons(&mut self) -> BrokerResult<usize>;
+    /// A child died: return its in-flight tasks; `running` (the seq it was running, if known) gets its
+    /// delivery count bumped and is dead-listed at the limit. `bump` false for a deliberate stop.
+    fn requeue_child(&mut self, pid: u32, running: Option<u64>, bump: bool) -> BrokerResult<usize>;
+    /// The watchdog killed a child at its hard timeout: record task `seq` as failed with `reason`.
+    fn fail_child_task(&mut self, pid: u32, seq: u64, reason: &str) -> BrokerResult<()>;
+    /// Move due eta tasks to the front of their queues (bounded); the next due unix time, if any.
+    fn promote_eta(&mut self) -> BrokerResult<Option<f64>>;
+    /// Hand one broadcast payload to this daemon's children (exactly one child runs it).
+    fn relay_broadcast(&mut self, payload: &[u8]) -> BrokerResult<()>;
+    /// Clean shutdown: remove the heartbeat and the daemon's registration.
+    fn deregister(&mut self) -> BrokerResult<()>;
+    /// Redis server time as unix seconds (one clock for every machine).
+    fn server_time(&mut self) -> BrokerResult<f64>;
+}

@@ -47,3 +47,51 @@ pub trait Coordinator {
     /// Redis server time as unix seconds (one clock for every machine).
     fn server_time(&mut self) -> BrokerResult<f64>;
 }
+
+/// What the parent needs to reach Redis. Built by the supervisor from the Python config dict.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub url: String,
+    pub prefix: String,
+    pub daemon_id: String,
+    /// Queue names in priority order (after exclude_queues); their eta sets are promoted by this daemon.
+    pub queues: Vec<String>,
+    pub heartbeat_timeout: std::time::Duration,
+    pub socket_timeout: Option<std::time::Duration>,
+    pub connect_timeout: Option<std::time::Duration>,
+}
+
+/// The Redis-backed coordinator. Connects lazily: a Redis outage shows up as errors from its calls.
+pub fn connect(cfg: &CoordinatorConfig) -> Box<dyn Coordinator> {
+    Box::new(Unavailable(format!("redis coordinator not implemented yet ({})", cfg.url)))
+}
+
+/// Placeholder until the Redis coordinator lands: every call fails.
+struct Unavailable(String);
+
+impl Coordinator for Unavailable {
+    fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+    fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+    fn requeue_child(&mut self, _pid: u32, _running: Option<u64>, _bump: bool) -> BrokerResult<usize> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+    fn fail_child_task(&mut self, _pid: u32, _seq: u64, _reason: &str) -> BrokerResult<()> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+    fn promote_eta(&mut self) -> BrokerResult<Option<f64>> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+    fn relay_broadcast(&mut self, _payload: &[u8]) -> BrokerResult<()> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+    fn deregister(&mut self) -> BrokerResult<()> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+    fn server_time(&mut self) -> BrokerResult<f64> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+}

@@ -62,36 +62,8 @@ pub struct CoordinatorConfig {
 }
 
 /// The Redis-backed coordinator. Connects lazily: a Redis outage shows up as errors from its calls.
-pub fn connect(cfg: &CoordinatorConfig) -> Box<dyn Coordinator> {
-    Box::new(Unavailable(format!("redis coordinator not implemented yet ({})", cfg.url)))
-}
-
-/// Placeholder until the Redis coordinator lands: every call fails.
-struct Unavailable(String);
-
-impl Coordinator for Unavailable {
-    fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
-    }
-    fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
-        Err(BrokerFailure(self.0.clone()))
-    }
-    fn requeue_child(&mut self, _pid: u32, _running: Option<u64>, _bump: bool) -> BrokerResult<usize> {
-        Err(BrokerFailure(self.0.clone()))
-    }
-    fn fail_child_task(&mut self, _pid: u32, _seq: u64, _reason: &str) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
-    }
-    fn promote_eta(&mut self) -> BrokerResult<Option<f64>> {
-        Err(BrokerFailure(self.0.clone()))
-    }
-    fn relay_broadcast(&mut self, _payload: &[u8]) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
-    }
-    fn deregister(&mut self) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
-    }
-    fn server_time(&mut self) -> BrokerResult<f64> {
-        Err(BrokerFailure(self.0.clone()))
-    }
+pub fn connect(cfg: &CoordinatorConfig) -> BrokerResult<Box<dyn Coordinator>> {
+    super::coordinator::RedisCoordinator::new(cfg)
+        .map(|c| Box::new(c) as Box<dyn Coordinator>)
+        .map_err(|e| BrokerFailure(super::conn::describe(&e)))
 }

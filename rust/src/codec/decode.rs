@@ -137,3 +137,69 @@ pub fn unpack<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> 
     decoder.reader.finish().map_err(|e| payload_error(py, e.to_string()))?;
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::read::tests::{rich_payload, XorShift};
+    use crate::codec::task::decode_task_bytes;
+
+    #[test]
+    fn every_truncation_of_a_rich_payload_is_an_error() {
+        Python::attach(|py| {
+            let data = rich_payload();
+            assert!(unpack(py, &data).is_ok());
+            for cut in 0..data.len() {
+                assert!(unpack(py, &data[..cut]).is_err(), "cut at {cut}");
+                assert!(decode_task_bytes(py, &data[..cut]).is_err(), "cut at {cut}");
+            }
+        });
+    }
+
+    #[test]
+    fn random_bytes_are_errors_or_values_never_panics() {
+        Python::attach(|py| {
+            let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+            for round in 0..4000 {
+                let len = (rng.next_u64() % 48) as usize;
+                let mut bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                if round % 2 == 0 && !bytes.is_empty() {
+                    bytes[0] = 0x84; // a map header, so decode_task gets past the first check
+                }
+                let _ = unpack(py, &bytes);
+                let _ = decode_task_bytes(py, &bytes);
+            }
+        });
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_lengths_are_errors() {
+        Python::attach(|py| {
+            let err = unpack(py, &vec![0x91; 100_000]).unwrap_err();
+            assert!(err.to_string().contains("nesting deeper than 128"), "{err}");
+            let err = unpack(py, &[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("truncated payload: expected 1 bytes at offset 6"),
+                "{err}"
+            );
+            let err = unpack(py, &[0xdf, 0xff, 0xff, 0xff, 0xff]).unwrap_err();
+            assert!(err.to_string().contains("truncated payload"), "{err}");
+        });
+    }
+
+    #[test]
+    fn ext_errors_name_the_problem() {
+        Python::attach(|py| {
+            let err = unpack(py, &[0xd4, 0x09, 0x00]).unwrap_err();
+            assert!(err.to_string().contains("unknown ext type 9 at offset 0"), "{err}");
+            let err = unpack(py, &[0xd6, 0x01, 0x07, 0xe8, 13, 1]).unwrap_err();
+            assert!(err.to_string().contains("invalid date"), "{err}");
+            let err = unpack(py, &[0xc7, 2, 0x04, b'1', b'x']).unwrap_err();
+            assert!(
+                err.to_string().contains("big int ext is not a decimal integer"),
+                "{err}"
+            );
+        });
+    }
+}

@@ -176,7 +176,9 @@ impl<'a> Encoder<'a> {
         }
         items.sort_unstable();
         write::array_len(self.out, items.len())?;
-        items.iter().for_each(|item| self.out.extend_from_slice(item));
+        for item in &items {
+            self.out.extend_from_slice(item);
+        }
         self.depth -= 1;
         Ok(())
     }

@@ -26,6 +26,10 @@ pub struct EncodeError {
 
 pub type EncodeResult = Result<(), Box<EncodeError>>;
 
+#[allow(
+    clippy::unnecessary_box_returns,
+    reason = "boxed so the hot path's Result stays one word wide"
+)]
 impl EncodeError {
     pub fn new(fault: Fault) -> Box<Self> {
         Box::new(Self {
@@ -84,6 +88,10 @@ impl From<TooLong> for Box<EncodeError> {
     }
 }
 
+#[allow(
+    clippy::unnecessary_box_returns,
+    reason = "boxed so the hot path's Result stays one word wide"
+)]
 /// A Python error raised while reading a value (e.g. a failing `utcoffset()`), kept as its message.
 pub fn from_py(py: Python<'_>, err: &PyErr) -> Box<EncodeError> {
     EncodeError::invalid(format!(

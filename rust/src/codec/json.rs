@@ -92,12 +92,12 @@ fn object_hook(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
 
 /// Turns upstream's `{"__class__": ...}` objects into values; other objects pass through unchanged.
 #[pyfunction]
-fn wakaq_json_object_hook<'py>(obj: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+fn wakaq_json_object_hook(obj: Bound<'_, PyDict>) -> PyResult<Bound<'_, PyAny>> {
     let py = obj.py();
     let Some(class) = obj.get_item(intern!(py, "__class__"))? else {
         return Ok(obj.into_any());
     };
-    let Ok(class) = class.cast::<PyString>().map(|c| c.to_string()) else {
+    let Ok(class) = class.cast::<PyString>().map(ToString::to_string) else {
         return Ok(obj.into_any());
     };
     let made = match class.as_str() {

@@ -188,10 +188,10 @@ impl<'a> Reader<'a> {
             m::UINT8 => Token::Int(i64::from(self.u8()?)),
             m::UINT16 => Token::Int(i64::from(self.u16()?)),
             m::UINT32 => Token::Int(i64::from(self.u32()?)),
-            m::UINT64 => match self.u64()? {
-                v if v <= i64::MAX as u64 => Token::Int(v as i64),
-                v => Token::UInt(v),
-            },
+            m::UINT64 => {
+                let v = self.u64()?;
+                i64::try_from(v).map_or(Token::UInt(v), Token::Int)
+            }
             m::INT8 => Token::Int(i64::from(self.u8()? as i8)),
             m::INT16 => Token::Int(i64::from(self.u16()? as i16)),
             m::INT32 => Token::Int(i64::from(self.u32()? as i32)),
@@ -218,7 +218,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
     /// Checks that `data` is exactly one well-formed msgpack value (structure only, no Python objects).
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        assert_eq!(validate(&[0x91; 100_000]), Err(DecodeError::TooDeep));
+        assert_eq!(validate(&vec![0x91; 100_000]), Err(DecodeError::TooDeep));
         let mut ok = vec![0x91; MAX_DEPTH];
         ok.push(0xc0);
         assert_eq!(validate(&ok), Ok(()));

@@ -34,18 +34,22 @@ pub fn write_timestamp(out: &mut Vec<u8>, seconds: i64, nanos: u32) {
 
 /// Reads any of the three spec forms into `(seconds, nanos)`.
 pub fn read_timestamp(data: &[u8]) -> Result<(i64, u32), String> {
-    let (seconds, nanos) = match *data {
-        [a, b, c, d] => (i64::from(u32::from_be_bytes([a, b, c, d])), 0),
-        [a, b, c, d, e, f, g, h] => {
-            let packed = u64::from_be_bytes([a, b, c, d, e, f, g, h]);
+    let bad_length = || format!("timestamp ext of {} bytes (expected 4, 8 or 12)", data.len());
+    let (seconds, nanos) = match data.len() {
+        4 => (
+            i64::from(u32::from_be_bytes(data.try_into().map_err(|_| bad_length())?)),
+            0,
+        ),
+        8 => {
+            let packed = u64::from_be_bytes(data.try_into().map_err(|_| bad_length())?);
             ((packed & ((1 << 34) - 1)) as i64, (packed >> 34) as u32)
         }
-        [a, b, c, d, ref rest @ ..] if rest.len() == 8 => {
-            let mut secs = [0_u8; 8];
-            secs.copy_from_slice(rest);
-            (i64::from_be_bytes(secs), u32::from_be_bytes([a, b, c, d]))
+        12 => {
+            let (nanos, seconds) = data.split_at(4);
+            let nanos = u32::from_be_bytes(nanos.try_into().map_err(|_| bad_length())?);
+            (i64::from_be_bytes(seconds.try_into().map_err(|_| bad_length())?), nanos)
         }
-        _ => return Err(format!("timestamp ext of {} bytes (expected 4, 8 or 12)", data.len())),
+        _ => return Err(bad_length()),
     };
     if nanos >= NANOS_PER_SECOND {
         return Err(format!("timestamp nanoseconds {nanos} out of range"));

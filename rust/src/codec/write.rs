@@ -19,14 +19,14 @@ pub fn boolean(out: &mut Vec<u8>, v: bool) {
 pub fn uint(out: &mut Vec<u8>, v: u64) {
     if v <= u64::from(m::POS_FIXINT_MAX) {
         out.push(v as u8);
-    } else if v <= u64::from(u8::MAX) {
-        out.extend_from_slice(&[m::UINT8, v as u8]);
-    } else if v <= u64::from(u16::MAX) {
+    } else if let Ok(b) = u8::try_from(v) {
+        out.extend_from_slice(&[m::UINT8, b]);
+    } else if let Ok(h) = u16::try_from(v) {
         out.push(m::UINT16);
-        out.extend_from_slice(&(v as u16).to_be_bytes());
-    } else if v <= u64::from(u32::MAX) {
+        out.extend_from_slice(&h.to_be_bytes());
+    } else if let Ok(w) = u32::try_from(v) {
         out.push(m::UINT32);
-        out.extend_from_slice(&(v as u32).to_be_bytes());
+        out.extend_from_slice(&w.to_be_bytes());
     } else {
         out.push(m::UINT64);
         out.extend_from_slice(&v.to_be_bytes());
@@ -39,14 +39,14 @@ pub fn int(out: &mut Vec<u8>, v: i64) {
         uint(out, v as u64);
     } else if v >= -32 {
         out.push(v as u8);
-    } else if v >= i64::from(i8::MIN) {
-        out.extend_from_slice(&[m::INT8, v as u8]);
-    } else if v >= i64::from(i16::MIN) {
+    } else if let Ok(b) = i8::try_from(v) {
+        out.extend_from_slice(&[m::INT8, b as u8]);
+    } else if let Ok(h) = i16::try_from(v) {
         out.push(m::INT16);
-        out.extend_from_slice(&(v as i16).to_be_bytes());
-    } else if v >= i64::from(i32::MIN) {
+        out.extend_from_slice(&h.to_be_bytes());
+    } else if let Ok(w) = i32::try_from(v) {
         out.push(m::INT32);
-        out.extend_from_slice(&(v as i32).to_be_bytes());
+        out.extend_from_slice(&w.to_be_bytes());
     } else {
         out.push(m::INT64);
         out.extend_from_slice(&v.to_be_bytes());
@@ -63,44 +63,83 @@ fn len32(len: usize) -> Result<u32, TooLong> {
     u32::try_from(len).map_err(|_| TooLong(len))
 }
 
-/// Header of a family with 8/16/32-bit length forms; `fix` is `Some((base, max_len))` when the
-/// family also has a form with the length inside the marker.
-fn sized_header(out: &mut Vec<u8>, len: usize, fix: Option<(u8, u32)>, wide: [u8; 3]) -> Result<(), TooLong> {
+/// The length forms of a str/bin/array/map/ext family: a form with the length inside the marker
+/// (base marker, largest length) if it has one, an 8-bit length form if it has one, then 16 and 32.
+struct Family {
+    fix: Option<(u8, usize)>,
+    w8: Option<u8>,
+    w16: u8,
+    w32: u8,
+}
+
+const STR: Family = Family {
+    fix: Some((m::FIXSTR, 31)),
+    w8: Some(m::STR8),
+    w16: m::STR16,
+    w32: m::STR32,
+};
+const BIN: Family = Family {
+    fix: None,
+    w8: Some(m::BIN8),
+    w16: m::BIN16,
+    w32: m::BIN32,
+};
+const ARRAY: Family = Family {
+    fix: Some((m::FIXARRAY, 15)),
+    w8: None,
+    w16: m::ARRAY16,
+    w32: m::ARRAY32,
+};
+const MAP: Family = Family {
+    fix: Some((m::FIXMAP, 15)),
+    w8: None,
+    w16: m::MAP16,
+    w32: m::MAP32,
+};
+const EXT: Family = Family {
+    fix: None,
+    w8: Some(m::EXT8),
+    w16: m::EXT16,
+    w32: m::EXT32,
+};
+
+fn sized_header(out: &mut Vec<u8>, len: usize, family: &Family) -> Result<(), TooLong> {
     let n = len32(len)?;
-    match fix {
-        Some((base, max)) if n <= max => out.push(base | n as u8),
-        _ if n <= u32::from(u8::MAX) && wide[0] != 0 => out.extend_from_slice(&[wide[0], n as u8]),
-        _ if n <= u32::from(u16::MAX) => {
-            out.push(wide[1]);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(wide[2]);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
+    match family.fix {
+        Some((base, max)) if len <= max => out.push(base | len as u8),
+        _ => match (family.w8, u8::try_from(n), u16::try_from(n)) {
+            (Some(marker), Ok(short), _) => out.extend_from_slice(&[marker, short]),
+            (_, _, Ok(medium)) => {
+                out.push(family.w16);
+                out.extend_from_slice(&medium.to_be_bytes());
+            }
+            _ => {
+                out.push(family.w32);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        },
     }
     Ok(())
 }
 
 pub fn str(out: &mut Vec<u8>, s: &[u8]) -> Result<(), TooLong> {
-    sized_header(out, s.len(), Some((m::FIXSTR, 31)), [m::STR8, m::STR16, m::STR32])?;
+    sized_header(out, s.len(), &STR)?;
     out.extend_from_slice(s);
     Ok(())
 }
 
 pub fn bin(out: &mut Vec<u8>, b: &[u8]) -> Result<(), TooLong> {
-    sized_header(out, b.len(), None, [m::BIN8, m::BIN16, m::BIN32])?;
+    sized_header(out, b.len(), &BIN)?;
     out.extend_from_slice(b);
     Ok(())
 }
 
-/// Arrays and maps have no 8-bit length form (a 0 in `wide[0]` skips it).
 pub fn array_len(out: &mut Vec<u8>, len: usize) -> Result<(), TooLong> {
-    sized_header(out, len, Some((m::FIXARRAY, 15)), [0, m::ARRAY16, m::ARRAY32])
+    sized_header(out, len, &ARRAY)
 }
 
 pub fn map_len(out: &mut Vec<u8>, len: usize) -> Result<(), TooLong> {
-    sized_header(out, len, Some((m::FIXMAP, 15)), [0, m::MAP16, m::MAP32])
+    sized_header(out, len, &MAP)
 }
 
 /// An ext value: fixext for payloads of 1, 2, 4, 8 or 16 bytes, else ext8/16/32.
@@ -115,7 +154,7 @@ pub fn ext(out: &mut Vec<u8>, code: i8, data: &[u8]) -> Result<(), TooLong> {
     };
     match fixed {
         Some(marker) => out.push(marker),
-        None => sized_header(out, data.len(), None, [m::EXT8, m::EXT16, m::EXT32])?,
+        None => sized_header(out, data.len(), &EXT)?,
     }
     out.push(code as u8);
     out.extend_from_slice(data);

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 pub mod parent;
+pub mod pubsub;
 
 pub fn init_pymodule(_m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())

@@ -105,9 +105,7 @@ fn wakaq_json_object_hook(obj: Bound<'_, PyDict>) -> PyResult<Bound<'_, PyAny>> 
         "date" => date(&obj),
         "timedelta" => timedelta(&obj),
         "Decimal" => decimal_type(py).and_then(|t| t.call1((required(&obj, "value")?,))),
-        "bytes" => py
-            .import("base64")?
-            .call_method1("b64decode", (required(&obj, "value")?,)),
+        "bytes" => bytes(&obj),
         _ => return Ok(obj.into_any()),
     };
     made.map_err(|e| payload_error(py, format!("invalid '{class}' object in JSON payload: {}", e.value(py))))
@@ -172,6 +170,16 @@ fn timedelta<'py>(obj: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     let kwargs = PyDict::new(obj.py());
     kwargs.set_item("seconds", seconds)?;
     class.call((), Some(&kwargs))
+}
+
+/// Base64 checked strictly (upstream decodes leniently, but only ever wrote valid base64).
+fn bytes<'py>(obj: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+    let options = PyDict::new(obj.py());
+    options.set_item("validate", true)?;
+    obj.py()
+        .import("base64")?
+        .getattr("b64decode")?
+        .call((required(obj, "value")?,), Some(&options))
 }
 
 fn shape(what: String) -> DecodeFail {

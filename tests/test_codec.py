@@ -12,7 +12,7 @@ import os
 import random
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
 import msgpack
@@ -377,6 +377,27 @@ def test_recursive_containers_are_errors_not_crashes():
     d["self"] = d
     with pytest.raises(TypeError, match="nesting deeper than 128"):
         encode_task("t", [], d)
+
+
+def test_user_code_that_mutates_the_arguments_is_an_error_not_a_crash():
+    target = {}
+
+    class Growing(tzinfo):
+        def utcoffset(self, dt):
+            target["more"] = 1
+            return timedelta(0)
+
+    target["when"] = datetime(2024, 1, 1, tzinfo=Growing())
+    target["other"] = 1
+    with pytest.raises(TypeError, match="dict changed size while being encoded"):
+        packb(target)
+
+    class Failing(tzinfo):
+        def utcoffset(self, dt):
+            raise KeyError("boom")
+
+    with pytest.raises(TypeError, match=r"^cannot encode obj\[0\]: KeyError: 'boom'$"):
+        packb([datetime(2024, 1, 1, tzinfo=Failing())])
 
 
 def test_aware_datetime_out_of_range_in_utc():

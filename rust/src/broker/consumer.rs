@@ -32,6 +32,15 @@ pub struct Consumer {
     bells: Vec<String>,
     names: Vec<String>,
     next_seq: AtomicU64,
+    /// After a failed claim: acks not known to have landed, and seqs that Redis may have claimed for us
+    /// (the reply was lost, not necessarily the work). Settled before the next claim.
+    unsettled: Mutex<Unsettled>,
+}
+
+#[derive(Default)]
+struct Unsettled {
+    acks: Vec<u64>,
+    claims: Vec<u64>,
 }
 
 type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
@@ -53,6 +62,39 @@ fn join_seqs(seqs: &[u64]) -> String {
 }
 
 impl Consumer {
+    /// Return what a lost claim reply may have claimed, and carry its acks into this claim.
+    fn settle_lost_claims(&self, py: Python<'_>, acks: &mut Vec<u64>) -> PyResult<()> {
+        let lost = std::mem::take(&mut *self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        acks.extend(lost.acks);
+        if lost.claims.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.requeue_seqs(py, &lost.claims) {
+            let mut again = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            again.claims.extend(lost.claims);
+            again.acks.append(acks);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn requeue_seqs(&self, py: Python<'_>, seqs: &[u64]) -> PyResult<i64> {
+        let only = join_seqs(seqs);
+        run(py, &self.conn, |c| {
+            scripts::requeue()
+                .key(&self.inflight)
+                .arg(&self.keys.prefix)
+                .arg(&self.field_prefix)
+                .arg("")
+                .arg(MAX_DELIVERIES)
+                .arg(&self.worker)
+                .arg(FAILED_KEEP)
+                .arg("")
+                .arg(&only)
+                .invoke(c)
+        })
+    }
+
     /// claim.lua's reply `{queue index, element, ...}` as `(seq, queue index, element)` triples.
     fn parse_claim(py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> Claimed {
         let mut items = reply.into_iter();
@@ -107,6 +149,7 @@ impl Consumer {
             bells,
             names,
             next_seq: AtomicU64::new(1),
+            unsettled: Mutex::new(Unsettled::default()),
         })
     }
 
@@ -118,8 +161,10 @@ impl Consumer {
 
     /// Acknowledge `acks` and claim up to `max_count` tasks: `[(seq, queue index, element)]`.
     fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Claimed> {
+        let mut acks = acks;
+        self.settle_lost_claims(py, &mut acks)?;
         let first = self.next_seq.load(Ordering::Relaxed);
-        let reply: Vec<Value> = run(py, &self.conn, |c| {
+        let result: PyResult<Vec<Value>> = run(py, &self.conn, |c| {
             let mut inv = scripts::claim().key(&self.inflight);
             for k in &self.claim_keys {
                 inv.key(k);
@@ -132,7 +177,19 @@ impl Consumer {
                 inv.arg(n);
             }
             inv.invoke(c)
-        })?;
+        });
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(e) => {
+                // NOTE: the script may have run with its reply lost: never reuse these seqs (HSET would
+                // overwrite the claimed tasks), and hand them back once Redis answers again.
+                self.next_seq.fetch_add(u64::from(max_count), Ordering::Relaxed);
+                let mut lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                lost.acks.extend(acks);
+                lost.claims.extend(first..first + u64::from(max_count));
+                return Err(e);
+            }
+        };
         let claimed = Self::parse_claim(py, reply, first);
         self.next_seq.fetch_add(claimed.len() as u64, Ordering::Relaxed);
         Ok(claimed)
@@ -186,20 +243,7 @@ impl Consumer {
         if seqs.is_empty() {
             return Ok(0);
         }
-        let only = join_seqs(&seqs);
-        run(py, &self.conn, |c| {
-            scripts::requeue()
-                .key(&self.inflight)
-                .arg(&self.keys.prefix)
-                .arg(&self.field_prefix)
-                .arg("")
-                .arg(MAX_DELIVERIES)
-                .arg(&self.worker)
-                .arg(FAILED_KEEP)
-                .arg("")
-                .arg(&only)
-                .invoke(c)
-        })
+        self.requeue_seqs(py, &seqs)
     }
 
     /// This child's identity in failure records: `<daemon>/<pid>`.

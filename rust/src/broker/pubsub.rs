@@ -22,7 +22,9 @@ use crate::supervisor::backoff::Backoff;
 
 /// Largest amount of unparsed input kept; a bigger frame is treated as garbage (reconnect).
 const MAX_BUFFERED: usize = 64 * 1024 * 1024;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// WARN: connecting blocks the single-threaded parent loop (watchdog included), so it is kept short whatever
+/// `connect_timeout` says; a slow network only delays the subscription, retried with backoff.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `(broadcast, eta)` channel names for a key prefix (`wakaq` -> `wakaq-broadcast`, `wakaq-eta`).
 pub fn channel_names(prefix: &str) -> (String, String) {
@@ -142,7 +144,10 @@ impl PubSub {
             username: redis.username().map(str::to_owned),
             password: redis.password().map(str::to_owned),
             channels: channel_names(&cfg.prefix),
-            connect_timeout: cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout: cfg
+                .connect_timeout
+                .filter(|t| !t.is_zero())
+                .map_or(MAX_CONNECT_TIMEOUT, |t| t.min(MAX_CONNECT_TIMEOUT)),
             conn: None,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
             retry_at: Instant::now(),

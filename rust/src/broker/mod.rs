@@ -1,10 +1,47 @@
-//! Redis side of wakaq: connections, key names, Lua scripts and the delivery protocol.
+//! Redis side of wakaq: connections, key names, Lua scripts and the delivery protocol
+//! (docs/internals.md describes the protocol; `lua/lib.lua` lists every key).
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
+pub mod conn;
+pub mod consumer;
+pub mod coordinator;
+pub mod element;
+pub mod keys;
 pub mod parent;
+pub mod producer;
 pub mod pubsub;
+pub mod scripts;
 
-pub fn init_pymodule(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// Key templates for a prefix, so Python's `wakaq.keys` can be checked against these.
+#[pyfunction]
+fn key_layout<'py>(py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyDict>> {
+    let k = keys::Keys::new(prefix);
+    let d = PyDict::new(py);
+    d.set_item("queue", k.queue("{queue}"))?;
+    d.set_item("eta", k.eta("{queue}"))?;
+    d.set_item("bell", k.bell("{queue}"))?;
+    d.set_item("failed", k.failed("{queue}"))?;
+    d.set_item("broadcast_queue", k.queue(&keys::Keys::broadcast_queue_name("{daemon}")))?;
+    d.set_item("inflight", k.inflight("{daemon}"))?;
+    d.set_item("heartbeat", k.heartbeat("{daemon}"))?;
+    d.set_item("daemons", k.daemons())?;
+    d.set_item("broadcast_channel", k.broadcast_channel())?;
+    d.set_item("eta_channel", k.eta_channel())?;
+    Ok(d)
+}
+
+/// (delivery count, payload) of a queue element.
+#[pyfunction]
+fn split_element(element: &[u8]) -> (u8, &[u8]) {
+    element::split(element)
+}
+
+pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<producer::Broker>()?;
+    m.add_class::<consumer::Consumer>()?;
+    m.add_function(wrap_pyfunction!(key_layout, m)?)?;
+    m.add_function(wrap_pyfunction!(split_element, m)?)?;
     Ok(())
 }

@@ -62,36 +62,46 @@ pub struct CoordinatorConfig {
 }
 
 /// The Redis-backed coordinator. Connects lazily: a Redis outage shows up as errors from its calls.
+/// An unusable URL (already validated in Python, so unlikely) gives a coordinator whose calls all fail.
 pub fn connect(cfg: &CoordinatorConfig) -> Box<dyn Coordinator> {
-    Box::new(Unavailable(format!("redis coordinator not implemented yet ({})", cfg.url)))
+    match super::coordinator::RedisCoordinator::new(cfg) {
+        Ok(c) => Box::new(c),
+        Err(e) => Box::new(Unavailable(super::conn::describe(&e))),
+    }
 }
 
-/// Placeholder until the Redis coordinator lands: every call fails.
+/// A coordinator for an unusable URL: every call fails with the same message.
 struct Unavailable(String);
+
+impl Unavailable {
+    fn fail<T>(&self) -> BrokerResult<T> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+}
 
 impl Coordinator for Unavailable {
     fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
     fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
     fn requeue_child(&mut self, _pid: u32, _running: Option<u64>, _bump: bool) -> BrokerResult<usize> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
     fn fail_child_task(&mut self, _pid: u32, _seq: u64, _reason: &str) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
     fn promote_eta(&mut self) -> BrokerResult<Option<f64>> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
     fn relay_broadcast(&mut self, _payload: &[u8]) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
     fn deregister(&mut self) -> BrokerResult<()> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
     fn server_time(&mut self) -> BrokerResult<f64> {
-        Err(BrokerFailure(self.0.clone()))
+        self.fail()
     }
 }

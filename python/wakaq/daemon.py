@@ -1,0 +1,64 @@
+"""`wakaq-worker`: build the supervisor's config from the app and hand over to the Rust parent loop."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from wakaq import _wakaq
+from wakaq.worker import child_main
+
+if TYPE_CHECKING:
+    from wakaq.app import WakaQ
+
+#: extra time a graceful stop grants beyond the largest hard timeout (log flushing, acks)
+SHUTDOWN_MARGIN = 5.0
+HEARTBEAT_INTERVAL = 2.0
+
+
+def daemon_id() -> str:
+    """Unique per daemon run and readable: host, pid and a random suffix (pids repeat across hosts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _largest_hard_timeout(app: WakaQ) -> float | None:
+    """The longest a running task may take, or None when some task has no hard timeout."""
+    longest = 0.0
+    for task in app.tasks.values():
+        queue = task.queue or app.default_queue
+        hard: timedelta | None = task.hard_timeout or queue.hard_timeout or app.hard_timeout
+        if hard is None:
+            return None
+        longest = max(longest, hard.total_seconds())
+    return longest
+
+
+def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
+    excluded = set(app.exclude_queues)
+    longest = _largest_hard_timeout(app)
+    return {
+        "concurrency": app.concurrency,
+        "max_mem_percent": app.max_mem_percent,
+        "log_file": app.worker_log_file,
+        "log_level": app.worker_log_level,
+        "wait_timeout": app.wait_timeout,
+        "daemon_id": ident,
+        "hostname": socket.gethostname(),
+        "heartbeat_interval": min(HEARTBEAT_INTERVAL, app.heartbeat_timeout / 3),
+        "heartbeat_timeout": app.heartbeat_timeout,
+        "shutdown_timeout": None if longest is None else longest + SHUTDOWN_MARGIN,
+        "url": app.url,
+        "prefix": app.keys.prefix,
+        "queues": [q.name for q in app.queues if q.name not in excluded],
+        "socket_timeout": app.socket_timeout,
+        "connect_timeout": app.socket_connect_timeout,
+    }
+
+
+def run_worker(app: WakaQ) -> int:
+    """Run the worker daemon until SIGINT/SIGTERM/SIGQUIT; returns the exit code."""
+    ident = daemon_id()
+    return _wakaq.run_worker(supervisor_config(app, ident), child_main(app, ident))

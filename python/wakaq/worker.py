@@ -1,0 +1,351 @@
+"""The Python side of a forked worker child: claim tasks, run them (sync and async), settle them.
+
+The Rust parent (`_wakaq.run_worker`) forks the child and calls `child_main(slot)`. Everything per task that is
+not calling user code happens in Rust: the claim/ack round trip (`Consumer`), the payload decode and the
+watchdog bookkeeping (`task_started` writes into shared memory, no syscall).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from wakaq import _wakaq
+from wakaq.exceptions import PayloadError, SoftTimeout
+from wakaq.invoke import needs_event_loop, run_async, run_sync
+from wakaq.logger import current_task_name, setup_logging
+
+if TYPE_CHECKING:
+    from wakaq.app import WakaQ
+    from wakaq.queue import Queue
+    from wakaq.task import Task
+
+log = logging.getLogger("wakaq")
+
+#: Claim several tasks per round trip only while tasks finish this fast (seconds); slower tasks are claimed
+#: one at a time so an idle sibling can take the next one.
+FAST_TASK = 0.001
+MAX_BATCH = 16
+
+
+@dataclass(slots=True)
+class Claimed:
+    seq: int
+    queue: Queue | None  # None for a broadcast relayed by this daemon's parent
+    queue_name: str
+    payload: bytes
+    deliveries: int
+
+
+def _seconds(value: timedelta | None) -> float:
+    return value.total_seconds() if value else 0.0
+
+
+class Child:
+    """One worker child process: a claim loop on an asyncio event loop."""
+
+    def __init__(self, app: WakaQ, daemon_id: str, slot: int) -> None:
+        self.app = app
+        self.slot = slot
+        self.queues = app.worker_queues
+        self.consumer = _wakaq.Consumer(
+            app.url,
+            app.keys.prefix,
+            daemon_id,
+            [q.name for q in self.queues],
+            app.wait_timeout,
+            app.socket_timeout,
+            app.socket_connect_timeout,
+        )
+        self.stopping = False
+        self.acks: list[int] = []
+        self.done = 0
+        self.sync_seq: int | None = None
+        self.async_tasks: dict[asyncio.Task[None], Claimed] = {}
+        self.async_deadlines: dict[int, float] = {}
+        self.soft_timed_out: set[int] = set()
+        self.batch = 1
+        self._wait_future: asyncio.Future[bool] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # ---- signals -------------------------------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGQUIT, self._on_sigquit)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _on_sigquit(self, signum: int, frame: FrameType | None) -> None:
+        # NOTE: the parent sends SIGQUIT only for a sync task past its soft timeout; if it already finished
+        # by the time the handler runs, there is nothing to interrupt.
+        seq = self.sync_seq
+        if seq is not None:
+            self.soft_timed_out.add(seq)
+            raise SoftTimeout("soft timeout")
+
+    # ---- main loop -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.install_signals()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.main())
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            loop.close()
+        return 0
+
+    async def main(self) -> None:
+        await self._call_hook("after_worker_started_callback")
+        limit = self.app.max_tasks_per_worker
+        while not self.stopping and not (limit and self.done >= limit):
+            if self._async_full():
+                await asyncio.wait(list(self.async_tasks), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            room = self._room(limit)
+            batch = self.consumer.claim(self._take_acks(), room)
+            if not batch:
+                await self._idle()
+                continue
+            await self._run_batch(batch)
+        await self._drain()
+
+    def _room(self, limit: int | None) -> int:
+        room = self.batch
+        if limit:
+            room = min(room, limit - self.done)
+        if self.app.async_concurrency:
+            room = min(room, max(1, self.app.async_concurrency - len(self.async_tasks)))
+        return max(1, room)
+
+    def _async_full(self) -> bool:
+        limit = self.app.async_concurrency
+        return bool(limit) and len(self.async_tasks) >= limit
+
+    def _take_acks(self) -> list[int]:
+        acks, self.acks = self.acks, []
+        return acks
+
+    async def _idle(self) -> None:
+        """Nothing to claim: block on the doorbells (GIL released), without starving running async tasks."""
+        self.batch = 1
+        if not self.async_tasks:
+            self.consumer.wait(self.app.wait_timeout)
+            return
+        if self._wait_future is None or self._wait_future.done():
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakaq-wait")
+            loop = asyncio.get_running_loop()
+            self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, self.app.wait_timeout)
+        await asyncio.wait([self._wait_future, *self.async_tasks], return_when=asyncio.FIRST_COMPLETED)
+
+    async def _run_batch(self, batch: list[tuple[int, int, bytes]]) -> None:
+        started = time.monotonic()
+        for i, (seq, index, element) in enumerate(batch):
+            if self.stopping:
+                self.consumer.release([s for s, _, _ in batch[i:]])
+                return
+            claimed = self._claimed(seq, index, element)
+            await self._handle(claimed)
+        elapsed = (time.monotonic() - started) / len(batch)
+        self.batch = min(MAX_BATCH, self.batch * 2) if elapsed < FAST_TASK and not self.async_tasks else 1
+
+    def _claimed(self, seq: int, index: int, element: bytes) -> Claimed:
+        deliveries, payload = _wakaq.split_element(element)
+        if index == 0:
+            return Claimed(seq, None, "broadcast", payload, deliveries)
+        queue = self.queues[index - 1]
+        return Claimed(seq, queue, queue.name, payload, deliveries)
+
+    async def _drain(self) -> None:
+        """Stopping: let running async tasks finish (the parent enforces their hard timeouts), then ack."""
+        if self.async_tasks:
+            await asyncio.wait(list(self.async_tasks))
+        if self._wait_future is not None:
+            await asyncio.wait([self._wait_future])
+        if self.acks:
+            self.consumer.claim(self._take_acks(), 0)
+
+    # ---- one task ------------------------------------------------------------------------------------
+
+    async def _handle(self, claimed: Claimed) -> None:
+        try:
+            name, args, kwargs, retry = _wakaq.decode_task(claimed.payload)
+        except PayloadError as e:
+            self._fail(claimed, f"undecodable payload: {e}")
+            return
+        task = self.app.tasks.get(name)
+        if task is None:
+            self._fail(claimed, f"unknown task {name!r} (not registered on this app)")
+            return
+        if task.is_async:
+            self._start_async(task, claimed, args, kwargs, retry)
+        else:
+            await self._run_sync(task, claimed, args, kwargs, retry, needs_event_loop(self.app, task))
+
+    def _timeouts(self, task: Task[Any, Any], claimed: Claimed) -> tuple[float, float]:
+        soft, hard = self.app.timeouts_for(task, claimed.queue or task.queue or self.app.default_queue)
+        return _seconds(soft), _seconds(hard)
+
+    def _max_retries(self, task: Task[Any, Any], claimed: Claimed) -> int:
+        return self.app.max_retries_for(task, claimed.queue or task.queue or self.app.default_queue)
+
+    async def _run_sync(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
+                        retry: int, in_loop: bool) -> None:
+        soft, hard = self._timeouts(task, claimed)
+        token = current_task_name.set(task.name)
+        log.debug("starting task %s", task.name)
+        _wakaq.task_started(claimed.seq, soft, hard)
+        self.sync_seq = claimed.seq
+        try:
+            outcome = await self._call_in_loop(task, args, kwargs) if in_loop else self._call_sync(task, args, kwargs)
+        finally:
+            self.sync_seq = None
+            _wakaq.task_finished()
+        try:
+            await self._settle(task, claimed, args, kwargs, retry, outcome)
+        finally:
+            current_task_name.reset(token)
+
+    def _call_sync(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
+        try:
+            run_sync(self.app, task, args, kwargs)
+        except SoftTimeout as e:
+            return e
+        except BaseException as e:  # noqa: BLE001 - SystemExit in a task is a task failure, not a child exit
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return e
+        return None
+
+    async def _call_in_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
+        """A sync task with an async wrapper or callback: awaited in place, still watched as a sync task."""
+        try:
+            await run_async(self.app, task, args, kwargs)
+        except BaseException as e:  # noqa: BLE001 - see _call_sync
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return e
+        return None
+
+    def _start_async(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
+                     retry: int) -> None:
+        soft, hard = self._timeouts(task, claimed)
+        loop = asyncio.get_running_loop()
+        coro = self._run_async(task, claimed, args, kwargs, retry)
+        atask = loop.create_task(coro)
+        self.async_tasks[atask] = claimed
+        if soft:
+            loop.call_later(soft, self._soft_cancel, atask, claimed.seq)
+        if hard:
+            self.async_deadlines[claimed.seq] = time.monotonic() + hard
+            self._report_async_deadline()
+        atask.add_done_callback(self._async_done)
+
+    def _soft_cancel(self, atask: asyncio.Task[None], seq: int) -> None:
+        if not atask.done():
+            self.soft_timed_out.add(seq)
+            atask.cancel("soft timeout")
+
+    def _async_done(self, atask: asyncio.Task[None]) -> None:
+        claimed = self.async_tasks.pop(atask, None)
+        if claimed is not None and self.async_deadlines.pop(claimed.seq, None) is not None:
+            self._report_async_deadline()
+
+    def _report_async_deadline(self) -> None:
+        if self.async_deadlines:
+            seq, at = min(self.async_deadlines.items(), key=lambda kv: kv[1])
+            _wakaq.async_deadline(seq, at)
+        else:
+            _wakaq.async_deadline(0, 0.0)
+
+    async def _run_async(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
+                         retry: int) -> None:
+        token = current_task_name.set(task.name)
+        log.debug("starting task %s", task.name)
+        outcome: BaseException | None = None
+        try:
+            await run_async(self.app, task, args, kwargs)
+        except asyncio.CancelledError as e:
+            if claimed.seq not in self.soft_timed_out:
+                raise
+            outcome = e
+        except BaseException as e:  # noqa: BLE001 - see _call_sync
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            outcome = e
+        await self._settle(task, claimed, args, kwargs, retry, outcome)
+        current_task_name.reset(token)
+
+    async def _settle(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
+                      retry: int, outcome: BaseException | None) -> None:
+        self.done += 1
+        if outcome is None:
+            log.debug("finished task %s", task.name)
+            self.acks.append(claimed.seq)
+        elif claimed.seq in self.soft_timed_out:
+            self.soft_timed_out.discard(claimed.seq)
+            self._soft_timeout(task, claimed, args, kwargs, retry)
+        else:
+            self._fail(claimed, _describe(outcome), _format_tb(outcome))
+
+    def _soft_timeout(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
+                      retry: int) -> None:
+        limit = self._max_retries(task, claimed)
+        if retry < limit and claimed.queue is not None:
+            log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
+            payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1)
+            self.consumer.retry(claimed.seq, claimed.queue_name, payload, self._take_acks())
+        else:
+            self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)")
+
+    def _fail(self, claimed: Claimed, reason: str, tb: str = "") -> None:
+        log.error("task failed (%s): %s%s", claimed.queue_name, reason, "\n" + tb.rstrip() if tb else "")
+        self.consumer.fail(claimed.seq, claimed.queue_name, claimed.payload, reason, tb, self._take_acks())
+
+    async def _call_hook(self, name: str, *args: Any) -> None:
+        hook: Callable[..., Any] | None = getattr(self.app, name, None)
+        if hook is None or not callable(hook):
+            return
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"task called sys.exit({exc.code!r})"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _format_tb(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def child_main(app: WakaQ, daemon_id: str) -> Callable[[int], int]:
+    """The function the Rust parent calls in each forked child."""
+
+    def main(slot: int) -> int:
+        setup_logging(app.worker_log_level, stream=sys.stderr)
+        child = Child(app, daemon_id, slot)
+        return child.run()
+
+    return main
+

@@ -1,0 +1,201 @@
+//! `Consumer`: one forked child's side of the delivery protocol (claim, wait, settle, release).
+//! Created in the child after fork, so its connections are its own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use redis::Value;
+
+use super::conn::{describe, Conn};
+use super::element::MAX_DELIVERIES;
+use super::keys::Keys;
+use super::producer::seconds;
+use super::scripts;
+use crate::errors::broker_error;
+
+/// Failure records kept per queue.
+pub const FAILED_KEEP: u32 = 10_000;
+
+#[pyclass(frozen, module = "wakaq._wakaq")]
+pub struct Consumer {
+    conn: Mutex<Conn>,
+    block_conn: Mutex<Conn>,
+    keys: Keys,
+    worker: String,
+    inflight: String,
+    field_prefix: String,
+    /// KEYS of claim.lua after the in-flight hash: the queues (broadcast first), then their bells.
+    claim_keys: Vec<String>,
+    bells: Vec<String>,
+    names: Vec<String>,
+    next_seq: AtomicU64,
+}
+
+type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
+
+fn run<T: Send>(py: Python<'_>, conn: &Mutex<Conn>, f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send) -> PyResult<T> {
+    py.detach(|| {
+        let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.run(f).map_err(|e| describe(&e))
+    })
+    .map_err(|msg| broker_error(py, msg))
+}
+
+fn join_seqs(seqs: &[u64]) -> String {
+    seqs.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+impl Consumer {
+    fn parse_claim(&self, py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> PyResult<Claimed> {
+        let mut items = reply.into_iter();
+        let Some(Value::Int(index)) = items.next() else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for (i, v) in items.enumerate() {
+            if let Value::BulkString(bytes) = v {
+                out.push((first_seq + i as u64, index as usize, PyBytes::new(py, &bytes).unbind()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[pymethods]
+impl Consumer {
+    #[new]
+    #[pyo3(signature = (url, prefix, daemon_id, queues, wait_timeout, socket_timeout = None, connect_timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        url: &str,
+        prefix: &str,
+        daemon_id: &str,
+        queues: Vec<String>,
+        wait_timeout: f64,
+        socket_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let _ = wait_timeout;
+        let open = || Conn::new(url, seconds(socket_timeout), seconds(connect_timeout));
+        let (conn, block_conn) = match (open(), open()) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Err(broker_error(py, describe(&e))),
+        };
+        let keys = Keys::new(prefix);
+        let mut names = vec![Keys::broadcast_queue_name(daemon_id)];
+        names.extend(queues);
+        let bells: Vec<String> = names.iter().map(|n| keys.bell(n)).collect();
+        let mut claim_keys: Vec<String> = names.iter().map(|n| keys.queue(n)).collect();
+        claim_keys.extend(bells.iter().cloned());
+        Ok(Self {
+            conn: Mutex::new(conn),
+            block_conn: Mutex::new(block_conn),
+            inflight: keys.inflight(daemon_id),
+            field_prefix: format!("{}:", std::process::id()),
+            worker: format!("{daemon_id}/{}", std::process::id()),
+            keys,
+            claim_keys,
+            bells,
+            names,
+            next_seq: AtomicU64::new(1),
+        })
+    }
+
+    /// Queue names in claim order (index 0 is this daemon's broadcast list).
+    #[getter]
+    fn queue_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    /// Acknowledge `acks` and claim up to `max_count` tasks: `[(seq, queue index, element)]`.
+    fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Claimed> {
+        let first = self.next_seq.load(Ordering::Relaxed);
+        let reply: Vec<Value> = run(py, &self.conn, |c| {
+            let mut inv = scripts::claim().key(&self.inflight);
+            for k in &self.claim_keys {
+                inv.key(k);
+            }
+            inv.arg(&self.field_prefix).arg(first).arg(max_count).arg(acks.len());
+            for a in &acks {
+                inv.arg(*a);
+            }
+            for n in &self.names {
+                inv.arg(n);
+            }
+            inv.invoke(c)
+        })?;
+        let claimed = self.parse_claim(py, reply, first)?;
+        self.next_seq.fetch_add(claimed.len() as u64, Ordering::Relaxed);
+        Ok(claimed)
+    }
+
+    /// Block up to `timeout` seconds for a doorbell token; True when one was taken.
+    fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let block = Duration::from_secs_f64(timeout.max(0.001));
+        py.detach(|| {
+            let mut guard = self.block_conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            guard
+                .run_blocking(block, |c| redis::cmd("BLPOP").arg(&self.bells).arg(block.as_secs_f64()).query::<Option<(String, String)>>(c))
+                .map_err(|e| describe(&e))
+        })
+        .map(|r| r.is_some())
+        .map_err(|msg| broker_error(py, msg))
+    }
+
+    /// Record task `seq` (from `queue`, `payload`) as failed with a reason and traceback; also acks `acks`.
+    #[pyo3(signature = (seq, queue, payload, reason, traceback, acks = Vec::new()))]
+    fn fail(&self, py: Python<'_>, seq: u64, queue: &str, payload: &[u8], reason: &str, traceback: &str, acks: Vec<u64>) -> PyResult<()> {
+        self.finish(py, seq, "fail", queue, payload, reason, traceback, &acks)
+    }
+
+    /// Re-enqueue task `seq` at the end of `queue` as `payload` (a soft-timeout retry); also acks `acks`.
+    #[pyo3(signature = (seq, queue, payload, acks = Vec::new()))]
+    fn retry(&self, py: Python<'_>, seq: u64, queue: &str, payload: &[u8], acks: Vec<u64>) -> PyResult<()> {
+        self.finish(py, seq, "retry", queue, payload, "", "", &acks)
+    }
+
+    /// Give claimed, not started tasks back to the front of their queues (shutdown). Returns the count.
+    fn release(&self, py: Python<'_>, seqs: Vec<u64>) -> PyResult<i64> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let only = join_seqs(&seqs);
+        run(py, &self.conn, |c| {
+            scripts::requeue()
+                .key(&self.inflight)
+                .arg(&self.keys.prefix)
+                .arg(&self.field_prefix)
+                .arg("")
+                .arg(MAX_DELIVERIES)
+                .arg(&self.worker)
+                .arg(FAILED_KEEP)
+                .arg("")
+                .arg(&only)
+                .invoke(c)
+        })
+    }
+
+    /// This child's identity in failure records: `<daemon>/<pid>`.
+    #[getter]
+    fn worker(&self) -> &str {
+        &self.worker
+    }
+}
+
+impl Consumer {
+    #[allow(clippy::too_many_arguments)]
+    fn finish(&self, py: Python<'_>, seq: u64, mode: &str, queue: &str, payload: &[u8], reason: &str, traceback: &str, acks: &[u64]) -> PyResult<()> {
+        run(py, &self.conn, |c| {
+            let mut inv = scripts::finish().key(&self.inflight);
+            inv.arg(&self.field_prefix).arg(seq).arg(mode).arg(&self.keys.prefix).arg(queue).arg(payload);
+            inv.arg(reason).arg(traceback).arg(&self.worker).arg(FAILED_KEEP);
+            for a in acks {
+                inv.arg(*a);
+            }
+            inv.invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+}

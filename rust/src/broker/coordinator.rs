@@ -1,0 +1,205 @@
+//! The Redis implementation of the supervisor's `Coordinator`.
+
+use std::time::Instant;
+
+use redis::RedisResult;
+
+use super::conn::{describe, Conn};
+use super::consumer::FAILED_KEEP;
+use super::element::MAX_DELIVERIES;
+use super::keys::Keys;
+use super::parent::{BrokerFailure, BrokerResult, Coordinator, CoordinatorConfig, DaemonInfo};
+use super::scripts;
+
+/// Eta tasks moved per promotion call, so one call never stalls Redis.
+const PROMOTE_BATCH: u32 = 1000;
+
+pub struct RedisCoordinator {
+    conn: Conn,
+    keys: Keys,
+    cfg: CoordinatorConfig,
+    /// Redis server clock at a local instant, refreshed by every script that reads TIME.
+    clock: Option<(f64, Instant)>,
+}
+
+impl RedisCoordinator {
+    pub fn new(cfg: &CoordinatorConfig) -> RedisResult<Self> {
+        Ok(Self {
+            conn: Conn::new(&cfg.url, cfg.socket_timeout, cfg.connect_timeout)?,
+            keys: Keys::new(&cfg.prefix),
+            cfg: cfg.clone(),
+            clock: None,
+        })
+    }
+
+    fn run<T>(&mut self, f: impl FnMut(&mut redis::Connection) -> RedisResult<T>) -> BrokerResult<T> {
+        self.conn.run(f).map_err(|e| BrokerFailure(describe(&e)))
+    }
+
+    fn set_clock(&mut self, server_now: &str) {
+        if let Ok(now) = server_now.parse::<f64>() {
+            self.clock = Some((now, Instant::now()));
+        }
+    }
+
+    fn worker(&self) -> String {
+        format!("{}/parent", self.cfg.daemon_id)
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The heartbeat value: JSON so `wakaq-info` and humans with redis-cli can read it.
+pub fn info_json(id: &str, info: &DaemonInfo) -> String {
+    let children: Vec<String> = info.children.iter().map(u32::to_string).collect();
+    format!(
+        "{{\"id\":{},\"host\":{},\"pid\":{},\"children\":[{}],\"tasks_done\":{},\"started_at\":{:.3}}}",
+        json_str(id),
+        json_str(&info.host),
+        info.pid,
+        children.join(","),
+        info.tasks_done,
+        info.started_at
+    )
+}
+
+impl Coordinator for RedisCoordinator {
+    fn heartbeat(&mut self, info: &DaemonInfo) -> BrokerResult<()> {
+        let (set, hb) = (self.keys.daemons(), self.keys.heartbeat(&self.cfg.daemon_id));
+        let value = info_json(&self.cfg.daemon_id, info);
+        let ttl = self.cfg.heartbeat_timeout.as_millis().max(1) as u64;
+        let id = self.cfg.daemon_id.clone();
+        let now: String = self.run(|c| scripts::heartbeat().key(&set).key(&hb).arg(&id).arg(&value).arg(ttl).invoke(c))?;
+        self.set_clock(&now);
+        Ok(())
+    }
+
+    fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
+        let set = self.keys.daemons();
+        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
+        let (_daemons, tasks): (i64, i64) = self.run(|c| {
+            scripts::reap().key(&set).arg(&prefix).arg(MAX_DELIVERIES).arg(&worker).arg(FAILED_KEEP).invoke(c)
+        })?;
+        Ok(tasks as usize)
+    }
+
+    fn requeue_child(&mut self, pid: u32, running: Option<u64>, bump: bool) -> BrokerResult<usize> {
+        let inflight = self.keys.inflight(&self.cfg.daemon_id);
+        let field_prefix = format!("{pid}:");
+        let counted = match running {
+            Some(seq) if bump => format!("{pid}:{seq}"),
+            _ => String::new(),
+        };
+        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
+        let reason = format!("child process {pid} died while running it {MAX_DELIVERIES} times (poison pill)");
+        let n: i64 = self.run(|c| {
+            scripts::requeue()
+                .key(&inflight)
+                .arg(&prefix)
+                .arg(&field_prefix)
+                .arg(&counted)
+                .arg(MAX_DELIVERIES)
+                .arg(&worker)
+                .arg(FAILED_KEEP)
+                .arg(&reason)
+                .arg("")
+                .invoke(c)
+        })?;
+        Ok(n as usize)
+    }
+
+    fn fail_child_task(&mut self, pid: u32, seq: u64, reason: &str) -> BrokerResult<()> {
+        let inflight = self.keys.inflight(&self.cfg.daemon_id);
+        let field = format!("{pid}:{seq}");
+        let entry: Option<Vec<u8>> = self.run(|c| redis::cmd("HGET").arg(&inflight).arg(&field).query(c))?;
+        let Some(entry) = entry else { return Ok(()) };
+        let Some(nl) = entry.iter().position(|b| *b == b'\n') else { return Ok(()) };
+        let queue = String::from_utf8_lossy(&entry[..nl]).into_owned();
+        let payload = super::element::split(&entry[nl + 1..]).1.to_vec();
+        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
+        let fp = format!("{pid}:");
+        self.run(|c| {
+            let mut inv = scripts::finish().key(&inflight);
+            inv.arg(&fp).arg(seq).arg("fail").arg(&prefix).arg(&queue).arg(payload.as_slice());
+            inv.arg(reason).arg("").arg(&worker).arg(FAILED_KEEP).invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    fn promote_eta(&mut self) -> BrokerResult<Option<f64>> {
+        let queues = self.cfg.queues.clone();
+        let mut keys: Vec<String> = queues.iter().map(|q| self.keys.eta(q)).collect();
+        keys.extend(queues.iter().map(|q| self.keys.queue(q)));
+        keys.extend(queues.iter().map(|q| self.keys.bell(q)));
+        let (_moved, now, next): (i64, String, String) = self.run(|c| {
+            let mut inv = scripts::promote().prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(PROMOTE_BATCH).invoke(c)
+        })?;
+        self.set_clock(&now);
+        Ok(match next.as_str() {
+            "" => None,
+            "now" => now.parse().ok(),
+            due => due.parse().ok(),
+        })
+    }
+
+    fn relay_broadcast(&mut self, payload: &[u8]) -> BrokerResult<()> {
+        let name = Keys::broadcast_queue_name(&self.cfg.daemon_id);
+        let (queue, bell) = (self.keys.queue(&name), self.keys.bell(&name));
+        self.run(|c| scripts::enqueue().key(&queue).key(&bell).arg(payload).invoke::<i64>(c)).map(|_| ())
+    }
+
+    fn deregister(&mut self) -> BrokerResult<()> {
+        let id = self.cfg.daemon_id.clone();
+        let (set, hb) = (self.keys.daemons(), self.keys.heartbeat(&id));
+        let name = Keys::broadcast_queue_name(&id);
+        let (bq, bell) = (self.keys.queue(&name), self.keys.bell(&name));
+        // NOTE: the in-flight hash is left alone: children returned their tasks; anything still there
+        // (a crash during shutdown) is reaped by another daemon once this one is gone from the set... so
+        // requeue it here first.
+        let inflight = self.keys.inflight(&id);
+        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
+        self.run(|c| {
+            scripts::requeue()
+                .key(&inflight)
+                .arg(&prefix)
+                .arg("")
+                .arg("")
+                .arg(MAX_DELIVERIES)
+                .arg(&worker)
+                .arg(FAILED_KEEP)
+                .arg("")
+                .arg("")
+                .invoke::<i64>(c)
+        })?;
+        self.run(|c| {
+            redis::pipe().srem(&set, &id).del(&hb).del(&bq).del(&bell).del(&inflight).query::<()>(c)
+        })
+    }
+
+    fn server_time(&mut self) -> BrokerResult<f64> {
+        if let Some((at, when)) = self.clock {
+            return Ok(at + when.elapsed().as_secs_f64());
+        }
+        let (secs, micros): (u64, u64) = self.run(|c| redis::cmd("TIME").query(c))?;
+        let now = secs as f64 + micros as f64 / 1e6;
+        self.clock = Some((now, Instant::now()));
+        Ok(now)
+    }
+}

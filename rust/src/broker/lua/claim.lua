@@ -1,0 +1,33 @@
+-- Acknowledge finished tasks and claim the next ones, strict priority, in one round trip.
+-- KEYS[1] in-flight hash of this daemon
+-- KEYS[2 .. n+1] queue lists in priority order; KEYS[n+2 .. 2n+1] their bells
+-- ARGV[1] field prefix "<pid>:", ARGV[2] first seq to assign, ARGV[3] max tasks to claim,
+-- ARGV[4] number of acks k, ARGV[5 .. 4+k] acked seqs, ARGV[5+k .. 4+k+n] queue names
+-- Returns {} when every queue is empty, else {queue index (0-based), element, ...}.
+local prefix = ARGV[1]
+local seq = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local nacks = tonumber(ARGV[4])
+if nacks > 0 then
+  local fields = {}
+  for i = 1, nacks do fields[i] = prefix .. ARGV[4 + i] end
+  redis.call('HDEL', KEYS[1], unpack(fields))
+end
+if max < 1 then return {} end
+local n = (#KEYS - 1) / 2
+for i = 1, n do
+  local items = redis.call('LPOP', KEYS[1 + i], max)
+  if items then
+    local queue = ARGV[4 + nacks + i]
+    local pairs_ = {}
+    for j, item in ipairs(items) do
+      pairs_[2 * j - 1] = prefix .. (seq + j - 1)
+      pairs_[2 * j] = queue .. '\n' .. item
+    end
+    redis.call('HSET', KEYS[1], unpack(pairs_))
+    if redis.call('LLEN', KEYS[1 + i]) > 0 then ring(KEYS[1 + n + i]) end
+    table.insert(items, 1, i - 1)
+    return items
+  end
+end
+return {}

@@ -1,0 +1,89 @@
+-- Shared helpers, prepended to the scripts that need them (see scripts.rs).
+--
+-- Every Redis key wakaq uses (prefix P, default "wakaq"; docs/internals.md has the long version):
+--   P:<queue>             list  pending elements, consumed from the left
+--   P:eta:<queue>         zset  eta payloads scored by due unix time (Redis server clock)
+--   P:bell:<queue>        list  doorbell: at most one token, idle children BLPOP on it
+--   P:bcast:<daemon>      list  broadcast tasks relayed to one daemon's children (+ P:bell:bcast:<daemon>)
+--   P:inflight:<daemon>   hash  "<pid>:<seq>" -> "<queue>\n<element>", claimed and not yet acknowledged
+--   P:daemons             set   registered worker daemons
+--   P:hb:<daemon>         str   heartbeat with a TTL; JSON info
+--   P:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
+-- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).
+
+local function ring(bell)
+  if redis.call('LLEN', bell) == 0 then
+    redis.call('RPUSH', bell, '1')
+  end
+end
+
+-- msgpack writers for failure records (Lua 5.1 has no string.pack)
+local function be(n, bytes)
+  local out = {}
+  for i = bytes, 1, -1 do
+    out[i] = string.char(n % 256)
+    n = math.floor(n / 256)
+  end
+  return table.concat(out)
+end
+
+local function mp_raw(s, fix, m8, m16, m32)
+  local n = #s
+  if fix and n < 32 then return string.char(fix + n) .. s end
+  if m8 and n < 256 then return string.char(m8) .. string.char(n) .. s end
+  if n < 65536 then return string.char(m16) .. be(n, 2) .. s end
+  return string.char(m32) .. be(n, 4) .. s
+end
+
+local function mp_str(s) return mp_raw(s, 0xa0, 0xd9, 0xda, 0xdb) end
+local function mp_bin(s) return mp_raw(s, nil, 0xc4, 0xc5, 0xc6) end
+local function mp_uint(n) return string.char(0xcf) .. be(n, 8) end
+
+-- A failure record: {queue, payload, reason, traceback, time_ms, worker, deliveries}.
+local function record(queue, payload, reason, traceback, worker, deliveries)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return string.char(0x87)
+    .. mp_str('queue') .. mp_str(queue)
+    .. mp_str('payload') .. mp_bin(payload)
+    .. mp_str('reason') .. mp_str(reason)
+    .. mp_str('traceback') .. mp_str(traceback)
+    .. mp_str('time_ms') .. mp_uint(ms)
+    .. mp_str('worker') .. mp_str(worker)
+    .. mp_str('deliveries') .. mp_uint(deliveries)
+end
+
+local function push_failed(prefix, queue, rec, keep)
+  local key = prefix .. ':failed:' .. queue
+  redis.call('LPUSH', key, rec)
+  redis.call('LTRIM', key, 0, keep - 1)
+end
+
+-- (delivery count, payload) of an element
+local function split(element)
+  if string.byte(element, 1) == 0xc1 and #element >= 2 then
+    return string.byte(element, 2), string.sub(element, 3)
+  end
+  return 0, element
+end
+
+-- Return one in-flight entry ("<queue>\n<element>") to the front of its queue; with bump, count this
+-- delivery and dead-list the task at max_deliveries. Returns 1 when requeued, 0 when dead-listed.
+local function give_back(prefix, entry, bump, max_deliveries, worker, keep, reason)
+  local nl = string.find(entry, '\n', 1, true)
+  if not nl then return 0 end
+  local queue = string.sub(entry, 1, nl - 1)
+  local element = string.sub(entry, nl + 1)
+  local count, payload = split(element)
+  if bump then
+    count = count + 1
+    if count >= max_deliveries then
+      push_failed(prefix, queue, record(queue, payload, reason, '', worker, count), keep)
+      return 0
+    end
+    element = string.char(0xc1, count) .. payload
+  end
+  redis.call('LPUSH', prefix .. ':' .. queue, element)
+  ring(prefix .. ':bell:' .. queue)
+  return 1
+end

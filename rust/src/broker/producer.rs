@@ -1,0 +1,142 @@
+//! `Broker`: the producer side (`.delay()`, eta, bulk, broadcast). Encodes while attached, then does the
+//! round trip with the GIL released. Thread-safe: one connection behind a mutex.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PySequence;
+use redis::RedisResult;
+
+use super::conn::{describe, Conn};
+use super::keys::{Keys, DEFAULT_PREFIX};
+use super::scripts;
+use crate::codec::encode_task_into;
+use crate::errors::broker_error;
+
+/// Elements per EVALSHA in a bulk push (Lua's unpack has a stack limit of a few thousand).
+const BULK_CHUNK: usize = 1000;
+
+#[pyclass(frozen, module = "wakaq._wakaq")]
+pub struct Broker {
+    conn: Mutex<Conn>,
+    keys: Keys,
+}
+
+pub fn seconds(value: Option<f64>) -> Option<Duration> {
+    value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
+}
+
+fn lock_run<T: Send>(py: Python<'_>, conn: &Mutex<Conn>, f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send) -> PyResult<T> {
+    py.detach(|| {
+        let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.run(f).map_err(|e| describe(&e))
+    })
+    .map_err(|msg| broker_error(py, msg))
+}
+
+impl Broker {
+    fn encode(py: Python<'_>, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>, retry: i64) -> PyResult<Vec<u8>> {
+        let mut buf = Vec::with_capacity(128);
+        encode_task_into(py, &mut buf, name, args, kwargs, retry)?;
+        Ok(buf)
+    }
+
+    fn enqueue_elements(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>]) -> PyResult<i64> {
+        let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
+        lock_run(py, &self.conn, |c| {
+            let build = || {
+                let mut pipe = redis::pipe();
+                for chunk in elements.chunks(BULK_CHUNK) {
+                    let mut cmd = redis::cmd("EVALSHA");
+                    cmd.arg(scripts::enqueue().get_hash()).arg(2).arg(&qkey).arg(&bell);
+                    for e in chunk {
+                        cmd.arg(e.as_slice());
+                    }
+                    pipe.add_command(cmd);
+                }
+                pipe
+            };
+            let counts: Vec<i64> = match build().query(c) {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    scripts::enqueue().load(c)?;
+                    build().query(c)?
+                }
+                other => other?,
+            };
+            Ok(counts.iter().sum())
+        })
+    }
+}
+
+#[pymethods]
+impl Broker {
+    #[new]
+    #[pyo3(signature = (url, prefix = DEFAULT_PREFIX, socket_timeout = None, connect_timeout = None))]
+    fn new(py: Python<'_>, url: &str, prefix: &str, socket_timeout: Option<f64>, connect_timeout: Option<f64>) -> PyResult<Self> {
+        let conn = Conn::new(url, seconds(socket_timeout), seconds(connect_timeout))
+            .map_err(|e| broker_error(py, format!("invalid redis url {url:?}: {}", describe(&e))))?;
+        Ok(Self { conn: Mutex::new(conn), keys: Keys::new(prefix) })
+    }
+
+    /// Encode a task and push it at the end of `queue` (one round trip).
+    #[pyo3(signature = (queue, name, args, kwargs, retry = 0))]
+    fn push(&self, py: Python<'_>, queue: &str, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>, retry: i64) -> PyResult<()> {
+        let payload = Self::encode(py, name, args, kwargs, retry)?;
+        self.enqueue_elements(py, queue, &[payload]).map(|_| ())
+    }
+
+    /// Push an already encoded element (requeue of a failed task, tests).
+    fn push_raw(&self, py: Python<'_>, queue: &str, payload: &[u8]) -> PyResult<()> {
+        self.enqueue_elements(py, queue, &[payload.to_vec()]).map(|_| ())
+    }
+
+    /// Add an eta task due at `due` (unix seconds); equal tasks dedupe.
+    fn push_eta(&self, py: Python<'_>, queue: &str, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>, due: f64) -> PyResult<()> {
+        let payload = Self::encode(py, name, args, kwargs, 0)?;
+        let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
+        let score = format!("{due:.6}");
+        lock_run(py, &self.conn, |c| {
+            scripts::enqueue_eta().key(&key).arg(&score).arg(payload.as_slice()).arg(&channel).invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    /// Push many tasks: `[(queue, name, args, kwargs), ...]`, one round trip per batch. Returns the count.
+    fn push_many(&self, py: Python<'_>, items: &Bound<'_, PySequence>) -> PyResult<i64> {
+        let mut by_queue: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+        for item in items.try_iter()? {
+            let (queue, name, args, kwargs): (String, String, Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            let payload = Self::encode(py, &name, &args, &kwargs, 0)?;
+            match by_queue.iter_mut().find(|(q, _)| *q == queue) {
+                Some((_, v)) => v.push(payload),
+                None => by_queue.push((queue, vec![payload])),
+            }
+        }
+        let mut total = 0;
+        for (queue, payloads) in &by_queue {
+            total += self.enqueue_elements(py, queue, payloads)?;
+        }
+        Ok(total)
+    }
+
+    /// Publish a broadcast task; returns the number of worker daemons that received it.
+    fn broadcast(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let payload = Self::encode(py, name, args, kwargs, 0)?;
+        let channel = self.keys.broadcast_channel();
+        lock_run(py, &self.conn, |c| redis::cmd("PUBLISH").arg(&channel).arg(payload.as_slice()).query::<i64>(c))
+    }
+
+    fn ping(&self, py: Python<'_>) -> PyResult<bool> {
+        lock_run(py, &self.conn, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
+    }
+
+    #[getter]
+    fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Broker(prefix={:?})", self.keys.prefix)
+    }
+}

@@ -1,0 +1,24 @@
+//! The Lua scripts, each built once. `lib.lua` (helpers and the key catalogue) is prepended to every script
+//! so they share one definition of elements, bells and failure records.
+
+use std::sync::OnceLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($fn_name:ident, $file:literal) => {
+        pub fn $fn_name() -> &'static Script {
+            static CELL: OnceLock<Script> = OnceLock::new();
+            CELL.get_or_init(|| Script::new(&format!("{}\n{}", include_str!("lua/lib.lua"), include_str!($file))))
+        }
+    };
+}
+
+script!(enqueue, "lua/enqueue.lua");
+script!(enqueue_eta, "lua/enqueue_eta.lua");
+script!(claim, "lua/claim.lua");
+script!(finish, "lua/finish.lua");
+script!(requeue, "lua/requeue.lua");
+script!(reap, "lua/reap.lua");
+script!(promote, "lua/promote.lua");
+script!(heartbeat, "lua/heartbeat.lua");

@@ -1,0 +1,188 @@
+"""The delivery protocol's Redis side, driven through the Rust `Broker` and `Consumer` against a real Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import msgpack
+import pytest
+import redis
+
+from tests.redis_server import free_port
+from wakaq import _wakaq
+from wakaq.exceptions import BrokerError
+from wakaq.keys import Keys
+
+DAEMON = "host:1:abc"
+
+
+def payload(i: int, name: str = "t") -> bytes:
+    return msgpack.packb({"name": name, "args": [i], "kwargs": {}, "retry": 0})
+
+
+@pytest.fixture
+def broker(redis_url: str) -> _wakaq.Broker:
+    return _wakaq.Broker(redis_url, socket_timeout=5)
+
+
+@pytest.fixture
+def consumer(redis_url: str) -> _wakaq.Consumer:
+    return _wakaq.Consumer(redis_url, "wakaq", DAEMON, ["high", "low"], 1.0, 5.0)
+
+
+def test_key_layout_matches_python_keys() -> None:
+    layout = _wakaq.key_layout("wakaq")
+    keys = Keys("wakaq")
+    assert layout["queue"] == keys.queue("{queue}")
+    assert layout["eta"] == keys.eta("{queue}")
+    assert layout["bell"] == keys.bell("{queue}")
+    assert layout["failed"] == keys.failed("{queue}")
+    assert layout["broadcast_queue"] == keys.broadcast_queue("{daemon}")
+    assert layout["inflight"] == keys.inflight("{daemon}")
+    assert layout["heartbeat"] == keys.heartbeat("{daemon}")
+    assert layout["daemons"] == keys.daemons
+    assert layout["broadcast_channel"] == keys.broadcast_channel
+    assert layout["eta_channel"] == keys.eta_channel
+
+
+def test_push_appends_and_rings_the_bell_once(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
+    for i in range(3):
+        broker.push_raw("low", payload(i))
+    assert rclient.lrange("wakaq:low", 0, -1) == [payload(0), payload(1), payload(2)]
+    assert rclient.lrange("wakaq:bell:low", 0, -1) == [b"1"]
+
+
+def test_claim_takes_the_highest_priority_queue_first(broker: _wakaq.Broker, consumer: _wakaq.Consumer) -> None:
+    broker.push_raw("low", payload(1))
+    broker.push_raw("high", payload(2))
+    assert consumer.queue_names == [f"bcast:{DAEMON}", "high", "low"]
+    first = consumer.claim([], 5)
+    assert [(index, element) for _, index, element in first] == [(1, payload(2))]
+    second = consumer.claim([first[0][0]], 5)
+    assert [(index, element) for _, index, element in second] == [(2, payload(1))]
+    assert consumer.claim([second[0][0]], 5) == []
+
+
+def test_claimed_tasks_sit_in_flight_until_acked(
+    broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis
+) -> None:
+    for i in range(4):
+        broker.push_raw("low", payload(i))
+    batch = consumer.claim([], 3)
+    assert [seq for seq, _, _ in batch] == [1, 2, 3]
+    inflight = rclient.hgetall(f"wakaq:inflight:{DAEMON}")
+    assert len(inflight) == 3
+    assert all(v.startswith(b"low\n") for v in inflight.values())
+    rest = consumer.claim([1, 2, 3], 3)
+    assert [seq for seq, _, _ in rest] == [4]
+    assert len(rclient.hgetall(f"wakaq:inflight:{DAEMON}")) == 1
+    consumer.claim([4], 0)
+    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+
+
+def test_claim_rings_again_while_work_is_left(
+    broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis
+) -> None:
+    broker.push_raw("low", payload(1))
+    broker.push_raw("low", payload(2))
+    rclient.delete("wakaq:bell:low")
+    consumer.claim([], 1)
+    assert rclient.llen("wakaq:bell:low") == 1
+
+
+def test_fail_records_reason_and_acks(broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis) -> None:
+    broker.push_raw("low", payload(7))
+    [(seq, _, element)] = consumer.claim([], 1)
+    consumer.fail(seq, "low", element, "ValueError: boom", "Traceback ...", [])
+    record = msgpack.unpackb(rclient.lindex("wakaq:failed:low", 0))
+    assert record["queue"] == "low"
+    assert record["payload"] == payload(7)
+    assert record["reason"] == "ValueError: boom"
+    assert record["traceback"] == "Traceback ..."
+    assert record["worker"] == consumer.worker
+    assert record["deliveries"] == 1
+    assert abs(record["time_ms"] / 1000 - time.time()) < 60
+    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+
+
+def test_retry_goes_to_the_end_of_its_queue(
+    broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis
+) -> None:
+    broker.push_raw("low", payload(1))
+    broker.push_raw("low", payload(2))
+    [(seq, _, _)] = consumer.claim([], 1)
+    consumer.retry(seq, "low", payload(100), [])
+    assert rclient.lrange("wakaq:low", 0, -1) == [payload(2), payload(100)]
+    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+
+
+def test_release_returns_unstarted_tasks_to_the_front_in_order(
+    broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis
+) -> None:
+    for i in range(5):
+        broker.push_raw("low", payload(i))
+    batch = consumer.claim([], 4)
+    assert consumer.release([seq for seq, _, _ in batch[1:]]) == 3
+    assert rclient.lrange("wakaq:low", 0, -1) == [payload(1), payload(2), payload(3), payload(4)]
+    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 1
+
+
+def test_wait_times_out_then_wakes_on_push(broker: _wakaq.Broker, consumer: _wakaq.Consumer) -> None:
+    started = time.monotonic()
+    assert consumer.wait(0.2) is False
+    assert 0.15 < time.monotonic() - started < 2.0
+    threading.Timer(0.1, broker.push_raw, ("low", payload(1))).start()
+    started = time.monotonic()
+    assert consumer.wait(5.0) is True
+    assert time.monotonic() - started < 2.0
+
+
+def test_split_element() -> None:
+    assert _wakaq.split_element(b"\x84abc") == (0, b"\x84abc")
+    assert _wakaq.split_element(b"\xc1\x02\x84abc") == (2, b"\x84abc")
+
+
+def test_unreachable_redis_is_a_clear_connection_error() -> None:
+    broker = _wakaq.Broker(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=1, connect_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as info:
+        broker.push_raw("q", b"x")
+    assert isinstance(info.value, BrokerError)
+    assert "redis unavailable" in str(info.value)
+    assert time.monotonic() - started < 5
+
+
+def test_push_many_spans_several_script_calls(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
+    items = [("low" if i % 2 else "high", "t", [i], {}) for i in range(2500)]
+    assert broker.push_many(items) == 2500
+    assert rclient.llen("wakaq:low") == 1250
+    assert rclient.llen("wakaq:high") == 1250
+    first = _wakaq.decode_task(rclient.lindex("wakaq:high", 0))
+    assert first == ("t", [0], {}, 0)
+
+
+def test_push_eta_dedupes_and_announces_the_earliest(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
+    sub = rclient.pubsub()
+    sub.subscribe("wakaq-eta")
+    assert sub.get_message(timeout=2)["type"] == "subscribe"
+    due = time.time() + 60
+    broker.push_eta("low", "t", [1], {}, due)
+    broker.push_eta("low", "t", [1], {}, due + 5)
+    assert rclient.zcard("wakaq:eta:low") == 1
+    message = sub.get_message(timeout=2)
+    assert message is not None and message["data"] == b"wakaq:eta:low"
+    broker.push_eta("low", "t", [2], {}, due + 10)  # not the earliest: no announcement
+    assert sub.get_message(timeout=0.3) is None
+    sub.close()
+
+
+def test_broadcast_counts_subscribed_daemons(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
+    assert broker.broadcast("t", [], {}) == 0
+    sub = rclient.pubsub()
+    sub.subscribe("wakaq-broadcast")
+    assert sub.get_message(timeout=2)["type"] == "subscribe"
+    assert broker.broadcast("t", [1], {}) == 1
+    message = sub.get_message(timeout=2)
+    assert message is not None and _wakaq.decode_task(message["data"]) == ("t", [1], {}, 0)
+    sub.close()

@@ -16,6 +16,7 @@ import psutil
 import pytest
 import redis
 
+from tests.redis_server import RedisServer, free_port
 from wakaq import _wakaq
 
 CHILD_LINE = re.compile(r"^child (\d+) pid (\d+)$", re.M)
@@ -262,26 +263,34 @@ def test_slot_calls_outside_a_child_are_noops() -> None:
     _wakaq.task_finished()
 
 
-def test_pubsub_subscribes_and_redis_errors_are_logged_once(
-    start: Callable[..., Worker], redis_url: str, rclient: redis.Redis
-) -> None:
-    """With a URL the pub/sub listener subscribes for real; coordinator failures (the lead's placeholder
-    coordinator fails every call until the Redis one lands) are logged once, never crash the loop."""
-    w = start(concurrency=1, url=redis_url, heartbeat_interval=0.2)
+def test_redis_outage_is_logged_once_and_recovers(start: Callable[..., Worker], redis_server: RedisServer) -> None:
+    """Redis down at start: one WARNING (coordinator) and one for pub/sub, no crash, no spin; once a server
+    appears the daemon heartbeats, subscribes, relays broadcasts, and deregisters at the end.
+    (`redis_server` only brings the fixture's skip-or-fail rule when redis-server is missing.)"""
+    port = free_port()
+    w = start(concurrency=1, url=f"redis://127.0.0.1:{port}/0", daemon_id="sup-outage", heartbeat_interval=0.2)
     w.wait_children(1)
+    wait_for(lambda: "WARNING: redis unavailable" in w.log(), what="outage warning")
+    server = RedisServer(port=port).start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        wait_for(lambda: "INFO: redis available again" in w.log(), what="recovery")
+        wait_for(lambda: client.sismember("wakaq:daemons", "sup-outage"), what="registration")
 
-    def subscribers() -> int:
-        counts = dict(rclient.pubsub_numsub("wakaq-broadcast", "wakaq-eta"))
-        return min(counts.values())
+        def subscribers() -> int:
+            return min(dict(client.pubsub_numsub("wakaq-broadcast", "wakaq-eta")).values())
 
-    wait_for(lambda: subscribers() == 1, what="pub/sub subscription")
-    assert rclient.publish("wakaq-broadcast", b"\x81\xa4name\xa1x") == 1
-    assert rclient.publish("wakaq-eta", b"default") == 1
-    wait_for(lambda: w.log().count("redis unavailable") >= 1, what="outage warning")
-    forks = w.log().count("forked child")
-    w.signal(signal.SIGTERM)
-    assert w.wait_exit(timeout=10) == 0
-    log = w.log()
-    assert log.count("WARNING: redis unavailable") == 1, log
-    assert "pub/sub unavailable" not in log
-    assert forks == 1
+        wait_for(lambda: subscribers() == 1, what="pub/sub subscription")
+        assert client.publish("wakaq-broadcast", b"\x81\xa4name\xa1x") == 1
+        wait_for(lambda: client.llen("wakaq:bcast:sup-outage") == 1, what="relayed broadcast")
+        assert client.publish("wakaq-eta", b"default") == 1
+        w.signal(signal.SIGTERM)
+        assert w.wait_exit(timeout=10) == 0
+        log = w.log()
+        assert log.count("WARNING: redis unavailable") == 1, log
+        assert log.count("WARNING: redis pub/sub unavailable") == 1, log
+        assert "INFO: pub/sub subscribed again" in log
+        assert not client.sismember("wakaq:daemons", "sup-outage")
+        client.close()
+    finally:
+        server.cleanup()

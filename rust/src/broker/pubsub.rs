@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use self::resp::{encode_command, parse, Frame};
+use super::keys::Keys;
 use super::parent::CoordinatorConfig;
 use crate::supervisor::backoff::Backoff;
 
@@ -28,7 +29,8 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `(broadcast, eta)` channel names for a key prefix (`wakaq` -> `wakaq-broadcast`, `wakaq-eta`).
 pub fn channel_names(prefix: &str) -> (String, String) {
-    (format!("{prefix}-broadcast"), format!("{prefix}-eta"))
+    let keys = Keys::new(prefix);
+    (keys.broadcast_channel(), keys.eta_channel())
 }
 
 /// What arrived on the subscription.
@@ -179,7 +181,7 @@ impl PubSub {
                 events.push(Event::Connected);
                 Some(Ok(()))
             }
-            Err(e) => Some(Err(self.fail(format!("pub/sub connect failed: {e}")))),
+            Err(e) => Some(Err(self.fail(format!("connect failed: {e}")))),
         }
     }
 
@@ -247,21 +249,21 @@ fn fill(conn: &mut Conn) -> Result<(), String> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         match conn.stream.io().read(&mut chunk) {
-            Ok(0) => return Err("pub/sub connection closed by the server".to_owned()),
+            Ok(0) => return Err("connection closed by the server".to_owned()),
             Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("pub/sub read failed: {e}")),
+            Err(e) => return Err(format!("read failed: {e}")),
         }
         if conn.buf.len() > MAX_BUFFERED {
-            return Err("pub/sub frame too large".to_owned());
+            return Err("frame too large".to_owned());
         }
     }
 }
 
 fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Event>) -> Result<(), String> {
     match frame {
-        Frame::Error(e) => Err(format!("pub/sub error reply: {}", String::from_utf8_lossy(&e))),
+        Frame::Error(e) => Err(format!("error reply: {}", String::from_utf8_lossy(&e))),
         Frame::Array(Some(items)) => {
             handle_push(items, channels, events);
             Ok(())

@@ -294,3 +294,25 @@ def test_redis_outage_is_logged_once_and_recovers(start: Callable[..., Worker], 
         client.close()
     finally:
         server.cleanup()
+
+
+def test_eta_message_wakes_the_parent_and_promotion_is_on_time(
+    start: Callable[..., Worker], redis_url: str, rclient: redis.Redis
+) -> None:
+    """With pub/sub the parent sleeps up to 30 s between promotions; an eta announcement makes it re-plan,
+    and it then promotes the task when it is due, not before and not much later."""
+    w = start(concurrency=1, url=redis_url, queues=["default"], daemon_id="sup-eta")
+    w.wait_children(1)
+    wait_for(lambda: min(dict(rclient.pubsub_numsub("wakaq-eta")).values()) == 1, what="subscription")
+    secs, micros = rclient.time()
+    due = secs + micros / 1e6 + 0.7
+    rclient.zadd("wakaq:eta:default", {b"eta-payload": due})
+    assert rclient.publish("wakaq-eta", b"default") == 1
+    wait_for(lambda: rclient.llen("wakaq:default") == 1, timeout=5, what="promotion")
+    secs, micros = rclient.time()
+    arrived = secs + micros / 1e6
+    assert due <= arrived < due + 0.5, (due, arrived)
+    assert rclient.lrange("wakaq:default", 0, -1) == [b"eta-payload"]
+    assert rclient.zcard("wakaq:eta:default") == 0
+    w.signal(signal.SIGTERM)
+    assert w.wait_exit(timeout=10) == 0

@@ -224,12 +224,14 @@ impl PubSub {
     fn drain_frames(&mut self, events: &mut Vec<Event>) -> Result<(), String> {
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
         let mut used = 0;
+        let mut subscribed = false;
         let outcome = loop {
             match parse(&conn.buf[used..]) {
                 Ok(Some((frame, n))) => {
                     used += n;
-                    if let Err(e) = handle_frame(frame, &self.channels, events) {
-                        break Err(e);
+                    match handle_frame(frame, &self.channels, events) {
+                        Ok(confirmed) => subscribed |= confirmed,
+                        Err(e) => break Err(e),
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -237,7 +239,9 @@ impl PubSub {
             }
         };
         conn.buf.drain(..used);
-        if outcome.is_ok() && !events.is_empty() {
+        // NOTE: only a confirmed subscription ends the backoff, so a server that accepts the connection and
+        // then refuses us (wrong password) keeps being retried ever more slowly.
+        if subscribed {
             self.backoff.reset();
         }
         outcome
@@ -261,25 +265,27 @@ fn fill(conn: &mut Conn) -> Result<(), String> {
     }
 }
 
-fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Event>) -> Result<(), String> {
+/// Ok(true) when the frame confirms a subscription.
+fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Event>) -> Result<bool, String> {
     match frame {
         Frame::Error(e) => Err(format!("error reply: {}", String::from_utf8_lossy(&e))),
-        Frame::Array(Some(items)) => {
-            handle_push(items, channels, events);
-            Ok(())
-        }
+        Frame::Array(Some(items)) => Ok(handle_push(items, channels, events)),
         // NOTE: `+OK` answers AUTH; anything else unexpected but well-formed is ignored rather than fatal.
-        _ => Ok(()),
+        _ => Ok(false),
     }
 }
 
-fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<Event>) {
+/// Ok(true) for a subscribe confirmation; messages on our channels become events.
+fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<Event>) -> bool {
     let mut it = items.into_iter();
     let (Some(Frame::Bulk(Some(kind))), Some(Frame::Bulk(Some(channel)))) = (it.next(), it.next()) else {
-        return;
+        return false;
     };
+    if kind == b"subscribe" {
+        return true;
+    }
     if kind != b"message" {
-        return; // subscribe confirmations
+        return false;
     }
     if channel == channels.0.as_bytes() {
         if let Some(Frame::Bulk(Some(payload))) = it.next() {
@@ -288,6 +294,7 @@ fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<
     } else if channel == channels.1.as_bytes() {
         events.push(Event::Eta);
     }
+    false
 }
 
 #[cfg(test)]

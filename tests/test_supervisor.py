@@ -199,6 +199,17 @@ def test_hard_timeout_kills_and_reforks(start: Callable[..., Worker]) -> None:
     assert w.wait_exit(timeout=10) == 0
 
 
+def test_async_hard_deadline_kills_and_reforks(start: Callable[..., Worker]) -> None:
+    w = start("async", concurrency=1)
+    [(_, first)] = w.wait_children(1)
+    kids = w.wait_children(2, timeout=10)
+    assert kids[1][1] != first
+    assert f"child {first} (slot 0): task 5 hard timeout: async task ran past its hard deadline, killed" in w.log()
+    w.signal(signal.SIGINT)
+    w.signal(signal.SIGINT)
+    assert w.wait_exit(timeout=10) == 0
+
+
 def test_second_sigint_kills_a_stuck_child_quickly(start: Callable[..., Worker]) -> None:
     w = start("long", concurrency=1)
     [(_, pid)] = w.wait_children(1)

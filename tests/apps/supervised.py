@@ -43,6 +43,11 @@ def child_main(slot: int) -> int:
             time.sleep(0.01)
         _wakaq.task_finished()
         print(f"child {slot} finished task 1", flush=True)
+    if MODE == "async":
+        # An async task's hard deadline, reported the way the real child reports it.
+        _wakaq.async_deadline(5, time.monotonic() + 0.3)
+        while True:
+            time.sleep(0.05)
     if MODE == "long":
         # A task that ignores the graceful stop: only a SIGKILL ends it.
         _wakaq.task_started(1, 0, 0)

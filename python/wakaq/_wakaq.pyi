@@ -103,13 +103,22 @@ def split_element(element: bytes) -> tuple[int, bytes]:
 # ---- supervisor -------------------------------------------------------------------------------------------
 
 def run_worker(config: Mapping[str, Any], child_main: Callable[[int], int]) -> int:
-    """Run the worker daemon's parent loop (forks children that call child_main(slot)); returns the exit code."""
+    """Run the worker daemon's parent loop until SIGINT/SIGTERM/SIGQUIT; returns the exit code (0).
+
+    Forks `config["concurrency"]` children that each call `child_main(slot)` (its return value, or a
+    SystemExit code, is the child's exit status; an exception prints its traceback and exits 1). Config keys:
+    concurrency (required), max_mem_percent, log_file, log_level, wait_timeout, daemon_id, hostname,
+    heartbeat_interval, heartbeat_timeout, shutdown_timeout (None = wait forever), url (None = no Redis),
+    prefix, queues, socket_timeout, connect_timeout. ValueError for an unknown key or a bad value.
+    """
 
 def task_started(seq: int, soft_timeout: float, hard_timeout: float) -> None:
-    """Child: a sync task started (0 = no timeout); the watchdog reads it from shared memory."""
+    """Child: a sync task started (seconds from now, 0 = no timeout); the watchdog reads it from shared memory.
+    A no-op outside a child forked by `run_worker`."""
 
 def task_finished() -> None:
-    """Child: the sync task finished."""
+    """Child: the sync task finished (also counts it in the daemon's tasks_done). No-op outside a child."""
 
 def async_deadline(seq: int, hard_timeout_at: float) -> None:
-    """Child: the earliest hard deadline (monotonic seconds) of its async tasks, 0 for none."""
+    """Child: the earliest hard deadline (`time.monotonic()` seconds) of its async tasks, 0 for none.
+    No-op outside a child."""

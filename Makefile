@@ -55,6 +55,10 @@ format: venv ## format Rust and Python code
 bench: build-release ## pytest-benchmark micro benchmarks (codec, enqueue, claim+ack)
 	$(PY) -m pytest benches -q --benchmark-enable -p no:randomly $(PYTEST_ARGS)
 
+.PHONY: demo
+demo: build-release ## the main job: a worker, a scheduler and a producer against a throwaway redis-server
+	$(PY) demo/run.py
+
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'

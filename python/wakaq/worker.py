@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq
 from wakaq.exceptions import PayloadError, SoftTimeout
-from wakaq.invoke import run_async, run_sync
+from wakaq.invoke import needs_event_loop, run_async, run_sync
 from wakaq.logger import current_task_name, setup_logging
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Child:
     def __init__(self, app: WakaQ, daemon_id: str, slot: int) -> None:
         self.app = app
         self.slot = slot
-        self.queues = [q for q in app.queues if q.name not in set(app.exclude_queues)]
+        self.queues = app.worker_queues
         self.consumer = _wakaq.Consumer(
             app.url,
             app.keys.prefix,
@@ -112,7 +112,7 @@ class Child:
         return 0
 
     async def main(self) -> None:
-        await self._call_hook("after_worker_started")
+        await self._call_hook("after_worker_started_callback")
         limit = self.app.max_tasks_per_worker
         while not self.stopping and not (limit and self.done >= limit):
             if self._async_full():
@@ -197,30 +197,24 @@ class Child:
         if task.is_async:
             self._start_async(task, claimed, args, kwargs, retry)
         else:
-            await self._run_sync(task, claimed, args, kwargs, retry)
+            await self._run_sync(task, claimed, args, kwargs, retry, needs_event_loop(self.app, task))
 
     def _timeouts(self, task: Task[Any, Any], claimed: Claimed) -> tuple[float, float]:
-        queue = claimed.queue or task.queue or self.app.default_queue
-        soft = task.soft_timeout or queue.soft_timeout or self.app.soft_timeout
-        hard = task.hard_timeout or queue.hard_timeout or self.app.hard_timeout
+        soft, hard = self.app.timeouts_for(task, claimed.queue or task.queue or self.app.default_queue)
         return _seconds(soft), _seconds(hard)
 
     def _max_retries(self, task: Task[Any, Any], claimed: Claimed) -> int:
-        queue = claimed.queue or task.queue or self.app.default_queue
-        for value in (task.max_retries, queue.max_retries, self.app.max_retries):
-            if value is not None:
-                return int(value)
-        return 0
+        return self.app.max_retries_for(task, claimed.queue or task.queue or self.app.default_queue)
 
     async def _run_sync(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                        retry: int) -> None:
+                        retry: int, in_loop: bool) -> None:
         soft, hard = self._timeouts(task, claimed)
         token = current_task_name.set(task.name)
         log.debug("starting task %s", task.name)
         _wakaq.task_started(claimed.seq, soft, hard)
         self.sync_seq = claimed.seq
         try:
-            outcome = self._call_sync(task, args, kwargs)
+            outcome = await self._call_in_loop(task, args, kwargs) if in_loop else self._call_sync(task, args, kwargs)
         finally:
             self.sync_seq = None
             _wakaq.task_finished()
@@ -235,6 +229,16 @@ class Child:
         except SoftTimeout as e:
             return e
         except BaseException as e:  # noqa: BLE001 - SystemExit in a task is a task failure, not a child exit
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return e
+        return None
+
+    async def _call_in_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
+        """A sync task with an async wrapper or callback: awaited in place, still watched as a sync task."""
+        try:
+            await run_async(self.app, task, args, kwargs)
+        except BaseException as e:  # noqa: BLE001 - see _call_sync
             if isinstance(e, KeyboardInterrupt):
                 raise
             return e

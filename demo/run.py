@@ -1,0 +1,157 @@
+"""`make demo`: a worker daemon, a scheduler and a producer against a throwaway Redis, with live progress.
+
+Uses `WAKAQ_URL` when set (under its own key prefix, so nothing of yours is touched); otherwise starts a private
+`redis-server` on a free port and removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.redis_server import RedisServer  # noqa: E402
+
+N_FAST, N_SLOW, N_ASYNC, N_ETA = 2000, 10, 100, 5
+DEADLINE = 60.0
+
+
+@contextmanager
+def redis_url() -> Iterator[tuple[str, str]]:
+    given = os.environ.get("WAKAQ_URL")
+    if given:
+        yield given, f"wakaq-demo-{secrets.token_hex(3)}"
+        return
+    server = RedisServer().start()
+    print(f"started a throwaway redis-server on port {server.port}")
+    try:
+        yield server.url, "wakaq"
+    finally:
+        server.cleanup()
+
+
+def start(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    cmd = [sys.executable, "-m", "wakaq", kind, "--app", "demo.app.wakaq"]
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def produce() -> float:
+    from demo import app
+
+    started = time.monotonic()
+    app.fast.delay_many([((i,), {}) for i in range(N_FAST)])
+    for i in range(N_SLOW):
+        app.slow.delay(i)
+    for i in range(N_ASYNC):
+        app.io_bound.delay(i)
+    for _ in range(N_ETA):
+        due = time.time() + app.ETA.total_seconds()
+        app.later.delay(due, eta=app.ETA)
+    app.too_slow.delay()
+    app.broken.delay()
+    return started
+
+
+def expected_done() -> dict[str, int]:
+    return {"fast": N_FAST, "slow": N_SLOW, "async": N_ASYNC, "eta": N_ETA}
+
+
+def snapshot(client: redis.Redis, prefix: str) -> tuple[dict[str, int], int, int]:
+    counts = {k.decode(): int(v) for k, v in client.hgetall("demo:count").items()}
+    pending = sum(int(client.llen(f"{prefix}:{q}")) for q in ("high", "slow", "default"))
+    failed = sum(int(client.llen(f"{prefix}:failed:{q}")) for q in ("high", "slow", "default"))
+    return counts, pending, failed
+
+
+def finished(counts: dict[str, int], failed: int) -> bool:
+    return all(counts.get(k, 0) >= n for k, n in expected_done().items()) and failed >= 2
+
+
+def progress(client: redis.Redis, prefix: str, started: float) -> tuple[dict[str, int], int, float]:
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        counts, pending, failed = snapshot(client, prefix)
+        done = sum(counts.get(k, 0) for k in expected_done())
+        print(f"\r  {time.monotonic() - started:5.1f}s  pending {pending:5d}  done {done:5d}  failed {failed}", end="")
+        if finished(counts, failed) or time.monotonic() > deadline:
+            print()
+            return counts, failed, time.monotonic() - started
+        time.sleep(0.2)
+
+
+def summary(counts: dict[str, int], failed: int, elapsed: float, client: redis.Redis, prefix: str) -> bool:
+    print("\nwhat happened:")
+    rows = [
+        ("fast tasks (queue high)", counts.get("fast", 0), N_FAST),
+        ("slow tasks (queue slow, 0.2 s each)", counts.get("slow", 0), N_SLOW),
+        ("async tasks (0.3 s sleep, run concurrently)", counts.get("async", 0), N_ASYNC),
+        ("eta tasks (due 2 s after sending)", counts.get("eta", 0), N_ETA),
+    ]
+    for label, got, want in rows:
+        print(f"  {label:48s} {got:5d} / {want}")
+    print(f"  {'eta tasks that started early':48s} {counts.get('eta-early', 0):5d}")
+    print(f"  {'too_slow: attempts (soft timeout, 1 retry)':48s} {counts.get('too_slow-attempt', 0):5d}")
+    print(f"  {'broken: attempts (raises ValueError)':48s} {counts.get('broken-attempt', 0):5d}")
+    print(f"  {'scheduled ticks (every 5 s)':48s} {counts.get('tick', 0):5d}")
+    print(f"  {'recorded failed':48s} {failed:5d}")
+    for queue in ("slow", "default"):
+        for raw in client.lrange(f"{prefix}:failed:{queue}", 0, -1):
+            from wakaq._wakaq import unpackb
+
+            record = unpackb(raw)
+            print(f"    - {queue}: {record['reason']}")
+    done = sum(counts.get(k, 0) for k in expected_done())
+    print(f"  {'tasks done':48s} {done:5d} in {elapsed:.1f} s ({done / elapsed:,.0f} tasks/s incl. sleeps)")
+    return finished(counts, failed) and counts.get("eta-early", 0) == 0
+
+
+def main() -> int:
+    with redis_url() as (url, prefix):
+        env = dict(os.environ, WAKAQ_DEMO_URL=url, WAKAQ_DEMO_PREFIX=prefix, PYTHONPATH=str(ROOT))
+        os.environ.update(WAKAQ_DEMO_URL=url, WAKAQ_DEMO_PREFIX=prefix)
+        client = redis.Redis.from_url(url)
+        client.delete("demo:count")
+        logs = ROOT / ".tmp"
+        logs.mkdir(exist_ok=True)
+        worker = start("worker", env, logs / "demo-worker.log")
+        scheduler = start("scheduler", env, logs / "demo-scheduler.log")
+        ok = False
+        try:
+            print("worker (2 children) and scheduler started; sending tasks ...")
+            started = produce()
+            counts, failed, elapsed = progress(client, prefix, started)
+            ok = summary(counts, failed, elapsed, client, prefix)
+        finally:
+            codes = stop(worker), stop(scheduler)
+            print(f"\nworker exited {codes[0]}, scheduler exited {codes[1]}; logs in .tmp/demo-*.log")
+            with suppress(Exception):
+                client.close()
+        print("demo OK" if ok and codes == (0, 0) else "demo FAILED")
+        return 0 if ok and codes == (0, 0) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,17 +1,93 @@
-use pyo3::prelude::*;
+//! The payload codec: msgpack <-> Python objects, written directly over PyO3 (no serde, no value tree).
+//!
+//! - `marker`, `write`, `read`, `timestamp`: msgpack bytes, pure Rust, unit-tested in place;
+//! - `encode`, `decode`, `ext`: walking Python objects to bytes and back;
+//! - `task`: the task payload map, and the Rust API the broker uses (`encode_task_into`, `decode_task_bytes`);
+//! - `json`: WakaQ's JSON payloads, read for migrations.
 
-pub fn init_pymodule(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+mod decode;
+mod encode;
+mod error;
+mod ext;
+mod json;
+pub mod marker;
+mod read;
+mod task;
+mod timestamp;
+mod write;
+
+pub use task::{decode_task_bytes, encode_task_into, Task};
+
+/// Containers nested deeper than this are refused, both ways: it bounds the recursion (and so the
+/// stack) on untrusted input, and stops containers that contain themselves.
+pub const MAX_DEPTH: usize = 128;
+
+pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(packb, m)?)?;
+    m.add_function(wrap_pyfunction!(unpackb, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_task, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_task, m)?)?;
     Ok(())
 }
 
-/// Placeholder until the codec lands (see branch `codec`).
-pub fn encode_task_into(
-    _py: Python<'_>,
-    _out: &mut Vec<u8>,
-    _name: &str,
-    _args: &Bound<'_, PyAny>,
-    _kwargs: &Bound<'_, PyAny>,
-    _retry: i64,
-) -> PyResult<()> {
-    Err(pyo3::exceptions::PyNotImplementedError::new_err("codec not built yet"))
+/// Runs `f`, turning a panic into `RuntimeError`: no panic may cross into Python.
+///
+/// NOTE: the one known source is PyO3's dict iterator, which panics when a dict changes size while
+/// being encoded (possible only if user code, e.g. a tzinfo, mutates the arguments).
+fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(PyRuntimeError::new_err(format!("wakaq codec failed: {why}")))
+    })
+}
+
+/// Encode one value as msgpack (deterministic).
+#[pyfunction]
+fn packb<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    guarded(|| {
+        let mut out = Vec::with_capacity(128);
+        encode::Encoder::new(&mut out)
+            .value(obj)
+            .map_err(|e| e.into_pyerr("obj"))?;
+        Ok(PyBytes::new(py, &out))
+    })
+}
+
+/// Decode exactly one msgpack value.
+#[pyfunction]
+fn unpackb<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    guarded(|| decode::unpack(py, data))
+}
+
+/// Encode a task payload: msgpack map {name, args, kwargs, retry}.
+#[pyfunction]
+#[pyo3(signature = (name, args, kwargs, retry = 0))]
+fn encode_task<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyAny>,
+    kwargs: &Bound<'py, PyAny>,
+    retry: i64,
+) -> PyResult<Bound<'py, PyBytes>> {
+    guarded(|| {
+        let mut out = Vec::with_capacity(128);
+        encode_task_into(py, &mut out, name, args, kwargs, retry)?;
+        Ok(PyBytes::new(py, &out))
+    })
+}
+
+/// Decode a task payload (msgpack, or WakaQ's JSON when it starts with `{`).
+#[pyfunction]
+fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(String, Bound<'py, PyList>, Bound<'py, PyDict>, i64)> {
+    guarded(|| decode_task_bytes(py, data))
 }

@@ -1,0 +1,175 @@
+//! Task payloads: a msgpack map with keys `name`, `args`, `kwargs`, `retry`, in that order.
+//! These are the Rust-side entry points the broker calls; the pyfunctions in `mod.rs` wrap them.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::decode::{str_value, DecodeFail, Decoder};
+use super::encode::{type_name, Encoder};
+use super::error::{EncodeError, EncodeResult};
+use super::json;
+use super::read::{DecodeError, Token};
+use super::write::{self, TooLong};
+
+/// A decoded task: (name, args, kwargs, retry).
+pub type Task<'py> = (String, Bound<'py, PyList>, Bound<'py, PyDict>, i64);
+
+/// Appends the msgpack payload of a task to `out` (deterministic: equal arguments give equal bytes,
+/// which is what lets equal eta tasks dedupe in their zset).
+///
+/// `args` must be a list or tuple and `kwargs` a dict (subclasses accepted). On error `out` is left
+/// as it was, and the `TypeError` names the failing value's path, e.g. `args[1]['when'][0]`.
+/// `_py` is unused but proves the caller is attached to the interpreter.
+pub fn encode_task_into(
+    _py: Python<'_>,
+    out: &mut Vec<u8>,
+    name: &str,
+    args: &Bound<'_, PyAny>,
+    kwargs: &Bound<'_, PyAny>,
+    retry: i64,
+) -> PyResult<()> {
+    let start = out.len();
+    let result = write_task(out, name, args, kwargs, retry);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn write_task(
+    out: &mut Vec<u8>,
+    name: &str,
+    args: &Bound<'_, PyAny>,
+    kwargs: &Bound<'_, PyAny>,
+    retry: i64,
+) -> PyResult<()> {
+    check_shape(args, kwargs)?;
+    let name_field = |out: &mut Vec<u8>| -> Result<(), TooLong> {
+        write::map_len(out, 4)?;
+        write::str(out, b"name")?;
+        write::str(out, name.as_bytes())
+    };
+    name_field(out).map_err(|e| Box::<EncodeError>::from(e).into_pyerr("name"))?;
+    write_key(out, b"args");
+    in_root(Encoder::new(out).value(args), "args")?;
+    write_key(out, b"kwargs");
+    in_root(Encoder::new(out).value(kwargs), "kwargs")?;
+    write_key(out, b"retry");
+    write::int(out, retry);
+    Ok(())
+}
+
+/// Our own short keys: a fixstr header and the bytes, nothing that can fail.
+fn write_key(out: &mut Vec<u8>, key: &'static [u8]) {
+    debug_assert!(key.len() < 32);
+    out.push(super::marker::FIXSTR | key.len() as u8);
+    out.extend_from_slice(key);
+}
+
+fn in_root(result: EncodeResult, root: &str) -> PyResult<()> {
+    result.map_err(|e| e.into_pyerr(root))
+}
+
+/// `args` a list or tuple, `kwargs` a dict: anything else is a caller bug, reported before encoding.
+fn check_shape(args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !(args.is_instance_of::<PyList>() || args.is_instance_of::<PyTuple>()) {
+        let msg = format!("args must be a list or tuple, got '{}'", type_name(args));
+        return Err(pyo3::exceptions::PyTypeError::new_err(msg));
+    }
+    if !kwargs.is_instance_of::<PyDict>() {
+        let msg = format!("kwargs must be a dict, got '{}'", type_name(kwargs));
+        return Err(pyo3::exceptions::PyTypeError::new_err(msg));
+    }
+    Ok(())
+}
+
+/// Decodes a task payload: msgpack, or WakaQ's JSON when the first non-whitespace byte is `{`.
+///
+/// Missing `args`/`kwargs` decode as empty and a missing `retry` as 0; unknown keys (WakaQ's
+/// `queue`) are skipped. Bad bytes or a wrong shape raise `PayloadError` saying what is wrong.
+pub fn decode_task_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Task<'py>> {
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    let task = if first == Some(&b'{') {
+        json::decode_task(py, data)
+    } else {
+        decode_msgpack_task(py, data)
+    };
+    task.map_err(|e| e.into_pyerr(py))
+}
+
+/// The four fields as they are found; `None` for absent ones.
+struct Fields<'py> {
+    name: Option<String>,
+    args: Option<Bound<'py, PyList>>,
+    kwargs: Option<Bound<'py, PyDict>>,
+    retry: i64,
+}
+
+fn decode_msgpack_task<'py>(py: Python<'py>, data: &[u8]) -> Result<Task<'py>, DecodeFail> {
+    let mut decoder = Decoder::new(py, data);
+    let entries = match decoder.reader.token()? {
+        Token::Map(n) => n,
+        other => return Err(shape(format!("payload must be a map, got {}", other.kind()))),
+    };
+    let mut fields = Fields {
+        name: None,
+        args: None,
+        kwargs: None,
+        retry: 0,
+    };
+    for _ in 0..entries {
+        read_field(&mut decoder, &mut fields)?;
+    }
+    decoder.reader.finish()?;
+    let name = fields.name.ok_or_else(|| shape("payload has no 'name'".into()))?;
+    let args = fields.args.unwrap_or_else(|| PyList::empty(py));
+    let kwargs = fields.kwargs.unwrap_or_else(|| PyDict::new(py));
+    Ok((name, args, kwargs, fields.retry))
+}
+
+/// Reads one key/value pair of the payload map into `fields`.
+fn read_field<'py>(decoder: &mut Decoder<'py, '_>, fields: &mut Fields<'py>) -> Result<(), DecodeFail> {
+    let key_at = decoder.reader.pos();
+    let Token::Str(key) = decoder.reader.token()? else {
+        return Err(DecodeError::BadValue {
+            what: "payload key is not a str".into(),
+            at: key_at,
+        }
+        .into());
+    };
+    let at = decoder.reader.pos();
+    match key {
+        b"name" => match decoder.reader.token()? {
+            Token::Str(bytes) => fields.name = Some(str_value(decoder.py(), bytes, at)?.to_string()),
+            other => return Err(wrong("name", "a str", &other)),
+        },
+        b"args" => match decoder.reader.token()? {
+            Token::Array(n) => fields.args = Some(decoder.array(n)?),
+            other => return Err(wrong("args", "an array", &other)),
+        },
+        b"kwargs" => match decoder.reader.token()? {
+            Token::Map(n) => fields.kwargs = Some(decoder.map(n)?),
+            other => return Err(wrong("kwargs", "a map", &other)),
+        },
+        b"retry" => match decoder.reader.token()? {
+            Token::Int(v) => fields.retry = v,
+            other => return Err(wrong("retry", "an int", &other)),
+        },
+        _ => decoder.reader.skip(0)?,
+    }
+    Ok(())
+}
+
+fn shape(what: String) -> DecodeFail {
+    DecodeFail::Bad(DecodeError::Shape(what))
+}
+
+/// `'args' must be an array, got map`.
+fn wrong(field: &str, expected: &str, got: &Token<'_>) -> DecodeFail {
+    let got = if matches!(got, Token::UInt(_)) {
+        "int beyond 64 bits"
+    } else {
+        got.kind()
+    };
+    shape(format!("'{field}' must be {expected}, got {got}"))
+}

@@ -1,0 +1,174 @@
+"""App for worker integration tests. Options come from WAKAQ_TEST_* env vars so one module serves every test.
+
+Each task appends a JSON event to the Redis list `events` (task, args, pid, time) so tests can see what ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import redis
+
+from wakaq import Queue, SoftTimeout, WakaQ
+
+URL = os.environ["WAKAQ_TEST_URL"]
+env = os.environ.get
+
+
+def _int(name: str, default: int | None = None) -> int | None:
+    value = env(name)
+    return int(value) if value else default
+
+
+wakaq = WakaQ(
+    url=URL,
+    queues=[(0, "high"), (1, "medium"), Queue("retrying", priority=2, max_retries=2), "low"],
+    concurrency=_int("WAKAQ_TEST_CONCURRENCY", 1) or 1,
+    async_concurrency=_int("WAKAQ_TEST_ASYNC_CONCURRENCY", 0) or 0,
+    exclude_queues=[q for q in env("WAKAQ_TEST_EXCLUDE", "").split(",") if q],
+    max_tasks_per_worker=_int("WAKAQ_TEST_MAX_TASKS"),
+    max_retries=0,
+    soft_timeout=float(env("WAKAQ_TEST_SOFT", "0")) or None,
+    hard_timeout=float(env("WAKAQ_TEST_HARD", "0")) or None,
+    wait_timeout=float(env("WAKAQ_TEST_WAIT", "0.5")),
+    heartbeat_timeout=float(env("WAKAQ_TEST_HEARTBEAT", "15")),
+    worker_log_file=env("WAKAQ_TEST_LOG") or None,
+    worker_log_level=env("WAKAQ_TEST_LOG_LEVEL", "DEBUG"),
+)
+
+_client: redis.Redis | None = None
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(URL)
+    return _client
+
+
+def record(task: str, **fields: Any) -> None:
+    event = {"task": task, "pid": os.getpid(), "t": time.time(), **fields}
+    client().rpush("events", json.dumps(event))
+
+
+@wakaq.after_worker_started
+async def started() -> None:
+    await asyncio.sleep(0)
+    record("after_worker_started")
+
+
+@wakaq.task(queue="high")
+def high(i: int) -> None:
+    record("high", i=i)
+
+
+@wakaq.task(queue="low")
+def low(i: int) -> None:
+    record("low", i=i)
+
+
+@wakaq.task
+def default_task(i: int) -> None:
+    record("default_task", i=i)
+
+
+@wakaq.task(queue="medium")
+def medium(i: int) -> None:
+    record("medium", i=i)
+
+
+@wakaq.task
+def sleeper(seconds: float, tag: str = "") -> None:
+    record("sleeper-start", tag=tag)
+    time.sleep(seconds)
+    record("sleeper-end", tag=tag)
+
+
+@wakaq.task
+async def async_sleeper(seconds: float, tag: str = "") -> None:
+    record("async-start", tag=tag)
+    await asyncio.sleep(seconds)
+    record("async-end", tag=tag)
+
+
+@wakaq.task(queue="retrying", soft_timeout=0.7, hard_timeout=5)
+def soft_sleeper() -> None:
+    record("soft-start")
+    try:
+        time.sleep(3)
+    except SoftTimeout:
+        record("soft-timeout-seen")
+        raise
+
+
+@wakaq.task(queue="retrying", soft_timeout=0.7, hard_timeout=5, max_retries=0)
+def soft_no_retry() -> None:
+    record("soft-no-retry-start")
+    time.sleep(3)
+
+
+@wakaq.task(soft_timeout=0.5, hard_timeout=5)
+async def async_soft() -> None:
+    record("async-soft-start")
+    try:
+        await asyncio.sleep(3)
+    except asyncio.CancelledError:
+        record("async-cancelled-seen")
+        raise
+
+
+@wakaq.task(soft_timeout=0.5, hard_timeout=1.0)
+def hard_sleeper() -> None:
+    record("hard-start")
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGQUIT])  # ignore the soft timeout: only SIGKILL ends it
+    time.sleep(10)
+    record("hard-end")
+
+
+@wakaq.task
+def exiter(code: int) -> None:
+    record("exiter")
+    sys.exit(code)
+
+
+@wakaq.task
+def failing() -> None:
+    record("failing")
+    raise ValueError("failing on purpose")
+
+
+@wakaq.task
+def suicide() -> None:
+    record("suicide")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@wakaq.task
+def once_killed(key: str) -> None:
+    """Killed (SIGKILL) the first time it runs, succeeds the second time."""
+    attempt = client().incr(f"attempts:{key}")
+    record("once_killed", attempt=attempt)
+    if attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@wakaq.task
+def printer(text: str) -> None:
+    print(text, flush=False)
+    record("printer")
+
+
+@wakaq.task
+def bcast(tag: str) -> None:
+    record("bcast", tag=tag)
+
+
+@wakaq.task
+def eta_task(due: float) -> None:
+    record("eta", due=due)

@@ -1,0 +1,105 @@
+"""Running real `wakaq-worker` processes in tests, and waiting for things with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+
+T = TypeVar("T")
+
+APP = "tests.apps.worker_app.wakaq"
+
+
+def wait_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def events(client: redis.Redis, task: str | None = None) -> list[dict[str, Any]]:
+    found = [json.loads(raw) for raw in client.lrange("events", 0, -1)]
+    return [e for e in found if task is None or e["task"] == task]
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+class Worker:
+    """A `python -m wakaq worker` subprocess with its log in a file; always stopped by `stop()`."""
+
+    def __init__(self, tmp: Path, url: str, name: str = "worker", app: str = APP, **options: Any) -> None:
+        self.log = tmp / f"{name}.log"
+        env = dict(os.environ, WAKAQ_TEST_URL=url, WAKAQ_TEST_LOG=str(self.log))
+        for key, value in options.items():
+            env[f"WAKAQ_TEST_{key.upper()}"] = str(value)
+        self.output = (tmp / f"{name}.out").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wakaq", "worker", "--app", app], env=env, stdout=self.output, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def children(self) -> list[int]:
+        return child_pids(self.pid)
+
+    def wait_ready(self, children: int = 1, timeout: float = 15.0) -> list[int]:
+        def ready() -> list[int] | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_text()}")
+            pids = self.children()
+            return pids if len(pids) >= children else None
+
+        return wait_until(ready, timeout, what=f"{children} worker children")
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"worker did not exit within {timeout}s:\n{self.log_text()[-3000:]}") from e
+
+    def stop(self) -> None:
+        pids = [self.pid, *self.children()]
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+        self.output.close()

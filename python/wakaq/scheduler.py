@@ -33,8 +33,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import redis
 from croniter import CroniterError, croniter  # type: ignore[import-untyped]
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from wakaq.constants import EXIT_OK, EXIT_USAGE
+from wakaq.constants import EXIT_OK
 from wakaq.exceptions import WakaQError
 from wakaq.logger import setup_logging
 
@@ -330,11 +332,14 @@ class Scheduler:
 
 
 def _redis_client(app: WakaQ) -> redis.Redis:
+    # NOTE: one immediate retry (a pooled connection that died with a Redis restart), not redis-py's default of
+    # 10 with backoff: the loop has its own backoff and must get back to the clock.
     return redis.Redis.from_url(
         app.url,
         socket_timeout=app.socket_timeout,
         socket_connect_timeout=app.socket_connect_timeout,
         health_check_interval=int(app.health_check_interval or 0),
+        retry=Retry(NoBackoff(), 1),
     )
 
 
@@ -342,20 +347,15 @@ def _redis_client(app: WakaQ) -> redis.Redis:
 
 
 def run_scheduler(app: WakaQ, *, list_only: bool = False, count: int = LIST_COUNT, out: IO[str] | None = None) -> int:
-    """`wakaq-scheduler`: run until SIGINT/SIGTERM (exit 0), or with `list_only` print the next fire times.
+    """`wakaq-scheduler`: run until SIGINT/SIGTERM (returns 0), or with `list_only` print the next fire times.
 
-    Startup problems (no schedules, bad cron, unknown task or queue) print one line naming the culprit and return
-    EXIT_USAGE."""
-    out = out or sys.stdout
-    try:
-        if list_only:
-            list_schedules(app, out, count)
-            return EXIT_OK
-        setup_logging(app.scheduler_log_level, file=app.scheduler_log_file)
-        scheduler = Scheduler(app)
-    except WakaQError as e:
-        print(f"wakaq-scheduler: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    Startup problems (no schedules, bad cron, unknown task or queue, unencodable args) raise WakaQError naming the
+    culprit before anything runs; the command line prints it as one line."""
+    if list_only:
+        list_schedules(app, out or sys.stdout, count)
+        return EXIT_OK
+    scheduler = Scheduler(app)
+    setup_logging(app.scheduler_log_level, file=app.scheduler_log_file)
     _install_signal_handlers(scheduler)
     scheduler.run()
     return EXIT_OK

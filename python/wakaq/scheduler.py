@@ -356,6 +356,8 @@ def run_scheduler(app: WakaQ, *, list_only: bool = False, count: int = LIST_COUN
         return EXIT_OK
     scheduler = Scheduler(app)
     setup_logging(app.scheduler_log_level, file=app.scheduler_log_file)
+    # NOTE: the default scheduler level is DEBUG (WakaQ's); redis-py's own debug chatter is not ours to show.
+    logging.getLogger("redis").setLevel(max(logging.INFO, app.scheduler_log_level))
     _install_signal_handlers(scheduler)
     scheduler.run()
     return EXIT_OK

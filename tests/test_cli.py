@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -177,7 +178,9 @@ def test_info_counts(rclient: redis.Redis) -> None:
 @needs_broker
 @needs_codec
 def test_info_counts_after_delay(redis_url: str) -> None:
-    app = import_app(APP)
+    import tests.apps.cli_app as module
+
+    app = importlib.reload(module).app  # bound to this test's Redis
     add = app.tasks["add"]
     add.delay(1, 2)
     add.delay(1, 2, queue="high")

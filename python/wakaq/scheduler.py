@@ -206,7 +206,6 @@ class Scheduler:
         self._outage_since: float | None = None
         self._backoff = BACKOFF_MIN
         self._last_now = 0.0
-        self.fired = 0
 
     # ---- control --------------------------------------------------------------------------------------------
 
@@ -305,9 +304,14 @@ class Scheduler:
         slot = entry.pending
         late = f" ({now - slot:.1f}s late)" if now - slot >= 1 else ""
         if won:
-            self.fired += 1
-            log.info("fired %s on queue %s for slot %s (%d)%s", entry.task_name, entry.queue.name,
-                     format_slot(slot), slot, late)  # fmt: skip
+            log.info(
+                "fired %s on queue %s for slot %s (%d)%s",
+                entry.task_name,
+                entry.queue.name,
+                format_slot(slot),
+                slot,
+                late,
+            )
         else:
             log.debug("slot %s (%d) of %s already fired by another scheduler", format_slot(slot), slot, entry.task_name)
 
@@ -315,7 +319,10 @@ class Scheduler:
         if self._outage_since is None:
             self._outage_since = now
             self._backoff = BACKOFF_MIN
-            log.warning("Redis is unreachable (%s); retrying, due slots fire when it is back", error)
+            # NOTE: any Redis error counts (also READONLY during a failover, or NOAUTH): retrying is right for all.
+            log.warning(
+                "Redis is unreachable (%s: %s); retrying, due slots fire when it is back", type(error).__name__, error
+            )
         else:
             self._backoff = min(self._backoff * 2, BACKOFF_MAX)
 

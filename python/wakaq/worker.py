@@ -206,8 +206,9 @@ class Child:
     def _max_retries(self, task: Task[Any, Any], claimed: Claimed) -> int:
         return self.app.max_retries_for(task, claimed.queue or task.queue or self.app.default_queue)
 
-    async def _run_sync(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                        retry: int, in_loop: bool) -> None:
+    async def _run_sync(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int, in_loop: bool
+    ) -> None:
         soft, hard = self._timeouts(task, claimed)
         token = current_task_name.set(task.name)
         log.debug("starting task %s", task.name)
@@ -228,24 +229,27 @@ class Child:
             run_sync(self.app, task, args, kwargs)
         except SoftTimeout as e:
             return e
-        except BaseException as e:  # noqa: BLE001 - SystemExit in a task is a task failure, not a child exit
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             return e
         return None
 
-    async def _call_in_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
+    async def _call_in_loop(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> BaseException | None:
         """A sync task with an async wrapper or callback: awaited in place, still watched as a sync task."""
         try:
             await run_async(self.app, task, args, kwargs)
-        except BaseException as e:  # noqa: BLE001 - see _call_sync
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             return e
         return None
 
-    def _start_async(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                     retry: int) -> None:
+    def _start_async(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+    ) -> None:
         soft, hard = self._timeouts(task, claimed)
         loop = asyncio.get_running_loop()
         coro = self._run_async(task, claimed, args, kwargs, retry)
@@ -275,8 +279,9 @@ class Child:
         else:
             _wakaq.async_deadline(0, 0.0)
 
-    async def _run_async(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                         retry: int) -> None:
+    async def _run_async(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+    ) -> None:
         token = current_task_name.set(task.name)
         log.debug("starting task %s", task.name)
         outcome: BaseException | None = None
@@ -286,15 +291,22 @@ class Child:
             if claimed.seq not in self.soft_timed_out:
                 raise
             outcome = e
-        except BaseException as e:  # noqa: BLE001 - see _call_sync
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             outcome = e
         await self._settle(task, claimed, args, kwargs, retry, outcome)
         current_task_name.reset(token)
 
-    async def _settle(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                      retry: int, outcome: BaseException | None) -> None:
+    async def _settle(
+        self,
+        task: Task[Any, Any],
+        claimed: Claimed,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        retry: int,
+        outcome: BaseException | None,
+    ) -> None:
         self.done += 1
         if outcome is None:
             log.debug("finished task %s", task.name)
@@ -305,8 +317,9 @@ class Child:
         else:
             self._fail(claimed, _describe(outcome), _format_tb(outcome))
 
-    def _soft_timeout(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                      retry: int) -> None:
+    def _soft_timeout(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+    ) -> None:
         limit = self._max_retries(task, claimed)
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
@@ -348,4 +361,3 @@ def child_main(app: WakaQ, daemon_id: str) -> Callable[[int], int]:
         return child.run()
 
     return main
-

@@ -36,7 +36,11 @@ pub struct Consumer {
 
 type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
 
-fn run<T: Send>(py: Python<'_>, conn: &Mutex<Conn>, f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send) -> PyResult<T> {
+fn run<T: Send>(
+    py: Python<'_>,
+    conn: &Mutex<Conn>,
+    f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
+) -> PyResult<T> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.run(f).map_err(|e| describe(&e))
@@ -49,16 +53,19 @@ fn join_seqs(seqs: &[u64]) -> String {
 }
 
 impl Consumer {
-    fn parse_claim(&self, py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> PyResult<Claimed> {
+    /// claim.lua's reply `{queue index, element, ...}` as `(seq, queue index, element)` triples.
+    fn parse_claim(py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> Claimed {
         let mut items = reply.into_iter();
-        let Some(Value::Int(index)) = items.next() else { return Ok(Vec::new()) };
+        let Some(Value::Int(index)) = items.next() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (i, v) in items.enumerate() {
             if let Value::BulkString(bytes) = v {
                 out.push((first_seq + i as u64, index as usize, PyBytes::new(py, &bytes).unbind()));
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -126,7 +133,7 @@ impl Consumer {
             }
             inv.invoke(c)
         })?;
-        let claimed = self.parse_claim(py, reply, first)?;
+        let claimed = Self::parse_claim(py, reply, first);
         self.next_seq.fetch_add(claimed.len() as u64, Ordering::Relaxed);
         Ok(claimed)
     }
@@ -135,9 +142,17 @@ impl Consumer {
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let block = Duration::from_secs_f64(timeout.max(0.001));
         py.detach(|| {
-            let mut guard = self.block_conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut guard = self
+                .block_conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             guard
-                .run_blocking(block, |c| redis::cmd("BLPOP").arg(&self.bells).arg(block.as_secs_f64()).query::<Option<(String, String)>>(c))
+                .run_blocking(block, |c| {
+                    redis::cmd("BLPOP")
+                        .arg(&self.bells)
+                        .arg(block.as_secs_f64())
+                        .query::<Option<(String, String)>>(c)
+                })
                 .map_err(|e| describe(&e))
         })
         .map(|r| r.is_some())
@@ -146,7 +161,17 @@ impl Consumer {
 
     /// Record task `seq` (from `queue`, `payload`) as failed with a reason and traceback; also acks `acks`.
     #[pyo3(signature = (seq, queue, payload, reason, traceback, acks = Vec::new()))]
-    fn fail(&self, py: Python<'_>, seq: u64, queue: &str, payload: &[u8], reason: &str, traceback: &str, acks: Vec<u64>) -> PyResult<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        queue: &str,
+        payload: &[u8],
+        reason: &str,
+        traceback: &str,
+        acks: Vec<u64>,
+    ) -> PyResult<()> {
         self.finish(py, seq, "fail", queue, payload, reason, traceback, &acks)
     }
 
@@ -186,10 +211,25 @@ impl Consumer {
 
 impl Consumer {
     #[allow(clippy::too_many_arguments)]
-    fn finish(&self, py: Python<'_>, seq: u64, mode: &str, queue: &str, payload: &[u8], reason: &str, traceback: &str, acks: &[u64]) -> PyResult<()> {
+    fn finish(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        mode: &str,
+        queue: &str,
+        payload: &[u8],
+        reason: &str,
+        traceback: &str,
+        acks: &[u64],
+    ) -> PyResult<()> {
         run(py, &self.conn, |c| {
             let mut inv = scripts::finish().key(&self.inflight);
-            inv.arg(&self.field_prefix).arg(seq).arg(mode).arg(&self.keys.prefix).arg(queue).arg(payload);
+            inv.arg(&self.field_prefix)
+                .arg(seq)
+                .arg(mode)
+                .arg(&self.keys.prefix)
+                .arg(queue)
+                .arg(payload);
             inv.arg(reason).arg(traceback).arg(&self.worker).arg(FAILED_KEEP);
             for a in acks {
                 inv.arg(*a);

@@ -288,6 +288,9 @@ impl Parent {
         let state = self.slots.get(child.slot).map(Slot::read_final).unwrap_or_default();
         self.retired_done += state.tasks_done;
         let running = state.running().or((state.async_seq != 0).then_some(state.async_seq));
+        // NOTE: a child that finished or started a task was working, not crash-looping (an outside kill, the
+        // OOM killer, a poison pill whose deliveries are counted and dead-listed anyway).
+        let worked = state.tasks_done > 0 || running.is_some();
         // NOTE: a child we killed gets no bump: a hard-timeout task was already recorded as failed (Op::Fail
         // was queued first), and a stop is our decision, not the task's fault.
         let (running, bump) = match (child.killed, exit) {
@@ -301,7 +304,7 @@ impl Parent {
             bump,
         });
         self.log_child_exit(&child, exit, running);
-        self.note_crash(&child);
+        self.note_crash(&child, worked);
     }
 
     fn log_child_exit(&mut self, child: &Child, exit: Exit, running: Option<u64>) {
@@ -315,13 +318,15 @@ impl Parent {
         }
     }
 
-    /// Children dying right after birth mean a crash loop: wait 1 s, doubling to 30 s, between forks.
-    fn note_crash(&mut self, child: &Child) {
+    /// Children dying right after birth, before running any task, mean a crash loop (the app fails at start):
+    /// wait 1 s, doubling to 30 s, between forks. A child that ran tasks resets the backoff however young it
+    /// died: children killed from outside while working must be replaced at once, not after 30 s.
+    fn note_crash(&mut self, child: &Child, worked: bool) {
         let deliberate = child.killed.is_some() || child.recycling || child.stopping;
         if self.stop != Stop::Running || deliberate {
             return;
         }
-        if child.born.elapsed() >= YOUNG {
+        if worked || child.born.elapsed() >= YOUNG {
             self.crash.reset();
             return;
         }

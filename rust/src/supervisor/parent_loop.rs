@@ -374,6 +374,8 @@ impl Parent {
         if let Some(s) = self.slots.get(slot) {
             s.clear();
         }
+        // SAFETY: getpid cannot fail.
+        let parent_pid = unsafe { libc::getpid() };
         match fork(py)? {
             Forked::Parent(pid) => {
                 drop(write);
@@ -383,7 +385,9 @@ impl Parent {
                     .debug(&format!("forked child {pid} (slot {slot}, parent threads {threads})"));
                 Ok(())
             }
-            Forked::Child { restore_mask } => self.become_child(py, slot, read, write, restore_mask, child_main),
+            Forked::Child { restore_mask } => {
+                self.become_child(py, slot, (read, write), parent_pid, restore_mask, child_main)
+            }
         }
     }
 
@@ -406,8 +410,8 @@ impl Parent {
         &mut self,
         py: Python<'_>,
         slot: usize,
-        read: OwnedFd,
-        write: OwnedFd,
+        (read, write): (OwnedFd, OwnedFd),
+        parent_pid: libc::pid_t,
         restore_mask: libc::sigset_t,
         child_main: &Bound<'_, PyAny>,
     ) -> ! {
@@ -431,6 +435,7 @@ impl Parent {
                 log_pipe,
                 close,
                 restore_mask,
+                parent_pid,
             };
             child::run(py, &start, child_main);
         }));

@@ -64,3 +64,40 @@ def test_kill_a_random_child_every_200ms(redis_url: str, client: redis.Redis, st
     assert acc.failed == {}, f"short tasks failed: {acc.failed}"
     assert acc.unexplained_duplicates(died) == {}
     assert worker.proc.poll() is None, "the daemon survived"
+
+
+@pytest.mark.parametrize("machine_death", [False, True], ids=["parent", "parent-and-children"])
+def test_kill_one_of_two_daemons(
+    redis_url: str, client: redis.Redis, start_worker: StartWorker, machine_death: bool
+) -> None:
+    """Two daemons share the queues; SIGKILL one daemon mid-run: its parent alone (the children must not live
+    on unsupervised: they finish their task, hand back their claims and exit), or its parent and children at
+    once (a machine dying: the survivor's reaper returns the dead daemon's tasks once its heartbeat expires)."""
+    started = time.monotonic()
+    n = 2000
+    app = build(redis_url)
+    victim = start_worker(redis_url, "victim", concurrency=2, heartbeat=3)
+    survivor = start_worker(redis_url, "survivor", concurrency=2, heartbeat=3)
+    orphans = victim.children()
+    try:
+        app.tasks["work"].delay_many(((i, 3.0), {}) for i in range(n))
+        wait_until(lambda: client.hlen("runs") >= n // 4, timeout=30, what="a quarter of the tasks")
+        for pid in [victim.pid, *(orphans if machine_death else [])]:
+            assert _kill(pid)
+        victim.proc.wait(5)
+        wait_until(lambda: not any(driver.alive(p) for p in orphans), timeout=10, what="the victim's children to exit")
+        driver.wait_drained(client, lambda: driver.done_count(client, n), timeout=45)
+        wait_until(lambda: client.scard("wakaq:daemons") == 1, timeout=10, what="the dead daemon to be reaped")
+    finally:
+        for pid in orphans:
+            _kill(pid)
+    acc = driver.account(client, range(n))
+    died = set(orphans) | driver.died_children(survivor.log_text())
+    how = "daemon + children" if machine_death else "daemon"
+    driver.record(acc.row(f"kill -9 one of two daemons ({how})", started))
+    assert acc.lost == set(), f"lost: {sorted(acc.lost)[:20]}"
+    assert acc.failed == {}
+    assert acc.unexplained_duplicates(died) == {}
+    assert survivor.proc.poll() is None
+    if machine_death:
+        assert "tasks of dead worker daemons to their queues" in survivor.log_text()

@@ -152,6 +152,8 @@ class Child:
     async def _idle(self) -> None:
         """Nothing to claim: block on the doorbells (GIL released), without starving running async tasks."""
         self.batch = 1
+        if self.stopping:
+            return  # NOTE: a claim interrupted by SIGTERM also comes back empty: stop now, not after a wait
         if not self.async_tasks:
             try:
                 self.consumer.wait(self.app.wait_timeout)

@@ -89,6 +89,15 @@ fn is_connection_problem(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
+/// A signal handler interrupted the socket call (EINTR). Sockets with a timeout are never restarted (see
+/// signal(7)), so a SIGTERM or SIGQUIT reaching a child in the middle of a call shows up as this error; it says
+/// nothing about Redis.
+pub fn is_interrupted(e: &RedisError) -> bool {
+    e.is_io_error()
+        && e.to_string()
+            .contains(&std::io::Error::from_raw_os_error(libc::EINTR).to_string())
+}
+
 /// A short, single-line description of a Redis error for logs and exceptions.
 pub fn describe(e: &RedisError) -> String {
     let text = e.to_string();

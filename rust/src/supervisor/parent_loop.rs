@@ -579,11 +579,16 @@ impl Parent {
             return;
         }
         self.next_heartbeat = now + self.cfg.heartbeat_interval;
+        let info = self.daemon_info();
+        // NOTE: the heartbeat first: it is a real round trip. `server_time` mostly answers from the clock the
+        // last script read, without Redis; called first, its success ended every outage in the link (an INFO
+        // "available again", then a new WARNING, every heartbeat interval, and a backoff stuck at its minimum).
+        if self.link.call(&mut self.log, |c| c.heartbeat(&info)).is_none() {
+            return;
+        }
         if let Some(server) = self.link.call(&mut self.log, |c| c.server_time()) {
             self.clock_offset = server - unix_now();
         }
-        let info = self.daemon_info();
-        self.link.call(&mut self.log, |c| c.heartbeat(&info));
         if let Some(n @ 1..) = self.link.call(&mut self.log, |c| c.reap_dead_daemons()) {
             self.log
                 .info(&format!("returned {n} tasks of dead worker daemons to their queues"));

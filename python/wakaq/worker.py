@@ -37,6 +37,8 @@ log = logging.getLogger("wakaq")
 #: one at a time so an idle sibling can take the next one.
 FAST_TASK = 0.001
 MAX_BATCH = 16
+#: longest pause between two attempts to reach Redis during an outage (seconds)
+MAX_BACKOFF = 1.0
 
 
 @dataclass(slots=True)
@@ -172,11 +174,15 @@ class Child:
     # ---- redis outages -------------------------------------------------------------------------------
 
     async def _outage(self, error: BrokerError) -> None:
-        """Redis is unreachable: warn once per outage, back off (0.1 s doubling to 5 s), never spin."""
+        """Redis is unreachable: warn once per outage, back off (0.1 s doubling to 1 s), never spin.
+
+        NOTE: the cap is what a child may add to the outage: tasks resume within about a second of Redis
+        answering again, and one refused connection a second costs nothing.
+        """
         if not self._down:
             log.warning("%s; retrying until it is back", error)
             self._down = True
-        self._backoff = min(5.0, self._backoff * 2 or 0.1)
+        self._backoff = min(MAX_BACKOFF, self._backoff * 2 or 0.1)
         await asyncio.sleep(self._backoff)
 
     def _recovered(self) -> None:

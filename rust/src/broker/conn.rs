@@ -103,7 +103,8 @@ pub fn describe(e: &RedisError) -> String {
     let text = e.to_string();
     let line = text.lines().next().unwrap_or("redis error");
     if e.is_timeout() {
-        format!("redis timed out: {line}")
+        // NOTE: the OS words for a socket timeout ("Resource temporarily unavailable", EAGAIN) mislead.
+        "redis timed out: no answer within the socket timeout".to_owned()
     } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
         format!("redis unavailable: {line}")
     } else {

@@ -151,7 +151,7 @@ impl PubSub {
                 .filter(|t| !t.is_zero())
                 .map_or(MAX_CONNECT_TIMEOUT, |t| t.min(MAX_CONNECT_TIMEOUT)),
             conn: None,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
+            backoff: Backoff::new(Duration::from_millis(500), crate::supervisor::backoff::RECONNECT_MAX),
             retry_at: Instant::now(),
         })
     }

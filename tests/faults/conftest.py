@@ -16,7 +16,9 @@ APP = "tests.faults.app.wakaq"
 
 
 class StartWorker(Protocol):
-    def __call__(self, url: str, name: str = ..., concurrency: int = ..., wait: bool = ..., **options: Any) -> Worker: ...
+    def __call__(
+        self, url: str, name: str = ..., concurrency: int = ..., wait: bool = ..., **options: Any
+    ) -> Worker: ...
 
 
 @pytest.fixture

@@ -217,7 +217,7 @@ def format_table(rows: list[Row]) -> list[str]:
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
 
     def line(c: tuple[str, ...]) -> str:
-        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths)))
+        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths, strict=True)))
 
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(c) for c in cells[1:]]

@@ -240,9 +240,9 @@ impl Consumer {
                 );
                 Ok(claimed)
             }
-            (Err(Failure::Interrupted), _) => Ok(Vec::new()),
+            // NOTE: `(Ok, None)` cannot happen (an answer implies an attempt); nothing claimed either way.
+            (Err(Failure::Interrupted), _) | (Ok(_), None) => Ok(Vec::new()),
             (Err(Failure::Broker(msg)), _) => Err(broker_error(py, msg)),
-            (Ok(_), None) => Ok(Vec::new()),
         }
     }
 

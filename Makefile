@@ -53,7 +53,7 @@ format: venv ## format Rust and Python code
 
 .PHONY: bench
 bench: build-release ## pytest-benchmark micro benchmarks (codec, enqueue, claim+ack)
-	$(PY) -m pytest benches -q --benchmark-enable -p no:randomly $(PYTEST_ARGS)
+	$(PY) -m pytest $(or $(PYTEST_ARGS),benches) -q --benchmark-enable --benchmark-columns=min,median,mean,ops
 
 .PHONY: demo
 demo: build-release ## the main job: a worker, a scheduler and a producer against a throwaway redis-server

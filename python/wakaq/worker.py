@@ -176,7 +176,8 @@ class Child:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakaq-wait")
             loop = asyncio.get_running_loop()
             self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, self.app.wait_timeout)
-        await asyncio.wait([self._wait_future, *self.async_tasks], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [self._wait_future, *self.async_tasks]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if self._wait_future.done() and isinstance(error := self._wait_future.exception(), BrokerError):
             await self._outage(error)
 

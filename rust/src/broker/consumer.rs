@@ -199,9 +199,15 @@ impl Consumer {
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let block = Duration::from_secs_f64(timeout.max(0.001));
         let result = py.detach(|| {
-            let mut guard = self.block_conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut guard = self
+                .block_conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             guard.run_blocking(block, |c| {
-                redis::cmd("BLPOP").arg(&self.bells).arg(block.as_secs_f64()).query::<Option<(String, String)>>(c)
+                redis::cmd("BLPOP")
+                    .arg(&self.bells)
+                    .arg(block.as_secs_f64())
+                    .query::<Option<(String, String)>>(c)
             })
         });
         match result {

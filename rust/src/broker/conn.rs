@@ -89,20 +89,19 @@ fn is_connection_problem(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
-/// A signal handler interrupted the socket call (EINTR). Sockets with a timeout are never restarted (see
-/// signal(7)), so a SIGTERM or SIGQUIT reaching a child in the middle of a call shows up as this error; it says
-/// nothing about Redis.
+/// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.
 pub fn is_interrupted(e: &RedisError) -> bool {
-    e.is_io_error()
-        && e.to_string()
-            .contains(&std::io::Error::from_raw_os_error(libc::EINTR).to_string())
+    // WARN: redis-rs keeps the io::Error behind an Arc that `source()` cannot downcast, so match its text.
+    e.is_io_error() && e.to_string().contains(&format!("os error {}", libc::EINTR))
 }
 
 /// A short, single-line description of a Redis error for logs and exceptions.
 pub fn describe(e: &RedisError) -> String {
     let text = e.to_string();
     let line = text.lines().next().unwrap_or("redis error");
-    if e.is_timeout() {
+    if is_interrupted(e) {
+        format!("redis call interrupted by a signal: {line}")
+    } else if e.is_timeout() {
         // NOTE: the OS words for a socket timeout ("Resource temporarily unavailable", EAGAIN) mislead.
         "redis timed out: no answer within the socket timeout".to_owned()
     } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {

@@ -85,7 +85,10 @@ fn run<T: Send>(
             Err(Failure::Broker(msg)) => return Err(broker_error(py, msg)),
         }
     }
-    Err(broker_error(py, "redis call interrupted by signals".to_owned()))
+    Err(broker_error(
+        py,
+        "redis call interrupted by a signal, 3 times in a row".to_owned(),
+    ))
 }
 
 fn join_seqs(seqs: &[u64]) -> String {
@@ -249,7 +252,7 @@ impl Consumer {
     /// Block up to `timeout` seconds for a doorbell token; True when one was taken.
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let block = Duration::from_secs_f64(timeout.max(0.001));
-        py.detach(|| {
+        let result = py.detach(|| {
             let mut guard = self
                 .block_conn
                 .lock()
@@ -260,18 +263,14 @@ impl Consumer {
                     .arg(block.as_secs_f64())
                     .query::<Option<(String, String)>>(c)
             })
-        })
-        .map_or_else(
-            // NOTE: a signal (SIGTERM: stop) interrupted the wait: no token, and no outage either.
-            |e| {
-                if is_interrupted(&e) {
-                    Ok(false)
-                } else {
-                    Err(broker_error(py, describe(&e)))
-                }
-            },
-            |r| Ok(r.is_some()),
-        )
+        });
+        match result {
+            Ok(token) => Ok(token.is_some()),
+            // NOTE: a signal (shutdown, soft timeout) cut the wait short; the dropped connection cancels
+            // the BLPOP on the server, so no token is taken. The caller checks its signals and goes on.
+            Err(e) if is_interrupted(&e) => Ok(false),
+            Err(e) => Err(broker_error(py, describe(&e))),
+        }
     }
 
     /// Record task `seq` (from `queue`, `payload`) as failed with a reason and traceback; also acks `acks`.

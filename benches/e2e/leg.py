@@ -16,23 +16,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import redis  # noqa: E402
-
 import common  # noqa: E402
+import redis  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
     system_name, workload, raw = argv
-    opts = common.Options(**json.loads(raw))
-    if not opts.logdir or opts.logdir == ".":
-        opts.logdir = tempfile.mkdtemp(prefix="wakaq-bench-")
-    Path(opts.logdir).mkdir(parents=True, exist_ok=True)
     try:
         module = importlib.import_module(f"systems.{system_name}")
         system = module.Adapter()
         if workload == "version":
             report({"status": "ok", "result": {"version": system.version()}})
             return 0
+        opts = common.Options(**json.loads(raw))
+        if not opts.logdir or opts.logdir == ".":
+            opts.logdir = tempfile.mkdtemp(prefix="wakaq-bench-")
+        Path(opts.logdir).mkdir(parents=True, exist_ok=True)
         redis.Redis.from_url(opts.url).flushdb()
         result = common.WORKLOADS[workload](system, opts)
     except common.LegTimeout as e:

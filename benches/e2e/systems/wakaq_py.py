@@ -16,10 +16,10 @@ import sys
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
 
-from wakaq import WakaQ
+from common import ASYNC_SLEEP, QUEUE, progress
 from wakaq.serializer import serialize
 
-from common import ASYNC_SLEEP, QUEUE, progress
+from wakaq import WakaQ
 
 URL = os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
 _parts = urlparse(URL)

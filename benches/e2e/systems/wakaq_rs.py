@@ -12,9 +12,9 @@ import shutil
 import sys
 from datetime import datetime, timedelta, timezone
 
-from wakaq import WakaQ
-
 from common import ASYNC_SLEEP, QUEUE, progress
+
+from wakaq import WakaQ
 
 URL = os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
 

@@ -152,7 +152,7 @@ def test_exceptions_and_sys_exit_are_recorded_and_the_child_lives(
     reasons = sorted(r["reason"] for r in failed_records(rclient, "low"))
     assert reasons == ["ValueError: failing on purpose", "task called sys.exit(3)"]
     assert "Traceback" in failed_records(rclient, "low")[0]["traceback"]
-    assert worker.children() == child
+    assert worker.children() == child, worker.log_text()
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit(10) == 0
 

@@ -1,5 +1,10 @@
 """wakaq: a Redis-backed background task queue with WakaQ's API and a Rust core."""
 
 from wakaq._wakaq import __version__
+from wakaq.app import WakaQ
+from wakaq.exceptions import SoftTimeout, WakaQError
+from wakaq.queue import Queue
+from wakaq.schedule import CronTask
+from wakaq.task import Task
 
-__all__ = ["__version__"]
+__all__ = ["CronTask", "Queue", "SoftTimeout", "Task", "WakaQ", "WakaQError", "__version__"]

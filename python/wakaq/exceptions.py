@@ -15,3 +15,7 @@ class PayloadError(WakaQError, ValueError):
 
 class BrokerError(WakaQError, ConnectionError):
     """Redis is unreachable, timed out, or refused a command."""
+
+
+class AppImportError(WakaQError):
+    """`--app` does not name an importable WakaQ instance (command line tools)."""

@@ -11,6 +11,7 @@ pub mod element;
 pub mod keys;
 pub mod parent;
 pub mod producer;
+pub mod pubsub;
 pub mod scripts;
 
 /// Key templates for a prefix, so Python's `wakaq.keys` can be checked against these.

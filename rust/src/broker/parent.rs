@@ -62,8 +62,46 @@ pub struct CoordinatorConfig {
 }
 
 /// The Redis-backed coordinator. Connects lazily: a Redis outage shows up as errors from its calls.
-pub fn connect(cfg: &CoordinatorConfig) -> BrokerResult<Box<dyn Coordinator>> {
-    super::coordinator::RedisCoordinator::new(cfg)
-        .map(|c| Box::new(c) as Box<dyn Coordinator>)
-        .map_err(|e| BrokerFailure(super::conn::describe(&e)))
+/// An unusable URL (already validated in Python, so unlikely) gives a coordinator whose calls all fail.
+pub fn connect(cfg: &CoordinatorConfig) -> Box<dyn Coordinator> {
+    match super::coordinator::RedisCoordinator::new(cfg) {
+        Ok(c) => Box::new(c),
+        Err(e) => Box::new(Unavailable(super::conn::describe(&e))),
+    }
+}
+
+/// A coordinator for an unusable URL: every call fails with the same message.
+struct Unavailable(String);
+
+impl Unavailable {
+    fn fail<T>(&self) -> BrokerResult<T> {
+        Err(BrokerFailure(self.0.clone()))
+    }
+}
+
+impl Coordinator for Unavailable {
+    fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
+        self.fail()
+    }
+    fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
+        self.fail()
+    }
+    fn requeue_child(&mut self, _pid: u32, _running: Option<u64>, _bump: bool) -> BrokerResult<usize> {
+        self.fail()
+    }
+    fn fail_child_task(&mut self, _pid: u32, _seq: u64, _reason: &str) -> BrokerResult<()> {
+        self.fail()
+    }
+    fn promote_eta(&mut self) -> BrokerResult<Option<f64>> {
+        self.fail()
+    }
+    fn relay_broadcast(&mut self, _payload: &[u8]) -> BrokerResult<()> {
+        self.fail()
+    }
+    fn deregister(&mut self) -> BrokerResult<()> {
+        self.fail()
+    }
+    fn server_time(&mut self) -> BrokerResult<f64> {
+        self.fail()
+    }
 }

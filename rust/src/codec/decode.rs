@@ -1,6 +1,7 @@
 //! msgpack -> Python objects, from untrusted bytes: every read is bounds-checked by `Reader`,
 //! nesting is limited, and no allocation is sized by a declared length alone.
 
+use pyo3::exceptions::PyUnicodeDecodeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
 use pyo3::IntoPyObjectExt;
@@ -123,11 +124,15 @@ impl<'py, 'a> Decoder<'py, 'a> {
     }
 }
 
-/// A msgpack str: must be valid UTF-8.
-pub fn str_value<'py>(py: Python<'py>, bytes: &[u8], at: usize) -> Result<Bound<'py, PyString>, DecodeError> {
-    std::str::from_utf8(bytes)
-        .map(|s| PyString::new(py, s))
-        .map_err(|_| DecodeError::BadUtf8 { at })
+/// A msgpack str: must be valid UTF-8. CPython's decoder validates and builds in one pass.
+pub fn str_value<'py>(py: Python<'py>, bytes: &[u8], at: usize) -> Result<Bound<'py, PyString>, DecodeFail> {
+    PyString::from_bytes(py, bytes).map_err(|e| {
+        if e.is_instance_of::<PyUnicodeDecodeError>(py) {
+            DecodeFail::Bad(DecodeError::BadUtf8 { at })
+        } else {
+            DecodeFail::Py(e)
+        }
+    })
 }
 
 /// Decodes exactly one value from `data` (trailing bytes are an error).

@@ -4,6 +4,7 @@
 //! bool, list, dict, tuple, bytes); everything else, subclasses included, goes to a cold path.
 //! Exact checks are pointer comparisons, and they keep `bool` out of the `int` branch.
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
@@ -108,12 +109,20 @@ impl<'a> Encoder<'a> {
     /// Maps keep the dict's insertion order, which makes the output deterministic.
     fn dict(&mut self, dict: &Bound<'_, PyDict>) -> EncodeResult {
         self.enter()?;
-        write::map_len(self.out, dict.len())?;
-        // WARN: PyO3's dict iterator panics if the dict changes size while we walk it; only user code
-        // (a tzinfo's utcoffset) could do that, and the pyfunction edge turns such a panic into an error.
-        for (key, value) in dict.iter() {
+        let len = dict.len();
+        write::map_len(self.out, len)?;
+        let (mut pos, mut written) = (0, 0);
+        while let Some((key, value)) = next_entry(dict, &mut pos) {
+            written += 1;
+            if written > len {
+                break;
+            }
             self.value(&key).map_err(|e| e.in_key().at(key_segment(&key)))?;
             self.value(&value).map_err(|e| e.at(key_segment(&key)))?;
+        }
+        if written != len {
+            // User code (a tzinfo's utcoffset) resized the dict: the header we wrote would be a lie.
+            return Err(EncodeError::invalid("dict changed size while being encoded"));
         }
         self.depth -= 1;
         Ok(())
@@ -181,6 +190,31 @@ impl<'a> Encoder<'a> {
         }
         self.depth -= 1;
         Ok(())
+    }
+}
+
+/// The next (key, value) of a dict walk, as owned references.
+///
+/// NOTE: not PyO3's dict iterator: it panics when the dict changes size mid-walk, which user code run
+/// during encoding (a tzinfo) could cause. `PyDict_Next` stays memory-safe under mutation and the caller
+/// counts entries instead.
+fn next_entry<'py>(
+    dict: &Bound<'py, PyDict>,
+    pos: &mut ffi::Py_ssize_t,
+) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: we are attached (we hold a Bound), `dict` is a dict, and the out-pointers are valid locals.
+    // PyDict_Next only reads the table within its current bounds, even if the dict was resized.
+    if unsafe { ffi::PyDict_Next(dict.as_ptr(), pos, &raw mut key, &raw mut value) } == 0 {
+        return None;
+    }
+    // SAFETY: PyDict_Next returned non-null borrowed references to live objects; from_borrowed_ptr takes
+    // a new strong reference before any Python code can run and drop the dict's own.
+    unsafe {
+        Some((
+            Bound::from_borrowed_ptr(dict.py(), key),
+            Bound::from_borrowed_ptr(dict.py(), value),
+        ))
     }
 }
 

@@ -18,7 +18,7 @@ use pyo3::{intern, wrap_pyfunction};
 use super::decode::DecodeFail;
 use super::ext::decimal_type;
 use super::read::DecodeError;
-use super::task::Task;
+use super::task::PyTask;
 use crate::errors::payload_error;
 
 const DATETIME_FIELDS: [&str; 8] = [
@@ -34,7 +34,7 @@ const DATETIME_FIELDS: [&str; 8] = [
 const DATE_FIELDS: [&str; 3] = ["year", "month", "day"];
 
 /// Parses a JSON payload and checks its shape (same rules and messages as the msgpack one).
-pub fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> Result<Task<'py>, DecodeFail> {
+pub fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTask<'py>, DecodeFail> {
     let payload = parse(py, data)?;
     if !payload.is_instance_of::<PyDict>() {
         return Err(shape(format!("payload must be a map, got {}", json_kind(&payload))));
@@ -44,9 +44,7 @@ pub fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> Result<Task<'py>, Decod
         None => return Err(shape("payload has no 'name'".into())),
         Some(v) => v
             .cast_into::<PyString>()
-            .map_err(|e| wrong("name", "a str", e.into_inner().as_ref()))?
-            .to_str()?
-            .to_owned(),
+            .map_err(|e| wrong("name", "a str", e.into_inner().as_ref()))?,
     };
     let args = match payload.get_item("args")? {
         None => PyList::empty(py),
@@ -105,9 +103,7 @@ fn wakaq_json_object_hook(obj: Bound<'_, PyDict>) -> PyResult<Bound<'_, PyAny>> 
         "date" => date(&obj),
         "timedelta" => timedelta(&obj),
         "Decimal" => decimal_type(py).and_then(|t| t.call1((required(&obj, "value")?,))),
-        "bytes" => py
-            .import("base64")?
-            .call_method1("b64decode", (required(&obj, "value")?,)),
+        "bytes" => bytes(&obj),
         _ => return Ok(obj.into_any()),
     };
     made.map_err(|e| payload_error(py, format!("invalid '{class}' object in JSON payload: {}", e.value(py))))
@@ -172,6 +168,16 @@ fn timedelta<'py>(obj: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     let kwargs = PyDict::new(obj.py());
     kwargs.set_item("seconds", seconds)?;
     class.call((), Some(&kwargs))
+}
+
+/// Base64 checked strictly (upstream decodes leniently, but only ever wrote valid base64).
+fn bytes<'py>(obj: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+    let options = PyDict::new(obj.py());
+    options.set_item("validate", true)?;
+    obj.py()
+        .import("base64")?
+        .getattr("b64decode")?
+        .call((required(obj, "value")?,), Some(&options))
 }
 
 fn shape(what: String) -> DecodeFail {

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::PyBytes;
 
 mod decode;
 mod encode;
@@ -22,7 +22,7 @@ mod task;
 mod timestamp;
 mod write;
 
-pub use task::{decode_task_bytes, encode_task_into, Task};
+pub use task::{decode_task_bytes, decode_task_object, encode_task_into, PyTask, Task};
 
 /// Containers nested deeper than this are refused, both ways: it bounds the recursion (and so the
 /// stack) on untrusted input, and stops containers that contain themselves.
@@ -88,6 +88,6 @@ fn encode_task<'py>(
 
 /// Decode a task payload (msgpack, or WakaQ's JSON when it starts with `{`).
 #[pyfunction]
-fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(String, Bound<'py, PyList>, Bound<'py, PyDict>, i64)> {
-    guarded(|| decode_task_bytes(py, data))
+fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTask<'py>> {
+    guarded(|| decode_task_object(py, data))
 }

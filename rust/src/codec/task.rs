@@ -2,7 +2,7 @@
 //! These are the Rust-side entry points the broker calls; the pyfunctions in `mod.rs` wrap them.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::decode::{str_value, DecodeFail, Decoder};
 use super::encode::{type_name, Encoder};
@@ -13,6 +13,9 @@ use super::write::{self, TooLong};
 
 /// A decoded task: (name, args, kwargs, retry).
 pub type Task<'py> = (String, Bound<'py, PyList>, Bound<'py, PyDict>, i64);
+
+/// The same with the name still a Python str: what `decode_task` returns, without a detour through `String`.
+pub type PyTask<'py> = (Bound<'py, PyString>, Bound<'py, PyList>, Bound<'py, PyDict>, i64);
 
 /// Appends the msgpack payload of a task to `out` (deterministic: equal arguments give equal bytes,
 /// which is what lets equal eta tasks dedupe in their zset).
@@ -88,6 +91,12 @@ fn check_shape(args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>) -> PyResult<(
 /// Missing `args`/`kwargs` decode as empty and a missing `retry` as 0; unknown keys (WakaQ's
 /// `queue`) are skipped. Bad bytes or a wrong shape raise `PayloadError` saying what is wrong.
 pub fn decode_task_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Task<'py>> {
+    let (name, args, kwargs, retry) = decode_task_object(py, data)?;
+    Ok((name.to_str()?.to_owned(), args, kwargs, retry))
+}
+
+/// `decode_task_bytes` keeping the name as a Python str.
+pub fn decode_task_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTask<'py>> {
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     let task = if first == Some(&b'{') {
         json::decode_task(py, data)
@@ -99,13 +108,13 @@ pub fn decode_task_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Task<'py
 
 /// The four fields as they are found; `None` for absent ones.
 struct Fields<'py> {
-    name: Option<String>,
+    name: Option<Bound<'py, PyString>>,
     args: Option<Bound<'py, PyList>>,
     kwargs: Option<Bound<'py, PyDict>>,
     retry: i64,
 }
 
-fn decode_msgpack_task<'py>(py: Python<'py>, data: &[u8]) -> Result<Task<'py>, DecodeFail> {
+fn decode_msgpack_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTask<'py>, DecodeFail> {
     let mut decoder = Decoder::new(py, data);
     let entries = match decoder.reader.token()? {
         Token::Map(n) => n,
@@ -140,7 +149,7 @@ fn read_field<'py>(decoder: &mut Decoder<'py, '_>, fields: &mut Fields<'py>) -> 
     let at = decoder.reader.pos();
     match key {
         b"name" => match decoder.reader.token()? {
-            Token::Str(bytes) => fields.name = Some(str_value(decoder.py(), bytes, at)?.to_string()),
+            Token::Str(bytes) => fields.name = Some(str_value(decoder.py(), bytes, at)?),
             other => return Err(wrong("name", "a str", &other)),
         },
         b"args" => match decoder.reader.token()? {
@@ -172,4 +181,45 @@ fn wrong(field: &str, expected: &str, got: &Token<'_>) -> DecodeFail {
         got.kind()
     };
     shape(format!("'{field}' must be {expected}, got {got}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use pyo3::types::PyDictMethods;
+
+    use super::*;
+
+    #[test]
+    fn rust_api_round_trips_a_task() {
+        Python::attach(|py| {
+            let args = PyList::new(py, [1_i64, 2, 3]).unwrap();
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("k", "v").unwrap();
+            let mut out = b"prefix".to_vec();
+            encode_task_into(py, &mut out, "mytask", args.as_any(), kwargs.as_any(), 2).unwrap();
+            assert_eq!(&out[..7], b"prefix\x84");
+            let (name, got_args, got_kwargs, retry) = decode_task_bytes(py, &out[6..]).unwrap();
+            assert_eq!(name, "mytask");
+            assert_eq!(got_args.extract::<Vec<i64>>().unwrap(), [1, 2, 3]);
+            assert_eq!(
+                got_kwargs.get_item("k").unwrap().unwrap().extract::<String>().unwrap(),
+                "v"
+            );
+            assert_eq!(retry, 2);
+        });
+    }
+
+    #[test]
+    fn failed_encode_leaves_the_buffer_as_it_was() {
+        Python::attach(|py| {
+            let args = PyList::new(py, [py.None(), py.get_type::<PyDict>().into_any().unbind()]).unwrap();
+            let mut out = b"keep".to_vec();
+            let err = encode_task_into(py, &mut out, "t", args.as_any(), PyDict::new(py).as_any(), 0).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "TypeError: cannot encode args[1]: unsupported type 'type'"
+            );
+            assert_eq!(out, b"keep");
+        });
+    }
 }

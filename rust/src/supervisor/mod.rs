@@ -1,5 +1,66 @@
+//! The worker daemon's parent: forks `concurrency` children that run `child_main(slot)`, relays their logs,
+//! enforces timeouts through shared-memory slots, recycles on memory pressure, reforks, promotes eta tasks,
+//! relays broadcasts and keeps the daemon's heartbeat. Single-threaded by design (design-notes 1.2).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 
-pub fn init_pymodule(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub mod backoff;
+mod child;
+mod children;
+pub mod clock;
+pub mod config;
+pub mod eta;
+mod fork;
+mod link;
+mod logs;
+mod memory;
+mod parent_loop;
+mod signals;
+pub mod slots;
+mod watchdog;
+
+/// Run the worker daemon's parent loop until SIGINT/SIGTERM/SIGQUIT; returns the exit code.
+#[pyfunction]
+fn run_worker(py: Python<'_>, config: &Bound<'_, PyAny>, child_main: &Bound<'_, PyAny>) -> PyResult<i32> {
+    let cfg = config::SupervisorConfig::from_py(config)?;
+    if !child_main.is_callable() {
+        return Err(PyTypeError::new_err("child_main must be callable"));
+    }
+    catch_unwind(AssertUnwindSafe(|| parent_loop::run(py, cfg, child_main))).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(PyRuntimeError::new_err(format!("wakaq supervisor failed: {what}")))
+    })
+}
+
+/// Child: a sync task started (seconds from now, 0 = none). Atomics only: no syscall, no allocation.
+#[pyfunction]
+fn task_started(seq: u64, soft_timeout: f64, hard_timeout: f64) {
+    slots::with_current(|s| s.task_started(seq, clock::secs_to_ns(soft_timeout), clock::secs_to_ns(hard_timeout)));
+}
+
+/// Child: the sync task finished.
+#[pyfunction]
+fn task_finished() {
+    slots::with_current(slots::Slot::task_finished);
+}
+
+/// Child: the earliest hard deadline of its async tasks (monotonic seconds, `time.monotonic()`), 0 for none.
+#[pyfunction]
+fn async_deadline(seq: u64, hard_timeout_at: f64) {
+    slots::with_current(|s| s.async_deadline(seq, clock::secs_to_ns(hard_timeout_at)));
+}
+
+pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run_worker, m)?)?;
+    m.add_function(wrap_pyfunction!(task_started, m)?)?;
+    m.add_function(wrap_pyfunction!(task_finished, m)?)?;
+    m.add_function(wrap_pyfunction!(async_deadline, m)?)?;
     Ok(())
 }

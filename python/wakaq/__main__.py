@@ -1,0 +1,7 @@
+"""`python -m wakaq worker|scheduler|info|purge|failed --app package.module.attribute`."""
+
+import sys
+
+from wakaq.cli import main
+
+sys.exit(main())

@@ -1,0 +1,200 @@
+"""Operations behind the admin commands (`wakaq-info`, `wakaq-purge`, `wakaq-failed`), on redis-py.
+
+NOTE: these are rare, human-driven commands, so they use redis-py (pipelines, one round trip per step) instead of
+the Rust broker; only re-enqueueing goes through `app.broker.push_raw`, so the queue's doorbell rings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+if TYPE_CHECKING:
+    from wakaq.app import WakaQ
+
+
+def connect(app: WakaQ) -> redis.Redis:
+    """A redis-py client with the app's URL and timeouts."""
+    return redis.Redis.from_url(
+        app.url,
+        socket_timeout=app.socket_timeout,
+        socket_connect_timeout=app.socket_connect_timeout,
+        health_check_interval=int(app.health_check_interval or 0),
+    )
+
+
+# ---- info -------------------------------------------------------------------------------------------------------
+
+
+def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
+    """Counts per queue (pending, eta, in-flight, failed) and the live worker daemons."""
+    members: Any = r.smembers(app.keys.daemons)
+    daemons = sorted(d.decode() for d in members)
+    pipe: Any = r.pipeline(transaction=False)
+    for queue in app.queues:
+        pipe.llen(queue.broker_key)
+        pipe.zcard(queue.broker_eta_key)
+        pipe.llen(app.keys.failed(queue.name))
+    for daemon in daemons:
+        pipe.get(app.keys.heartbeat(daemon))
+        pipe.hvals(app.keys.inflight(daemon))
+    replies = pipe.execute()
+    queue_replies, daemon_replies = replies[: 3 * len(app.queues)], replies[3 * len(app.queues) :]
+    heartbeats, inflight = daemon_replies[0::2], daemon_replies[1::2]
+    inflight_by_queue = _inflight_counts(value for values in inflight for value in values)
+    queues = [
+        {
+            "name": queue.name,
+            "priority": queue.priority,
+            "broker_key": queue.broker_key,
+            "broker_eta_key": queue.broker_eta_key,
+            "pending_tasks": queue_replies[3 * i],
+            "pending_eta_tasks": queue_replies[3 * i + 1],
+            "inflight_tasks": inflight_by_queue.get(queue.name, 0),
+            "failed_tasks": queue_replies[3 * i + 2],
+        }
+        for i, queue in enumerate(app.queues)
+    ]
+    workers = [_worker(d, hb) for d, hb in zip(daemons, heartbeats, strict=True) if hb is not None]
+    return {"queues": queues, "workers": workers}
+
+
+def _inflight_counts(values: Iterable[bytes]) -> Counter[str]:
+    """In-flight hash values are `<queue name>\\n<element>`."""
+    return Counter(value.split(b"\n", 1)[0].decode(errors="replace") for value in values)
+
+
+def _worker(daemon: str, heartbeat: bytes) -> dict[str, Any]:
+    try:
+        info = json.loads(heartbeat)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        return {"id": daemon, "heartbeat": heartbeat.decode(errors="replace")}
+    return {"id": daemon, **info}
+
+
+# ---- purge ------------------------------------------------------------------------------------------------------
+
+
+def purge(app: WakaQ, r: redis.Redis, queue_name: str) -> dict[str, Any]:
+    """Empty a queue's pending list and eta set atomically; returns how many tasks each held."""
+    queue = app.get_queue(queue_name, "--queue")
+    pipe: Any = r.pipeline(transaction=True)
+    pipe.llen(queue.broker_key)
+    pipe.zcard(queue.broker_eta_key)
+    pipe.delete(queue.broker_key, queue.broker_eta_key)
+    pending, eta, _ = pipe.execute()
+    return {"queue": queue.name, "purged_tasks": pending, "purged_eta_tasks": eta}
+
+
+# ---- failed -----------------------------------------------------------------------------------------------------
+
+
+def failed_queues(app: WakaQ, r: redis.Redis, queue_name: str | None) -> list[str]:
+    """Queue names whose failed lists to act on: one (an app queue, or any name with a failed list) or all."""
+    if queue_name is not None:
+        if queue_name not in app.queues_by_name and not r.exists(app.keys.failed(queue_name)):
+            app.get_queue(queue_name, "--queue")  # raises, naming the queue
+        return [queue_name]
+    found = {key.decode()[len(app.keys.failed("")) :] for key in r.scan_iter(match=app.keys.failed("*"), count=500)}
+    return [q.name for q in app.queues] + sorted(found - set(app.queues_by_name))
+
+
+def list_failed(app: WakaQ, r: redis.Redis, queues: list[str], limit: int) -> list[dict[str, Any]]:
+    """Failure records, newest first per queue, decoded for people."""
+    pipe: Any = r.pipeline(transaction=False)
+    for name in queues:
+        pipe.lrange(app.keys.failed(name), 0, limit - 1)
+    return [describe(raw) for records in pipe.execute() for raw in records]
+
+
+def describe(raw: bytes) -> dict[str, Any]:
+    """A failure record as a JSON-ready dict, with the task's name and arguments decoded."""
+    from wakaq._wakaq import decode_task
+
+    record = _unpack_record(raw)
+    payload = record.get("payload", b"")
+    out: dict[str, Any] = {
+        "queue": record.get("queue"),
+        "reason": record.get("reason"),
+        "traceback": record.get("traceback"),
+        "time": _time(record),
+        "worker": record.get("worker"),
+        "deliveries": record.get("deliveries"),
+    }
+    try:
+        name, args, kwargs, retry = decode_task(payload)
+        out.update(name=name, args=args, kwargs=kwargs, retry=retry)
+    except Exception as e:  # a garbage payload is still listed, with why it cannot be read
+        out.update(name=None, payload_error=str(e), payload=bytes(payload[:200]).hex())
+    return out
+
+
+def _unpack_record(raw: bytes) -> dict[str, Any]:
+    from wakaq._wakaq import unpackb
+
+    try:
+        record = unpackb(raw)
+    except Exception as e:
+        return {"reason": f"unreadable failure record: {e}", "payload": b""}
+    return record if isinstance(record, dict) else {"reason": f"unexpected failure record {record!r}"}
+
+
+def _time(record: dict[str, Any]) -> str | None:
+    if isinstance(record.get("time_ms"), int):
+        return datetime.fromtimestamp(record["time_ms"] / 1000, tz=timezone.utc).isoformat()
+    value = record.get("time")
+    return value.isoformat() if isinstance(value, datetime) else None if value is None else str(value)
+
+
+def requeue_failed(app: WakaQ, r: redis.Redis, queues: list[str]) -> dict[str, int]:
+    """Push failed tasks back onto the end of their queues, oldest first.
+
+    At-least-once: each task is pushed, then its record removed (LREM of that exact record, so failures recorded
+    meanwhile are untouched). Records of queues this app does not define (e.g. broadcasts) are left in place.
+    """
+    requeued = skipped = 0
+    for name in queues:
+        key = app.keys.failed(name)
+        records: Any = r.lrange(key, 0, -1)
+        for raw in reversed(records):
+            record = _unpack_record(raw)
+            queue, payload = record.get("queue", name), record.get("payload")
+            if queue not in app.queues_by_name or not isinstance(payload, bytes) or not payload:
+                skipped += 1
+                continue
+            app.broker.push_raw(queue, payload)  # type: ignore[attr-defined]
+            r.lrem(key, -1, raw)
+            requeued += 1
+    return {"requeued": requeued, "skipped": skipped}
+
+
+def drop_failed(app: WakaQ, r: redis.Redis, queues: list[str]) -> dict[str, int]:
+    """Delete the failed lists; returns how many records they held."""
+    pipe: Any = r.pipeline(transaction=True)
+    for name in queues:
+        pipe.llen(app.keys.failed(name))
+    pipe.delete(*(app.keys.failed(name) for name in queues))
+    counts = pipe.execute()[:-1]
+    return {"dropped": sum(counts)}
+
+
+def to_json(value: Any) -> str:
+    """JSON for the terminal; task arguments may hold datetimes, bytes, Decimals."""
+    return json.dumps(value, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode(errors="backslashreplace")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)

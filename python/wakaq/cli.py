@@ -1,0 +1,211 @@
+"""Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`.
+
+Also `python -m wakaq <command> ...`. Each entry point returns its exit code (see `constants.py`): errors are one
+line on stderr, `<prog>: error: <what>`, never a traceback: 2 for bad arguments or an --app that cannot be
+imported, 3 when Redis is unreachable, 1 for other failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from wakaq.config import redact_url
+from wakaq.constants import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from wakaq.exceptions import AppImportError, BrokerError, WakaQError
+
+if TYPE_CHECKING:
+    from wakaq.app import WakaQ
+
+Command = Callable[["WakaQ", argparse.Namespace], int | None]
+
+APP_HELP = "import path of the WakaQ instance: package.module.attribute or package.module:attribute"
+
+
+# ---- importing the app ------------------------------------------------------------------------------------------
+
+
+def import_app(path: str) -> WakaQ:
+    """The WakaQ instance at `pkg.mod.attr` or `pkg.mod:attr`; AppImportError with one line otherwise."""
+    from wakaq.app import WakaQ
+
+    module_name, attribute = _split_app_path(path)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as WakaQ: `--app yourapp.wakaq` from the project directory
+    obj: Any = _import_module(path, module_name)
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise AppImportError(f"cannot load app {path!r}: {module_name!r} has no attribute {attribute!r}")
+        obj = getattr(obj, part)
+    if not isinstance(obj, WakaQ):
+        raise AppImportError(f"--app {path!r} is a {type(obj).__name__}, not a WakaQ instance")
+    return obj
+
+
+def _split_app_path(path: str) -> tuple[str, str]:
+    module_name, sep, attribute = path.partition(":") if ":" in path else path.rpartition(".")
+    if not sep or not module_name or not attribute:
+        raise AppImportError(f"invalid --app {path!r}: expected package.module.attribute or package.module:attribute")
+    return module_name, attribute
+
+
+def _import_module(path: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise AppImportError(f"cannot load app {path!r}: no module named {e.name!r}") from None
+        raise AppImportError(f"cannot load app {path!r}: importing {module_name!r} failed: {e}") from None
+    except Exception as e:  # the user's module raised while importing (syntax error, config error, ...)
+        what = f"{type(e).__name__}: {e}".strip().splitlines()[0]
+        raise AppImportError(f"cannot load app {path!r}: importing {module_name!r} failed: {what}") from None
+
+
+# ---- running a command ------------------------------------------------------------------------------------------
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--app", required=True, help=APP_HELP)
+    return parser
+
+
+def _run(parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] | None) -> int:
+    """Parse, import the app, run; map every expected failure to one line on stderr and an exit code."""
+    args = parser.parse_args(argv)
+    app: WakaQ | None = None
+    try:
+        app = import_app(args.app)
+        return command(app, args) or EXIT_OK
+    except AppImportError as e:
+        return _error(parser.prog, str(e), EXIT_USAGE)
+    except (redis.ConnectionError, redis.TimeoutError, BrokerError, ConnectionError) as e:
+        where = redact_url(app.url) if app is not None else "?"
+        return _error(parser.prog, f"cannot reach Redis at {where}: {_one_line(e)}", EXIT_UNAVAILABLE)
+    except WakaQError as e:
+        return _error(parser.prog, _one_line(e), EXIT_USAGE)
+    except redis.RedisError as e:
+        return _error(parser.prog, f"Redis error: {_one_line(e)}", EXIT_FAILURE)
+
+
+def _error(prog: str, message: str, code: int) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _print(value: Any) -> None:
+    from wakaq.admin import to_json
+
+    print(to_json(value))
+
+
+# ---- commands ---------------------------------------------------------------------------------------------------
+
+
+def worker(argv: Sequence[str] | None = None) -> int:
+    """wakaq-worker: run the worker daemon (a parent and `concurrency` forked children)."""
+    parser = _parser("wakaq-worker", "Run worker processes for the queues of your app.")
+    return _run(parser, _worker, argv)
+
+
+def _worker(app: WakaQ, args: argparse.Namespace) -> int:
+    try:
+        from wakaq.daemon import run_worker
+    except ImportError as e:
+        raise AppImportError(f"the worker daemon is not available: {e}") from None
+    return run_worker(app)
+
+
+def scheduler(argv: Sequence[str] | None = None) -> int:
+    """wakaq-scheduler: enqueue the app's CronTasks on schedule."""
+    parser = _parser("wakaq-scheduler", "Run the scheduler that enqueues your app's periodic tasks.")
+    return _run(parser, _scheduler, argv)
+
+
+def _scheduler(app: WakaQ, args: argparse.Namespace) -> int | None:
+    try:
+        from wakaq.scheduler import run_scheduler  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise AppImportError(f"the scheduler is not available: {e}") from None
+    app.validate_schedules()
+    result: int | None = run_scheduler(app)
+    return result
+
+
+def info(argv: Sequence[str] | None = None) -> int:
+    """wakaq-info: print queues (pending, eta, in-flight, failed counts) and live workers as JSON."""
+    parser = _parser("wakaq-info", "Print queue counts and live worker daemons as JSON.")
+    return _run(parser, _info, argv)
+
+
+def _info(app: WakaQ, args: argparse.Namespace) -> None:
+    from wakaq.admin import connect, inspect
+
+    with connect(app) as r:
+        _print(inspect(app, r))
+
+
+def purge(argv: Sequence[str] | None = None) -> int:
+    """wakaq-purge: empty a queue's pending tasks and eta tasks."""
+    parser = _parser("wakaq-purge", "Remove every pending and eta task of a queue.")
+    parser.add_argument("--queue", required=True, help="name of the queue to empty")
+    return _run(parser, _purge, argv)
+
+
+def _purge(app: WakaQ, args: argparse.Namespace) -> None:
+    from wakaq.admin import connect
+    from wakaq.admin import purge as purge_queue
+
+    with connect(app) as r:
+        _print(purge_queue(app, r, args.queue))
+
+
+def failed(argv: Sequence[str] | None = None) -> int:
+    """wakaq-failed: list, re-enqueue or drop failed tasks."""
+    parser = _parser("wakaq-failed", "List, re-enqueue or drop the failed tasks of one queue or all queues.")
+    parser.add_argument("--queue", help="only this queue (default: every queue)")
+    parser.add_argument("--limit", type=int, default=100, help="list: at most this many records per queue")
+    parser.add_argument("action", choices=["list", "requeue", "drop"])
+    return _run(parser, _failed, argv)
+
+
+def _failed(app: WakaQ, args: argparse.Namespace) -> None:
+    from wakaq import admin
+
+    with admin.connect(app) as r:
+        queues = admin.failed_queues(app, r, args.queue)
+        if args.action == "list":
+            _print(admin.list_failed(app, r, queues, max(1, args.limit)))
+        elif args.action == "requeue":
+            _print(admin.requeue_failed(app, r, queues))
+        else:
+            _print(admin.drop_failed(app, r, queues))
+
+
+COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
+    "worker": worker,
+    "scheduler": scheduler,
+    "info": info,
+    "purge": purge,
+    "failed": failed,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m wakaq <command> [options]`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        names = "|".join(COMMANDS)
+        return _error("wakaq", f"usage: python -m wakaq {{{names}}} --app package.module.attribute ...", EXIT_USAGE)
+    return COMMANDS[argv[0]](argv[1:])

@@ -1,0 +1,100 @@
+"""The one place that runs a task body: wrappers, callbacks and `app.current_task`, sync or async.
+
+Used by eager mode (`wakaq.testing`) and by the worker child. A wrapper is `wrapper(fn, args, kwargs)`, sync or
+async; `app.wrap_tasks_with` may register several, the first registered is the outermost. An async wrapper turns
+the call async even around a sync task (it is awaited); a sync wrapper cannot wait for an async task or an async
+wrapper inside it, which is a WakaQError. Callbacks (`before_task_started`, `after_task_finished`) may be sync or
+async; async ones are awaited. `after_task_finished` runs also when the task raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from wakaq.app import _current_task
+from wakaq.exceptions import WakaQError
+
+if TYPE_CHECKING:
+    from wakaq.app import WakaQ, Wrapper
+    from wakaq.task import Task
+
+
+def compose(app: WakaQ, task: Task[Any, Any]) -> Callable[..., Any]:
+    """The task function inside every wrapper, outermost = first registered."""
+    fn: Callable[..., Any] = task.fn
+    for wrapper in reversed(app.task_wrappers):
+        fn = _bind(wrapper, fn, task)
+    return fn
+
+
+def _bind(wrapper: Wrapper, inner: Callable[..., Any], task: Task[Any, Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(wrapper):
+
+        async def bound_async(*args: Any, **kwargs: Any) -> Any:
+            return await wrapper(inner, args, kwargs)
+
+        return functools.update_wrapper(bound_async, inner)
+    if inspect.iscoroutinefunction(inner):
+        name = getattr(wrapper, "__qualname__", repr(wrapper))
+        raise WakaQError(
+            f"sync wrapper {name!r} cannot wrap async task {task.name!r} (or an async wrapper): make it `async def`"
+        )
+
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(inner, args, kwargs)
+
+    return functools.update_wrapper(bound, inner)
+
+
+def needs_event_loop(app: WakaQ, task: Task[Any, Any]) -> bool:
+    """True when running this task awaits something: the task, a wrapper or a callback is async."""
+    parts = [task.fn, *app.task_wrappers, app.before_task_started_callback, app.after_task_finished_callback]
+    return any(inspect.iscoroutinefunction(part) for part in parts if part is not None)
+
+
+def run_sync(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """Run a task from synchronous code (no running event loop); async parts go through `asyncio.run`."""
+    if needs_event_loop(app, task):
+        return asyncio.run(run_async(app, task, args, kwargs))
+    chain = compose(app, task)
+    token = _current_task.set(task)
+    try:
+        _call_sync(app.before_task_started_callback)
+        try:
+            return chain(*args, **kwargs)
+        finally:
+            _call_sync(app.after_task_finished_callback)
+    finally:
+        _current_task.reset(token)
+
+
+async def run_async(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """Run a task inside an event loop; sync parts are called directly (they block the loop, as in WakaQ)."""
+    chain = compose(app, task)
+    token = _current_task.set(task)
+    try:
+        await _call_async(app.before_task_started_callback)
+        try:
+            result = chain(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            await _call_async(app.after_task_finished_callback)
+    finally:
+        _current_task.reset(token)
+
+
+def _call_sync(callback: Callable[[], Any] | None) -> None:
+    if callback is not None:
+        callback()
+
+
+async def _call_async(callback: Callable[[], Any] | None) -> None:
+    if callback is None:
+        return
+    result = callback()
+    if inspect.isawaitable(result):
+        await result

@@ -1,0 +1,133 @@
+"""`Task`: a registered function plus `.delay()` / `.broadcast()` to run it on a worker.
+
+Made by `@app.task`; calling the Task calls the function directly, in this process. `delay` is typed from the
+function with ParamSpec: a call without `queue=`/`eta=` is checked against the function's signature. (PEP 612 allows
+no extra keyword parameters next to `P.kwargs`, so calls that pass `queue=` or `eta=` match a looser overload.)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from wakaq.config import TimeoutValue, to_max_retries, to_timeout
+from wakaq.exceptions import WakaQError
+from wakaq.queue import Queue, check_timeout_order
+
+if TYPE_CHECKING:
+    from wakaq.app import WakaQ
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EtaValue = timedelta | datetime | int | float
+QueueArg = str | Queue
+
+
+class Task(Generic[P, R]):
+    """A task function registered on a WakaQ app."""
+
+    name: str
+    fn: Callable[P, R]
+    app: WakaQ
+    queue: Queue | None
+    max_retries: int | None
+    soft_timeout: timedelta | None
+    hard_timeout: timedelta | None
+    is_async: bool
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        app: WakaQ,
+        queue: QueueArg | None = None,
+        max_retries: int | None = None,
+        soft_timeout: TimeoutValue = None,
+        hard_timeout: TimeoutValue = None,
+    ) -> None:
+        if not callable(fn):
+            raise WakaQError(f"@task needs a function, got {fn!r}")
+        self.name = fn.__name__
+        self.fn = fn
+        self.app = app
+        self.queue = None if queue is None else app.get_queue(queue, f"task {self.name!r}")
+        self.max_retries = to_max_retries(max_retries, f"max_retries of task {self.name!r}")
+        self.soft_timeout = to_timeout(soft_timeout, f"soft_timeout of task {self.name!r}")
+        self.hard_timeout = to_timeout(hard_timeout, f"hard_timeout of task {self.name!r}")
+        self.is_async = inspect.iscoroutinefunction(fn)
+        check_timeout_order(self.soft_timeout, self.hard_timeout, f"task {self.name!r}")
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @property
+    def wakaq(self) -> WakaQ:
+        """The app (WakaQ's attribute name)."""
+        return self.app
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    @overload
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+    @overload
+    def delay(self, *args: Any, queue: QueueArg | None, eta: EtaValue | None = None, **kwargs: Any) -> Any: ...
+    @overload
+    def delay(self, *args: Any, eta: EtaValue | None, **kwargs: Any) -> Any: ...
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task on a worker: `queue=` overrides its queue, `eta=` delays it (timedelta, datetime, seconds).
+
+        Returns None; in eager mode it runs inline and returns what the task returned (see `wakaq.testing`).
+        """
+        queue = self.app.get_queue(kwargs.pop("queue", None) or self.queue or self.app.default_queue, "delay")
+        eta = kwargs.pop("eta", None)
+        due = None if eta is None else due_time(eta)
+        if self.app.eager:
+            from wakaq.testing import run_eager
+
+            return run_eager(self, args, kwargs)
+        if due is None:
+            self.app.broker.push(queue.name, self.name, args, kwargs)
+        else:
+            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due)
+        return None
+
+    def delay_many(
+        self, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]], queue: QueueArg | None = None
+    ) -> int:
+        """Enqueue many calls `[(args, kwargs), ...]` in one round trip; returns how many were sent."""
+        target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_many").name
+        items = [(target, self.name, args, kwargs) for args, kwargs in calls]
+        if self.app.eager:
+            from wakaq.testing import run_eager
+
+            for _, _, args, kwargs in items:
+                run_eager(self, args, kwargs)
+            return len(items)
+        return self.app.broker.push_many(items) if items else 0
+
+    def broadcast(self, *args: P.args, **kwargs: P.kwargs) -> int:
+        """Run the task once on every worker daemon; returns how many daemons received it."""
+        if self.app.eager:
+            from wakaq.testing import run_eager
+
+            run_eager(self, args, kwargs)
+            return 1
+        return self.app.broker.broadcast(self.name, args, kwargs)
+
+
+def due_time(eta: object) -> float:
+    """Unix time (float) at which an eta task becomes due. Naive datetimes are UTC, as on the worker."""
+    if isinstance(eta, timedelta):
+        return time.time() + eta.total_seconds()
+    if isinstance(eta, datetime):
+        aware = eta if eta.tzinfo is not None else eta.replace(tzinfo=timezone.utc)
+        return aware.timestamp()
+    if isinstance(eta, int | float) and not isinstance(eta, bool):
+        return time.time() + float(eta)
+    raise WakaQError(f"unknown eta type {type(eta).__name__} ({eta!r}): use a timedelta, datetime or seconds")

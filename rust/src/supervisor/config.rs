@@ -1,0 +1,246 @@
+//! The worker config dict from Python (`wakaq/daemon.py`), validated once into plain Rust values.
+
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+
+use crate::broker::parent::CoordinatorConfig;
+
+const KEYS: [&str; 16] = [
+    "concurrency",
+    "max_mem_percent",
+    "log_file",
+    "log_level",
+    "wait_timeout",
+    "daemon_id",
+    "hostname",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "shutdown_timeout",
+    "url",
+    "prefix",
+    "queues",
+    "socket_timeout",
+    "connect_timeout",
+    "max_tasks_per_worker",
+];
+
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    pub concurrency: usize,
+    /// Machine memory use (percent) at which children are recycled and forking waits.
+    pub max_mem_percent: Option<f64>,
+    /// None: the parent's stderr.
+    pub log_file: Option<String>,
+    /// Python logging level number; the parent's own lines below it are dropped.
+    pub log_level: i64,
+    pub wait_timeout: Duration,
+    pub daemon_id: String,
+    pub hostname: String,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    /// How long a graceful stop waits for running tasks; None waits forever.
+    pub shutdown_timeout: Option<Duration>,
+    /// None: no Redis at all (an internal no-op coordinator).
+    pub url: Option<String>,
+    pub prefix: String,
+    pub queues: Vec<String>,
+    pub socket_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+}
+
+impl SupervisorConfig {
+    pub fn from_py(config: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = config.py();
+        let dict = py.get_type::<PyDict>().call1((config,))?.cast_into::<PyDict>()?;
+        reject_unknown_keys(&dict)?;
+        let f = Fields(dict);
+        let hostname = f.opt_string("hostname")?.unwrap_or_else(local_hostname);
+        let heartbeat_interval = f.secs("heartbeat_interval", 2.0)?;
+        let cfg = Self {
+            concurrency: f.concurrency()?,
+            max_mem_percent: f.percent("max_mem_percent")?,
+            log_file: f.opt_string("log_file")?,
+            log_level: f.int("log_level", 20)?,
+            wait_timeout: f.secs("wait_timeout", 1.0)?,
+            daemon_id: f
+                .opt_string("daemon_id")?
+                .unwrap_or_else(|| format!("{hostname}-{}", std::process::id())),
+            heartbeat_timeout: f.secs("heartbeat_timeout", heartbeat_interval.as_secs_f64() * 5.0)?,
+            heartbeat_interval,
+            hostname,
+            shutdown_timeout: f.opt_secs("shutdown_timeout")?,
+            url: f.opt_string("url")?,
+            prefix: f.opt_string("prefix")?.unwrap_or_else(|| "wakaq".to_owned()),
+            queues: f.str_list("queues")?,
+            socket_timeout: f.opt_secs("socket_timeout")?,
+            connect_timeout: f.opt_secs("connect_timeout")?,
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> PyResult<()> {
+        if self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err(PyValueError::new_err(
+                "heartbeat_timeout must be longer than heartbeat_interval",
+            ));
+        }
+        if self.prefix.is_empty() || self.daemon_id.is_empty() {
+            return Err(PyValueError::new_err("prefix and daemon_id must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// What the Redis coordinator and pub/sub need; None when running without Redis.
+    pub fn coordinator(&self) -> Option<CoordinatorConfig> {
+        Some(CoordinatorConfig {
+            url: self.url.clone()?,
+            prefix: self.prefix.clone(),
+            daemon_id: self.daemon_id.clone(),
+            queues: self.queues.clone(),
+            heartbeat_timeout: self.heartbeat_timeout,
+            socket_timeout: self.socket_timeout,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+fn reject_unknown_keys(dict: &Bound<'_, PyDict>) -> PyResult<()> {
+    for key in dict.keys() {
+        let name = key.extract::<String>().unwrap_or_else(|_| key.to_string());
+        if !KEYS.contains(&name.as_str()) {
+            return Err(PyValueError::new_err(format!(
+                "unknown worker config key {name:?}; known keys: {}",
+                KEYS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Fields<'py>(Bound<'py, PyDict>);
+
+impl<'py> Fields<'py> {
+    /// The value of `key`, None when missing or None.
+    fn get(&self, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(self.0.get_item(key)?.filter(|v| !v.is_none()))
+    }
+
+    fn number(&self, key: &str) -> PyResult<Option<f64>> {
+        let Some(v) = self.get(key)? else { return Ok(None) };
+        if v.is_instance_of::<PyBool>() || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>()) {
+            return Err(PyValueError::new_err(format!(
+                "{key} must be a number, got {}",
+                type_name(&v)
+            )));
+        }
+        let x: f64 = v.extract()?;
+        if x.is_nan() {
+            return Err(PyValueError::new_err(format!("{key} must not be NaN")));
+        }
+        Ok(Some(x))
+    }
+
+    fn int(&self, key: &str, default: i64) -> PyResult<i64> {
+        let Some(v) = self.get(key)? else { return Ok(default) };
+        if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+            return Err(PyValueError::new_err(format!(
+                "{key} must be an int, got {}",
+                type_name(&v)
+            )));
+        }
+        v.extract()
+            .map_err(|_| PyValueError::new_err(format!("{key} is out of range")))
+    }
+
+    fn concurrency(&self) -> PyResult<usize> {
+        if self.get("concurrency")?.is_none() {
+            return Err(PyValueError::new_err("concurrency is required"));
+        }
+        let n = self.int("concurrency", 0)?;
+        match usize::try_from(n) {
+            Ok(n @ 1..=4096) => Ok(n),
+            _ => Err(PyValueError::new_err(format!(
+                "concurrency must be between 1 and 4096, got {n}"
+            ))),
+        }
+    }
+
+    fn percent(&self, key: &str) -> PyResult<Option<f64>> {
+        match self.number(key)? {
+            Some(p) if !(p > 0.0 && p <= 100.0) => {
+                Err(PyValueError::new_err(format!("{key} must be in (0, 100], got {p}")))
+            }
+            p => Ok(p),
+        }
+    }
+
+    /// Optional seconds; None or infinity mean "no limit". Must be >= 0.
+    fn opt_secs(&self, key: &str) -> PyResult<Option<Duration>> {
+        match self.number(key)? {
+            None => Ok(None),
+            Some(x) if x.is_infinite() && x > 0.0 => Ok(None),
+            Some(x) => Duration::try_from_secs_f64(x)
+                .map(Some)
+                .map_err(|_| PyValueError::new_err(format!("{key} must be >= 0 seconds, got {x}"))),
+        }
+    }
+
+    /// Seconds with a default; must be finite and > 0.
+    fn secs(&self, key: &str, default: f64) -> PyResult<Duration> {
+        let x = self.number(key)?.unwrap_or(default);
+        if x.is_finite() && x > 0.0 {
+            Ok(Duration::from_secs_f64(x))
+        } else {
+            Err(PyValueError::new_err(format!(
+                "{key} must be a positive number of seconds, got {x}"
+            )))
+        }
+    }
+
+    fn opt_string(&self, key: &str) -> PyResult<Option<String>> {
+        let Some(v) = self.get(key)? else { return Ok(None) };
+        if !v.is_instance_of::<PyString>() {
+            return Err(PyValueError::new_err(format!(
+                "{key} must be a str, got {}",
+                type_name(&v)
+            )));
+        }
+        Ok(Some(v.extract()?))
+    }
+
+    fn str_list(&self, key: &str) -> PyResult<Vec<String>> {
+        let Some(v) = self.get(key)? else { return Ok(Vec::new()) };
+        if v.is_instance_of::<PyString>() {
+            return Err(PyValueError::new_err(format!("{key} must be a list of str, not a str")));
+        }
+        v.try_iter()
+            .map_err(|_| PyValueError::new_err(format!("{key} must be a list of str, got {}", type_name(&v))))?
+            .map(|item| {
+                let item = item?;
+                item.extract::<String>().map_err(|_| {
+                    PyValueError::new_err(format!("{key} must contain only str, got {}", type_name(&item)))
+                })
+            })
+            .collect()
+    }
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+fn local_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into our live buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if rc == 0 && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".to_owned()
+    }
+}

@@ -1,0 +1,43 @@
+"""Test doubles for the native broker, to test the Python API before (and independently of) Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from wakaq import WakaQ
+from wakaq import _wakaq as native
+
+needs_codec = pytest.mark.skipif(not hasattr(native, "encode_task"), reason="native codec not merged yet")
+needs_broker = pytest.mark.skipif(not hasattr(native, "Broker"), reason="native Broker not merged yet")
+
+
+class FakeBroker:
+    """Records every call the API makes, with the documented Broker signatures."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def push(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0) -> None:
+        self.calls.append(("push", queue, name, tuple(args), dict(kwargs)))
+
+    def push_eta(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], due: float) -> None:
+        self.calls.append(("push_eta", queue, name, tuple(args), dict(kwargs), due))
+
+    def push_many(self, items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]]) -> int:
+        self.calls.append(("push_many", list(items)))
+        return len(items)
+
+    def broadcast(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
+        self.calls.append(("broadcast", name, tuple(args), dict(kwargs)))
+        return 3
+
+
+def install_fake_broker(app: WakaQ) -> FakeBroker:
+    fake = FakeBroker()
+    app._broker = fake  # type: ignore[assignment]
+    app._broker_pid = os.getpid()
+    return fake

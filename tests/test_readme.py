@@ -1,0 +1,89 @@
+"""WakaQ's README example, producer side, runs unchanged against a real Redis and leaves the expected payloads."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from tests.fakes import needs_broker, needs_codec
+from wakaq import _wakaq
+
+
+def decoded(elements: list[bytes]) -> list[tuple[str, list[Any], dict[str, Any]]]:
+    out = []
+    for element in elements:
+        _, payload = _wakaq.split_element(element)
+        name, args, kwargs, _ = _wakaq.decode_task(payload)
+        out.append((name, args, kwargs))
+    return out
+
+
+@pytest.fixture
+def readme(redis_url: str) -> Any:
+    import tests.apps.readme_app as module
+
+    return importlib.reload(module)  # a fresh app bound to this test's Redis
+
+
+def test_readme_app_builds(readme: Any) -> None:
+    app = readme.wakaq
+    assert [q.name for q in app.queues] == [
+        "a-high-priority-queue",
+        "a-medium-priority-queue",
+        "a-low-priority-queue",
+        "another-queue",
+        "default-lowest-priority-queue",
+    ]
+    assert set(app.tasks) == {"mytask", "a_cpu_intensive_task", "an_io_intensive_task", "anothertask"}
+    app.validate_schedules()
+
+
+@needs_broker
+@needs_codec
+def test_readme_producer(readme: Any, rclient: redis.Redis) -> None:
+    before = time.time()
+    readme.produce()
+    after = time.time()
+    assert decoded(rclient.lrange("wakaq:a-medium-priority-queue", 0, -1)) == [("mytask", [1, 1], {})]
+    assert decoded(rclient.lrange("wakaq:a-high-priority-queue", 0, -1)) == [("mytask", [1, 1], {})]
+    assert decoded(rclient.lrange("wakaq:default-lowest-priority-queue", 0, -1)) == [
+        ("anothertask", [], {}),
+        ("an_io_intensive_task", [], {}),
+    ]
+    ((member, score),) = rclient.zrange("wakaq:eta:default-lowest-priority-queue", 0, -1, withscores=True)
+    assert _wakaq.decode_task(member)[:3] == ("anothertask", [], {})
+    assert before + 10 - 0.01 <= score <= after + 10 + 0.01
+
+
+@needs_broker
+@needs_codec
+def test_readme_broadcast_reaches_subscribers(readme: Any, rclient: redis.Redis) -> None:
+    pubsub = rclient.pubsub()
+    pubsub.subscribe("wakaq-broadcast")
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+    assert readme.mytask.broadcast(3, 4) == 1
+    message = pubsub.get_message(timeout=5)
+    pubsub.close()
+    assert message is not None
+    assert _wakaq.decode_task(message["data"])[:3] == ("mytask", [3, 4], {})
+
+
+@needs_broker
+@needs_codec
+def test_readme_delay_many(readme: Any, rclient: redis.Redis) -> None:
+    assert readme.mytask.delay_many([((i, i), {}) for i in range(50)]) == 50
+    assert decoded(rclient.lrange("wakaq:a-medium-priority-queue", 0, -1)) == [
+        ("mytask", [i, i], {}) for i in range(50)
+    ]
+
+
+@needs_broker
+@needs_codec
+def test_unsupported_argument_raises_type_error_at_delay(readme: Any, rclient: redis.Redis) -> None:
+    with pytest.raises(TypeError):
+        readme.mytask.delay(object(), 1)
+    assert rclient.llen("wakaq:a-medium-priority-queue") == 0

@@ -244,7 +244,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--async-n", type=int, default=10_000)
     p.add_argument("--async-concurrency", type=int, default=100)
     p.add_argument("--eta-n", type=int, default=100_000)
-    p.add_argument("--celery-eta-n", type=int, default=20_000, help="Celery enqueues eta tasks one by one (~2k/s)")
+    p.add_argument("--celery-eta-n", type=int, default=10_000, help="eta tasks for Celery (enqueued one by one)")
     p.add_argument("--latency-n", type=int, default=300)
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--bulk-chunk", type=int, default=1_000, help="calls per delay_many() (default 1,000)")
@@ -392,7 +392,12 @@ def run_notes(
     specs: list[SystemSpec],
     labels: dict[str, str],
 ) -> list[str]:
-    notes = []
+    notes = [
+        "enqueue-bulk is wakaq only (`delay_many`; WakaQ 3.0.7 and Celery have no bulk enqueue); async is not run"
+        " for Celery (no async tasks)",
+        "drain setup (not timed): wakaq `delay_many`, WakaQ the same RPUSH its `.delay()` does in a pipeline,"
+        " Celery `.delay()` in a loop; eta setup likewise (ZADD with a due time 5 s in the past)",
+    ]
     for s in specs:
         idle = [o for o in outcomes.get((s.key, "idle"), []) if o.status == "ok"]
         if idle:

@@ -34,6 +34,7 @@ KEY_IO = "bench:io"  # string: the counter drain-io tasks INCR themselves
 
 FLUSH_INTERVAL = 0.01
 POLL_INTERVAL = 0.005
+STALL_SECONDS = 10.0  # no progress for this long with nothing left in Redis: tasks were lost
 QUEUE = "bench"
 ETA_KEY = f"wakaq:eta:{QUEUE}"
 ASYNC_SLEEP = 0.01  # seconds each async task awaits
@@ -141,6 +142,10 @@ class Options:
 
 class LegTimeout(Exception):
     """A wait in a workload ran past its deadline; the message says what was seen."""
+
+
+class TasksLost(Exception):
+    """Nothing is left in Redis to run and the count stopped short of N: the system dropped tasks."""
 
 
 def wait_for(check: Callable[[], Any], deadline: float, what: str, interval: float = POLL_INTERVAL) -> Any:
@@ -258,16 +263,30 @@ def _wait_ready(r: redis.Redis, worker: WorkerProcess, system: System, deadline:
 
 
 def _wait_done(r: redis.Redis, worker: WorkerProcess, count: int, deadline: float) -> None:
+    seen = {"done": -1, "at": time.monotonic()}
+
     def finished() -> bool:
         done = int(r.get(KEY_DONE) or 0)
         if done >= count:
             return True
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise LegTimeout(f"timed out: {done} of {count} tasks finished")
+        if done != seen["done"]:
+            seen.update(done=done, at=now)
+        elif now - seen["at"] > STALL_SECONDS and not _backlog(r):
+            raise TasksLost(f"{count - done} of {count} tasks lost: queues empty, no progress for {STALL_SECONDS}s")
         worker.check_alive()
         return False
 
     wait_for(finished, deadline + 1, f"{count} tasks")
+
+
+def _backlog(r: redis.Redis) -> int:
+    """Tasks still waiting in Redis: the queue list (WakaQ/wakaq name, Celery name) and the eta zset."""
+    pipe = r.pipeline(transaction=False)
+    pipe.llen(f"wakaq:{QUEUE}").llen(QUEUE).zcard(ETA_KEY)
+    return sum(pipe.execute())
 
 
 def _drain(system: System, opts: Options, r: redis.Redis, count: int, tag: str) -> dict[str, float]:

@@ -36,6 +36,8 @@ def main(argv: list[str]) -> int:
         result = common.WORKLOADS[workload](system, opts)
     except common.LegTimeout as e:
         report({"status": "timeout", "message": str(e)})
+    except common.TasksLost as e:
+        report({"status": "lost", "message": str(e)})
     except NotImplementedError as e:
         report({"status": "n/a", "message": str(e)})
     except Exception as e:

@@ -41,8 +41,8 @@ test: test-rust test-python ## every test: cargo test, then pytest (starts its o
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy stubtest
 	cargo fmt --check
 	cargo clippy -q --all-targets -- -D warnings
-	$(VENV)/bin/ruff check python tests benches
-	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/ruff check python tests benches demo
+	$(VENV)/bin/ruff format --check python tests benches demo
 	$(PY) -m mypy.stubtest wakaq._wakaq
 
 .PHONY: format

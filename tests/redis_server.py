@@ -37,7 +37,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
-        log = open(Path(self.dir) / "redis.log", "ab")  # noqa: SIM115
+        log = open(Path(self.dir) / "redis.log", "ab")
         self.proc = subprocess.Popen(args + self.extra_args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout

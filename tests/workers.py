@@ -53,7 +53,10 @@ class Worker:
             env[f"WAKAQ_TEST_{key.upper()}"] = str(value)
         self.output = (tmp / f"{name}.out").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wakaq", "worker", "--app", app], env=env, stdout=self.output, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "wakaq", "worker", "--app", app],
+            env=env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
         )
 
     @property

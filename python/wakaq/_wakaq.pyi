@@ -1,9 +1,24 @@
 """Types of the native extension `wakaq._wakaq` (Rust, PyO3). Private: import from `wakaq` instead."""
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, final
 
 __version__: str
+__all__ = [
+    "Broker",
+    "Consumer",
+    "__version__",
+    "async_deadline",
+    "decode_task",
+    "encode_task",
+    "key_layout",
+    "packb",
+    "run_worker",
+    "split_element",
+    "task_finished",
+    "task_started",
+    "unpackb",
+]
 
 # ---- codec ------------------------------------------------------------------------------------------------
 
@@ -24,27 +39,37 @@ def decode_task(data: bytes) -> tuple[str, list[Any], dict[str, Any], int]:
 def key_layout(prefix: str) -> dict[str, str]:
     """Key name templates, e.g. {'queue': 'wakaq:{queue}', ...}; used to check python/wakaq/keys.py agrees."""
 
+@final
 class Broker:
     """Producer side connection (thread-safe, GIL released during I/O)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         url: str,
-        prefix: str = "wakaq",
+        prefix: str = ...,
         socket_timeout: float | None = None,
         connect_timeout: float | None = None,
-    ) -> None: ...
-    def push(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0) -> None: ...
-    def push_eta(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], due: float) -> None: ...
-    def push_many(self, items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]]) -> int: ...
-    def broadcast(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int: ...
+    ) -> Broker: ...
+    @property
+    def prefix(self) -> str: ...
+    def push(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0) -> None:
+        """Encode a task and push it at the end of `queue` (one round trip)."""
+    def push_raw(self, queue: str, payload: bytes) -> None:
+        """Push an already encoded payload (requeue of a failed task)."""
+    def push_eta(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], due: float) -> None:
+        """Add an eta task due at `due` (unix seconds); equal tasks dedupe."""
+    def push_many(self, items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]]) -> int:
+        """Push `[(queue, name, args, kwargs), ...]` in one round trip per batch; returns the count."""
+    def broadcast(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
+        """Publish a broadcast task; returns the number of worker daemons that received it."""
     def ping(self) -> bool: ...
 
+@final
 class Consumer:
     """One forked child's connection to its queues (not shared between processes)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         url: str,
         prefix: str,
         daemon_id: str,
@@ -52,13 +77,23 @@ class Consumer:
         wait_timeout: float,
         socket_timeout: float | None = None,
         connect_timeout: float | None = None,
-    ) -> None: ...
+    ) -> Consumer: ...
+    @property
+    def queue_names(self) -> list[str]:
+        """Queue names in claim order; index 0 is this daemon's broadcast list."""
+    @property
+    def worker(self) -> str:
+        """This child's identity in failure records: `<daemon>/<pid>`."""
     def claim(self, acks: Sequence[int], max_count: int) -> list[tuple[int, int, bytes]]:
-        """Ack finished seqs and claim up to max_count: [(seq, queue index, element)]; index 0 is broadcast."""
+        """Ack finished seqs and claim up to max_count: [(seq, queue index, element)]."""
     def wait(self, timeout: float) -> bool:
         """Block on the queues' bells (GIL released); True when a token was taken."""
-    def fail(self, seq: int, queue: str, payload: bytes, reason: str, traceback: str) -> None: ...
-    def retry(self, seq: int, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int) -> None: ...
+    def fail(
+        self, seq: int, queue: str, payload: bytes, reason: str, traceback: str, acks: Sequence[int] = ...
+    ) -> None:
+        """Record task `seq` as failed (reason, traceback) and ack `acks`."""
+    def retry(self, seq: int, queue: str, payload: bytes, acks: Sequence[int] = ...) -> None:
+        """Re-enqueue task `seq` at the end of `queue` as `payload` (soft-timeout retry) and ack `acks`."""
     def release(self, seqs: Sequence[int]) -> int:
         """Return claimed, not started tasks to the front of their queues (shutdown)."""
 
@@ -68,13 +103,22 @@ def split_element(element: bytes) -> tuple[int, bytes]:
 # ---- supervisor -------------------------------------------------------------------------------------------
 
 def run_worker(config: Mapping[str, Any], child_main: Callable[[int], int]) -> int:
-    """Run the worker daemon's parent loop (forks children that call child_main(slot)); returns the exit code."""
+    """Run the worker daemon's parent loop until SIGINT/SIGTERM/SIGQUIT; returns the exit code (0).
+
+    Forks `config["concurrency"]` children that each call `child_main(slot)` (its return value, or a
+    SystemExit code, is the child's exit status; an exception prints its traceback and exits 1). Config keys:
+    concurrency (required), max_mem_percent, log_file, log_level, wait_timeout, daemon_id, hostname,
+    heartbeat_interval, heartbeat_timeout, shutdown_timeout (None = wait forever), url (None = no Redis),
+    prefix, queues, socket_timeout, connect_timeout. ValueError for an unknown key or a bad value.
+    """
 
 def task_started(seq: int, soft_timeout: float, hard_timeout: float) -> None:
-    """Child: a sync task started (0 = no timeout); the watchdog reads it from shared memory."""
+    """Child: a sync task started (seconds from now, 0 = no timeout); the watchdog reads it from shared memory.
+    A no-op outside a child forked by `run_worker`."""
 
 def task_finished() -> None:
-    """Child: the sync task finished."""
+    """Child: the sync task finished (also counts it in the daemon's tasks_done). No-op outside a child."""
 
 def async_deadline(seq: int, hard_timeout_at: float) -> None:
-    """Child: the earliest hard deadline (monotonic seconds) of its async tasks, 0 for none."""
+    """Child: the earliest hard deadline (`time.monotonic()` seconds) of its async tasks, 0 for none.
+    No-op outside a child."""

@@ -130,16 +130,17 @@ def _worker(app: WakaQ, args: argparse.Namespace) -> int:
 def scheduler(argv: Sequence[str] | None = None) -> int:
     """wakaq-scheduler: enqueue the app's CronTasks on schedule."""
     parser = _parser("wakaq-scheduler", "Run the scheduler that enqueues your app's periodic tasks.")
+    parser.add_argument("--list", action="store_true", help="print each schedule's next 3 fire times (UTC) and exit")
     return _run(parser, _scheduler, argv)
 
 
 def _scheduler(app: WakaQ, args: argparse.Namespace) -> int | None:
     try:
-        from wakaq.scheduler import run_scheduler  # type: ignore[import-not-found]
+        from wakaq.scheduler import run_scheduler
     except ImportError as e:
         raise AppImportError(f"the scheduler is not available: {e}") from None
     app.validate_schedules()
-    result: int | None = run_scheduler(app)
+    result: int | None = run_scheduler(app, list_only=args.list)
     return result
 
 

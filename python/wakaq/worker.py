@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq
-from wakaq.exceptions import PayloadError, SoftTimeout
+from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
 from wakaq.invoke import needs_event_loop, run_async, run_sync
 from wakaq.logger import current_task_name, setup_logging
 
@@ -77,6 +77,8 @@ class Child:
         self.soft_timed_out: set[int] = set()
         self.batch = 1
         self._wait_future: asyncio.Future[bool] | None = None
+        self._down = False
+        self._backoff = 0.0
         self._executor: ThreadPoolExecutor | None = None
 
     # ---- signals -------------------------------------------------------------------------------------
@@ -119,7 +121,12 @@ class Child:
                 await asyncio.wait(list(self.async_tasks), return_when=asyncio.FIRST_COMPLETED)
                 continue
             room = self._room(limit)
-            batch = self.consumer.claim(self._take_acks(), room)
+            try:
+                batch = self.consumer.claim(self._take_acks(), room)
+            except BrokerError as e:
+                await self._outage(e)
+                continue
+            self._recovered()
             if not batch:
                 await self._idle()
                 continue
@@ -146,7 +153,10 @@ class Child:
         """Nothing to claim: block on the doorbells (GIL released), without starving running async tasks."""
         self.batch = 1
         if not self.async_tasks:
-            self.consumer.wait(self.app.wait_timeout)
+            try:
+                self.consumer.wait(self.app.wait_timeout)
+            except BrokerError as e:
+                await self._outage(e)
             return
         if self._wait_future is None or self._wait_future.done():
             if self._executor is None:
@@ -154,12 +164,41 @@ class Child:
             loop = asyncio.get_running_loop()
             self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, self.app.wait_timeout)
         await asyncio.wait([self._wait_future, *self.async_tasks], return_when=asyncio.FIRST_COMPLETED)
+        if self._wait_future.done() and isinstance(error := self._wait_future.exception(), BrokerError):
+            await self._outage(error)
+
+    # ---- redis outages -------------------------------------------------------------------------------
+
+    async def _outage(self, error: BrokerError) -> None:
+        """Redis is unreachable: warn once per outage, back off (0.1 s doubling to 5 s), never spin."""
+        if not self._down:
+            log.warning("%s; retrying until it is back", error)
+            self._down = True
+        self._backoff = min(5.0, self._backoff * 2 or 0.1)
+        await asyncio.sleep(self._backoff)
+
+    def _recovered(self) -> None:
+        if self._down:
+            log.info("redis is reachable again")
+            self._down = False
+        self._backoff = 0.0
+
+    async def _redis(self, call: Callable[..., Any], *args: Any) -> Any:
+        """A settling call (fail, retry, release): retried until Redis answers; these calls are idempotent."""
+        while True:
+            try:
+                result = call(*args)
+            except BrokerError as e:
+                await self._outage(e)
+                continue
+            self._recovered()
+            return result
 
     async def _run_batch(self, batch: list[tuple[int, int, bytes]]) -> None:
         started = time.monotonic()
         for i, (seq, index, element) in enumerate(batch):
             if self.stopping:
-                self.consumer.release([s for s, _, _ in batch[i:]])
+                await self._redis(self.consumer.release, [s for s, _, _ in batch[i:]])
                 return
             claimed = self._claimed(seq, index, element)
             await self._handle(claimed)
@@ -180,7 +219,7 @@ class Child:
         if self._wait_future is not None:
             await asyncio.wait([self._wait_future])
         if self.acks:
-            self.consumer.claim(self._take_acks(), 0)
+            await self._redis(self.consumer.claim, self._take_acks(), 0)
 
     # ---- one task ------------------------------------------------------------------------------------
 
@@ -188,11 +227,11 @@ class Child:
         try:
             name, args, kwargs, retry = _wakaq.decode_task(claimed.payload)
         except PayloadError as e:
-            self._fail(claimed, f"undecodable payload: {e}")
+            await self._fail(claimed, f"undecodable payload: {e}")
             return
         task = self.app.tasks.get(name)
         if task is None:
-            self._fail(claimed, f"unknown task {name!r} (not registered on this app)")
+            await self._fail(claimed, f"unknown task {name!r} (not registered on this app)")
             return
         if task.is_async:
             self._start_async(task, claimed, args, kwargs, retry)
@@ -206,8 +245,9 @@ class Child:
     def _max_retries(self, task: Task[Any, Any], claimed: Claimed) -> int:
         return self.app.max_retries_for(task, claimed.queue or task.queue or self.app.default_queue)
 
-    async def _run_sync(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                        retry: int, in_loop: bool) -> None:
+    async def _run_sync(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int, in_loop: bool
+    ) -> None:
         soft, hard = self._timeouts(task, claimed)
         token = current_task_name.set(task.name)
         log.debug("starting task %s", task.name)
@@ -228,24 +268,27 @@ class Child:
             run_sync(self.app, task, args, kwargs)
         except SoftTimeout as e:
             return e
-        except BaseException as e:  # noqa: BLE001 - SystemExit in a task is a task failure, not a child exit
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             return e
         return None
 
-    async def _call_in_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
+    async def _call_in_loop(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> BaseException | None:
         """A sync task with an async wrapper or callback: awaited in place, still watched as a sync task."""
         try:
             await run_async(self.app, task, args, kwargs)
-        except BaseException as e:  # noqa: BLE001 - see _call_sync
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             return e
         return None
 
-    def _start_async(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                     retry: int) -> None:
+    def _start_async(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+    ) -> None:
         soft, hard = self._timeouts(task, claimed)
         loop = asyncio.get_running_loop()
         coro = self._run_async(task, claimed, args, kwargs, retry)
@@ -275,8 +318,9 @@ class Child:
         else:
             _wakaq.async_deadline(0, 0.0)
 
-    async def _run_async(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                         retry: int) -> None:
+    async def _run_async(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+    ) -> None:
         token = current_task_name.set(task.name)
         log.debug("starting task %s", task.name)
         outcome: BaseException | None = None
@@ -286,38 +330,47 @@ class Child:
             if claimed.seq not in self.soft_timed_out:
                 raise
             outcome = e
-        except BaseException as e:  # noqa: BLE001 - see _call_sync
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             outcome = e
         await self._settle(task, claimed, args, kwargs, retry, outcome)
         current_task_name.reset(token)
 
-    async def _settle(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                      retry: int, outcome: BaseException | None) -> None:
+    async def _settle(
+        self,
+        task: Task[Any, Any],
+        claimed: Claimed,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        retry: int,
+        outcome: BaseException | None,
+    ) -> None:
         self.done += 1
         if outcome is None:
             log.debug("finished task %s", task.name)
             self.acks.append(claimed.seq)
         elif claimed.seq in self.soft_timed_out:
             self.soft_timed_out.discard(claimed.seq)
-            self._soft_timeout(task, claimed, args, kwargs, retry)
+            await self._soft_timeout(task, claimed, args, kwargs, retry)
         else:
-            self._fail(claimed, _describe(outcome), _format_tb(outcome))
+            await self._fail(claimed, _describe(outcome), _format_tb(outcome))
 
-    def _soft_timeout(self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any],
-                      retry: int) -> None:
+    async def _soft_timeout(
+        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+    ) -> None:
         limit = self._max_retries(task, claimed)
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
             payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1)
-            self.consumer.retry(claimed.seq, claimed.queue_name, payload, self._take_acks())
+            await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, self._take_acks())
         else:
-            self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)")
+            await self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)")
 
-    def _fail(self, claimed: Claimed, reason: str, tb: str = "") -> None:
+    async def _fail(self, claimed: Claimed, reason: str, tb: str = "") -> None:
         log.error("task failed (%s): %s%s", claimed.queue_name, reason, "\n" + tb.rstrip() if tb else "")
-        self.consumer.fail(claimed.seq, claimed.queue_name, claimed.payload, reason, tb, self._take_acks())
+        acks = self._take_acks()
+        await self._redis(self.consumer.fail, claimed.seq, claimed.queue_name, claimed.payload, reason, tb, acks)
 
     async def _call_hook(self, name: str, *args: Any) -> None:
         hook: Callable[..., Any] | None = getattr(self.app, name, None)
@@ -348,4 +401,3 @@ def child_main(app: WakaQ, daemon_id: str) -> Callable[[int], int]:
         return child.run()
 
     return main
-

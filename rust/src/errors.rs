@@ -9,7 +9,10 @@ fn exception_type<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, n
         py.import("wakaq.exceptions")
             .and_then(|m| m.getattr(name))
             .and_then(|t| t.cast_into::<PyType>().map_err(PyErr::from))
-            .map_or_else(|_| py.get_type::<pyo3::exceptions::PyValueError>().unbind(), Bound::unbind)
+            .map_or_else(
+                |_| py.get_type::<pyo3::exceptions::PyValueError>().unbind(),
+                Bound::unbind,
+            )
     })
     .bind(py)
     .clone()

@@ -8,7 +8,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct Conn {
     client: Client,
-    conn: Option<Connection>,
+    live: Option<Connection>,
     socket_timeout: Option<Duration>,
     connect_timeout: Duration,
     /// The connection has answered at least once, so a broken pipe means it went stale.
@@ -19,7 +19,7 @@ impl Conn {
     pub fn new(url: &str, socket_timeout: Option<Duration>, connect_timeout: Option<Duration>) -> RedisResult<Self> {
         Ok(Self {
             client: Client::open(url)?,
-            conn: None,
+            live: None,
             socket_timeout,
             connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             proven: false,
@@ -27,14 +27,14 @@ impl Conn {
     }
 
     fn connection(&mut self) -> RedisResult<&mut Connection> {
-        if self.conn.is_none() {
+        if self.live.is_none() {
             let conn = self.client.get_connection_with_timeout(self.connect_timeout)?;
             conn.set_read_timeout(self.socket_timeout)?;
             conn.set_write_timeout(self.socket_timeout)?;
-            self.conn = Some(conn);
+            self.live = Some(conn);
             self.proven = false;
         }
-        self.conn
+        self.live
             .as_mut()
             .ok_or_else(|| RedisError::from(std::io::Error::other("no connection")))
     }
@@ -46,7 +46,7 @@ impl Conn {
         let result = f(self.connection()?);
         match result {
             Err(e) if self.proven && is_stale(&e) => {
-                self.conn = None;
+                self.live = None;
                 let retried = f(self.connection()?);
                 self.settle(retried)
             }
@@ -65,7 +65,7 @@ impl Conn {
         conn.set_read_timeout(Some(block + margin))?;
         let result = f(conn);
         let result = self.settle(result);
-        if let Some(conn) = self.conn.as_mut() {
+        if let Some(conn) = self.live.as_mut() {
             conn.set_read_timeout(self.socket_timeout)?;
         }
         result
@@ -74,7 +74,7 @@ impl Conn {
     fn settle<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
         match &result {
             Ok(_) => self.proven = true,
-            Err(e) if is_connection_problem(e) => self.conn = None,
+            Err(e) if is_connection_problem(e) => self.live = None,
             Err(_) => {}
         }
         result

@@ -32,11 +32,24 @@ pub struct Consumer {
     bells: Vec<String>,
     names: Vec<String>,
     next_seq: AtomicU64,
+    /// After a failed claim: acks not known to have landed, and seqs that Redis may have claimed for us
+    /// (the reply was lost, not necessarily the work). Settled before the next claim.
+    unsettled: Mutex<Unsettled>,
+}
+
+#[derive(Default)]
+struct Unsettled {
+    acks: Vec<u64>,
+    claims: Vec<u64>,
 }
 
 type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
 
-fn run<T: Send>(py: Python<'_>, conn: &Mutex<Conn>, f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send) -> PyResult<T> {
+fn run<T: Send>(
+    py: Python<'_>,
+    conn: &Mutex<Conn>,
+    f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
+) -> PyResult<T> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.run(f).map_err(|e| describe(&e))
@@ -49,16 +62,52 @@ fn join_seqs(seqs: &[u64]) -> String {
 }
 
 impl Consumer {
-    fn parse_claim(&self, py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> PyResult<Claimed> {
+    /// Return what a lost claim reply may have claimed, and carry its acks into this claim.
+    fn settle_lost_claims(&self, py: Python<'_>, acks: &mut Vec<u64>) -> PyResult<()> {
+        let lost = std::mem::take(&mut *self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        acks.extend(lost.acks);
+        if lost.claims.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.requeue_seqs(py, &lost.claims) {
+            let mut again = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            again.claims.extend(lost.claims);
+            again.acks.append(acks);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn requeue_seqs(&self, py: Python<'_>, seqs: &[u64]) -> PyResult<i64> {
+        let only = join_seqs(seqs);
+        run(py, &self.conn, |c| {
+            scripts::requeue()
+                .key(&self.inflight)
+                .arg(&self.keys.prefix)
+                .arg(&self.field_prefix)
+                .arg("")
+                .arg(MAX_DELIVERIES)
+                .arg(&self.worker)
+                .arg(FAILED_KEEP)
+                .arg("")
+                .arg(&only)
+                .invoke(c)
+        })
+    }
+
+    /// claim.lua's reply `{queue index, element, ...}` as `(seq, queue index, element)` triples.
+    fn parse_claim(py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> Claimed {
         let mut items = reply.into_iter();
-        let Some(Value::Int(index)) = items.next() else { return Ok(Vec::new()) };
+        let Some(Value::Int(index)) = items.next() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (i, v) in items.enumerate() {
             if let Value::BulkString(bytes) = v {
                 out.push((first_seq + i as u64, index as usize, PyBytes::new(py, &bytes).unbind()));
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -100,6 +149,7 @@ impl Consumer {
             bells,
             names,
             next_seq: AtomicU64::new(1),
+            unsettled: Mutex::new(Unsettled::default()),
         })
     }
 
@@ -111,8 +161,10 @@ impl Consumer {
 
     /// Acknowledge `acks` and claim up to `max_count` tasks: `[(seq, queue index, element)]`.
     fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Claimed> {
+        let mut acks = acks;
+        self.settle_lost_claims(py, &mut acks)?;
         let first = self.next_seq.load(Ordering::Relaxed);
-        let reply: Vec<Value> = run(py, &self.conn, |c| {
+        let result: PyResult<Vec<Value>> = run(py, &self.conn, |c| {
             let mut inv = scripts::claim().key(&self.inflight);
             for k in &self.claim_keys {
                 inv.key(k);
@@ -125,8 +177,20 @@ impl Consumer {
                 inv.arg(n);
             }
             inv.invoke(c)
-        })?;
-        let claimed = self.parse_claim(py, reply, first)?;
+        });
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(e) => {
+                // NOTE: the script may have run with its reply lost: never reuse these seqs (HSET would
+                // overwrite the claimed tasks), and hand them back once Redis answers again.
+                self.next_seq.fetch_add(u64::from(max_count), Ordering::Relaxed);
+                let mut lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                lost.acks.extend(acks);
+                lost.claims.extend(first..first + u64::from(max_count));
+                return Err(e);
+            }
+        };
+        let claimed = Self::parse_claim(py, reply, first);
         self.next_seq.fetch_add(claimed.len() as u64, Ordering::Relaxed);
         Ok(claimed)
     }
@@ -135,9 +199,17 @@ impl Consumer {
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let block = Duration::from_secs_f64(timeout.max(0.001));
         py.detach(|| {
-            let mut guard = self.block_conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut guard = self
+                .block_conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             guard
-                .run_blocking(block, |c| redis::cmd("BLPOP").arg(&self.bells).arg(block.as_secs_f64()).query::<Option<(String, String)>>(c))
+                .run_blocking(block, |c| {
+                    redis::cmd("BLPOP")
+                        .arg(&self.bells)
+                        .arg(block.as_secs_f64())
+                        .query::<Option<(String, String)>>(c)
+                })
                 .map_err(|e| describe(&e))
         })
         .map(|r| r.is_some())
@@ -146,7 +218,17 @@ impl Consumer {
 
     /// Record task `seq` (from `queue`, `payload`) as failed with a reason and traceback; also acks `acks`.
     #[pyo3(signature = (seq, queue, payload, reason, traceback, acks = Vec::new()))]
-    fn fail(&self, py: Python<'_>, seq: u64, queue: &str, payload: &[u8], reason: &str, traceback: &str, acks: Vec<u64>) -> PyResult<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        queue: &str,
+        payload: &[u8],
+        reason: &str,
+        traceback: &str,
+        acks: Vec<u64>,
+    ) -> PyResult<()> {
         self.finish(py, seq, "fail", queue, payload, reason, traceback, &acks)
     }
 
@@ -161,20 +243,7 @@ impl Consumer {
         if seqs.is_empty() {
             return Ok(0);
         }
-        let only = join_seqs(&seqs);
-        run(py, &self.conn, |c| {
-            scripts::requeue()
-                .key(&self.inflight)
-                .arg(&self.keys.prefix)
-                .arg(&self.field_prefix)
-                .arg("")
-                .arg(MAX_DELIVERIES)
-                .arg(&self.worker)
-                .arg(FAILED_KEEP)
-                .arg("")
-                .arg(&only)
-                .invoke(c)
-        })
+        self.requeue_seqs(py, &seqs)
     }
 
     /// This child's identity in failure records: `<daemon>/<pid>`.
@@ -186,10 +255,25 @@ impl Consumer {
 
 impl Consumer {
     #[allow(clippy::too_many_arguments)]
-    fn finish(&self, py: Python<'_>, seq: u64, mode: &str, queue: &str, payload: &[u8], reason: &str, traceback: &str, acks: &[u64]) -> PyResult<()> {
+    fn finish(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        mode: &str,
+        queue: &str,
+        payload: &[u8],
+        reason: &str,
+        traceback: &str,
+        acks: &[u64],
+    ) -> PyResult<()> {
         run(py, &self.conn, |c| {
             let mut inv = scripts::finish().key(&self.inflight);
-            inv.arg(&self.field_prefix).arg(seq).arg(mode).arg(&self.keys.prefix).arg(queue).arg(payload);
+            inv.arg(&self.field_prefix)
+                .arg(seq)
+                .arg(mode)
+                .arg(&self.keys.prefix)
+                .arg(queue)
+                .arg(payload);
             inv.arg(reason).arg(traceback).arg(&self.worker).arg(FAILED_KEEP);
             for a in acks {
                 inv.arg(*a);

@@ -1,5 +1,6 @@
 //! The Redis implementation of the supervisor's `Coordinator`.
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use redis::RedisResult;
@@ -54,7 +55,9 @@ fn json_str(s: &str) -> String {
         match ch {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }
@@ -82,7 +85,15 @@ impl Coordinator for RedisCoordinator {
         let value = info_json(&self.cfg.daemon_id, info);
         let ttl = self.cfg.heartbeat_timeout.as_millis().max(1) as u64;
         let id = self.cfg.daemon_id.clone();
-        let now: String = self.run(|c| scripts::heartbeat().key(&set).key(&hb).arg(&id).arg(&value).arg(ttl).invoke(c))?;
+        let now: String = self.run(|c| {
+            scripts::heartbeat()
+                .key(&set)
+                .key(&hb)
+                .arg(&id)
+                .arg(&value)
+                .arg(ttl)
+                .invoke(c)
+        })?;
         self.set_clock(&now);
         Ok(())
     }
@@ -91,7 +102,13 @@ impl Coordinator for RedisCoordinator {
         let set = self.keys.daemons();
         let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
         let (_daemons, tasks): (i64, i64) = self.run(|c| {
-            scripts::reap().key(&set).arg(&prefix).arg(MAX_DELIVERIES).arg(&worker).arg(FAILED_KEEP).invoke(c)
+            scripts::reap()
+                .key(&set)
+                .arg(&prefix)
+                .arg(MAX_DELIVERIES)
+                .arg(&worker)
+                .arg(FAILED_KEEP)
+                .invoke(c)
         })?;
         Ok(tasks as usize)
     }
@@ -126,14 +143,21 @@ impl Coordinator for RedisCoordinator {
         let field = format!("{pid}:{seq}");
         let entry: Option<Vec<u8>> = self.run(|c| redis::cmd("HGET").arg(&inflight).arg(&field).query(c))?;
         let Some(entry) = entry else { return Ok(()) };
-        let Some(nl) = entry.iter().position(|b| *b == b'\n') else { return Ok(()) };
+        let Some(nl) = entry.iter().position(|b| *b == b'\n') else {
+            return Ok(());
+        };
         let queue = String::from_utf8_lossy(&entry[..nl]).into_owned();
         let payload = super::element::split(&entry[nl + 1..]).1.to_vec();
         let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
         let fp = format!("{pid}:");
         self.run(|c| {
             let mut inv = scripts::finish().key(&inflight);
-            inv.arg(&fp).arg(seq).arg("fail").arg(&prefix).arg(&queue).arg(payload.as_slice());
+            inv.arg(&fp)
+                .arg(seq)
+                .arg("fail")
+                .arg(&prefix)
+                .arg(&queue)
+                .arg(payload.as_slice());
             inv.arg(reason).arg("").arg(&worker).arg(FAILED_KEEP).invoke::<i64>(c)
         })
         .map(|_| ())
@@ -162,7 +186,8 @@ impl Coordinator for RedisCoordinator {
     fn relay_broadcast(&mut self, payload: &[u8]) -> BrokerResult<()> {
         let name = Keys::broadcast_queue_name(&self.cfg.daemon_id);
         let (queue, bell) = (self.keys.queue(&name), self.keys.bell(&name));
-        self.run(|c| scripts::enqueue().key(&queue).key(&bell).arg(payload).invoke::<i64>(c)).map(|_| ())
+        self.run(|c| scripts::enqueue().key(&queue).key(&bell).arg(payload).invoke::<i64>(c))
+            .map(|_| ())
     }
 
     fn deregister(&mut self) -> BrokerResult<()> {
@@ -189,7 +214,13 @@ impl Coordinator for RedisCoordinator {
                 .invoke::<i64>(c)
         })?;
         self.run(|c| {
-            redis::pipe().srem(&set, &id).del(&hb).del(&bq).del(&bell).del(&inflight).query::<()>(c)
+            redis::pipe()
+                .srem(&set, &id)
+                .del(&hb)
+                .del(&bq)
+                .del(&bell)
+                .del(&inflight)
+                .query::<()>(c)
         })
     }
 

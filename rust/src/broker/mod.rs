@@ -23,7 +23,10 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyDict>
     d.set_item("eta", k.eta("{queue}"))?;
     d.set_item("bell", k.bell("{queue}"))?;
     d.set_item("failed", k.failed("{queue}"))?;
-    d.set_item("broadcast_queue", k.queue(&keys::Keys::broadcast_queue_name("{daemon}")))?;
+    d.set_item(
+        "broadcast_queue",
+        k.queue(&keys::Keys::broadcast_queue_name("{daemon}")),
+    )?;
     d.set_item("inflight", k.inflight("{daemon}"))?;
     d.set_item("heartbeat", k.heartbeat("{daemon}"))?;
     d.set_item("daemons", k.daemons())?;

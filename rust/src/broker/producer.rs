@@ -27,7 +27,11 @@ pub fn seconds(value: Option<f64>) -> Option<Duration> {
     value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
 }
 
-fn lock_run<T: Send>(py: Python<'_>, conn: &Mutex<Conn>, f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send) -> PyResult<T> {
+fn lock_run<T: Send>(
+    py: Python<'_>,
+    conn: &Mutex<Conn>,
+    f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send,
+) -> PyResult<T> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.run(f).map_err(|e| describe(&e))
@@ -36,7 +40,13 @@ fn lock_run<T: Send>(py: Python<'_>, conn: &Mutex<Conn>, f: impl FnMut(&mut redi
 }
 
 impl Broker {
-    fn encode(py: Python<'_>, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>, retry: i64) -> PyResult<Vec<u8>> {
+    fn encode(
+        py: Python<'_>,
+        name: &str,
+        args: &Bound<'_, PyAny>,
+        kwargs: &Bound<'_, PyAny>,
+        retry: i64,
+    ) -> PyResult<Vec<u8>> {
         let mut buf = Vec::with_capacity(128);
         encode_task_into(py, &mut buf, name, args, kwargs, retry)?;
         Ok(buf)
@@ -73,15 +83,32 @@ impl Broker {
 impl Broker {
     #[new]
     #[pyo3(signature = (url, prefix = DEFAULT_PREFIX, socket_timeout = None, connect_timeout = None))]
-    fn new(py: Python<'_>, url: &str, prefix: &str, socket_timeout: Option<f64>, connect_timeout: Option<f64>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        url: &str,
+        prefix: &str,
+        socket_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+    ) -> PyResult<Self> {
         let conn = Conn::new(url, seconds(socket_timeout), seconds(connect_timeout))
             .map_err(|e| broker_error(py, format!("invalid redis url {url:?}: {}", describe(&e))))?;
-        Ok(Self { conn: Mutex::new(conn), keys: Keys::new(prefix) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            keys: Keys::new(prefix),
+        })
     }
 
     /// Encode a task and push it at the end of `queue` (one round trip).
     #[pyo3(signature = (queue, name, args, kwargs, retry = 0))]
-    fn push(&self, py: Python<'_>, queue: &str, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>, retry: i64) -> PyResult<()> {
+    fn push(
+        &self,
+        py: Python<'_>,
+        queue: &str,
+        name: &str,
+        args: &Bound<'_, PyAny>,
+        kwargs: &Bound<'_, PyAny>,
+        retry: i64,
+    ) -> PyResult<()> {
         let payload = Self::encode(py, name, args, kwargs, retry)?;
         self.enqueue_elements(py, queue, &[payload]).map(|_| ())
     }
@@ -92,12 +119,25 @@ impl Broker {
     }
 
     /// Add an eta task due at `due` (unix seconds); equal tasks dedupe.
-    fn push_eta(&self, py: Python<'_>, queue: &str, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>, due: f64) -> PyResult<()> {
+    fn push_eta(
+        &self,
+        py: Python<'_>,
+        queue: &str,
+        name: &str,
+        args: &Bound<'_, PyAny>,
+        kwargs: &Bound<'_, PyAny>,
+        due: f64,
+    ) -> PyResult<()> {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
         let score = format!("{due:.6}");
         lock_run(py, &self.conn, |c| {
-            scripts::enqueue_eta().key(&key).arg(&score).arg(payload.as_slice()).arg(&channel).invoke::<i64>(c)
+            scripts::enqueue_eta()
+                .key(&key)
+                .arg(&score)
+                .arg(payload.as_slice())
+                .arg(&channel)
+                .invoke::<i64>(c)
         })
         .map(|_| ())
     }
@@ -121,10 +161,21 @@ impl Broker {
     }
 
     /// Publish a broadcast task; returns the number of worker daemons that received it.
-    fn broadcast(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>) -> PyResult<i64> {
+    fn broadcast(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        args: &Bound<'_, PyAny>,
+        kwargs: &Bound<'_, PyAny>,
+    ) -> PyResult<i64> {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let channel = self.keys.broadcast_channel();
-        lock_run(py, &self.conn, |c| redis::cmd("PUBLISH").arg(&channel).arg(payload.as_slice()).query::<i64>(c))
+        lock_run(py, &self.conn, |c| {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(payload.as_slice())
+                .query::<i64>(c)
+        })
     }
 
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {

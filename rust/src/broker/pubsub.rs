@@ -17,16 +17,20 @@ use std::time::{Duration, Instant};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use self::resp::{encode_command, parse, Frame};
+use super::keys::Keys;
 use super::parent::CoordinatorConfig;
 use crate::supervisor::backoff::Backoff;
 
 /// Largest amount of unparsed input kept; a bigger frame is treated as garbage (reconnect).
 const MAX_BUFFERED: usize = 64 * 1024 * 1024;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// WARN: connecting blocks the single-threaded parent loop (watchdog included), so it is kept short whatever
+/// `connect_timeout` says; a slow network only delays the subscription, retried with backoff.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `(broadcast, eta)` channel names for a key prefix (`wakaq` -> `wakaq-broadcast`, `wakaq-eta`).
 pub fn channel_names(prefix: &str) -> (String, String) {
-    (format!("{prefix}-broadcast"), format!("{prefix}-eta"))
+    let keys = Keys::new(prefix);
+    (keys.broadcast_channel(), keys.eta_channel())
 }
 
 /// What arrived on the subscription.
@@ -142,7 +146,10 @@ impl PubSub {
             username: redis.username().map(str::to_owned),
             password: redis.password().map(str::to_owned),
             channels: channel_names(&cfg.prefix),
-            connect_timeout: cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout: cfg
+                .connect_timeout
+                .filter(|t| !t.is_zero())
+                .map_or(MAX_CONNECT_TIMEOUT, |t| t.min(MAX_CONNECT_TIMEOUT)),
             conn: None,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
             retry_at: Instant::now(),
@@ -174,7 +181,7 @@ impl PubSub {
                 events.push(Event::Connected);
                 Some(Ok(()))
             }
-            Err(e) => Some(Err(self.fail(format!("pub/sub connect failed: {e}")))),
+            Err(e) => Some(Err(self.fail(format!("connect failed: {e}")))),
         }
     }
 
@@ -217,12 +224,14 @@ impl PubSub {
     fn drain_frames(&mut self, events: &mut Vec<Event>) -> Result<(), String> {
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
         let mut used = 0;
+        let mut subscribed = false;
         let outcome = loop {
             match parse(&conn.buf[used..]) {
                 Ok(Some((frame, n))) => {
                     used += n;
-                    if let Err(e) = handle_frame(frame, &self.channels, events) {
-                        break Err(e);
+                    match handle_frame(frame, &self.channels, events) {
+                        Ok(confirmed) => subscribed |= confirmed,
+                        Err(e) => break Err(e),
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -230,7 +239,9 @@ impl PubSub {
             }
         };
         conn.buf.drain(..used);
-        if outcome.is_ok() && !events.is_empty() {
+        // NOTE: only a confirmed subscription ends the backoff, so a server that accepts the connection and
+        // then refuses us (wrong password) keeps being retried ever more slowly.
+        if subscribed {
             self.backoff.reset();
         }
         outcome
@@ -242,37 +253,39 @@ fn fill(conn: &mut Conn) -> Result<(), String> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         match conn.stream.io().read(&mut chunk) {
-            Ok(0) => return Err("pub/sub connection closed by the server".to_owned()),
+            Ok(0) => return Err("connection closed by the server".to_owned()),
             Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("pub/sub read failed: {e}")),
+            Err(e) => return Err(format!("read failed: {e}")),
         }
         if conn.buf.len() > MAX_BUFFERED {
-            return Err("pub/sub frame too large".to_owned());
+            return Err("frame too large".to_owned());
         }
     }
 }
 
-fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Event>) -> Result<(), String> {
+/// Ok(true) when the frame confirms a subscription.
+fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Event>) -> Result<bool, String> {
     match frame {
-        Frame::Error(e) => Err(format!("pub/sub error reply: {}", String::from_utf8_lossy(&e))),
-        Frame::Array(Some(items)) => {
-            handle_push(items, channels, events);
-            Ok(())
-        }
+        Frame::Error(e) => Err(format!("error reply: {}", String::from_utf8_lossy(&e))),
+        Frame::Array(Some(items)) => Ok(handle_push(items, channels, events)),
         // NOTE: `+OK` answers AUTH; anything else unexpected but well-formed is ignored rather than fatal.
-        _ => Ok(()),
+        _ => Ok(false),
     }
 }
 
-fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<Event>) {
+/// Ok(true) for a subscribe confirmation; messages on our channels become events.
+fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<Event>) -> bool {
     let mut it = items.into_iter();
     let (Some(Frame::Bulk(Some(kind))), Some(Frame::Bulk(Some(channel)))) = (it.next(), it.next()) else {
-        return;
+        return false;
     };
+    if kind == b"subscribe" {
+        return true;
+    }
     if kind != b"message" {
-        return; // subscribe confirmations
+        return false;
     }
     if channel == channels.0.as_bytes() {
         if let Some(Frame::Bulk(Some(payload))) = it.next() {
@@ -281,6 +294,7 @@ fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<
     } else if channel == channels.1.as_bytes() {
         events.push(Event::Eta);
     }
+    false
 }
 
 #[cfg(test)]

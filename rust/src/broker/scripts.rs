@@ -9,7 +9,13 @@ macro_rules! script {
     ($fn_name:ident, $file:literal) => {
         pub fn $fn_name() -> &'static Script {
             static CELL: OnceLock<Script> = OnceLock::new();
-            CELL.get_or_init(|| Script::new(&format!("{}\n{}", include_str!("lua/lib.lua"), include_str!($file))))
+            CELL.get_or_init(|| {
+                Script::new(&format!(
+                    "{}\n{}",
+                    include_str!("lua/lib.lua"),
+                    include_str!($file)
+                ))
+            })
         }
     };
 }

@@ -113,7 +113,7 @@ fn reject_unknown_keys(dict: &Bound<'_, PyDict>) -> PyResult<()> {
         let name = key.extract::<String>().unwrap_or_else(|_| key.to_string());
         if !KEYS.contains(&name.as_str()) {
             return Err(PyValueError::new_err(format!(
-                "unknown worker config key {name:?}; known keys: {}",
+                "unknown worker config key '{name}'; known keys: {}",
                 KEYS.join(", ")
             )));
         }

@@ -48,7 +48,13 @@ impl Link {
             }
             Err(e) => {
                 if !self.down {
-                    log.warning(&format!("redis unavailable: {e}"));
+                    let msg = e.to_string();
+                    // NOTE: the broker's messages may already say so; don't stutter.
+                    if msg.starts_with("redis unavailable") {
+                        log.warning(&msg);
+                    } else {
+                        log.warning(&format!("redis unavailable: {msg}"));
+                    }
                     self.down = true;
                 }
                 self.retry_at = Some(Instant::now() + self.backoff.next_delay());

@@ -127,6 +127,7 @@ impl Parent {
             self.fork_missing(py, child_main);
             self.wait(py);
             self.handle_signals();
+            run_python_signal_handlers(py);
             self.relay_logs();
             self.read_pubsub();
             self.reap_children();
@@ -300,7 +301,7 @@ impl Parent {
             bump,
         });
         self.log_child_exit(&child, exit, running);
-        self.note_crash(&child, exit);
+        self.note_crash(&child);
     }
 
     fn log_child_exit(&mut self, child: &Child, exit: Exit, running: Option<u64>) {
@@ -315,7 +316,7 @@ impl Parent {
     }
 
     /// Children dying right after birth mean a crash loop: wait 1 s, doubling to 30 s, between forks.
-    fn note_crash(&mut self, child: &Child, exit: Exit) {
+    fn note_crash(&mut self, child: &Child) {
         let deliberate = child.killed.is_some() || child.recycling || child.stopping;
         if self.stop != Stop::Running || deliberate {
             return;
@@ -327,10 +328,7 @@ impl Parent {
         let delay = self.crash.next_delay();
         self.fork_not_before = self.fork_not_before.max(Instant::now() + delay);
         self.log.warning(&format!(
-            "child {} (slot {}) {} within {}s of starting ({} in a row): next fork in {}s",
-            child.pid,
-            child.slot,
-            exit.describe(),
+            "children keep dying within {}s of starting ({} in a row): next fork in {}s",
             YOUNG.as_secs(),
             self.crash.failures(),
             secs(delay.as_nanos() as u64)
@@ -529,7 +527,7 @@ impl Parent {
         for outcome in [connected, Some(read)].into_iter().flatten() {
             match outcome {
                 Err(e) if !self.pubsub_down => {
-                    self.log.warning(&format!("redis unavailable: {e}"));
+                    self.log.warning(&format!("redis pub/sub unavailable: {e}"));
                     self.pubsub_down = true;
                 }
                 Ok(()) if self.pubsub_down && ps.is_connected() => {
@@ -636,6 +634,14 @@ fn signal_name(sig: libc::c_int) -> String {
         libc::SIGTERM => "SIGTERM".to_owned(),
         libc::SIGQUIT => "SIGQUIT".to_owned(),
         other => format!("signal {other}"),
+    }
+}
+
+/// Handlers the app registered with Python's `signal` module (for signals we do not own) run here, since the
+/// interpreter cannot run them while we sit in Rust.
+fn run_python_signal_handlers(py: Python<'_>) {
+    if let Err(err) = py.check_signals() {
+        err.display(py);
     }
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,7 +71,9 @@ class Worker:
             return ""
 
     def children(self) -> list[int]:
-        return child_pids(self.pid)
+        """Live worker children: forked by the supervisor (per its log) and still children of the daemon."""
+        forked = {int(pid) for pid in re.findall(r"forked child (\d+)", self.log_text())}
+        return [pid for pid in child_pids(self.pid) if pid in forked]
 
     def wait_ready(self, children: int = 1, timeout: float = 15.0) -> list[int]:
         def ready() -> list[int] | None:

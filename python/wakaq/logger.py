@@ -47,6 +47,7 @@ def setup_logging(level: int | str, stream: IO[str] | None = None, file: str | N
     root.setLevel(level)
     logger = logging.getLogger("wakaq")
     logger.setLevel(level)
+    logging.getLogger("asyncio").setLevel(max(logging.WARNING, level_number(level)))
     logging.captureWarnings(True)
     return logger
 

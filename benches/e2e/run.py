@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {RESULTS_MD.relative_to(ROOT)}")
         if draw_chart(report, CHART):
             log(f"wrote {CHART.relative_to(ROOT)}")
+    VENVS.mkdir(exist_ok=True)
     (VENVS / "last-run.json").write_text(
         json.dumps({f"{k[0]}/{k[1]}": [o.__dict__ for o in v] for k, v in outcomes.items()}, indent=1)
     )

@@ -399,7 +399,7 @@ impl<'r> Gen<'r> {
         let len = self.count();
         self.header(MAP, len);
         for i in 0..len {
-            let mut key = format!("k{i}").into_bytes();
+            let mut key = format!("k{i}:").into_bytes();
             let extra = self.rng.below(8);
             push_text(self.rng, &mut key, extra);
             self.header(STR, key.len());

@@ -16,6 +16,7 @@ use std::process::exit;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use _wakaq::codec::MAX_DEPTH;
 use pyo3::prelude::*;
 
 use check::{check, Expect, Stats};
@@ -45,6 +46,9 @@ fn main() {
         warm_up(py);
         let started = Instant::now();
         let mut stats = Stats::default();
+        if only.is_none() {
+            regressions(py, &mut stats);
+        }
         let range = only.map_or(0..iterations, |i| i..i + 1);
         for index in range {
             CURRENT_INPUT.store(index, Relaxed);
@@ -68,18 +72,46 @@ fn env_u64(name: &str) -> Option<u64> {
     Some(parsed.unwrap_or_else(|_| panic!("{name}={text} is not a number")))
 }
 
+/// Makes `wakaq.exceptions` importable (alone: the package's `__init__` wants the built extension), so
+/// the codec raises the real `PayloadError`.
+fn load_exceptions(py: Python<'_>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/python/wakaq");
+    let code = format!(
+        "import sys, types\npackage = types.ModuleType('wakaq')\npackage.__path__ = [{dir:?}]\n\
+         sys.modules['wakaq'] = package\nimport wakaq.exceptions\n"
+    );
+    let code = std::ffi::CString::new(code).expect("no NUL in a path");
+    py.run(&code, None, None).expect("import wakaq.exceptions");
+}
+
 /// Loads what the first decodes would otherwise load (decimal, json, base64, datetime), so that one-off
 /// imports do not count against the first inputs' allocation bounds.
 fn warm_up(py: Python<'_>) {
+    load_exceptions(py);
     let json = br#"{"name": "t", "args": [{"__class__": "bytes", "value": "AA=="},
         {"__class__": "Decimal", "value": "1"}, {"__class__": "datetime", "value": "2024-01-01T00:00:00+01:00"},
         {"__class__": "date", "year": 2024, "month": 1, "day": 1}, {"__class__": "timedelta", "value": 1}]}"#;
     _wakaq::codec::decode_task_bytes(py, json).expect("warm-up JSON payload");
     let msgpack = [0x94, 0xd4, 0x03, b'1', 0xd6, 0xff, 0, 0, 0, 0, 0xd6, 0x01, 7, 0xe8, 1, 1, 0xc7, 1, 4, b'1'];
     _wakaq::codec::unpack(py, &msgpack).expect("warm-up msgpack value");
-    for bad in [&b"\xc1"[..], b"{", b"\x81\x91\x01\x02", b"\xd4\x09\x00"] {
+    let bad: [&[u8]; 5] = [b"\xc1", b"{", b"{\0}\0", b"\x81\x91\x01\x02", b"\xd4\x09\x00"];
+    for bad in bad {
         let _ = _wakaq::codec::decode_task_bytes(py, bad);
         let _ = _wakaq::codec::unpack(py, bad);
+    }
+}
+
+/// Inputs that once failed, checked first on every run.
+fn regressions(py: Python<'_>, stats: &mut Stats) {
+    // 128 array16 headers each declaring 65535 items, then 100 KB: reserved min(declared, bytes left)
+    // slots per level, about depth * len * 8 bytes.
+    let mut huge_arrays = [0xdc, 0xff, 0xff].repeat(MAX_DEPTH);
+    huge_arrays.resize(huge_arrays.len() + 100_000, 0xc0);
+    for data in [huge_arrays] {
+        if let Err(what) = check(py, &data, Expect::Anything, stats) {
+            eprintln!("\nfuzz: FAILED on a regression input: {what}\ninput: {}", hex(&data));
+            exit(1);
+        }
     }
 }
 
@@ -166,9 +198,12 @@ fn print_stats(seed: u64, stats: &Stats, seconds: f64) {
         (check::PY_PER_BYTE, check::PY_CONSTANT),
     ];
     for ((name, worst), (per_byte, constant)) in names.iter().zip(&stats.worst).zip(bounds) {
+        let shown = &worst.input[..worst.input.len().min(24)];
         println!(
-            "  worst {name}: {} B for a {}-byte input (bound {per_byte} * len + {constant})",
-            worst.bytes, worst.input_len
+            "  worst {name}: {} B for a {}-byte input {}.. (bound {per_byte} * len + {constant})",
+            worst.bytes,
+            worst.input.len(),
+            hex(shown)
         );
     }
 }

@@ -128,7 +128,12 @@ fn check_usage(usage: Usage, data: &[u8], stats: &mut Stats) -> Result<(), Strin
     let len = data.len();
     let metrics = [
         ("Rust peak live bytes", usage.rust_peak, RUST_PER_BYTE, RUST_CONSTANT),
-        ("largest Rust allocation", usage.rust_largest, RUST_PER_BYTE, RUST_CONSTANT),
+        (
+            "largest Rust allocation",
+            usage.rust_largest,
+            RUST_PER_BYTE,
+            RUST_CONSTANT,
+        ),
         ("Python bytes requested", usage.py_requested, PY_PER_BYTE, PY_CONSTANT),
         ("largest Python allocation", usage.py_largest, PY_PER_BYTE, PY_CONSTANT),
     ];
@@ -140,7 +145,9 @@ fn check_usage(usage: Usage, data: &[u8], stats: &mut Stats) -> Result<(), Strin
             };
         }
         if bytes > per_byte * len + constant {
-            return Err(format!("{what}: {bytes} bytes for a {len}-byte input (bound {per_byte} * len + {constant})"));
+            return Err(format!(
+                "{what}: {bytes} bytes for a {len}-byte input (bound {per_byte} * len + {constant})"
+            ));
         }
     }
     Ok(())
@@ -161,6 +168,7 @@ fn error_kind(message: &str) -> &'static str {
         ("has no 'name'", "no name"),
         ("must be", "wrong field type"),
         ("payload key is not a str", "key not a str"),
+        ("lone surrogate", "name not UTF-8"),
         ("out of range", "out of range"),
         ("unusable map key", "unhashable key"),
         ("timestamp", "bad timestamp"),
@@ -181,7 +189,12 @@ fn pack(value: &Bound<'_, PyAny>) -> Result<Vec<u8>, String> {
 }
 
 /// encode(decode(x)) == x when `canonical` is x; else encode(decode(encode(v))) == encode(v).
-fn settle_value(py: Python<'_>, value: &Bound<'_, PyAny>, canonical: Option<&[u8]>, stats: &mut Stats) -> Result<(), String> {
+fn settle_value(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    canonical: Option<&[u8]>,
+    stats: &mut Stats,
+) -> Result<(), String> {
     let packed = pack(value)?;
     if let Some(original) = canonical {
         stats.round_trips += 1;
@@ -195,11 +208,17 @@ fn settle_value(py: Python<'_>, value: &Bound<'_, PyAny>, canonical: Option<&[u8
 fn pack_task(py: Python<'_>, task: &_wakaq::codec::Task<'_>) -> Result<Vec<u8>, String> {
     let (name, args, kwargs, retry) = task;
     let mut out = Vec::new();
-    encode_task_into(py, &mut out, name, args, kwargs, *retry).map_err(|e| format!("a decoded task did not encode: {e}"))?;
+    encode_task_into(py, &mut out, name, args, kwargs, *retry)
+        .map_err(|e| format!("a decoded task did not encode: {e}"))?;
     Ok(out)
 }
 
-fn settle_task(py: Python<'_>, task: &_wakaq::codec::Task<'_>, canonical: Option<&[u8]>, stats: &mut Stats) -> Result<(), String> {
+fn settle_task(
+    py: Python<'_>,
+    task: &_wakaq::codec::Task<'_>,
+    canonical: Option<&[u8]>,
+    stats: &mut Stats,
+) -> Result<(), String> {
     let packed = pack_task(py, task)?;
     if let Some(original) = canonical {
         stats.round_trips += 1;

@@ -17,7 +17,12 @@ pub struct Sample {
 /// The length-carrying forms of a msgpack family, smallest first: (marker, length bytes); 0 length
 /// bytes means the length sits in the marker's low bits, up to the given maximum.
 type Forms = &'static [(u8, usize, u64)];
-const STR: Forms = &[(0xa0, 0, 31), (0xd9, 1, 0xff), (0xda, 2, 0xffff), (0xdb, 4, 0xffff_ffff)];
+const STR: Forms = &[
+    (0xa0, 0, 31),
+    (0xd9, 1, 0xff),
+    (0xda, 2, 0xffff),
+    (0xdb, 4, 0xffff_ffff),
+];
 const BIN: Forms = &[(0xc4, 1, 0xff), (0xc5, 2, 0xffff), (0xc6, 4, 0xffff_ffff)];
 const ARRAY: Forms = &[(0x90, 0, 15), (0xdc, 2, 0xffff), (0xdd, 4, 0xffff_ffff)];
 const MAP: Forms = &[(0x80, 0, 15), (0xde, 2, 0xffff), (0xdf, 4, 0xffff_ffff)];
@@ -64,7 +69,11 @@ impl<'r> Gen<'r> {
     /// A header for `len`: the smallest form, or sometimes any form that holds it.
     fn header(&mut self, forms: Forms, len: usize) {
         let fitting: Vec<_> = forms.iter().filter(|f| len as u64 <= f.2).collect();
-        let index = if self.widen(16) { self.rng.below(fitting.len()) } else { 0 };
+        let index = if self.widen(16) {
+            self.rng.below(fitting.len())
+        } else {
+            0
+        };
         self.canonical &= index == 0;
         let (marker, width, _) = *fitting[index];
         if width == 0 {
@@ -196,7 +205,15 @@ impl<'r> Gen<'r> {
     }
 
     fn float(&mut self) {
-        let special = [0.0, -0.0, 1.5, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, f64::MIN_POSITIVE];
+        let special = [
+            0.0,
+            -0.0,
+            1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+        ];
         let v = if self.rng.one_in(3) {
             self.rng.pick(&special)
         } else {
@@ -327,7 +344,10 @@ impl<'r> Gen<'r> {
     fn decimal(&mut self) {
         let mut text = String::new();
         if self.rng.one_in(8) {
-            text.push_str(self.rng.pick(&["NaN", "Infinity", "-Infinity", "-0", "0", "sNaN", "1E+3", "-1.5E-7"]));
+            text.push_str(
+                self.rng
+                    .pick(&["NaN", "Infinity", "-Infinity", "-0", "0", "sNaN", "1E+3", "-1.5E-7"]),
+            );
         } else {
             if self.rng.one_in(2) {
                 text.push('-');
@@ -346,7 +366,11 @@ impl<'r> Gen<'r> {
     /// A big int (ext 4): 21+ digits, so beyond u64 (and, negative, beyond i64); sometimes a small
     /// or zero-padded one, which decodes fine but is written back as a plain int.
     fn big_int(&mut self) {
-        let mut text = if self.rng.one_in(2) { String::from("-") } else { String::new() };
+        let mut text = if self.rng.one_in(2) {
+            String::from("-")
+        } else {
+            String::new()
+        };
         if self.widen(8) {
             self.canonical = false;
             let n = 1 + self.rng.below(4);

@@ -22,7 +22,9 @@ pub fn task(rng: &mut Rng) -> Vec<u8> {
         out.push('}');
     }
     if rng.one_in(2) {
-        out.push_str(&format!(", \"queue\": \"q\", \"retry\": {}", rng.next_u64() as i64 >> rng.below(64)));
+        let retry = rng.next_u64() as i64 >> rng.below(64);
+        out.push_str(", \"queue\": \"q\", \"retry\": ");
+        out.push_str(&retry.to_string());
     }
     out.push('}');
     out.into_bytes()
@@ -41,7 +43,15 @@ fn items(rng: &mut Rng, out: &mut String, mut item: impl FnMut(&mut Rng, &mut St
 fn value(rng: &mut Rng, out: &mut String, depth: usize) {
     let nested = depth < 6;
     match rng.below(if nested { 10 } else { 7 }) {
-        0 => out.push_str(rng.pick(&["null", "true", "false", "-0", "1e308", "-1.5", "12345678901234567890123"])),
+        0 => out.push_str(rng.pick(&[
+            "null",
+            "true",
+            "false",
+            "-0",
+            "1e308",
+            "-1.5",
+            "12345678901234567890123",
+        ])),
         1 => out.push_str(&(rng.next_u64() as i64 >> rng.below(64)).to_string()),
         2 | 3 => string(rng, out),
         4..=6 => class_object(rng, out),
@@ -94,10 +104,20 @@ fn class_object(rng: &mut Rng, out: &mut String) {
             rng.below(86_400),
             rng.below(1_000_000)
         ),
-        3 => format!("{{\"__class__\": \"Decimal\", \"value\": \"-{}.{}\"}}", rng.next_u64(), rng.below(100)),
+        3 => format!(
+            "{{\"__class__\": \"Decimal\", \"value\": \"-{}.{}\"}}",
+            rng.next_u64(),
+            rng.below(100)
+        ),
         4 => format!("{{\"__class__\": \"bytes\", \"value\": \"{}\"}}", base64(rng)),
-        5 => format!("{{\"__class__\": \"datetime\", \"value\": \"2024-01-0{}T03:04:05+05:30\"}}", 1 + rng.below(9)),
-        _ => format!("{{\"__class__\": \"timedelta\", \"value\": {}.5}}", rng.below(1_000_000)),
+        5 => format!(
+            "{{\"__class__\": \"datetime\", \"value\": \"2024-01-0{}T03:04:05+05:30\"}}",
+            1 + rng.below(9)
+        ),
+        _ => format!(
+            "{{\"__class__\": \"timedelta\", \"value\": {}.5}}",
+            rng.below(1_000_000)
+        ),
     };
     out.push_str(&text);
 }
@@ -108,7 +128,10 @@ fn base64(rng: &mut Rng) -> String {
     let data: Vec<u8> = (0..rng.below(20)).map(|_| rng.byte()).collect();
     let mut text = String::new();
     for chunk in data.chunks(3) {
-        let bits = chunk.iter().enumerate().fold(0_u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .fold(0_u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 text.push(char::from(ALPHABET[(bits >> (18 - 6 * i) & 63) as usize]));

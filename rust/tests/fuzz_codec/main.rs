@@ -12,6 +12,7 @@ mod json_gen;
 mod mutate;
 mod rng;
 
+use std::fmt::Write as _;
 use std::process::exit;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -92,7 +93,9 @@ fn warm_up(py: Python<'_>) {
         {"__class__": "Decimal", "value": "1"}, {"__class__": "datetime", "value": "2024-01-01T00:00:00+01:00"},
         {"__class__": "date", "year": 2024, "month": 1, "day": 1}, {"__class__": "timedelta", "value": 1}]}"#;
     _wakaq::codec::decode_task_bytes(py, json).expect("warm-up JSON payload");
-    let msgpack = [0x94, 0xd4, 0x03, b'1', 0xd6, 0xff, 0, 0, 0, 0, 0xd6, 0x01, 7, 0xe8, 1, 1, 0xc7, 1, 4, b'1'];
+    let msgpack = [
+        0x94, 0xd4, 0x03, b'1', 0xd6, 0xff, 0, 0, 0, 0, 0xd6, 0x01, 7, 0xe8, 1, 1, 0xc7, 1, 4, b'1',
+    ];
     _wakaq::codec::unpack(py, &msgpack).expect("warm-up msgpack value");
     let bad: [&[u8]; 5] = [b"\xc1", b"{", b"{\0}\0", b"\x81\x91\x01\x02", b"\xd4\x09\x00"];
     for bad in bad {
@@ -166,7 +169,13 @@ fn valid_input(rng: &mut Rng) -> (Sample, Expect) {
         }
         _ => {
             let bytes = json_gen::task(rng);
-            (Sample { bytes, canonical: false }, Expect::Json)
+            (
+                Sample {
+                    bytes,
+                    canonical: false,
+                },
+                Expect::Json,
+            )
         }
     }
 }
@@ -190,7 +199,12 @@ fn print_stats(seed: u64, stats: &Stats, seconds: f64) {
             .collect();
         println!("  {entry}: {}", kinds.join(", "));
     }
-    let names = ["Rust peak", "Rust largest block", "Python requested", "Python largest block"];
+    let names = [
+        "Rust peak",
+        "Rust largest block",
+        "Python requested",
+        "Python largest block",
+    ];
     let bounds = [
         (check::RUST_PER_BYTE, check::RUST_CONSTANT),
         (check::RUST_PER_BYTE, check::RUST_CONSTANT),
@@ -210,9 +224,12 @@ fn print_stats(seed: u64, stats: &Stats, seconds: f64) {
 
 pub fn hex(data: &[u8]) -> String {
     const SHOWN: usize = 4096;
-    let mut text: String = data.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
+    let mut text = String::with_capacity(2 * data.len().min(SHOWN));
+    for b in data.iter().take(SHOWN) {
+        let _ = write!(text, "{b:02x}");
+    }
     if data.len() > SHOWN {
-        text.push_str(&format!("... ({} more bytes)", data.len() - SHOWN));
+        let _ = write!(text, "... ({} more bytes)", data.len() - SHOWN);
     }
     text
 }

@@ -89,11 +89,19 @@ fn is_connection_problem(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
+/// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.
+pub fn is_interrupted(e: &RedisError) -> bool {
+    // WARN: redis-rs keeps the io::Error behind an Arc that `source()` cannot downcast, so match its text.
+    e.is_io_error() && e.to_string().contains(&format!("os error {}", libc::EINTR))
+}
+
 /// A short, single-line description of a Redis error for logs and exceptions.
 pub fn describe(e: &RedisError) -> String {
     let text = e.to_string();
     let line = text.lines().next().unwrap_or("redis error");
-    if e.is_timeout() {
+    if is_interrupted(e) {
+        format!("redis call interrupted by a signal: {line}")
+    } else if e.is_timeout() {
         format!("redis timed out: {line}")
     } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
         format!("redis unavailable: {line}")

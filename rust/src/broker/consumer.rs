@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use redis::Value;
 
-use super::conn::{describe, Conn};
+use super::conn::{describe, is_interrupted, Conn};
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
 use super::producer::seconds;
@@ -198,22 +198,25 @@ impl Consumer {
     /// Block up to `timeout` seconds for a doorbell token; True when one was taken.
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let block = Duration::from_secs_f64(timeout.max(0.001));
-        py.detach(|| {
+        let result = py.detach(|| {
             let mut guard = self
                 .block_conn
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            guard
-                .run_blocking(block, |c| {
-                    redis::cmd("BLPOP")
-                        .arg(&self.bells)
-                        .arg(block.as_secs_f64())
-                        .query::<Option<(String, String)>>(c)
-                })
-                .map_err(|e| describe(&e))
-        })
-        .map(|r| r.is_some())
-        .map_err(|msg| broker_error(py, msg))
+            guard.run_blocking(block, |c| {
+                redis::cmd("BLPOP")
+                    .arg(&self.bells)
+                    .arg(block.as_secs_f64())
+                    .query::<Option<(String, String)>>(c)
+            })
+        });
+        match result {
+            Ok(token) => Ok(token.is_some()),
+            // NOTE: a signal (shutdown, soft timeout) cut the wait short; the dropped connection cancels
+            // the BLPOP on the server, so no token is taken. The caller checks its signals and goes on.
+            Err(e) if is_interrupted(&e) => Ok(false),
+            Err(e) => Err(broker_error(py, describe(&e))),
+        }
     }
 
     /// Record task `seq` (from `queue`, `payload`) as failed with a reason and traceback; also acks `acks`.

@@ -41,7 +41,9 @@ pub struct Worst {
 
 #[derive(Default)]
 pub struct Stats {
+    /// Inputs decoded, and how many of them were generated (the others are truncations of those).
     pub inputs: u64,
+    pub generated: u64,
     pub outcomes: BTreeMap<(&'static str, &'static str), u64>,
     pub round_trips: u64,
     pub fixed_points: u64,

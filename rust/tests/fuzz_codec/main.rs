@@ -125,6 +125,7 @@ fn one_input(py: Python<'_>, seed: u64, index: u64, stats: &mut Stats, show: boo
     if show {
         println!("input {index} ({} bytes): {}", data.len(), hex(&data));
     }
+    stats.generated += 1;
     check(py, &data, expect, stats).map_err(|what| (what, data.clone()))?;
     let valid = matches!(expect, Expect::Value { .. } | Expect::Task { .. });
     if valid && data.len() <= SWEEP_MAX_LEN && rng.one_in(64) {
@@ -182,8 +183,10 @@ fn valid_input(rng: &mut Rng) -> (Sample, Expect) {
 
 fn print_stats(seed: u64, stats: &Stats, seconds: f64) {
     println!(
-        "fuzz: seed {seed:#x}: {} inputs in {seconds:.1} s ({:.0}/s), 0 crashes",
+        "fuzz: seed {seed:#x}: {} inputs ({} generated, the rest truncations of them) in {seconds:.1} s ({:.0}/s), \
+         0 crashes",
         stats.inputs,
+        stats.generated,
         stats.inputs as f64 / seconds
     );
     println!(

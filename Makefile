@@ -34,6 +34,11 @@ test-rust: venv ## Rust unit tests (cargo test)
 test-python: build ## pytest: unit and integration tests against a private redis-server
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+.PHONY: fuzz
+fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAKAQ_FUZZ_SEED, _ITERATIONS, _INPUT)
+	WAKAQ_FUZZ_SEED=$${WAKAQ_FUZZ_SEED:-$$(date +%s)} WAKAQ_FUZZ_ITERATIONS=$${WAKAQ_FUZZ_ITERATIONS:-1000000} \
+		cargo test -q --profile fuzz --test fuzz_codec
+
 .PHONY: test
 test: test-rust test-python ## every test: cargo test, then pytest (starts its own redis-server)
 

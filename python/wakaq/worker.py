@@ -39,6 +39,9 @@ FAST_TASK = 0.001
 MAX_BATCH = 32
 #: longest pause between two attempts to reach Redis during an outage (seconds)
 MAX_BACKOFF = 1.0
+#: An idle child claims after this many quiet doorbell waits even without a token, for tasks pushed without
+#: ringing (WakaQ's own producers during a migration): they wait at most this many `wait_timeout`s.
+CLAIM_EVERY_IDLE_WAITS = 5
 
 
 @dataclass(slots=True, frozen=True)
@@ -170,10 +173,13 @@ class Child:
         if self.stopping:
             return  # NOTE: a claim interrupted by SIGTERM also comes back empty: stop now, not after a wait
         if not self.async_tasks:
-            try:
-                self.consumer.wait(self.app.wait_timeout)
-            except BrokerError as e:
-                await self._outage(e)
+            for _ in range(CLAIM_EVERY_IDLE_WAITS):
+                try:
+                    if self.consumer.wait(self.app.wait_timeout) or self.stopping:
+                        return
+                except BrokerError as e:
+                    await self._outage(e)
+                    return
             return
         if self._wait_future is None or self._wait_future.done():
             if self._executor is None:
@@ -220,14 +226,23 @@ class Child:
 
     async def _run_batch(self, batch: list[tuple[int, int, bytes]]) -> None:
         started = time.monotonic()
+        async_before = len(self.async_tasks)
         for i, (seq, index, element) in enumerate(batch):
             if self.stopping:
                 await self._redis(self.consumer.release, [s for s, _, _ in batch[i:]])
                 return
             claimed = self._claimed(seq, index, element)
             await self._handle(claimed)
-        elapsed = (time.monotonic() - started) / len(batch)
-        self.batch = min(MAX_BATCH, self.batch * 2) if elapsed < FAST_TASK and not self.async_tasks else 1
+        self._next_batch_size(len(batch), time.monotonic() - started, len(self.async_tasks) - async_before)
+
+    def _next_batch_size(self, size: int, elapsed: float, started_async: int) -> None:
+        """Claim more per round trip only while it cannot starve an idle sibling: async tasks start at once,
+        and sync tasks that finish in under FAST_TASK are worth keeping; anything slower is claimed singly."""
+        ran_sync = size - started_async
+        if ran_sync <= 0 or elapsed / ran_sync < FAST_TASK:
+            self.batch = min(MAX_BATCH, self.batch * 2)
+        else:
+            self.batch = 1
 
     def _claimed(self, seq: int, index: int, element: bytes) -> Claimed:
         deliveries, payload = _wakaq.split_element(element)

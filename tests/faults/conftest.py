@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+import redis
 
 from tests.faults.driver import RESULTS, format_table
 from tests.redis_server import RedisServer, in_ci, redis_available
@@ -64,3 +65,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_sep("=", "fault injection: every task accounted for")
     for line in format_table(RESULTS):
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def client(rclient: redis.Redis) -> redis.Redis:
+    """The shared test Redis (scenarios with their own server override this)."""
+    return rclient

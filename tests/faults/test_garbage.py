@@ -7,7 +7,6 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,15 +72,6 @@ def garbage(pwned: Path) -> list[Item]:
             "TypeError",
         ),
     ]
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_garbage_in_a_queue(redis_url: str, client: redis.Redis, start_worker: StartWorker, tmp_path: Path) -> None:

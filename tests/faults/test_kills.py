@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -17,15 +16,6 @@ from tests.faults.conftest import StartWorker
 from tests.workers import child_pids, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _kill(pid: int) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ def _meminfo(path: Path, used_percent: float) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"MemTotal:       {total} kB\nMemFree:        {available} kB\nMemAvailable:   {available} kB\n")
     tmp.replace(path)  # NOTE: atomic, the supervisor never reads half a file
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_memory_pressure_recycles_without_losing_the_running_task(

@@ -2,7 +2,7 @@
 
 Also `python -m wakaq <command> ...`. Each entry point returns its exit code (see `constants.py`): errors are one
 line on stderr, `<prog>: error: <what>`, never a traceback: 2 for bad arguments or an --app that cannot be
-imported, 3 when Redis is unreachable, 1 for other failures.
+imported, 3 when Redis is unreachable or refuses us (authentication, TLS), 1 for other failures.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from wakaq.config import redact_url
+from wakaq.connection import describe_redis_error, is_config_failure
 from wakaq.constants import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from wakaq.exceptions import AppImportError, BrokerError, WakaQError
 
@@ -87,6 +88,9 @@ def _run(parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] 
         return _error(parser.prog, str(e), EXIT_USAGE)
     except (redis.ConnectionError, redis.TimeoutError, BrokerError, ConnectionError) as e:
         where = redact_url(app.url) if app is not None else "?"
+        what = describe_redis_error(e, app.url if app is not None else None)
+        if is_config_failure(what):
+            return _error(parser.prog, f"{what} (at {where})", EXIT_UNAVAILABLE)
         return _error(parser.prog, f"cannot reach Redis at {where}: {_one_line(e)}", EXIT_UNAVAILABLE)
     except WakaQError as e:
         return _error(parser.prog, _one_line(e), EXIT_USAGE)

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq
+from wakaq.connection import is_config_failure
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
 from wakaq.invoke import needs_event_loop, run_async, run_sync
 from wakaq.logger import current_task_name, setup_logging
@@ -67,6 +68,7 @@ class Child:
             app.wait_timeout,
             app.socket_timeout,
             app.socket_connect_timeout,
+            **app.tls_options,
         )
         self.stopping = False
         self.acks: list[int] = []
@@ -172,7 +174,10 @@ class Child:
     async def _outage(self, error: BrokerError) -> None:
         """Redis is unreachable: warn once per outage, back off (0.1 s doubling to 5 s), never spin."""
         if not self._down:
-            log.warning("%s; retrying until it is back", error)
+            if is_config_failure(str(error)):
+                log.error("%s; retrying until it is fixed", error)
+            else:
+                log.warning("%s; retrying until it is back", error)
             self._down = True
         self._backoff = min(5.0, self._backoff * 2 or 0.1)
         await asyncio.sleep(self._backoff)

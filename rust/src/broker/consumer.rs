@@ -9,11 +9,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use redis::Value;
 
-use super::conn::{describe, Conn};
+use super::conn::{first_line, Conn};
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
 use super::producer::seconds;
 use super::scripts;
+use super::tls::TlsOptions;
 use crate::errors::broker_error;
 
 /// Failure records kept per queue.
@@ -52,7 +53,8 @@ fn run<T: Send>(
 ) -> PyResult<T> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.run(f).map_err(|e| describe(&e))
+        let result = guard.run(f);
+        result.map_err(|e| guard.explain(&e))
     })
     .map_err(|msg| broker_error(py, msg))
 }
@@ -114,7 +116,10 @@ impl Consumer {
 #[pymethods]
 impl Consumer {
     #[new]
-    #[pyo3(signature = (url, prefix, daemon_id, queues, wait_timeout, socket_timeout = None, connect_timeout = None))]
+    #[pyo3(signature = (
+        url, prefix, daemon_id, queues, wait_timeout, socket_timeout = None, connect_timeout = None,
+        *, ssl_ca_certs = None, ssl_certfile = None, ssl_keyfile = None, ssl_cert_reqs = None,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -125,12 +130,20 @@ impl Consumer {
         wait_timeout: f64,
         socket_timeout: Option<f64>,
         connect_timeout: Option<f64>,
+        ssl_ca_certs: Option<String>,
+        ssl_certfile: Option<String>,
+        ssl_keyfile: Option<String>,
+        ssl_cert_reqs: Option<&str>,
     ) -> PyResult<Self> {
         let _ = wait_timeout;
-        let open = || Conn::new(url, seconds(socket_timeout), seconds(connect_timeout));
+        let tls = TlsOptions::from_options(ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs)
+            .map_err(|e| broker_error(py, format!("invalid redis settings: {e}")))?;
+        let open = || Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout));
         let (conn, block_conn) = match (open(), open()) {
             (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return Err(broker_error(py, describe(&e))),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(broker_error(py, format!("invalid redis settings: {}", first_line(&e))))
+            }
         };
         let keys = Keys::new(prefix);
         let mut names = vec![Keys::broadcast_queue_name(daemon_id)];
@@ -210,7 +223,7 @@ impl Consumer {
                         .arg(block.as_secs_f64())
                         .query::<Option<(String, String)>>(c)
                 })
-                .map_err(|e| describe(&e))
+                .map_err(|e| guard.explain(&e))
         })
         .map(|r| r.is_some())
         .map_err(|msg| broker_error(py, msg))

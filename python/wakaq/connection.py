@@ -1,0 +1,140 @@
+"""Connection settings shared by every Redis client of an app: TLS options, redis-py keyword arguments, and one-line
+descriptions of connection failures.
+
+TLS options use redis-py's names (`ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs`) and only apply to
+`rediss://` URLs. The same values go to the Rust `Broker`/`Consumer`/worker daemon and to redis-py (admin commands,
+scheduler), so every client of an app trusts the same CA.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from wakaq.config import redact_url
+from wakaq.exceptions import BrokerError, WakaQError
+
+if TYPE_CHECKING:
+    from wakaq.app import WakaQ
+
+TLS_SCHEMES = ("rediss", "valkeys")
+CERT_REQS = {"required": "required", "none": "none", ssl.CERT_REQUIRED: "required", ssl.CERT_NONE: "none"}
+PLAIN_TO_TLS_HINT = " (if that port expects TLS, use a rediss:// url)"
+
+PathArg = str | os.PathLike[str] | None
+
+
+def is_tls_url(url: str) -> bool:
+    return urlsplit(url).scheme in TLS_SCHEMES
+
+
+def _pem_path(value: PathArg, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise WakaQError(f"{what} must be a path to a PEM file, got {value!r}")
+    path = os.fspath(value)
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise WakaQError(f"{what} {path!r} is not a readable file")
+    return path
+
+
+def tls_options(
+    url: str,
+    ssl_ca_certs: PathArg = None,
+    ssl_certfile: PathArg = None,
+    ssl_keyfile: PathArg = None,
+    ssl_cert_reqs: str | ssl.VerifyMode | None = None,
+) -> dict[str, str]:
+    """The TLS options that differ from the defaults, validated; keys are the keyword names of the Rust classes.
+
+    `ssl_cert_reqs`: "required" (the default: verify the certificate and the host name) or "none" (accept any
+    certificate: encryption without authentication). redis-py's "optional" is not supported."""
+    options: dict[str, str] = {}
+    for key, value in (("ssl_ca_certs", ssl_ca_certs), ("ssl_certfile", ssl_certfile), ("ssl_keyfile", ssl_keyfile)):
+        path = _pem_path(value, key)
+        if path is not None:
+            options[key] = path
+    if ssl_keyfile is not None and ssl_certfile is None:
+        raise WakaQError("ssl_keyfile needs ssl_certfile (the client certificate)")
+    if ssl_cert_reqs is not None:
+        reqs = CERT_REQS.get(ssl_cert_reqs.lower() if isinstance(ssl_cert_reqs, str) else ssl_cert_reqs)
+        if reqs is None:
+            raise WakaQError(f"ssl_cert_reqs must be 'required' or 'none', got {ssl_cert_reqs!r}")
+        if reqs != "required":
+            options["ssl_cert_reqs"] = reqs
+    if options and not is_tls_url(url):
+        names = ", ".join(options)
+        raise WakaQError(f"{names} need a rediss:// url (or ssl=True), got {redact_url(url)!r}")
+    return options
+
+
+def redis_py_kwargs(app: WakaQ) -> dict[str, Any]:
+    """Keyword arguments for `redis.Redis.from_url(app.url, ...)`: timeouts, health checks and TLS."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": app.socket_timeout,
+        "socket_connect_timeout": app.socket_connect_timeout,
+        "health_check_interval": int(app.health_check_interval or 0),
+    }
+    if is_tls_url(app.url):
+        tls = app.tls_options
+        kwargs["ssl_ca_certs"] = tls.get("ssl_ca_certs")
+        kwargs["ssl_certfile"] = tls.get("ssl_certfile")
+        kwargs["ssl_keyfile"] = tls.get("ssl_keyfile")
+        if tls.get("ssl_cert_reqs") == "none":
+            kwargs["ssl_cert_reqs"] = "none"
+            kwargs["ssl_check_hostname"] = False
+        else:
+            kwargs["ssl_cert_reqs"] = "required"
+            kwargs["ssl_check_hostname"] = True
+    return kwargs
+
+
+# ---- describing failures --------------------------------------------------------------------------------------
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = e
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def is_config_failure(text: str) -> bool:
+    """A failure a human must fix (credentials, TLS setup) rather than an outage that passes."""
+    return text.startswith(("redis authentication failed", "redis TLS handshake failed"))
+
+
+def describe_redis_error(e: BaseException, url: str | None = None) -> str:
+    """One line naming the kind of failure: `redis authentication failed: ...`, `redis TLS handshake failed: ...`,
+    `redis timed out: ...`, `redis unavailable: ...` or `redis error: ...`. The Rust broker's messages (BrokerError)
+    are classified already and kept as they are."""
+    import redis
+
+    text = _one_line(e)
+    if isinstance(e, BrokerError):
+        return text
+    chain = _chain(e)
+    if isinstance(e, redis.AuthenticationError) or any(
+        marker in text for marker in ("WRONGPASS", "NOAUTH", "invalid username-password", "Authentication required")
+    ):
+        return f"redis authentication failed: {text}"
+    if any(isinstance(c, ssl.SSLError) for c in chain) or "[SSL" in text:
+        return f"redis TLS handshake failed: {text}"
+    if isinstance(e, redis.TimeoutError | TimeoutError):
+        return f"redis timed out: {text}"
+    if isinstance(e, redis.ConnectionError | OSError):
+        hint = ""
+        if url is not None and not is_tls_url(url) and "closed by server" in text:
+            hint = PLAIN_TO_TLS_HINT
+        return f"redis unavailable: {text}{hint}"
+    return f"redis error: {text}"

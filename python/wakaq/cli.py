@@ -91,7 +91,8 @@ def _run(parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] 
         what = describe_redis_error(e, app.url if app is not None else None)
         if is_config_failure(what):
             return _error(parser.prog, f"{what} (at {where})", EXIT_UNAVAILABLE)
-        return _error(parser.prog, f"cannot reach Redis at {where}: {_one_line(e)}", EXIT_UNAVAILABLE)
+        detail = what.split(": ", 1)[1] if isinstance(e, redis.RedisError) and ": " in what else _one_line(e)
+        return _error(parser.prog, f"cannot reach Redis at {where}: {detail}", EXIT_UNAVAILABLE)
     except WakaQError as e:
         return _error(parser.prog, _one_line(e), EXIT_USAGE)
     except redis.RedisError as e:

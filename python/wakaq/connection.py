@@ -128,13 +128,19 @@ def describe_redis_error(e: BaseException, url: str | None = None) -> str:
         marker in text for marker in ("WRONGPASS", "NOAUTH", "invalid username-password", "Authentication required")
     ):
         return f"redis authentication failed: {text}"
-    if any(isinstance(c, ssl.SSLError) for c in chain) or "[SSL" in text:
-        return f"redis TLS handshake failed: {text}"
+    tls = [c for c in chain if isinstance(c, ssl.SSLError) or "[SSL" in str(c) or "handshake" in str(c).lower()]
+    if tls:
+        detail = _one_line(tls[0])
+        if isinstance(tls[0], TimeoutError) or "timed out" in detail:
+            detail += " (is that a plain redis:// port?)"
+        elif "CERTIFICATE_VERIFY_FAILED" in detail:
+            detail += " (set ssl_ca_certs to the CA that signed the server's certificate)"
+        return f"redis TLS handshake failed: {detail}"
     if isinstance(e, redis.TimeoutError | TimeoutError):
         return f"redis timed out: {text}"
     if isinstance(e, redis.ConnectionError | OSError):
         hint = ""
-        if url is not None and not is_tls_url(url) and "closed by server" in text:
+        if url is not None and not is_tls_url(url) and ("closed by server" in text or "reset by peer" in text):
             hint = PLAIN_TO_TLS_HINT
         return f"redis unavailable: {text}{hint}"
     return f"redis error: {text}"

@@ -1,0 +1,63 @@
+"""App for connection tests (tests/test_connections.py): passwords, ACL users and TLS.
+
+`make_app(url, **ssl_options)` builds the app; the module's `wakaq` is built from WAKAQ_TEST_URL, WAKAQ_TEST_CA
+(ssl_ca_certs), WAKAQ_TEST_CERT_REQS (ssl_cert_reqs), WAKAQ_TEST_LOG (worker and scheduler log file) and
+WAKAQ_TEST_CRON (the one schedule) for the subprocesses. Each task appends a JSON event to the Redis list
+`events` through a redis-py client made with the app's own connection settings (so it authenticates and speaks
+TLS like the admin commands do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import redis
+
+from wakaq import CronTask, WakaQ
+from wakaq.connection import redis_py_kwargs
+
+env = os.environ.get
+
+
+def make_app(url: str, **ssl_options: Any) -> WakaQ:
+    app = WakaQ(
+        url=url,
+        queues=[(0, "high"), "default"],
+        schedules=[CronTask(env("WAKAQ_TEST_CRON", "* * * * * *"), "note", args=["cron"])],
+        concurrency=1,
+        wait_timeout=0.5,
+        socket_timeout=3,
+        socket_connect_timeout=2,
+        worker_log_file=env("WAKAQ_TEST_LOG") or None,
+        worker_log_level="DEBUG",
+        scheduler_log_file=env("WAKAQ_TEST_LOG") or None,
+        scheduler_log_level="DEBUG",
+        **ssl_options,
+    )
+    clients: list[redis.Redis] = []
+
+    def client() -> redis.Redis:
+        if not clients:
+            clients.append(redis.Redis.from_url(app.url, **redis_py_kwargs(app)))
+        return clients[0]
+
+    @app.task
+    def note(tag: str) -> None:
+        client().rpush("events", json.dumps({"tag": tag, "pid": os.getpid(), "t": time.time()}))
+
+    return app
+
+
+def _env_options() -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if env("WAKAQ_TEST_CA"):
+        options["ssl_ca_certs"] = env("WAKAQ_TEST_CA")
+    if env("WAKAQ_TEST_CERT_REQS"):
+        options["ssl_cert_reqs"] = env("WAKAQ_TEST_CERT_REQS")
+    return options
+
+
+wakaq = make_app(env("WAKAQ_TEST_URL") or "redis://127.0.0.1:1/0", **_env_options())

@@ -116,9 +116,7 @@ def check_url(url: object) -> str:
     return url
 
 
-def build_url(
-    host: str, port: int, username: str | None, password: str | None, db: int, *, tls: bool = False
-) -> str:
+def build_url(host: str, port: int, username: str | None, password: str | None, db: int, *, tls: bool = False) -> str:
     """redis:// (rediss:// with `tls`) URL from the separate options; credentials are percent-quoted."""
     if not isinstance(host, str) or not host:
         raise WakaQError(f"invalid host {host!r}")

@@ -16,10 +16,18 @@ pub struct Conn {
     /// The connection has answered at least once, so a broken pipe means it went stale.
     proven: bool,
     tls: bool,
-    /// The last failure came from a connection that never answered (a hint for plain-to-TLS-port mistakes).
-    unanswered: bool,
-    /// The last failure happened while connecting (TCP, TLS handshake, AUTH/SELECT).
-    connecting: bool,
+    last_failure: Stage,
+}
+
+/// Where the last failure happened, for the hints of `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// On a connection that had answered (or no failure).
+    Answered,
+    /// On a connection that never answered: what a TLS-only port does to a plain client.
+    Unanswered,
+    /// While connecting (TCP, TLS handshake, AUTH/SELECT).
+    Connecting,
 }
 
 impl Conn {
@@ -36,8 +44,7 @@ impl Conn {
             connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             proven: false,
             tls: is_tls_url(url),
-            unanswered: false,
-            connecting: false,
+            last_failure: Stage::Answered,
         })
     }
 
@@ -49,9 +56,13 @@ impl Conn {
     /// failure.
     pub fn explain(&self, e: &RedisError) -> String {
         let text = describe(e);
-        if self.unanswered && !self.tls && text.starts_with("redis unavailable") && !e.is_connection_refusal() {
+        let unanswered = self.last_failure != Stage::Answered;
+        if unanswered && !self.tls && text.starts_with("redis unavailable") && !e.is_connection_refusal() {
             format!("{text} (if that port expects TLS, use a rediss:// url)")
-        } else if self.tls && self.connecting && io_kind(e) == Some(std::io::ErrorKind::WouldBlock) {
+        } else if self.tls
+            && self.last_failure == Stage::Connecting
+            && io_kind(e) == Some(std::io::ErrorKind::WouldBlock)
+        {
             "redis TLS handshake failed: no TLS answer within the connect timeout (is that a plain redis:// \
              port?)"
                 .to_owned()
@@ -65,10 +76,7 @@ impl Conn {
             let conn = self
                 .client
                 .get_connection_with_timeout(self.connect_timeout)
-                .inspect_err(|_| {
-                    self.unanswered = true;
-                    self.connecting = true;
-                })?;
+                .inspect_err(|_| self.last_failure = Stage::Connecting)?;
             conn.set_read_timeout(self.socket_timeout)?;
             conn.set_write_timeout(self.socket_timeout)?;
             self.live = Some(conn);
@@ -112,12 +120,13 @@ impl Conn {
     }
 
     fn settle<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
-        self.unanswered = false;
-        self.connecting = false;
+        self.last_failure = Stage::Answered;
         match &result {
             Ok(_) => self.proven = true,
             Err(e) if is_connection_problem(e) => {
-                self.unanswered = !self.proven;
+                if !self.proven {
+                    self.last_failure = Stage::Unanswered;
+                }
                 self.live = None;
             }
             Err(_) => {}

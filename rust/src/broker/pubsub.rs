@@ -218,7 +218,11 @@ impl PubSub {
             _ => return Err("unsupported redis address for pub/sub".to_owned()),
         };
         let tls = match target {
-            Target::Tls(..) => Some(cfg.tls.rustls_config().map_err(|e| format!("invalid TLS settings: {e}"))?),
+            Target::Tls(..) => Some(
+                cfg.tls
+                    .rustls_config()
+                    .map_err(|e| format!("invalid TLS settings: {e}"))?,
+            ),
             _ => None,
         };
         let redis = info.redis_settings();
@@ -380,7 +384,10 @@ fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Even
     match frame {
         Frame::Error(e) => {
             let text = String::from_utf8_lossy(&e);
-            if ["WRONGPASS", "NOAUTH", "ERR AUTH"].iter().any(|code| text.starts_with(code)) {
+            if ["WRONGPASS", "NOAUTH", "ERR AUTH"]
+                .iter()
+                .any(|code| text.starts_with(code))
+            {
                 Err(format!("redis authentication failed: {text}"))
             } else {
                 Err(format!("error reply: {text}"))

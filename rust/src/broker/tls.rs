@@ -257,8 +257,14 @@ mod tests {
             ..TlsOptions::default()
         };
         let err = opts.rustls_config().expect_err("missing file");
-        assert!(err.contains("ssl_ca_certs") && err.contains("/nonexistent/ca.pem"), "{err}");
-        let err = opts.client("rediss://127.0.0.1:1").expect_err("missing file").to_string();
+        assert!(
+            err.contains("ssl_ca_certs") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
+        let err = opts
+            .client("rediss://127.0.0.1:1")
+            .expect_err("missing file")
+            .to_string();
         assert!(err.contains("ssl_ca_certs"), "{err}");
     }
 

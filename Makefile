@@ -38,11 +38,12 @@ test-python: build ## pytest: unit and integration tests against a private redis
 test: test-rust test-python ## every test: cargo test, then pytest (starts its own redis-server)
 
 .PHONY: lint
-lint: build ## rustfmt, clippy -D warnings, ruff, mypy stubtest
+lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest
 	cargo fmt --check
 	cargo clippy -q --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches demo
 	$(VENV)/bin/ruff format --check python tests benches demo
+	$(PY) -m mypy python/wakaq
 	$(PY) -m mypy.stubtest wakaq._wakaq
 
 .PHONY: format
@@ -53,7 +54,7 @@ format: venv ## format Rust and Python code
 
 .PHONY: bench
 bench: build-release ## pytest-benchmark micro benchmarks (codec, enqueue, claim+ack)
-	$(PY) -m pytest benches -q --benchmark-enable -p no:randomly $(PYTEST_ARGS)
+	$(PY) -m pytest $(or $(PYTEST_ARGS),benches) -q --benchmark-enable --benchmark-columns=min,median,mean,ops
 
 .PHONY: demo
 demo: build-release ## the main job: a worker, a scheduler and a producer against a throwaway redis-server

@@ -109,7 +109,7 @@ class WakaQ:
         self.socket_connect_timeout = to_seconds(socket_connect_timeout, "socket_connect_timeout")
         self.health_check_interval = to_seconds(health_check_interval, "health_check_interval")
         self.wait_timeout: float = to_seconds(wait_timeout, "wait_timeout", allow_none=False)  # type: ignore[assignment]
-        self.heartbeat_timeout = to_seconds(heartbeat_timeout, "heartbeat_timeout", allow_none=False)
+        self.heartbeat_timeout: float = to_seconds(heartbeat_timeout, "heartbeat_timeout", allow_none=False)  # type: ignore[assignment]
         self._init_limits(concurrency, async_concurrency, max_retries, max_mem_percent, max_tasks_per_worker)
         self._init_timeouts(soft_timeout, hard_timeout)
         self._init_queues(queues, exclude_queues)

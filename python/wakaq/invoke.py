@@ -60,7 +60,13 @@ def run_sync(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwargs: dict
     """Run a task from synchronous code (no running event loop); async parts go through `asyncio.run`."""
     if needs_event_loop(app, task):
         return asyncio.run(run_async(app, task, args, kwargs))
-    chain = compose(app, task)
+    return run_prepared(app, task, compose(app, task), args, kwargs)
+
+
+def run_prepared(
+    app: WakaQ, task: Task[Any, Any], chain: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> Any:
+    """`run_sync` for a caller that composed the chain once (the worker child) and knows nothing is async."""
     token = _current_task.set(task)
     try:
         _call_sync(app.before_task_started_callback)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from wakaq import _wakaq
 from wakaq.connection import is_config_failure
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
-from wakaq.invoke import needs_event_loop, run_async, run_sync
+from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
 
 if TYPE_CHECKING:
@@ -37,7 +37,18 @@ log = logging.getLogger("wakaq")
 #: Claim several tasks per round trip only while tasks finish this fast (seconds); slower tasks are claimed
 #: one at a time so an idle sibling can take the next one.
 FAST_TASK = 0.001
-MAX_BATCH = 16
+MAX_BATCH = 32
+
+
+@dataclass(slots=True, frozen=True)
+class Plan:
+    """How to run one task from one queue: worked out on first use, then reused."""
+
+    task: Task[Any, Any]
+    queue: Queue
+    soft: float
+    hard: float
+    chain: Callable[..., Any] | None  # the wrapped function; None when an async part needs the event loop
 
 
 @dataclass(slots=True)
@@ -78,6 +89,8 @@ class Child:
         self.async_deadlines: dict[int, float] = {}
         self.soft_timed_out: set[int] = set()
         self.batch = 1
+        self._plans: dict[tuple[str, str], Plan] = {}
+        self.debug = log.isEnabledFor(logging.DEBUG)
         self._wait_future: asyncio.Future[bool] | None = None
         self._down = False
         self._backoff = 0.0
@@ -165,7 +178,8 @@ class Child:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakaq-wait")
             loop = asyncio.get_running_loop()
             self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, self.app.wait_timeout)
-        await asyncio.wait([self._wait_future, *self.async_tasks], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [self._wait_future, *self.async_tasks]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if self._wait_future.done() and isinstance(error := self._wait_future.exception(), BrokerError):
             await self._outage(error)
 
@@ -173,6 +187,8 @@ class Child:
 
     async def _outage(self, error: BrokerError) -> None:
         """Redis is unreachable: warn once per outage, back off (0.1 s doubling to 5 s), never spin."""
+        if "interrupted by a signal" in str(error):
+            return  # NOTE: a signal arrived mid-call; Redis is fine, lost replies are reconciled by the Consumer
         if not self._down:
             if is_config_failure(str(error)):
                 log.error("%s; retrying until it is fixed", error)
@@ -234,43 +250,59 @@ class Child:
         except PayloadError as e:
             await self._fail(claimed, f"undecodable payload: {e}")
             return
-        task = self.app.tasks.get(name)
-        if task is None:
+        plan = self._plan(name, claimed)
+        if plan is None:
             await self._fail(claimed, f"unknown task {name!r} (not registered on this app)")
-            return
-        if task.is_async:
-            self._start_async(task, claimed, args, kwargs, retry)
+        elif plan.task.is_async:
+            self._start_async(plan, claimed, args, kwargs, retry)
         else:
-            await self._run_sync(task, claimed, args, kwargs, retry, needs_event_loop(self.app, task))
+            await self._run_sync(plan, claimed, args, kwargs, retry)
 
-    def _timeouts(self, task: Task[Any, Any], claimed: Claimed) -> tuple[float, float]:
-        soft, hard = self.app.timeouts_for(task, claimed.queue or task.queue or self.app.default_queue)
-        return _seconds(soft), _seconds(hard)
-
-    def _max_retries(self, task: Task[Any, Any], claimed: Claimed) -> int:
-        return self.app.max_retries_for(task, claimed.queue or task.queue or self.app.default_queue)
+    def _plan(self, name: str, claimed: Claimed) -> Plan | None:
+        """What running `name` from this queue takes (timeouts, wrapper chain), worked out once per pair."""
+        plan = self._plans.get((name, claimed.queue_name))
+        if plan is None:
+            task = self.app.tasks.get(name)
+            if task is None:
+                return None
+            queue = claimed.queue or task.queue or self.app.default_queue
+            soft, hard = self.app.timeouts_for(task, queue)
+            in_loop = needs_event_loop(self.app, task)
+            chain = None if in_loop else compose(self.app, task)
+            plan = Plan(task, queue, _seconds(soft), _seconds(hard), chain)
+            self._plans[(name, claimed.queue_name)] = plan
+        return plan
 
     async def _run_sync(
-        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int, in_loop: bool
+        self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
     ) -> None:
-        soft, hard = self._timeouts(task, claimed)
+        task = plan.task
         token = current_task_name.set(task.name)
-        log.debug("starting task %s", task.name)
-        _wakaq.task_started(claimed.seq, soft, hard)
+        if self.debug:
+            log.debug("starting task %s", task.name)
+        _wakaq.task_started(claimed.seq, plan.soft, plan.hard)
         self.sync_seq = claimed.seq
         try:
-            outcome = await self._call_in_loop(task, args, kwargs) if in_loop else self._call_sync(task, args, kwargs)
+            if plan.chain is None:
+                outcome = await self._call_in_loop(task, args, kwargs)
+            else:
+                outcome = self._call_sync(task, plan.chain, args, kwargs)
         finally:
             self.sync_seq = None
             _wakaq.task_finished()
         try:
-            await self._settle(task, claimed, args, kwargs, retry, outcome)
+            if outcome is None:
+                self._succeeded(task, claimed)
+            else:
+                await self._settle(plan, claimed, args, kwargs, retry, outcome)
         finally:
             current_task_name.reset(token)
 
-    def _call_sync(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
+    def _call_sync(
+        self, task: Task[Any, Any], chain: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> BaseException | None:
         try:
-            run_sync(self.app, task, args, kwargs)
+            run_prepared(self.app, task, chain, args, kwargs)
         except SoftTimeout as e:
             return e
         except BaseException as e:
@@ -291,12 +323,10 @@ class Child:
             return e
         return None
 
-    def _start_async(
-        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
-    ) -> None:
-        soft, hard = self._timeouts(task, claimed)
+    def _start_async(self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int) -> None:
+        soft, hard = plan.soft, plan.hard
         loop = asyncio.get_running_loop()
-        coro = self._run_async(task, claimed, args, kwargs, retry)
+        coro = self._run_async(plan, claimed, args, kwargs, retry)
         atask = loop.create_task(coro)
         self.async_tasks[atask] = claimed
         if soft:
@@ -324,10 +354,12 @@ class Child:
             _wakaq.async_deadline(0, 0.0)
 
     async def _run_async(
-        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+        self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
     ) -> None:
+        task = plan.task
         token = current_task_name.set(task.name)
-        log.debug("starting task %s", task.name)
+        if self.debug:
+            log.debug("starting task %s", task.name)
         outcome: BaseException | None = None
         try:
             await run_async(self.app, task, args, kwargs)
@@ -339,32 +371,34 @@ class Child:
             if isinstance(e, KeyboardInterrupt):
                 raise
             outcome = e
-        await self._settle(task, claimed, args, kwargs, retry, outcome)
+        if outcome is None:
+            self._succeeded(task, claimed)
+        else:
+            await self._settle(plan, claimed, args, kwargs, retry, outcome)
         current_task_name.reset(token)
 
-    async def _settle(
-        self,
-        task: Task[Any, Any],
-        claimed: Claimed,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        retry: int,
-        outcome: BaseException | None,
-    ) -> None:
+    def _succeeded(self, task: Task[Any, Any], claimed: Claimed) -> None:
         self.done += 1
-        if outcome is None:
+        if self.debug:
             log.debug("finished task %s", task.name)
-            self.acks.append(claimed.seq)
-        elif claimed.seq in self.soft_timed_out:
+        self.acks.append(claimed.seq)
+
+    async def _settle(
+        self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int, outcome: BaseException
+    ) -> None:
+        """A task that did not succeed: a soft timeout (retried while retries are left) or a failure."""
+        self.done += 1
+        if claimed.seq in self.soft_timed_out:
             self.soft_timed_out.discard(claimed.seq)
-            await self._soft_timeout(task, claimed, args, kwargs, retry)
+            await self._soft_timeout(plan, claimed, args, kwargs, retry)
         else:
             await self._fail(claimed, _describe(outcome), _format_tb(outcome))
 
     async def _soft_timeout(
-        self, task: Task[Any, Any], claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
+        self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
     ) -> None:
-        limit = self._max_retries(task, claimed)
+        task = plan.task
+        limit = self.app.max_retries_for(task, plan.queue)
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
             payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1)

@@ -143,6 +143,12 @@ fn is_connection_problem(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
+/// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.
+pub fn is_interrupted(e: &RedisError) -> bool {
+    // WARN: redis-rs keeps the io::Error behind an Arc that `source()` cannot downcast, so match its text.
+    e.is_io_error() && e.to_string().contains(&format!("os error {}", libc::EINTR))
+}
+
 /// A short, single-line description of a Redis error for logs and exceptions. Configuration-class failures
 /// get their own prefixes: `redis authentication failed: ...` and `redis TLS handshake failed: ...`.
 pub fn describe(e: &RedisError) -> String {
@@ -152,6 +158,8 @@ pub fn describe(e: &RedisError) -> String {
         format!("redis TLS handshake failed: {tls}")
     } else if let Some(auth) = auth_failure(e, line) {
         format!("redis authentication failed: {auth}")
+    } else if is_interrupted(e) {
+        format!("redis call interrupted by a signal: {line}")
     } else if e.is_timeout() {
         format!("redis timed out: {line}")
     } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {

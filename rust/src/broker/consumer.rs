@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use redis::Value;
 
-use super::conn::{first_line, Conn};
+use super::conn::{first_line, is_interrupted, Conn};
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
 use super::producer::seconds;
@@ -211,22 +211,26 @@ impl Consumer {
     /// Block up to `timeout` seconds for a doorbell token; True when one was taken.
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let block = Duration::from_secs_f64(timeout.max(0.001));
-        py.detach(|| {
+        let result = py.detach(|| {
             let mut guard = self
                 .block_conn
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            guard
-                .run_blocking(block, |c| {
-                    redis::cmd("BLPOP")
-                        .arg(&self.bells)
-                        .arg(block.as_secs_f64())
-                        .query::<Option<(String, String)>>(c)
-                })
-                .map_err(|e| guard.explain(&e))
-        })
-        .map(|r| r.is_some())
-        .map_err(|msg| broker_error(py, msg))
+            let result = guard.run_blocking(block, |c| {
+                redis::cmd("BLPOP")
+                    .arg(&self.bells)
+                    .arg(block.as_secs_f64())
+                    .query::<Option<(String, String)>>(c)
+            });
+            result.map_err(|e| (is_interrupted(&e), guard.explain(&e)))
+        });
+        match result {
+            Ok(token) => Ok(token.is_some()),
+            // NOTE: a signal (shutdown, soft timeout) cut the wait short; the dropped connection cancels
+            // the BLPOP on the server, so no token is taken. The caller checks its signals and goes on.
+            Err((true, _)) => Ok(false),
+            Err((false, msg)) => Err(broker_error(py, msg)),
+        }
     }
 
     /// Record task `seq` (from `queue`, `payload`) as failed with a reason and traceback; also acks `acks`.

@@ -9,6 +9,7 @@
 --   P:daemons             set   registered worker daemons
 --   P:hb:<daemon>         str   heartbeat with a TTL; JSON info
 --   P:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
+--   P:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).
 
 local function ring(bell)

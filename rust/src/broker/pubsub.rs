@@ -530,6 +530,129 @@ mod tests {
         assert!(!ps.is_connected() && ps.next_retry().is_some());
     }
 
+    fn tls_server_config() -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(include_bytes!("pubsub/testdata/server.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate");
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("pubsub/testdata/server.key")).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        Arc::new(config)
+    }
+
+    /// Over TLS, one `read_events` after the data arrived must deliver every message, even when they came
+    /// as many records holding more plaintext than one read takes: rustls keeps the rest decrypted, where
+    /// `poll` cannot see it (the socket is already drained).
+    #[test]
+    fn tls_subscribes_and_drains_buffered_plaintext() {
+        let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        let mut config = cfg(&format!("rediss://:secret@localhost:{port}"));
+        config.tls.ca_certs =
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/rust/src/broker/pubsub/testdata/ca.pem").into());
+        let mut ps = PubSub::new(&config).expect("parsed");
+        let server_config = tls_server_config();
+        let big = vec![b'x'; 20_000];
+        let payload = big.clone();
+        let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let (tcp, _) = server.accept().expect("accept");
+            let conn = rustls::ServerConnection::new(server_config).expect("server connection");
+            let mut tls = StreamOwned::new(conn, tcp);
+            let mut expect = encode_command(&[b"AUTH", b"secret"]);
+            expect.extend(encode_command(&[b"SUBSCRIBE", b"wakaq-broadcast", b"wakaq-eta"]));
+            let mut got = vec![0u8; expect.len()];
+            tls.read_exact(&mut got).expect("read");
+            assert_eq!(got, expect);
+            // NOTE: one record per writer() call, all sent to the socket by one flush.
+            tls.conn.writer().write_all(b"+OK\r\n").expect("buffer");
+            tls.conn
+                .writer()
+                .write_all(&encode_command(&[b"subscribe", b"wakaq-broadcast", b"1"]))
+                .expect("buffer");
+            for _ in 0..3 {
+                tls.conn
+                    .writer()
+                    .write_all(&msg("wakaq-broadcast", &payload))
+                    .expect("buffer");
+            }
+            tls.conn.writer().write_all(&msg("wakaq-eta", b"q")).expect("buffer");
+            tls.flush().expect("flush");
+            sent_tx.send(()).expect("signal");
+            let _ = end_rx.recv();
+        });
+        let mut ev = Vec::new();
+        assert_eq!(ps.maintain(Instant::now(), &mut ev), Some(Ok(())));
+        sent_rx.recv().expect("server sent");
+        std::thread::sleep(Duration::from_millis(200));
+        wait_readable(ps.fd().expect("fd"));
+        ev.clear();
+        ps.read_events(&mut ev).expect("read");
+        let expected: Vec<Event> = (0..3)
+            .map(|_| Event::Broadcast(big.clone()))
+            .chain([Event::Eta])
+            .collect();
+        assert_eq!(ev, expected);
+        assert!(ps.is_subscribed());
+        end_tx.send(()).expect("end");
+        peer.join().expect("peer");
+    }
+
+    #[test]
+    fn tls_handshake_errors_are_one_line() {
+        let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        let server_config = tls_server_config();
+        let peer = std::thread::spawn(move || {
+            let (tcp, _) = server.accept().expect("accept");
+            let mut tls = StreamOwned::new(rustls::ServerConnection::new(server_config).expect("conn"), tcp);
+            let _ = tls.read(&mut [0u8; 16]);
+        });
+        // a CA that did not sign the server's certificate
+        let mut config = cfg(&format!("rediss://localhost:{port}"));
+        config.tls.ca_certs = Some(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/rust/src/broker/pubsub/testdata/other-ca.pem"
+            )
+            .into(),
+        );
+        let mut ps = PubSub::new(&config).expect("parsed");
+        let mut ev = Vec::new();
+        let err = ps
+            .maintain(Instant::now(), &mut ev)
+            .expect("attempted")
+            .expect_err("unknown CA");
+        assert!(
+            err.starts_with("redis TLS handshake failed: invalid peer certificate"),
+            "{err}"
+        );
+        assert!(err.contains("ssl_ca_certs") && !err.contains('\n'), "{err}");
+        peer.join().expect("peer");
+
+        // a plain server that never answers the ClientHello
+        let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let mut config = cfg(&format!("rediss://localhost:{port}"));
+        config.connect_timeout = Some(Duration::from_millis(200));
+        config.tls.insecure = true;
+        let mut ps = PubSub::new(&config).expect("parsed");
+        let err = ps
+            .maintain(Instant::now(), &mut ev)
+            .expect("attempted")
+            .expect_err("no answer");
+        assert!(err.starts_with("redis TLS handshake failed: no TLS answer"), "{err}");
+        drop(silent);
+    }
+
     fn wait_readable(fd: RawFd) {
         let mut pfd = libc::pollfd {
             fd,

@@ -36,6 +36,8 @@ BIN = Path(sys.executable).parent
 APP = "tests.apps.conn_app.wakaq"
 PASSWORD = "s3cret pass"  # a space and no URL-safe form: the URLs must quote it
 ALICE = ("alice", "wonderland")
+AUTH = "redis authentication failed: "
+TLS = "redis TLS handshake failed: "
 
 
 # ---- certificates and the server --------------------------------------------------------------------------------
@@ -47,6 +49,9 @@ class Certs:
     server_cert: Path
     server_key: Path
     other_ca: Path  # a CA that did not sign the server's certificate
+    client_cert: Path  # for mutual TLS, signed by `ca`
+    client_key: Path
+    client_combined: Path  # certificate and key in one file
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -66,7 +71,22 @@ def make_certs(where: Path) -> Certs:
     )
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-days", "2", "-extfile", "server.ext", "-out", "server.pem", cwd=where)  # fmt: skip
-    return Certs(where / "ca.pem", where / "server.pem", where / "server.key", where / "other.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=wakaq client", "-keyout", "client.key",
+            "-out", "client.csr", cwd=where)  # fmt: skip
+    (where / "client.ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "client.ext", "-out", "client.pem", cwd=where)  # fmt: skip
+    combined = where / "client-combined.pem"
+    combined.write_text((where / "client.pem").read_text() + (where / "client.key").read_text())
+    return Certs(
+        where / "ca.pem",
+        where / "server.pem",
+        where / "server.key",
+        where / "other.pem",
+        where / "client.pem",
+        where / "client.key",
+        combined,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +117,24 @@ def server(certs: Certs) -> Iterator[RedisServer]:
         srv.cleanup()
 
 
+@pytest.fixture(scope="module")
+def mtls_server(certs: Certs) -> Iterator[RedisServer]:
+    """TLS only with a client certificate signed by the CA (`--tls-auth-clients yes`), no password."""
+    if not redis_available():
+        pytest.skip("redis-server is not installed")
+    srv = RedisServer(
+        "--save", "", "--appendonly", "no",
+        "--tls-cert-file", str(certs.server_cert), "--tls-key-file", str(certs.server_key),
+        "--tls-ca-cert-file", str(certs.ca), "--tls-auth-clients", "yes",
+        tls_port=True,
+    )  # fmt: skip
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
+
+
 def with_user(url: str, user: str, password: str) -> str:
     scheme, rest = url.split("://", 1)
     return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
@@ -118,6 +156,10 @@ class Setup:
             env["WAKAQ_TEST_CA"] = str(self.options["ssl_ca_certs"])
         if "ssl_cert_reqs" in self.options:
             env["WAKAQ_TEST_CERT_REQS"] = str(self.options["ssl_cert_reqs"])
+        if "ssl_certfile" in self.options:
+            env["WAKAQ_TEST_CERTFILE"] = str(self.options["ssl_certfile"])
+        if "ssl_keyfile" in self.options:
+            env["WAKAQ_TEST_KEYFILE"] = str(self.options["ssl_keyfile"])
         return env
 
 
@@ -250,6 +292,35 @@ def test_every_client_works(
     assert text.count("unavailable") == 1 and "redis pub/sub unavailable: connection closed" in text, text
 
 
+@pytest.mark.parametrize("combined", [False, True], ids=["separate key", "key in certfile"])
+def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]) -> None:
+    identity: dict[str, Any] = (
+        {"ssl_certfile": str(certs.client_combined)}
+        if combined
+        else {"ssl_certfile": str(certs.client_cert), "ssl_keyfile": str(certs.client_key)}
+    )
+    setup = Setup(mtls_server.tls_url, {"ssl_ca_certs": str(certs.ca), **identity})
+    check = redis.Redis.from_url(setup.url, **redis_py_kwargs(setup.app()))
+    check.flushall()
+
+    without = Setup(mtls_server.tls_url, {"ssl_ca_certs": str(certs.ca)}).app()
+    with pytest.raises(BrokerError) as refused:
+        without.tasks["note"].delay("no client certificate")
+    assert str(refused.value) == f"{TLS}received fatal alert: CertificateRequired"
+
+    setup.app().tasks["note"].delay("delay")
+    worker = Worker(tmp_path, setup.url, app=APP, **{k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()})
+    procs.append(worker)
+    worker.wait_ready(children=1)
+    wait_until(lambda: check.pubsub_numsub("wakaq-broadcast")[0][1] == 1, 10, what="the parent's subscription")
+    assert setup.app().tasks["note"].broadcast("broadcast") == 1
+    wait_until(lambda: len(events(check)) >= 2, 15, what=f"two tasks; log:\n{worker.log_text()[-2000:]}")
+    assert sorted(events(check)) == ["broadcast", "delay"]
+    info = cli("info", setup.env())
+    assert info.returncode == 0, info.stderr
+    check.close()
+
+
 def test_redis_py_gets_the_same_tls_settings(server: RedisServer, certs: Certs) -> None:
     app = setups(server, certs)["tls"].app()
     kwargs = redis_py_kwargs(app)
@@ -283,9 +354,6 @@ def test_ssl_options_are_validated(certs: Certs, tmp_path: Path) -> None:
 
 
 # ---- one clear line for each refusal -----------------------------------------------------------------------------
-
-AUTH = "redis authentication failed: "
-TLS = "redis TLS handshake failed: "
 
 
 def refusals(server: RedisServer, certs: Certs) -> dict[str, tuple[Setup, str, str]]:

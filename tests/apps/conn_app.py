@@ -1,10 +1,10 @@
 """App for connection tests (tests/test_connections.py): passwords, ACL users and TLS.
 
-`make_app(url, **ssl_options)` builds the app; the module's `wakaq` is built from WAKAQ_TEST_URL, WAKAQ_TEST_CA
-(ssl_ca_certs), WAKAQ_TEST_CERT_REQS (ssl_cert_reqs), WAKAQ_TEST_LOG (worker and scheduler log file) and
-WAKAQ_TEST_CRON (the one schedule) for the subprocesses. Each task appends a JSON event to the Redis list
-`events` through a redis-py client made with the app's own connection settings (so it authenticates and speaks
-TLS like the admin commands do).
+`make_app(url, **ssl_options)` builds the app. The module's `wakaq`, for the subprocesses, is built from
+WAKAQ_TEST_URL and the TLS options WAKAQ_TEST_CA (ssl_ca_certs), WAKAQ_TEST_CERT_REQS, WAKAQ_TEST_CERTFILE and
+WAKAQ_TEST_KEYFILE; WAKAQ_TEST_LOG is the worker and scheduler log file, WAKAQ_TEST_CRON the one schedule. Each
+task appends a JSON event to the Redis list `events` through a redis-py client made with the app's own connection
+settings (so it authenticates and speaks TLS like the admin commands do).
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ def _env_options() -> dict[str, Any]:
         options["ssl_ca_certs"] = env("WAKAQ_TEST_CA")
     if env("WAKAQ_TEST_CERT_REQS"):
         options["ssl_cert_reqs"] = env("WAKAQ_TEST_CERT_REQS")
+    if env("WAKAQ_TEST_CERTFILE"):
+        options["ssl_certfile"] = env("WAKAQ_TEST_CERTFILE")
+    if env("WAKAQ_TEST_KEYFILE"):
+        options["ssl_keyfile"] = env("WAKAQ_TEST_KEYFILE")
     return options
 
 

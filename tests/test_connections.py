@@ -340,10 +340,15 @@ def test_ssl_options_are_validated(certs: Certs, tmp_path: Path) -> None:
         make_app("redis://127.0.0.1:6379/0", ssl_ca_certs=str(certs.ca))
     with pytest.raises(WakaQError, match="is not a readable file"):
         make_app("rediss://127.0.0.1:6379/0", ssl_ca_certs=str(tmp_path / "missing.pem"))
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    with pytest.raises(WakaQError, match="is not a PEM file with a certificate"):
+        make_app("rediss://127.0.0.1:6379/0", ssl_ca_certs=tmp_path / "garbage.pem")
+    with pytest.raises(WakaQError, match="is not a PEM file with a private key"):
+        make_app("rediss://127.0.0.1:6379/0", ssl_certfile=certs.client_cert, ssl_keyfile=certs.ca)
     with pytest.raises(WakaQError, match="ssl_cert_reqs must be"):
         make_app("rediss://127.0.0.1:6379/0", ssl_cert_reqs="optional")
     with pytest.raises(WakaQError, match="ssl_keyfile needs ssl_certfile"):
-        make_app("rediss://127.0.0.1:6379/0", ssl_keyfile=str(certs.ca))
+        make_app("rediss://127.0.0.1:6379/0", ssl_keyfile=str(certs.client_key))
     with pytest.raises(WakaQError, match="ssl=True needs a rediss:// url"):
         make_app("redis://127.0.0.1:6379/0", ssl=True)
     from wakaq import WakaQ

@@ -36,8 +36,16 @@ def _pem_path(value: PathArg, what: str) -> str | None:
     if not isinstance(value, str | os.PathLike):
         raise WakaQError(f"{what} must be a path to a PEM file, got {value!r}")
     path = os.fspath(value)
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise WakaQError(f"{what} {path!r} is not a readable file")
+    try:
+        with open(path, "rb") as f:
+            text = f.read(1 << 20)
+    except OSError as e:
+        raise WakaQError(f"{what} {path!r} is not a readable file: {e.strerror or e}") from None
+    marker, kind = (
+        (b"PRIVATE KEY-----", "private key") if what == "ssl_keyfile" else (b"BEGIN CERTIFICATE", "certificate")
+    )
+    if marker not in text:
+        raise WakaQError(f"{what} {path!r} is not a PEM file with a {kind}")
     return path
 
 

@@ -108,6 +108,10 @@ impl TlsOptions {
             url.to_owned()
         };
         let root_cert = read_pem("ssl_ca_certs", self.ca_certs.as_ref()).map_err(config_error)?;
+        if root_cert.is_some() {
+            // NOTE: redis-rs would take a file without certificates as an empty trust store.
+            self.root_store().map_err(config_error)?;
+        }
         let client_tls = self.client_identity_pem().map_err(config_error)?;
         if root_cert.is_none() && client_tls.is_none() {
             return Client::open(url);

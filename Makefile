@@ -34,6 +34,11 @@ test-rust: venv ## Rust unit tests (cargo test)
 test-python: build ## pytest: unit and integration tests against a private redis-server
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+.PHONY: fuzz
+fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAKAQ_FUZZ_SEED, _ITERATIONS, _INPUT)
+	WAKAQ_FUZZ_SEED=$${WAKAQ_FUZZ_SEED:-$$(date +%s)} WAKAQ_FUZZ_ITERATIONS=$${WAKAQ_FUZZ_ITERATIONS:-1000000} \
+		cargo test -q --profile fuzz --test fuzz_codec
+
 .PHONY: test
 test: test-rust test-python ## every test: cargo test, then pytest (starts its own redis-server)
 
@@ -56,10 +61,18 @@ format: venv ## format Rust and Python code
 bench: build-release ## pytest-benchmark micro benchmarks (codec, enqueue, claim+ack)
 	$(PY) -m pytest $(or $(PYTEST_ARGS),benches) -q --benchmark-enable --benchmark-columns=min,median,mean,ops
 
+$(VENV)/.bench-installed: pyproject.toml | venv
+	$(PY) -m pip install -q "matplotlib>=3.7"  # the `bench` extra in pyproject.toml
+	touch $@
+
+.PHONY: bench-e2e
+bench-e2e: build-release $(VENV)/.bench-installed ## end-to-end: wakaq vs WakaQ 3.0.7 vs Celery (BENCH_ARGS=--quick for a smoke run)
+	$(PY) benches/e2e/run.py $(BENCH_ARGS)
+
 .PHONY: demo
 demo: build-release ## the main job: a worker, a scheduler and a producer against a throwaway redis-server
 	$(PY) demo/run.py
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'

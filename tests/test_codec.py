@@ -500,9 +500,11 @@ def test_json_class_objects(obj, expected):
         (b"{", "invalid JSON payload"),
         (b"{garbage}", "invalid JSON payload"),
         (b'{"name": "t"} trailing', "invalid JSON payload"),
-        (b"{\xff\xfe}", "invalid JSON payload"),
+        (b"{\xff\xfe}", "invalid JSON payload: not UTF-8 at offset 1"),
+        ('{"name": "t"}'.encode("utf-16-le"), "invalid JSON payload: Expecting property name"),
         (b'{"args": []}', "payload has no 'name'"),
         (b'{"name": 1}', "'name' must be a str, got int"),
+        (b'{"name": "t\\ud800"}', "'name' holds a lone surrogate"),
         (b'{"name": "t", "args": {}}', "'args' must be an array, got map"),
         (b'{"name": "t", "kwargs": []}', "'kwargs' must be a map, got array"),
         (b'{"name": "t", "retry": true}', "'retry' must be an int, got bool"),
@@ -510,12 +512,24 @@ def test_json_class_objects(obj, expected):
         (b'{"name": "t", "args": [{"__class__": "Decimal"}]}', "invalid 'Decimal' object"),
         (b'{"name": "t", "args": [{"__class__": "timedelta", "kwargs": {"bad": 1}}]}', "invalid 'timedelta'"),
         (b'{"name": "t", "args": [{"__class__": "bytes", "value": "!!"}]}', "invalid 'bytes' object"),
-        (b'{"name": "t", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid JSON payload"),
+        (b'{"name": "t", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nesting deeper than 128"),
+        (b'{"name": "t", "args": ' + b"[" * 129 + b"]" * 129 + b"}", "nesting deeper than 128"),
+        (b'{"name": "t", "kwargs": {"k": ' + b'{"a": ' * 128 + b"1" + b"}" * 128 + b"}}", "nesting deeper than 128"),
     ],
 )
 def test_bad_json_payloads(data, message):
     with pytest.raises(PayloadError, match=message.replace("[", r"\[")):
         decode_task(data)
+
+
+def test_json_nesting_limit_matches_msgpack():
+    deepest = [[]]
+    for _ in range(126):
+        deepest = [deepest]
+    data = b'{"name": "t", "args": ' + json.dumps(deepest).encode() + b', "kwargs": {"s": "[[[{{{\\"["}}'
+    name, args, kwargs, _ = decode_task(data)
+    assert args == deepest
+    assert decode_task(encode_task(name, args, kwargs))[1] == deepest
 
 
 # ---- hostile bytes ----------------------------------------------------------------------------------------

@@ -356,6 +356,11 @@ def test_ssl_options_are_validated(certs: Certs, tmp_path: Path) -> None:
     assert WakaQ(queues=["q"], host="h", port=1, password="p w", ssl=True).url == "rediss://:p%20w@h:1/0"
     app = make_app("rediss://127.0.0.1:6379/0", ssl_ca_certs=certs.ca, ssl_cert_reqs="REQUIRED")
     assert app.tls_options == {"ssl_ca_certs": str(certs.ca)}
+    import ssl
+
+    assert make_app("rediss://h:1/0", ssl_cert_reqs=ssl.CERT_NONE).tls_options == {"ssl_cert_reqs": "none"}
+    with pytest.raises(WakaQError, match="ssl_cert_reqs must be"):
+        make_app("rediss://h:1/0", ssl_cert_reqs=ssl.CERT_OPTIONAL)
 
 
 # ---- one clear line for each refusal -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import ssl as _ssl
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
@@ -50,6 +49,8 @@ from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
 
 if TYPE_CHECKING:
+    import ssl as _ssl
+
     from wakaq._wakaq import Broker
 
 P = ParamSpec("P")

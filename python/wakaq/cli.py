@@ -14,8 +14,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from wakaq.config import redact_url
 from wakaq.connection import describe_redis_error, is_config_failure
 from wakaq.constants import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
@@ -86,17 +84,29 @@ def _run(parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] 
         return command(app, args) or EXIT_OK
     except AppImportError as e:
         return _error(parser.prog, str(e), EXIT_USAGE)
-    except (redis.ConnectionError, redis.TimeoutError, BrokerError, ConnectionError) as e:
-        where = redact_url(app.url) if app is not None else "?"
-        what = describe_redis_error(e, app.url if app is not None else None)
-        if is_config_failure(what):
-            return _error(parser.prog, f"{what} (at {where})", EXIT_UNAVAILABLE)
-        detail = what.split(": ", 1)[1] if isinstance(e, redis.RedisError) and ": " in what else _one_line(e)
-        return _error(parser.prog, f"cannot reach Redis at {where}: {detail}", EXIT_UNAVAILABLE)
+    except (BrokerError, ConnectionError) as e:
+        return _unreachable(parser.prog, app, e)
     except WakaQError as e:
         return _error(parser.prog, _one_line(e), EXIT_USAGE)
-    except redis.RedisError as e:
+    except Exception as e:
+        # NOTE: redis-py is imported only by the commands that use it (the worker does not need it), so its
+        # errors are recognised through sys.modules instead of a module-level import.
+        redis = sys.modules.get("redis")
+        if redis is None or not isinstance(e, redis.RedisError):
+            raise
+        if isinstance(e, redis.ConnectionError | redis.TimeoutError):
+            return _unreachable(parser.prog, app, e)
         return _error(parser.prog, f"Redis error: {_one_line(e)}", EXIT_FAILURE)
+
+
+def _unreachable(prog: str, app: WakaQ | None, e: BaseException) -> int:
+    """Authentication and TLS failures say so first; other connection failures say where Redis was expected."""
+    where = redact_url(app.url) if app is not None else "?"
+    what = describe_redis_error(e, app.url if app is not None else None)
+    if is_config_failure(what):
+        return _error(prog, f"{what} (at {where})", EXIT_UNAVAILABLE)
+    detail = what.split(": ", 1)[1] if not isinstance(e, BrokerError) and ": " in what else _one_line(e)
+    return _error(prog, f"cannot reach Redis at {where}: {detail}", EXIT_UNAVAILABLE)
 
 
 def _error(prog: str, message: str, code: int) -> int:

@@ -9,7 +9,7 @@ scheduler), so every client of an app trusts the same CA.
 from __future__ import annotations
 
 import os
-import ssl
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -17,10 +17,14 @@ from wakaq.config import redact_url
 from wakaq.exceptions import BrokerError, WakaQError
 
 if TYPE_CHECKING:
+    import ssl
+
     from wakaq.app import WakaQ
 
 TLS_SCHEMES = ("rediss", "valkeys")
-CERT_REQS = {"required": "required", "none": "none", ssl.CERT_REQUIRED: "required", ssl.CERT_NONE: "none"}
+# NOTE: `ssl.CERT_REQUIRED` and `ssl.CERT_NONE` are IntEnums equal to these; `ssl` itself is not imported here, to
+# keep it (and OpenSSL) out of the worker's start.
+CERT_REQS: dict[object, str] = {"required": "required", "none": "none", 2: "required", 0: "none"}
 PLAIN_TO_TLS_HINT = " (if that port expects TLS, use a rediss:// url)"
 
 PathArg = str | os.PathLike[str] | None
@@ -68,7 +72,8 @@ def tls_options(
     if ssl_keyfile is not None and ssl_certfile is None:
         raise WakaQError("ssl_keyfile needs ssl_certfile (the client certificate)")
     if ssl_cert_reqs is not None:
-        reqs = CERT_REQS.get(ssl_cert_reqs.lower() if isinstance(ssl_cert_reqs, str) else ssl_cert_reqs)
+        wanted: object = ssl_cert_reqs.lower() if isinstance(ssl_cert_reqs, str) else ssl_cert_reqs
+        reqs = CERT_REQS.get(wanted) if not isinstance(wanted, bool) else None
         if reqs is None:
             raise WakaQError(f"ssl_cert_reqs must be 'required' or 'none', got {ssl_cert_reqs!r}")
         if reqs != "required":
@@ -126,17 +131,19 @@ def describe_redis_error(e: BaseException, url: str | None = None) -> str:
     """One line naming the kind of failure: `redis authentication failed: ...`, `redis TLS handshake failed: ...`,
     `redis timed out: ...`, `redis unavailable: ...` or `redis error: ...`. The Rust broker's messages (BrokerError)
     are classified already and kept as they are."""
-    import redis
-
     text = _one_line(e)
     if isinstance(e, BrokerError):
         return text
+    # NOTE: redis-py and ssl are looked up, not imported: an error from them means they are loaded already.
+    redis: Any = sys.modules.get("redis")
+    ssl_module: Any = sys.modules.get("ssl")
     chain = _chain(e)
-    if isinstance(e, redis.AuthenticationError) or any(
+    ssl_errors = (ssl_module.SSLError,) if ssl_module is not None else ()
+    if (redis is not None and isinstance(e, redis.AuthenticationError)) or any(
         marker in text for marker in ("WRONGPASS", "NOAUTH", "invalid username-password", "Authentication required")
     ):
         return f"redis authentication failed: {text}"
-    tls = [c for c in chain if isinstance(c, ssl.SSLError) or "[SSL" in str(c) or "handshake" in str(c).lower()]
+    tls = [c for c in chain if isinstance(c, ssl_errors) or "[SSL" in str(c) or "handshake" in str(c).lower()]
     if tls:
         detail = _one_line(tls[0])
         if isinstance(tls[0], TimeoutError) or "timed out" in detail:
@@ -144,9 +151,9 @@ def describe_redis_error(e: BaseException, url: str | None = None) -> str:
         elif "CERTIFICATE_VERIFY_FAILED" in detail:
             detail += " (set ssl_ca_certs to the CA that signed the server's certificate)"
         return f"redis TLS handshake failed: {detail}"
-    if isinstance(e, redis.TimeoutError | TimeoutError):
+    if isinstance(e, TimeoutError) or (redis is not None and isinstance(e, redis.TimeoutError)):
         return f"redis timed out: {text}"
-    if isinstance(e, redis.ConnectionError | OSError):
+    if isinstance(e, OSError) or (redis is not None and isinstance(e, redis.ConnectionError)):
         hint = ""
         if url is not None and not is_tls_url(url) and ("closed by server" in text or "reset by peer" in text):
             hint = PLAIN_TO_TLS_HINT

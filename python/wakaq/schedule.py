@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from croniter import croniter  # type: ignore[import-untyped]
-
 from wakaq.exceptions import WakaQError
 from wakaq.queue import Queue
 
@@ -59,6 +57,8 @@ class CronTask:
 
     def validate_cron(self) -> None:
         """Raise WakaQError naming the cron string and the task when croniter refuses the schedule."""
+        from croniter import croniter  # type: ignore[import-untyped]  # NOTE: lazy: only apps with schedules pay
+
         try:
             croniter(self.schedule)
         except (ValueError, KeyError, TypeError) as e:

@@ -38,6 +38,11 @@ log = logging.getLogger("wakaq")
 #: one at a time so an idle sibling can take the next one.
 FAST_TASK = 0.001
 MAX_BATCH = 32
+#: longest pause between two attempts to reach Redis during an outage (seconds)
+MAX_BACKOFF = 1.0
+#: An idle child claims after this many quiet doorbell waits even without a token, for tasks pushed without
+#: ringing (WakaQ's own producers during a migration): they wait at most this many `wait_timeout`s.
+CLAIM_EVERY_IDLE_WAITS = 5
 
 
 @dataclass(slots=True, frozen=True)
@@ -167,11 +172,16 @@ class Child:
     async def _idle(self) -> None:
         """Nothing to claim: block on the doorbells (GIL released), without starving running async tasks."""
         self.batch = 1
+        if self.stopping:
+            return  # NOTE: a claim interrupted by SIGTERM also comes back empty: stop now, not after a wait
         if not self.async_tasks:
-            try:
-                self.consumer.wait(self.app.wait_timeout)
-            except BrokerError as e:
-                await self._outage(e)
+            for _ in range(CLAIM_EVERY_IDLE_WAITS):
+                try:
+                    if self.consumer.wait(self.app.wait_timeout) or self.stopping:
+                        return
+                except BrokerError as e:
+                    await self._outage(e)
+                    return
             return
         if self._wait_future is None or self._wait_future.done():
             if self._executor is None:
@@ -186,7 +196,11 @@ class Child:
     # ---- redis outages -------------------------------------------------------------------------------
 
     async def _outage(self, error: BrokerError) -> None:
-        """Redis is unreachable: warn once per outage, back off (0.1 s doubling to 5 s), never spin."""
+        """Redis is unreachable: warn once per outage, back off (0.1 s doubling to 1 s), never spin.
+
+        NOTE: the cap is what a child may add to the outage: tasks resume within about a second of Redis
+        answering again, and one refused connection a second costs nothing.
+        """
         if "interrupted by a signal" in str(error):
             return  # NOTE: a signal arrived mid-call; Redis is fine, lost replies are reconciled by the Consumer
         if not self._down:
@@ -195,7 +209,7 @@ class Child:
             else:
                 log.warning("%s; retrying until it is back", error)
             self._down = True
-        self._backoff = min(5.0, self._backoff * 2 or 0.1)
+        self._backoff = min(MAX_BACKOFF, self._backoff * 2 or 0.1)
         await asyncio.sleep(self._backoff)
 
     def _recovered(self) -> None:
@@ -217,14 +231,23 @@ class Child:
 
     async def _run_batch(self, batch: list[tuple[int, int, bytes]]) -> None:
         started = time.monotonic()
+        async_before = len(self.async_tasks)
         for i, (seq, index, element) in enumerate(batch):
             if self.stopping:
                 await self._redis(self.consumer.release, [s for s, _, _ in batch[i:]])
                 return
             claimed = self._claimed(seq, index, element)
             await self._handle(claimed)
-        elapsed = (time.monotonic() - started) / len(batch)
-        self.batch = min(MAX_BATCH, self.batch * 2) if elapsed < FAST_TASK and not self.async_tasks else 1
+        self._next_batch_size(len(batch), time.monotonic() - started, len(self.async_tasks) - async_before)
+
+    def _next_batch_size(self, size: int, elapsed: float, started_async: int) -> None:
+        """Claim more per round trip only while it cannot starve an idle sibling: async tasks start at once,
+        and sync tasks that finish in under FAST_TASK are worth keeping; anything slower is claimed singly."""
+        ran_sync = size - started_async
+        if ran_sync <= 0 or elapsed / ran_sync < FAST_TASK:
+            self.batch = min(MAX_BATCH, self.batch * 2)
+        else:
+            self.batch = 1
 
     def _claimed(self, seq: int, index: int, element: bytes) -> Claimed:
         deliveries, payload = _wakaq.split_element(element)

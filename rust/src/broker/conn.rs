@@ -161,7 +161,8 @@ pub fn describe(e: &RedisError) -> String {
     } else if is_interrupted(e) {
         format!("redis call interrupted by a signal: {line}")
     } else if e.is_timeout() {
-        format!("redis timed out: {line}")
+        // NOTE: the OS words for a socket timeout ("Resource temporarily unavailable", EAGAIN) mislead.
+        "redis timed out: no answer within the socket timeout".to_owned()
     } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
         format!("redis unavailable: {line}")
     } else {

@@ -46,17 +46,51 @@ struct Unsettled {
 
 type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
 
-fn run<T: Send>(
+/// Why a call failed: a signal for this process interrupted the socket call, or Redis did not answer.
+enum Failure {
+    Interrupted,
+    Broker(String),
+}
+
+fn call<T: Send>(
     py: Python<'_>,
     conn: &Mutex<Conn>,
     f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
-) -> PyResult<T> {
+) -> Result<T, Failure> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let result = guard.run(f);
-        result.map_err(|e| guard.explain(&e))
+        result.map_err(|e| {
+            if is_interrupted(&e) {
+                Failure::Interrupted
+            } else {
+                Failure::Broker(guard.explain(&e))
+            }
+        })
     })
-    .map_err(|msg| broker_error(py, msg))
+}
+
+/// Interrupted calls sent again, at most this many times in a row.
+const INTERRUPTED_RETRIES: usize = 3;
+
+/// An idempotent call (settle, requeue by seq): sent again when a signal interrupted it, since the
+/// interruption says nothing about Redis (a SIGTERM at shutdown must not look like an outage).
+fn run<T: Send>(
+    py: Python<'_>,
+    conn: &Mutex<Conn>,
+    mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
+) -> PyResult<T> {
+    for _ in 0..INTERRUPTED_RETRIES {
+        match call(py, conn, &mut f) {
+            Ok(v) => return Ok(v),
+            Err(Failure::Interrupted) => {}
+            Err(Failure::Broker(msg)) => return Err(broker_error(py, msg)),
+        }
+    }
+    Err(broker_error(
+        py,
+        "redis call interrupted by a signal, 3 times in a row".to_owned(),
+    ))
 }
 
 fn join_seqs(seqs: &[u64]) -> String {
@@ -172,12 +206,19 @@ impl Consumer {
         self.names.clone()
     }
 
-    /// Acknowledge `acks` and claim up to `max_count` tasks: `[(seq, queue index, element)]`.
+    /// Acknowledge `acks` and claim up to `max_count` tasks: `[(seq, queue index, element)]`. An empty list
+    /// also when a signal interrupted the call (the caller checks its flags, then claims again).
     fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Claimed> {
         let mut acks = acks;
         self.settle_lost_claims(py, &mut acks)?;
-        let first = self.next_seq.load(Ordering::Relaxed);
-        let result: PyResult<Vec<Value>> = run(py, &self.conn, |c| {
+        let width = u64::from(max_count);
+        // NOTE: fresh seqs for every attempt, also the connection's own retry of a stale connection: an attempt
+        // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite
+        // those in-flight entries (HSET), losing the tasks. Attempts without a reply are settled later.
+        let mut attempts: Vec<u64> = Vec::new();
+        let result: Result<Vec<Value>, Failure> = call(py, &self.conn, |c| {
+            let first = self.next_seq.fetch_add(width, Ordering::Relaxed);
+            attempts.push(first);
             let mut inv = scripts::claim().key(&self.inflight);
             for k in &self.claim_keys {
                 inv.key(k);
@@ -191,21 +232,34 @@ impl Consumer {
             }
             inv.invoke(c)
         });
-        let reply = match result {
-            Ok(reply) => reply,
-            Err(e) => {
-                // NOTE: the script may have run with its reply lost: never reuse these seqs (HSET would
-                // overwrite the claimed tasks), and hand them back once Redis answers again.
-                self.next_seq.fetch_add(u64::from(max_count), Ordering::Relaxed);
-                let mut lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                lost.acks.extend(acks);
-                lost.claims.extend(first..first + u64::from(max_count));
-                return Err(e);
-            }
+        let answered = match result {
+            Ok(_) => attempts.pop(),
+            Err(_) => None,
         };
-        let claimed = Self::parse_claim(py, reply, first);
-        self.next_seq.fetch_add(claimed.len() as u64, Ordering::Relaxed);
-        Ok(claimed)
+        if !attempts.is_empty() || result.is_err() {
+            let mut lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            lost.claims
+                .extend(attempts.iter().flat_map(|&first| first..first + width));
+            if result.is_err() {
+                lost.acks.extend(acks);
+            }
+        }
+        match (result, answered) {
+            (Ok(reply), Some(first)) => {
+                let claimed = Self::parse_claim(py, reply, first);
+                // keep seqs dense when nothing else took any meanwhile
+                let _ = self.next_seq.compare_exchange(
+                    first + width,
+                    first + claimed.len() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                Ok(claimed)
+            }
+            // NOTE: `(Ok, None)` cannot happen (an answer implies an attempt); nothing claimed either way.
+            (Err(Failure::Interrupted), _) | (Ok(_), None) => Ok(Vec::new()),
+            (Err(Failure::Broker(msg)), _) => Err(broker_error(py, msg)),
+        }
     }
 
     /// Block up to `timeout` seconds for a doorbell token; True when one was taken.

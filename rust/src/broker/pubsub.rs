@@ -238,7 +238,7 @@ impl PubSub {
             tls,
             conn: None,
             subscribed: false,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
+            backoff: Backoff::new(Duration::from_millis(500), crate::supervisor::backoff::RECONNECT_MAX),
             retry_at: Instant::now(),
         })
     }

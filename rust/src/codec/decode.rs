@@ -11,6 +11,12 @@ use super::read::{DecodeError, Reader, Token};
 use super::MAX_DEPTH;
 use crate::errors::payload_error;
 
+/// Array slots reserved before any item is read; more come as items do.
+///
+/// NOTE: a declared length is not trusted beyond this: with `min(declared, bytes left)` instead, each of up
+/// to `MAX_DEPTH` nested headers could reserve a slot per byte left, O(depth * len) for one input.
+const PREALLOCATE_MAX: usize = 16;
+
 /// A decode failure: bad bytes (shown to users as `PayloadError`), or a Python error while building
 /// objects (MemoryError and the like), passed through unchanged.
 #[derive(Debug)]
@@ -97,8 +103,7 @@ impl<'py, 'a> Decoder<'py, 'a> {
     /// The items of an array whose header declared `n` of them.
     pub fn array(&mut self, n: u32) -> Result<Bound<'py, PyList>, DecodeFail> {
         self.enter()?;
-        // NOTE: every item takes at least one byte, so the bytes left bound the real count.
-        let mut items = Vec::with_capacity((n as usize).min(self.reader.remaining()));
+        let mut items = Vec::with_capacity((n as usize).min(PREALLOCATE_MAX));
         for _ in 0..n {
             items.push(self.value()?);
         }

@@ -12,13 +12,14 @@
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString};
 use pyo3::{intern, wrap_pyfunction};
 
 use super::decode::DecodeFail;
 use super::ext::decimal_type;
 use super::read::DecodeError;
 use super::task::PyTask;
+use super::MAX_DEPTH;
 use crate::errors::payload_error;
 
 const DATETIME_FIELDS: [&str; 8] = [
@@ -46,6 +47,10 @@ pub fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTask<'py>, Dec
             .cast_into::<PyString>()
             .map_err(|e| wrong("name", "a str", e.into_inner().as_ref()))?,
     };
+    // NOTE: JSON can escape a lone surrogate (`\ud800`), which no msgpack str (UTF-8) can hold.
+    if name.to_str().is_err() {
+        return Err(shape("'name' holds a lone surrogate (not valid UTF-8)".into()));
+    }
     let args = match payload.get_item("args")? {
         None => PyList::empty(py),
         Some(v) => v
@@ -70,16 +75,45 @@ pub fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTask<'py>, Dec
 
 /// `json.loads(data, object_hook=...)`; any exception it raises means the bytes are bad.
 fn parse<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>, DecodeFail> {
+    // NOTE: WakaQ writes UTF-8 (json.dumps, then redis-py). Given bytes, json.loads would also detect UTF-16
+    // and UTF-32, whose bytes `check_depth` cannot read; given a str, it parses just that.
+    let text = std::str::from_utf8(data)
+        .map_err(|e| shape(format!("invalid JSON payload: not UTF-8 at offset {}", e.valid_up_to())))?;
+    check_depth(data)?;
     let loads = py.import(intern!(py, "json"))?.getattr(intern!(py, "loads"))?;
     let options = PyDict::new(py);
     options.set_item(intern!(py, "object_hook"), object_hook(py)?)?;
-    loads.call((PyBytes::new(py, data),), Some(&options)).map_err(|e| {
+    loads.call((text,), Some(&options)).map_err(|e| {
         if e.is_instance_of::<PyException>(py) {
             shape(format!("invalid JSON payload: {}", e.value(py)))
         } else {
             DecodeFail::Py(e) // KeyboardInterrupt and friends pass through
         }
     })
+}
+
+/// Brackets may nest `MAX_DEPTH` levels inside the payload object, as containers may in msgpack payloads:
+/// deeper JSON would decode, and then fail when the task is encoded again (a retry). Counted on the bytes,
+/// outside strings, before parsing; class objects count too, so this is never looser than the msgpack rule.
+///
+/// In UTF-8 no byte of a multi-byte character is ASCII, so quotes and brackets are seen for what they are.
+fn check_depth(data: &[u8]) -> Result<(), DecodeError> {
+    let (mut depth, mut in_string, mut escaped) = (0_usize, false, false);
+    for &byte in data {
+        if in_string {
+            in_string = escaped || byte != b'"';
+            escaped = !escaped && byte == b'\\';
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' if depth > MAX_DEPTH => return Err(DecodeError::TooDeep),
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn object_hook(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {

@@ -22,6 +22,7 @@ mod task;
 mod timestamp;
 mod write;
 
+pub use decode::unpack;
 pub use task::{decode_task_bytes, decode_task_object, encode_task_into, PyTask, Task};
 
 /// Containers nested deeper than this are refused, both ways: it bounds the recursion (and so the
@@ -51,14 +52,17 @@ fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     })
 }
 
+/// Appends the msgpack of one value to `out` (what `packb` returns); the Rust API, used by the fuzzer.
+pub fn pack_into(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    encode::Encoder::new(out).value(obj).map_err(|e| e.into_pyerr("obj"))
+}
+
 /// Encode one value as msgpack (deterministic).
 #[pyfunction]
 fn packb<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     guarded(|| {
         let mut out = Vec::with_capacity(128);
-        encode::Encoder::new(&mut out)
-            .value(obj)
-            .map_err(|e| e.into_pyerr("obj"))?;
+        pack_into(&mut out, obj)?;
         Ok(PyBytes::new(py, &out))
     })
 }

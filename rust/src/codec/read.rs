@@ -84,7 +84,7 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    /// Bytes left: an upper bound on how many items can still follow, so a cap for `with_capacity`.
+    /// Bytes left (0 once the value is complete).
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }

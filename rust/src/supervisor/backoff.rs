@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The parent's longest pause between two attempts to reach Redis during an outage (the coordinator link and
+/// pub/sub): how late it may notice that Redis is back.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
 /// Delays `first, 2*first, 4*first, ...` capped at `max`. `reset()` after a success.
 #[derive(Debug, Clone)]
 pub struct Backoff {

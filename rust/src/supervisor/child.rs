@@ -18,11 +18,14 @@ pub struct ChildStart<'a> {
     /// The parent's fds: signal pipe, pub/sub socket, log file, other children's pipe ends, our read end.
     pub close: Vec<RawFd>,
     pub restore_mask: libc::sigset_t,
+    /// The supervisor: when it dies, this child is told to stop (see `die_with_parent`).
+    pub parent_pid: libc::pid_t,
 }
 
 /// Run the child to completion and leave the process with `_exit`.
 pub fn run(py: Python<'_>, start: &ChildStart<'_>, child_main: &Bound<'_, PyAny>) -> ! {
     reset_signals(py, &start.restore_mask);
+    die_with_parent(start.parent_pid);
     redirect_fds(start);
     start.slots.make_current(start.slot);
     line_buffer_stdout(py);
@@ -50,6 +53,25 @@ fn reset_signals(py: Python<'_>, restore_mask: &libc::sigset_t) {
     });
     signals::restore_mask(restore_mask);
 }
+
+/// A child must not outlive its supervisor (kill -9 of the daemon): unsupervised it would keep claiming tasks
+/// into the dead daemon's in-flight hash, with no watchdog, and once the dead daemon is reaped nobody would
+/// ever return what it claims. The kernel sends SIGTERM when the parent dies: the child finishes its running
+/// task, hands back what it claimed and did not start, and exits; the survivors' reaper returns the rest.
+#[cfg(target_os = "linux")]
+fn die_with_parent(parent_pid: libc::pid_t) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) };
+    // NOTE: the parent may have died before the prctl: then no signal comes, so send it ourselves (nothing is
+    // claimed yet, the default action is fine).
+    // SAFETY: getppid cannot fail; raise only signals this process.
+    if unsafe { libc::getppid() } != parent_pid {
+        unsafe { libc::raise(libc::SIGTERM) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_parent_pid: libc::pid_t) {}
 
 /// 1.4 steps 2 and 4: close the parent's fds (never everything from 3 up: the app may own some), then the
 /// log pipe becomes stdout and stderr.

@@ -1,5 +1,5 @@
 //! The parent's way to Redis: the `Coordinator`, guarded against outages. One WARNING per outage, one INFO
-//! on recovery, retries with backoff (0.5 s doubling to 5 s), and an ordered queue of the operations that
+//! on recovery, retries with backoff (0.5 s doubling to 2 s), and an ordered queue of the operations that
 //! must not be lost (failing a hard-timeout task, then requeueing its child's other tasks).
 
 use std::collections::VecDeque;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::broker::parent::{BrokerResult, Coordinator, DaemonInfo};
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, RECONNECT_MAX};
 use super::logs::Logger;
 
 /// Work that must reach Redis eventually, in this order.
@@ -42,7 +42,7 @@ impl Link {
         Self {
             coord,
             down: false,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
+            backoff: Backoff::new(Duration::from_millis(500), RECONNECT_MAX),
             retry_at: None,
             pending: VecDeque::new(),
         }

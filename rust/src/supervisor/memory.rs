@@ -22,9 +22,14 @@ pub fn statm_rss_bytes(statm: &str, page_size: u64) -> Option<u64> {
     Some(pages.saturating_mul(page_size))
 }
 
+/// TEST ONLY: the path of a file in `/proc/meminfo`'s format that the memory guard reads instead, so the fault
+/// suite can simulate memory pressure without filling the machine (`max_mem_percent` is machine-wide).
+pub const MEMINFO_OVERRIDE: &str = "WAKAQ_TEST_MEMINFO";
+
 /// The machine's memory use now, or `None` where procfs is missing or unreadable.
 pub fn machine_used_percent() -> Option<f64> {
-    used_percent(&std::fs::read_to_string("/proc/meminfo").ok()?)
+    let path = std::env::var_os(MEMINFO_OVERRIDE).unwrap_or_else(|| "/proc/meminfo".into());
+    used_percent(&std::fs::read_to_string(path).ok()?)
 }
 
 /// A process's RSS in bytes, or `None` if it is gone or procfs is missing.

@@ -288,6 +288,9 @@ impl Parent {
         let state = self.slots.get(child.slot).map(Slot::read_final).unwrap_or_default();
         self.retired_done += state.tasks_done;
         let running = state.running().or((state.async_seq != 0).then_some(state.async_seq));
+        // NOTE: a child that finished or started a task was working, not crash-looping (an outside kill, the
+        // OOM killer, a poison pill whose deliveries are counted and dead-listed anyway).
+        let worked = state.tasks_done > 0 || running.is_some();
         // NOTE: a child we killed gets no bump: a hard-timeout task was already recorded as failed (Op::Fail
         // was queued first), and a stop is our decision, not the task's fault.
         let (running, bump) = match (child.killed, exit) {
@@ -301,7 +304,7 @@ impl Parent {
             bump,
         });
         self.log_child_exit(&child, exit, running);
-        self.note_crash(&child);
+        self.note_crash(&child, worked);
     }
 
     fn log_child_exit(&mut self, child: &Child, exit: Exit, running: Option<u64>) {
@@ -315,13 +318,15 @@ impl Parent {
         }
     }
 
-    /// Children dying right after birth mean a crash loop: wait 1 s, doubling to 30 s, between forks.
-    fn note_crash(&mut self, child: &Child) {
+    /// Children dying right after birth, before running any task, mean a crash loop (the app fails at start):
+    /// wait 1 s, doubling to 30 s, between forks. A child that ran tasks resets the backoff however young it
+    /// died: children killed from outside while working must be replaced at once, not after 30 s.
+    fn note_crash(&mut self, child: &Child, worked: bool) {
         let deliberate = child.killed.is_some() || child.recycling || child.stopping;
         if self.stop != Stop::Running || deliberate {
             return;
         }
-        if child.born.elapsed() >= YOUNG {
+        if worked || child.born.elapsed() >= YOUNG {
             self.crash.reset();
             return;
         }
@@ -369,6 +374,8 @@ impl Parent {
         if let Some(s) = self.slots.get(slot) {
             s.clear();
         }
+        // SAFETY: getpid cannot fail.
+        let parent_pid = unsafe { libc::getpid() };
         match fork(py)? {
             Forked::Parent(pid) => {
                 drop(write);
@@ -378,7 +385,9 @@ impl Parent {
                     .debug(&format!("forked child {pid} (slot {slot}, parent threads {threads})"));
                 Ok(())
             }
-            Forked::Child { restore_mask } => self.become_child(py, slot, read, write, restore_mask, child_main),
+            Forked::Child { restore_mask } => {
+                self.become_child(py, slot, (read, write), parent_pid, restore_mask, child_main)
+            }
         }
     }
 
@@ -401,8 +410,8 @@ impl Parent {
         &mut self,
         py: Python<'_>,
         slot: usize,
-        read: OwnedFd,
-        write: OwnedFd,
+        (read, write): (OwnedFd, OwnedFd),
+        parent_pid: libc::pid_t,
         restore_mask: libc::sigset_t,
         child_main: &Bound<'_, PyAny>,
     ) -> ! {
@@ -426,6 +435,7 @@ impl Parent {
                 log_pipe,
                 close,
                 restore_mask,
+                parent_pid,
             };
             child::run(py, &start, child_main);
         }));
@@ -571,11 +581,16 @@ impl Parent {
             return;
         }
         self.next_heartbeat = now + self.cfg.heartbeat_interval;
+        let info = self.daemon_info();
+        // NOTE: the heartbeat first: it is a real round trip. `server_time` mostly answers from the clock the
+        // last script read, without Redis; called first, its success ended every outage in the link (an INFO
+        // "available again", then a new WARNING, every heartbeat interval, and a backoff stuck at its minimum).
+        if self.link.call(&mut self.log, |c| c.heartbeat(&info)).is_none() {
+            return;
+        }
         if let Some(server) = self.link.call(&mut self.log, |c| c.server_time()) {
             self.clock_offset = server - unix_now();
         }
-        let info = self.daemon_info();
-        self.link.call(&mut self.log, |c| c.heartbeat(&info));
         if let Some(n @ 1..) = self.link.call(&mut self.log, |c| c.reap_dead_daemons()) {
             self.log
                 .info(&format!("returned {n} tasks of dead worker daemons to their queues"));

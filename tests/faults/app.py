@@ -1,0 +1,114 @@
+"""The app of the fault-injection suite, for worker daemons (`--app tests.faults.app.wakaq`) and producers.
+
+Every task run is recorded in Redis idempotently and countably: `HSET <key> <id>:<pid>:<token> 1`, one fresh
+token per run, retried (same token) while Redis is away. So a retried write never counts twice, the number of
+fields of one id is the number of times it ran, and the pid says which child ran it (the driver allows a second
+run of a task only where the first was in a child that died). Options come from WAKAQ_TEST_* variables, as in
+`tests/apps/worker_app.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from typing import Any
+
+import redis
+
+from wakaq import CronTask, WakaQ
+
+env = os.environ.get
+
+#: the queues of the suite, highest priority first
+QUEUES = ["faults", "spare"]
+#: how long a task keeps retrying its own bookkeeping write while Redis is away
+WRITE_PATIENCE = 60.0
+
+
+def _num(name: str, default: float | None = None) -> float | None:
+    value = env(f"WAKAQ_TEST_{name}")
+    return float(value) if value else default
+
+
+def build(url: str, **options: Any) -> WakaQ:
+    """A WakaQ app with the suite's tasks; workers and producers build the same one (same task names)."""
+    cron = env("WAKAQ_TEST_CRON")
+    app = WakaQ(
+        url=url,
+        queues=QUEUES,
+        schedules=[CronTask(cron, "tick")] if cron else [],
+        **options,
+    )
+    client = _Client(url)
+
+    @app.task
+    def work(i: int, ms: float = 0.0) -> None:
+        """A short task: optionally sleeps `ms` milliseconds, then records its run."""
+        if ms:
+            time.sleep(ms / 1000)
+        client.mark("runs", i)
+
+    @app.task
+    def hold(i: int, seconds: float) -> None:
+        """A longer task: records its start, sleeps, records its run (the memory-pressure scenario)."""
+        client.mark("started", i)
+        time.sleep(seconds)
+        client.mark("runs", i)
+
+    @app.task
+    def poison(i: int) -> None:
+        """Kills its own process every time it runs (a poison pill)."""
+        client.mark("poison", i)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    @app.task
+    def tick() -> None:
+        """Fired by the scheduler every second in the Redis-restart scenario."""
+        client.mark("ticks", int(time.time()))
+
+    del work, hold, poison, tick
+    return app
+
+
+class _Client:
+    """A redis-py client per process (children are forked: never share the parent's sockets)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pid = 0
+        self._client: redis.Redis | None = None
+
+    def get(self) -> redis.Redis:
+        if self._client is None or self._pid != os.getpid():
+            self._client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+            self._pid = os.getpid()
+        return self._client
+
+    def mark(self, key: str, i: int) -> None:
+        field = f"{i}:{os.getpid()}:{secrets.token_hex(4)}"
+        deadline = time.monotonic() + WRITE_PATIENCE
+        while True:
+            try:
+                self.get().hset(key, field, 1)
+                return
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+wakaq = build(
+    env("WAKAQ_TEST_URL", "redis://127.0.0.1:1/0"),
+    concurrency=int(_num("CONCURRENCY", 1) or 1),
+    wait_timeout=_num("WAIT", 0.5) or 0.5,
+    heartbeat_timeout=_num("HEARTBEAT", 15.0) or 15.0,
+    socket_timeout=_num("SOCKET_TIMEOUT", 2.0),
+    socket_connect_timeout=_num("SOCKET_TIMEOUT", 2.0),
+    max_mem_percent=_num("MAX_MEM"),
+    worker_log_file=env("WAKAQ_TEST_LOG") or None,
+    scheduler_log_file=env("WAKAQ_TEST_LOG") or None,
+    worker_log_level=env("WAKAQ_TEST_LOG_LEVEL", "INFO"),
+    scheduler_log_level=env("WAKAQ_TEST_LOG_LEVEL", "INFO"),
+)

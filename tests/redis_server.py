@@ -18,9 +18,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """Starts `redis-server` on a free loopback port in a temporary directory; `stop()` removes both."""
+    """Starts `redis-server` on a free loopback port in a temporary directory; `stop()` removes both.
 
-    def __init__(self, *extra_args: str, port: int | None = None, dir: str | None = None) -> None:
+    `tls_port=True` (a free port) or a number also listens for TLS there; pass the certificate options
+    (`--tls-cert-file`, ...) in `extra_args`. The plain port stays open: readiness is checked on it."""
+
+    def __init__(
+        self, *extra_args: str, port: int | None = None, dir: str | None = None, tls_port: int | bool | None = None
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (Debian: apt-get install redis-server)")
@@ -29,14 +34,24 @@ class RedisServer:
         self._own_dir = dir is None
         self.dir = dir or tempfile.mkdtemp(prefix="wakaq-redis-")
         self.extra_args = list(extra_args) or ["--save", "", "--appendonly", "no"]
+        self.tls_port = free_port() if tls_port is True else (tls_port or None)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def tls_url(self) -> str:
+        """`rediss://` URL of the TLS port, by the name `localhost` (what test certificates are made for)."""
+        if self.tls_port is None:
+            raise ValueError("this server has no TLS port")
+        return f"rediss://localhost:{self.tls_port}/0"
+
     def start(self, timeout: float = 10.0) -> RedisServer:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
+        if self.tls_port is not None:
+            args += ["--tls-port", str(self.tls_port)]
         log = open(Path(self.dir) / "redis.log", "ab")
         self.proc = subprocess.Popen(args + self.extra_args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -53,7 +68,8 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG") or s.recv(64) != b""
+                # NOTE: a server with a password answers NOAUTH: it is up all the same.
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH")) or s.recv(64) != b""
         except OSError:
             return False
 

@@ -49,7 +49,15 @@ class Broker:
         prefix: str = ...,
         socket_timeout: float | None = None,
         connect_timeout: float | None = None,
-    ) -> Broker: ...
+        *,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_cert_reqs: str | None = None,
+    ) -> Broker:
+        """`ssl_*` (rediss:// only): CA PEM file to trust instead of the system's, client certificate and key
+        (mutual TLS; the key may sit in the certificate file), and "required" (default) or "none" (no
+        verification). BrokerError for unreadable files or options without a rediss:// url."""
     @property
     def prefix(self) -> str: ...
     def push(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0) -> None:
@@ -77,7 +85,13 @@ class Consumer:
         wait_timeout: float,
         socket_timeout: float | None = None,
         connect_timeout: float | None = None,
-    ) -> Consumer: ...
+        *,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_cert_reqs: str | None = None,
+    ) -> Consumer:
+        """The `ssl_*` options are the same as `Broker`'s."""
     @property
     def queue_names(self) -> list[str]:
         """Queue names in claim order; index 0 is this daemon's broadcast list."""
@@ -109,7 +123,8 @@ def run_worker(config: Mapping[str, Any], child_main: Callable[[int], int]) -> i
     SystemExit code, is the child's exit status; an exception prints its traceback and exits 1). Config keys:
     concurrency (required), max_mem_percent, log_file, log_level, wait_timeout, daemon_id, hostname,
     heartbeat_interval, heartbeat_timeout, shutdown_timeout (None = wait forever), url (None = no Redis),
-    prefix, queues, socket_timeout, connect_timeout. ValueError for an unknown key or a bad value.
+    prefix, queues, socket_timeout, connect_timeout, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs (as
+    `Broker`'s; the PEM files are read at start). ValueError for an unknown key or a bad value.
     """
 
 def task_started(seq: int, soft_timeout: float, hard_timeout: float) -> None:

@@ -14,18 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from wakaq.connection import redis_py_kwargs
+
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
 
 
 def connect(app: WakaQ) -> redis.Redis:
-    """A redis-py client with the app's URL and timeouts."""
-    return redis.Redis.from_url(
-        app.url,
-        socket_timeout=app.socket_timeout,
-        socket_connect_timeout=app.socket_connect_timeout,
-        health_check_interval=int(app.health_check_interval or 0),
-    )
+    """A redis-py client with the app's URL, timeouts and TLS options."""
+    return redis.Redis.from_url(app.url, **redis_py_kwargs(app))
 
 
 # ---- info -------------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from wakaq.config import (
     to_seconds,
     to_timeout,
 )
+from wakaq.connection import is_tls_url, tls_options
 from wakaq.constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DB,
@@ -48,6 +49,8 @@ from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
 
 if TYPE_CHECKING:
+    import ssl as _ssl
+
     from wakaq._wakaq import Broker
 
 P = ParamSpec("P")
@@ -73,6 +76,11 @@ class WakaQ:
         password: str | None = None,
         db: int = DEFAULT_DB,
         url: str | None = None,
+        ssl: bool = False,
+        ssl_ca_certs: str | os.PathLike[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_cert_reqs: str | _ssl.VerifyMode | None = None,
         concurrency: int | str = 0,
         async_concurrency: int | str = 0,
         exclude_queues: Sequence[str] = (),
@@ -95,7 +103,9 @@ class WakaQ:
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self.keys = Keys(self.key_prefix)
-        self.url = check_url(url) if url is not None else build_url(host, port, username, password, db)
+        self._init_connection(
+            host, port, username, password, db, url, ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs
+        )
         self.socket_timeout = to_seconds(socket_timeout, "socket_timeout")
         self.socket_connect_timeout = to_seconds(socket_connect_timeout, "socket_connect_timeout")
         self.health_check_interval = to_seconds(health_check_interval, "health_check_interval")
@@ -117,6 +127,31 @@ class WakaQ:
         self._stale_brokers: list[Broker] = []
 
     # ---- construction steps ---------------------------------------------------------------------------------
+
+    def _init_connection(
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        db: int,
+        url: str | None,
+        ssl: bool,
+        ssl_ca_certs: str | os.PathLike[str] | None,
+        ssl_certfile: str | os.PathLike[str] | None,
+        ssl_keyfile: str | os.PathLike[str] | None,
+        ssl_cert_reqs: str | _ssl.VerifyMode | None,
+    ) -> None:
+        """`self.url` and `self.tls_options` (the non-default `ssl_*` options, for every client of the app)."""
+        if not isinstance(ssl, bool):
+            raise WakaQError(f"ssl must be True or False, got {ssl!r}")
+        if url is None:
+            self.url = build_url(host, port, username, password, db, tls=ssl)
+        else:
+            self.url = check_url(url)
+            if ssl and not is_tls_url(self.url):
+                raise WakaQError("ssl=True needs a rediss:// url (or leave url out and use host/port)")
+        self.tls_options = tls_options(self.url, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs)
 
     def _init_limits(
         self,
@@ -319,7 +354,7 @@ class WakaQ:
             from wakaq._wakaq import Broker
 
             timeout, connect = self.socket_timeout, self.socket_connect_timeout
-            self._broker = Broker(self.url, self.key_prefix, timeout, connect)
+            self._broker = Broker(self.url, self.key_prefix, timeout, connect, **self.tls_options)
             self._broker_pid = pid
         return self._broker
 

@@ -2,7 +2,7 @@
 
 Also `python -m wakaq <command> ...`. Each entry point returns its exit code (see `constants.py`): errors are one
 line on stderr, `<prog>: error: <what>`, never a traceback: 2 for bad arguments or an --app that cannot be
-imported, 3 when Redis is unreachable, 1 for other failures.
+imported, 3 when Redis is unreachable or refuses us (authentication, TLS), 1 for other failures.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wakaq.config import redact_url
+from wakaq.connection import describe_redis_error, is_config_failure
 from wakaq.constants import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from wakaq.exceptions import AppImportError, BrokerError, WakaQError
 
@@ -99,8 +100,13 @@ def _run(parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] 
 
 
 def _unreachable(prog: str, app: WakaQ | None, e: BaseException) -> int:
+    """Authentication and TLS failures say so first; other connection failures say where Redis was expected."""
     where = redact_url(app.url) if app is not None else "?"
-    return _error(prog, f"cannot reach Redis at {where}: {_one_line(e)}", EXIT_UNAVAILABLE)
+    what = describe_redis_error(e, app.url if app is not None else None)
+    if is_config_failure(what):
+        return _error(prog, f"{what} (at {where})", EXIT_UNAVAILABLE)
+    detail = what.split(": ", 1)[1] if not isinstance(e, BrokerError) and ": " in what else _one_line(e)
+    return _error(prog, f"cannot reach Redis at {where}: {detail}", EXIT_UNAVAILABLE)
 
 
 def _error(prog: str, message: str, code: int) -> int:

@@ -116,8 +116,8 @@ def check_url(url: object) -> str:
     return url
 
 
-def build_url(host: str, port: int, username: str | None, password: str | None, db: int) -> str:
-    """redis:// URL from the separate options; credentials are percent-quoted."""
+def build_url(host: str, port: int, username: str | None, password: str | None, db: int, *, tls: bool = False) -> str:
+    """redis:// (rediss:// with `tls`) URL from the separate options; credentials are percent-quoted."""
     if not isinstance(host, str) or not host:
         raise WakaQError(f"invalid host {host!r}")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
@@ -131,7 +131,8 @@ def build_url(host: str, port: int, username: str | None, password: str | None, 
             userinfo += ":" + quote(password, safe="")
         userinfo += "@"
     netloc_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"redis://{userinfo}{netloc_host}:{port}/{db}"
+    scheme = "rediss" if tls else "redis"
+    return f"{scheme}://{userinfo}{netloc_host}:{port}/{db}"
 
 
 def redact_url(url: str) -> str:

@@ -55,6 +55,7 @@ def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
         "queues": [q.name for q in app.queues if q.name not in excluded],
         "socket_timeout": app.socket_timeout,
         "connect_timeout": app.socket_connect_timeout,
+        **app.tls_options,
     }
 
 

@@ -36,6 +36,7 @@ from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from wakaq.connection import describe_redis_error, is_config_failure, redis_py_kwargs
 from wakaq.constants import EXIT_OK
 from wakaq.exceptions import WakaQError
 from wakaq.logger import setup_logging
@@ -222,6 +223,7 @@ class Scheduler:
         self._plan(self._now())
         log.info("scheduler %s started with %d schedule(s)", self.ident, len(self.entries))
         try:
+            self._check_connection()
             while not self.stopping:
                 self.step()
         finally:
@@ -277,6 +279,14 @@ class Scheduler:
             )
             entry.pending = latest
 
+    def _check_connection(self) -> None:
+        """PING once at start, so a wrong password or TLS setting shows now rather than at the first fire (which may
+        be hours away). A failure is logged like any outage; the loop keeps retrying at fire times."""
+        try:
+            self.client.ping()
+        except (redis.RedisError, OSError) as e:
+            self._outage(e, self._now())
+
     def _fire_all(self, due: list[Entry], now: float) -> bool:
         """Fire every due entry; False when Redis is unreachable (the unfired ones stay pending)."""
         for entry in sorted(due, key=lambda e: e.pending):
@@ -319,10 +329,11 @@ class Scheduler:
         if self._outage_since is None:
             self._outage_since = now
             self._backoff = BACKOFF_MIN
-            # NOTE: any Redis error counts (also READONLY during a failover, or NOAUTH): retrying is right for all.
-            log.warning(
-                "Redis is unreachable (%s: %s); retrying, due slots fire when it is back", type(error).__name__, error
-            )
+            # NOTE: any Redis error counts (also READONLY during a failover, or NOAUTH): retrying is right for all;
+            # credentials and TLS problems are logged as errors, as only a human fixes them.
+            what = describe_redis_error(error, self.app.url)
+            level = logging.ERROR if is_config_failure(what) else logging.WARNING
+            log.log(level, "Redis is unreachable: %s; retrying, due slots fire when it is back", what)
         else:
             self._backoff = min(self._backoff * 2, BACKOFF_MAX)
 
@@ -341,13 +352,7 @@ class Scheduler:
 def _redis_client(app: WakaQ) -> redis.Redis:
     # NOTE: one immediate retry (a pooled connection that died with a Redis restart), not redis-py's default of
     # 10 with backoff: the loop has its own backoff and must get back to the clock.
-    return redis.Redis.from_url(
-        app.url,
-        socket_timeout=app.socket_timeout,
-        socket_connect_timeout=app.socket_connect_timeout,
-        health_check_interval=int(app.health_check_interval or 0),
-        retry=Retry(NoBackoff(), 1),
-    )
+    return redis.Redis.from_url(app.url, retry=Retry(NoBackoff(), 1), **redis_py_kwargs(app))
 
 
 # ---- process entry point ------------------------------------------------------------------------------------

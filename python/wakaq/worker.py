@@ -22,6 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq
+from wakaq.connection import is_config_failure
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
@@ -83,6 +84,7 @@ class Child:
             app.wait_timeout,
             app.socket_timeout,
             app.socket_connect_timeout,
+            **app.tls_options,
         )
         self.stopping = False
         self.acks: list[int] = []
@@ -202,7 +204,10 @@ class Child:
         if "interrupted by a signal" in str(error):
             return  # NOTE: a signal arrived mid-call; Redis is fine, lost replies are reconciled by the Consumer
         if not self._down:
-            log.warning("%s; retrying until it is back", error)
+            if is_config_failure(str(error)):
+                log.error("%s; retrying until it is fixed", error)
+            else:
+                log.warning("%s; retrying until it is back", error)
             self._down = True
         self._backoff = min(MAX_BACKOFF, self._backoff * 2 or 0.1)
         await asyncio.sleep(self._backoff)

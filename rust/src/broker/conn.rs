@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisError, RedisResult};
+use redis::{Client, Connection, ErrorKind, RedisError, RedisResult};
+
+use super::tls::{is_tls_url, TlsOptions};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -13,22 +15,68 @@ pub struct Conn {
     connect_timeout: Duration,
     /// The connection has answered at least once, so a broken pipe means it went stale.
     proven: bool,
+    tls: bool,
+    last_failure: Stage,
+}
+
+/// Where the last failure happened, for the hints of `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// On a connection that had answered (or no failure).
+    Answered,
+    /// On a connection that never answered: what a TLS-only port does to a plain client.
+    Unanswered,
+    /// While connecting (TCP, TLS handshake, AUTH/SELECT).
+    Connecting,
 }
 
 impl Conn {
-    pub fn new(url: &str, socket_timeout: Option<Duration>, connect_timeout: Option<Duration>) -> RedisResult<Self> {
+    pub fn new(
+        url: &str,
+        tls: &TlsOptions,
+        socket_timeout: Option<Duration>,
+        connect_timeout: Option<Duration>,
+    ) -> RedisResult<Self> {
         Ok(Self {
-            client: Client::open(url)?,
+            client: tls.client(url)?,
             live: None,
             socket_timeout,
             connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             proven: false,
+            tls: is_tls_url(url),
+            last_failure: Stage::Answered,
         })
+    }
+
+    /// `describe(e)`, plus a hint when a plain connection was dropped before its first answer: that is what a
+    /// TLS-only port does to a `redis://` client.
+    ///
+    /// A `rediss://` client on a plain port gets no answer at all (the server waits for the rest of what it
+    /// takes for an inline command), so a read timeout while connecting over TLS is reported as a handshake
+    /// failure.
+    pub fn explain(&self, e: &RedisError) -> String {
+        let text = describe(e);
+        let unanswered = self.last_failure != Stage::Answered;
+        if unanswered && !self.tls && text.starts_with("redis unavailable") && !e.is_connection_refusal() {
+            format!("{text} (if that port expects TLS, use a rediss:// url)")
+        } else if self.tls
+            && self.last_failure == Stage::Connecting
+            && io_kind(e) == Some(std::io::ErrorKind::WouldBlock)
+        {
+            "redis TLS handshake failed: no TLS answer within the connect timeout (is that a plain redis:// \
+             port?)"
+                .to_owned()
+        } else {
+            text
+        }
     }
 
     fn connection(&mut self) -> RedisResult<&mut Connection> {
         if self.live.is_none() {
-            let conn = self.client.get_connection_with_timeout(self.connect_timeout)?;
+            let conn = self
+                .client
+                .get_connection_with_timeout(self.connect_timeout)
+                .inspect_err(|_| self.last_failure = Stage::Connecting)?;
             conn.set_read_timeout(self.socket_timeout)?;
             conn.set_write_timeout(self.socket_timeout)?;
             self.live = Some(conn);
@@ -72,9 +120,15 @@ impl Conn {
     }
 
     fn settle<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
+        self.last_failure = Stage::Answered;
         match &result {
             Ok(_) => self.proven = true,
-            Err(e) if is_connection_problem(e) => self.live = None,
+            Err(e) if is_connection_problem(e) => {
+                if !self.proven {
+                    self.last_failure = Stage::Unanswered;
+                }
+                self.live = None;
+            }
             Err(_) => {}
         }
         result
@@ -95,11 +149,16 @@ pub fn is_interrupted(e: &RedisError) -> bool {
     e.is_io_error() && e.to_string().contains(&format!("os error {}", libc::EINTR))
 }
 
-/// A short, single-line description of a Redis error for logs and exceptions.
+/// A short, single-line description of a Redis error for logs and exceptions. Configuration-class failures
+/// get their own prefixes: `redis authentication failed: ...` and `redis TLS handshake failed: ...`.
 pub fn describe(e: &RedisError) -> String {
     let text = e.to_string();
     let line = text.lines().next().unwrap_or("redis error");
-    if is_interrupted(e) {
+    if let Some(tls) = tls_failure(e) {
+        format!("redis TLS handshake failed: {tls}")
+    } else if let Some(auth) = auth_failure(e, line) {
+        format!("redis authentication failed: {auth}")
+    } else if is_interrupted(e) {
         format!("redis call interrupted by a signal: {line}")
     } else if e.is_timeout() {
         // NOTE: the OS words for a socket timeout ("Resource temporarily unavailable", EAGAIN) mislead.
@@ -108,5 +167,96 @@ pub fn describe(e: &RedisError) -> String {
         format!("redis unavailable: {line}")
     } else {
         format!("redis error: {line}")
+    }
+}
+
+/// The first line of an error's text (redis-rs sometimes appends details on more lines); for a client
+/// configuration error only its detail.
+pub fn first_line(e: &RedisError) -> String {
+    if e.kind() == ErrorKind::InvalidClientConfig {
+        if let Some(detail) = e.detail() {
+            return detail.to_owned();
+        }
+    }
+    e.to_string().lines().next().unwrap_or("redis error").to_owned()
+}
+
+/// The I/O error inside a redis error. NOTE: redis-rs keeps it as an `Arc<dyn Error>`, and that Arc is what
+/// `source()` hands out.
+fn io_error(e: &RedisError) -> Option<&std::io::Error> {
+    let source = std::error::Error::source(e)?;
+    source.downcast_ref::<std::io::Error>().or_else(|| {
+        source
+            .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()?
+            .downcast_ref()
+    })
+}
+
+fn io_kind(e: &RedisError) -> Option<std::io::ErrorKind> {
+    io_error(e).map(std::io::Error::kind)
+}
+
+/// The rustls error inside an I/O error, with a hint for the usual causes.
+fn tls_failure(e: &RedisError) -> Option<String> {
+    let tls = io_error(e)?.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(explain_tls(tls))
+}
+
+/// One line for a rustls error: what happened, then the usual reason.
+pub fn explain_tls(e: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error};
+    let hint = match e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+            " (the server's certificate is not signed by a trusted CA: set ssl_ca_certs to your CA's PEM file)"
+        }
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => " (the certificate does not name this host: connect with a name it lists)",
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+            " (the server did not answer in TLS: is this a plain redis:// port?)"
+        }
+        _ => "",
+    };
+    format!("{e}{hint}")
+}
+
+/// Wrong password, unknown or disabled ACL user, or a password the server requires and we did not send.
+fn auth_failure(e: &RedisError, line: &str) -> Option<String> {
+    if e.kind() == ErrorKind::AuthenticationFailed {
+        return Some(
+            "the server refused the credentials (wrong password, unknown or disabled ACL user, or a password \
+             sent to a server that has none)"
+                .to_owned(),
+        );
+    }
+    let code = e.code().unwrap_or_default();
+    if code == "NOAUTH" || line.contains("NOAUTH") || line.contains("Authentication required") {
+        return Some("the server requires a password (NOAUTH): put it in the url or pass password=".to_owned());
+    }
+    if code == "WRONGPASS" || line.contains("WRONGPASS") {
+        return Some(line.to_owned());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_errors_are_named() {
+        let e = RedisError::from((ErrorKind::AuthenticationFailed, "Password authentication failed"));
+        assert!(describe(&e).starts_with("redis authentication failed: the server refused"));
+        let e = RedisError::from(std::io::Error::other("x"));
+        assert!(describe(&e).starts_with("redis unavailable: "));
+    }
+
+    #[test]
+    fn tls_errors_are_named() {
+        let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let e = RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, inner));
+        let text = describe(&e);
+        assert!(text.starts_with("redis TLS handshake failed: "), "{text}");
+        assert!(text.contains("ssl_ca_certs"), "{text}");
     }
 }

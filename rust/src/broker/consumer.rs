@@ -9,11 +9,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use redis::Value;
 
-use super::conn::{describe, is_interrupted, Conn};
+use super::conn::{first_line, is_interrupted, Conn};
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
 use super::producer::seconds;
 use super::scripts;
+use super::tls::TlsOptions;
 use crate::errors::broker_error;
 
 /// Failure records kept per queue.
@@ -58,11 +59,12 @@ fn call<T: Send>(
 ) -> Result<T, Failure> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.run(f).map_err(|e| {
+        let result = guard.run(f);
+        result.map_err(|e| {
             if is_interrupted(&e) {
                 Failure::Interrupted
             } else {
-                Failure::Broker(describe(&e))
+                Failure::Broker(guard.explain(&e))
             }
         })
     })
@@ -148,7 +150,10 @@ impl Consumer {
 #[pymethods]
 impl Consumer {
     #[new]
-    #[pyo3(signature = (url, prefix, daemon_id, queues, wait_timeout, socket_timeout = None, connect_timeout = None))]
+    #[pyo3(signature = (
+        url, prefix, daemon_id, queues, wait_timeout, socket_timeout = None, connect_timeout = None,
+        *, ssl_ca_certs = None, ssl_certfile = None, ssl_keyfile = None, ssl_cert_reqs = None,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -159,12 +164,20 @@ impl Consumer {
         wait_timeout: f64,
         socket_timeout: Option<f64>,
         connect_timeout: Option<f64>,
+        ssl_ca_certs: Option<String>,
+        ssl_certfile: Option<String>,
+        ssl_keyfile: Option<String>,
+        ssl_cert_reqs: Option<&str>,
     ) -> PyResult<Self> {
         let _ = wait_timeout;
-        let open = || Conn::new(url, seconds(socket_timeout), seconds(connect_timeout));
+        let tls = TlsOptions::from_options(ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs)
+            .map_err(|e| broker_error(py, format!("invalid redis settings: {e}")))?;
+        let open = || Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout));
         let (conn, block_conn) = match (open(), open()) {
             (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return Err(broker_error(py, describe(&e))),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(broker_error(py, format!("invalid redis settings: {}", first_line(&e))))
+            }
         };
         let keys = Keys::new(prefix);
         let mut names = vec![Keys::broadcast_queue_name(daemon_id)];
@@ -257,19 +270,20 @@ impl Consumer {
                 .block_conn
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            guard.run_blocking(block, |c| {
+            let result = guard.run_blocking(block, |c| {
                 redis::cmd("BLPOP")
                     .arg(&self.bells)
                     .arg(block.as_secs_f64())
                     .query::<Option<(String, String)>>(c)
-            })
+            });
+            result.map_err(|e| (is_interrupted(&e), guard.explain(&e)))
         });
         match result {
             Ok(token) => Ok(token.is_some()),
             // NOTE: a signal (shutdown, soft timeout) cut the wait short; the dropped connection cancels
             // the BLPOP on the server, so no token is taken. The caller checks its signals and goes on.
-            Err(e) if is_interrupted(&e) => Ok(false),
-            Err(e) => Err(broker_error(py, describe(&e))),
+            Err((true, _)) => Ok(false),
+            Err((false, msg)) => Err(broker_error(py, msg)),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use redis::RedisResult;
 
-use super::conn::{describe, Conn};
+use super::conn::Conn;
 use super::consumer::FAILED_KEEP;
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
@@ -26,7 +26,7 @@ pub struct RedisCoordinator {
 impl RedisCoordinator {
     pub fn new(cfg: &CoordinatorConfig) -> RedisResult<Self> {
         Ok(Self {
-            conn: Conn::new(&cfg.url, cfg.socket_timeout, cfg.connect_timeout)?,
+            conn: Conn::new(&cfg.url, &cfg.tls, cfg.socket_timeout, cfg.connect_timeout)?,
             keys: Keys::new(&cfg.prefix),
             cfg: cfg.clone(),
             clock: None,
@@ -34,7 +34,8 @@ impl RedisCoordinator {
     }
 
     fn run<T>(&mut self, f: impl FnMut(&mut redis::Connection) -> RedisResult<T>) -> BrokerResult<T> {
-        self.conn.run(f).map_err(|e| BrokerFailure(describe(&e)))
+        let result = self.conn.run(f);
+        result.map_err(|e| BrokerFailure(self.conn.explain(&e)))
     }
 
     fn set_clock(&mut self, server_now: &str) {

@@ -13,6 +13,7 @@ pub mod parent;
 pub mod producer;
 pub mod pubsub;
 pub mod scripts;
+pub mod tls;
 
 /// Key templates for a prefix, so Python's `wakaq.keys` can be checked against these.
 #[pyfunction]

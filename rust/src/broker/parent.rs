@@ -59,6 +59,7 @@ pub struct CoordinatorConfig {
     pub heartbeat_timeout: std::time::Duration,
     pub socket_timeout: Option<std::time::Duration>,
     pub connect_timeout: Option<std::time::Duration>,
+    pub tls: super::tls::TlsOptions,
 }
 
 /// The Redis-backed coordinator. Connects lazily: a Redis outage shows up as errors from its calls.
@@ -66,7 +67,10 @@ pub struct CoordinatorConfig {
 pub fn connect(cfg: &CoordinatorConfig) -> Box<dyn Coordinator> {
     match super::coordinator::RedisCoordinator::new(cfg) {
         Ok(c) => Box::new(c),
-        Err(e) => Box::new(Unavailable(super::conn::describe(&e))),
+        Err(e) => Box::new(Unavailable(format!(
+            "invalid redis settings: {}",
+            super::conn::first_line(&e)
+        ))),
     }
 }
 

@@ -8,9 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::PySequence;
 use redis::RedisResult;
 
-use super::conn::{describe, Conn};
+use super::conn::{first_line, Conn};
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
+use super::tls::TlsOptions;
 use crate::codec::encode_task_into;
 use crate::errors::broker_error;
 
@@ -34,7 +35,8 @@ fn lock_run<T: Send>(
 ) -> PyResult<T> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.run(f).map_err(|e| describe(&e))
+        let result = guard.run(f);
+        result.map_err(|e| guard.explain(&e))
     })
     .map_err(|msg| broker_error(py, msg))
 }
@@ -82,16 +84,26 @@ impl Broker {
 #[pymethods]
 impl Broker {
     #[new]
-    #[pyo3(signature = (url, prefix = DEFAULT_PREFIX, socket_timeout = None, connect_timeout = None))]
+    #[pyo3(signature = (
+        url, prefix = DEFAULT_PREFIX, socket_timeout = None, connect_timeout = None,
+        *, ssl_ca_certs = None, ssl_certfile = None, ssl_keyfile = None, ssl_cert_reqs = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         url: &str,
         prefix: &str,
         socket_timeout: Option<f64>,
         connect_timeout: Option<f64>,
+        ssl_ca_certs: Option<String>,
+        ssl_certfile: Option<String>,
+        ssl_keyfile: Option<String>,
+        ssl_cert_reqs: Option<&str>,
     ) -> PyResult<Self> {
-        let conn = Conn::new(url, seconds(socket_timeout), seconds(connect_timeout))
-            .map_err(|e| broker_error(py, format!("invalid redis url {url:?}: {}", describe(&e))))?;
+        let tls = TlsOptions::from_options(ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs)
+            .map_err(|e| broker_error(py, format!("invalid redis settings: {e}")))?;
+        let conn = Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout))
+            .map_err(|e| broker_error(py, format!("invalid redis settings: {}", first_line(&e))))?;
         Ok(Self {
             conn: Mutex::new(conn),
             keys: Keys::new(prefix),

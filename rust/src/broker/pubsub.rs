@@ -1,9 +1,17 @@
-//! The supervisor's pub/sub listener: a minimal RESP2 subscriber on a plain socket, so its fd can sit in
-//! the parent's `poll` set (redis-rs's sync `PubSub` does not expose one). Subscribes to the broadcast and
-//! eta channels, reads without blocking, reconnects with backoff.
+//! The supervisor's pub/sub listener: a minimal RESP2 subscriber on its own socket (TCP, TLS over TCP, or
+//! Unix), so its fd can sit in the parent's `poll` set (redis-rs's sync `PubSub` does not expose one).
+//! Subscribes to the broadcast and eta channels, reads without blocking, reconnects with backoff.
 //!
-//! WARN: a forked child must never drop a `PubSub` (a drop closes the socket the parent still uses):
-//! children `mem::forget` it and close its fd.
+//! TLS (`rediss://`): a rustls `StreamOwned` over the TcpStream; the raw TCP fd is what the parent polls.
+//! The handshake, AUTH and SUBSCRIBE are done blocking with a short timeout (like the TCP connect), then the
+//! socket turns non-blocking.
+//!
+//! WARN: rustls decrypts whole records and may hold plaintext that `poll` cannot see (the socket is
+//! already drained). So every read drains until `WouldBlock` (which rustls only reports with no plaintext
+//! left), never "one read per readable event".
+//!
+//! WARN: a forked child must never drop a `PubSub` (a drop closes the socket the parent still uses) nor
+//! touch its TLS session (shared sequence numbers and keys): children `mem::forget` it and close its fd.
 
 pub mod resp;
 
@@ -12,11 +20,15 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, IntoConnectionInfo};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use self::resp::{encode_command, parse, Frame};
+use super::conn::explain_tls;
 use super::keys::Keys;
 use super::parent::CoordinatorConfig;
 use crate::supervisor::backoff::Backoff;
@@ -47,34 +59,90 @@ pub enum Event {
 #[derive(Debug, Clone)]
 enum Target {
     Tcp(String, u16),
+    /// TLS over TCP: the host is also the name the certificate must carry.
+    Tls(String, u16),
     Unix(PathBuf),
 }
 
 enum Stream {
     Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
     Unix(UnixStream),
 }
 
-impl Stream {
-    fn connect(target: &Target, timeout: Duration) -> io::Result<Self> {
-        match target {
-            Target::Tcp(host, port) => {
-                let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}:{port} did not resolve"));
-                for addr in (host.as_str(), *port).to_socket_addrs()? {
-                    match TcpStream::connect_timeout(&addr, timeout) {
-                        Ok(s) => {
-                            s.set_nodelay(true)?;
-                            s.set_write_timeout(Some(timeout))?;
-                            return Ok(Self::Tcp(s));
-                        }
-                        Err(e) => last = e,
-                    }
-                }
-                Err(last)
-            }
-            Target::Unix(path) => {
-                let s = UnixStream::connect(path)?;
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}:{port} did not resolve"));
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true)?;
                 s.set_write_timeout(Some(timeout))?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The TLS handshake, blocking, bounded by `timeout` overall.
+fn handshake(
+    mut tcp: TcpStream,
+    config: &Arc<ClientConfig>,
+    host: &str,
+    timeout: Duration,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let failed = |why: String| format!("redis TLS handshake failed: {why}");
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| failed(format!("bad server name {host:?}: {e}")))?;
+    let mut tls = ClientConnection::new(config.clone(), name).map_err(|e| failed(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    while tls.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(failed("timed out".to_owned()));
+        }
+        tcp.set_read_timeout(Some(left)).map_err(|e| failed(e.to_string()))?;
+        match tls.complete_io(&mut tcp) {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(failed(format!(
+                    "no TLS answer within {timeout:?} (is that a plain redis:// port?)"
+                )));
+            }
+            Err(e) => return Err(failed(describe_io(&e))),
+            Ok(_) => {}
+        }
+    }
+    tcp.set_read_timeout(None).map_err(|e| failed(e.to_string()))?;
+    Ok(StreamOwned::new(tls, tcp))
+}
+
+/// An I/O error from a TLS stream: the rustls error inside it, explained, or the error itself.
+fn describe_io(e: &io::Error) -> String {
+    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        return explain_tls(tls);
+    }
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_owned(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+            format!("{e} (the server closed the connection: is this a TLS port?)")
+        }
+        _ => e.to_string(),
+    }
+}
+
+impl Stream {
+    fn connect(target: &Target, tls: Option<&Arc<ClientConfig>>, timeout: Duration) -> Result<Self, String> {
+        let failed = |e: io::Error| format!("connect failed: {e}");
+        match (target, tls) {
+            (Target::Tcp(host, port), _) => connect_tcp(host, *port, timeout).map(Self::Tcp).map_err(failed),
+            (Target::Tls(host, port), Some(config)) => {
+                let tcp = connect_tcp(host, *port, timeout).map_err(failed)?;
+                handshake(tcp, config, host, timeout).map(|s| Self::Tls(Box::new(s)))
+            }
+            (Target::Tls(..), None) => Err("no TLS configuration".to_owned()),
+            (Target::Unix(path), _) => {
+                let s = UnixStream::connect(path).map_err(failed)?;
+                s.set_write_timeout(Some(timeout)).map_err(failed)?;
                 Ok(Self::Unix(s))
             }
         }
@@ -83,6 +151,7 @@ impl Stream {
     fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.set_nonblocking(true),
+            Self::Tls(s) => s.get_ref().set_nonblocking(true),
             Self::Unix(s) => s.set_nonblocking(true),
         }
     }
@@ -90,15 +159,22 @@ impl Stream {
     fn io(&mut self) -> &mut dyn ReadWrite {
         match self {
             Self::Tcp(s) => s,
+            Self::Tls(s) => s.as_mut(),
             Self::Unix(s) => s,
         }
     }
 
+    /// The socket to poll: for TLS, the TCP socket under the session.
     fn raw_fd(&self) -> RawFd {
         match self {
             Self::Tcp(s) => s.as_raw_fd(),
+            Self::Tls(s) => s.get_ref().as_raw_fd(),
             Self::Unix(s) => s.as_raw_fd(),
         }
+    }
+
+    const fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(_))
     }
 }
 
@@ -108,6 +184,8 @@ impl<T: Read + Write> ReadWrite for T {}
 struct Conn {
     stream: Stream,
     buf: Vec<u8>,
+    /// Some well-formed reply arrived (tells a refused login from a port that speaks another protocol).
+    answered: bool,
 }
 
 /// A subscription that survives disconnects: the parent polls `fd()`, calls `read_events` when readable and
@@ -118,18 +196,16 @@ pub struct PubSub {
     password: Option<String>,
     channels: (String, String),
     connect_timeout: Duration,
+    tls: Option<Arc<ClientConfig>>,
     conn: Option<Conn>,
+    subscribed: bool,
     backoff: Backoff,
     retry_at: Instant,
 }
 
 impl PubSub {
-    /// Parse the URL; does not connect yet. `rediss://` is refused (TLS is not supported here yet).
+    /// Parse the URL and, for `rediss://`, build the TLS config (reads the PEM files); does not connect yet.
     pub fn new(cfg: &CoordinatorConfig) -> Result<Self, String> {
-        let scheme = cfg.url.split("://").next().unwrap_or_default();
-        if scheme == "rediss" || scheme == "valkeys" {
-            return Err("TLS (rediss://) is not supported by the pub/sub listener yet".to_owned());
-        }
         let info = cfg
             .url
             .as_str()
@@ -137,8 +213,17 @@ impl PubSub {
             .map_err(|e| format!("invalid redis url: {e}"))?;
         let target = match info.addr() {
             ConnectionAddr::Tcp(host, port) => Target::Tcp(host.clone(), *port),
+            ConnectionAddr::TcpTls { host, port, .. } => Target::Tls(host.clone(), *port),
             ConnectionAddr::Unix(path) => Target::Unix(path.clone()),
             _ => return Err("unsupported redis address for pub/sub".to_owned()),
+        };
+        let tls = match target {
+            Target::Tls(..) => Some(
+                cfg.tls
+                    .rustls_config()
+                    .map_err(|e| format!("invalid TLS settings: {e}"))?,
+            ),
+            _ => None,
         };
         let redis = info.redis_settings();
         Ok(Self {
@@ -150,7 +235,9 @@ impl PubSub {
                 .connect_timeout
                 .filter(|t| !t.is_zero())
                 .map_or(MAX_CONNECT_TIMEOUT, |t| t.min(MAX_CONNECT_TIMEOUT)),
+            tls,
             conn: None,
+            subscribed: false,
             backoff: Backoff::new(Duration::from_millis(500), crate::supervisor::backoff::RECONNECT_MAX),
             retry_at: Instant::now(),
         })
@@ -163,6 +250,11 @@ impl PubSub {
 
     pub const fn is_connected(&self) -> bool {
         self.conn.is_some()
+    }
+
+    /// The server confirmed the subscription on the current connection.
+    pub const fn is_subscribed(&self) -> bool {
+        self.subscribed
     }
 
     /// When `maintain` will next try to connect (None while connected).
@@ -181,12 +273,12 @@ impl PubSub {
                 events.push(Event::Connected);
                 Some(Ok(()))
             }
-            Err(e) => Some(Err(self.fail(format!("connect failed: {e}")))),
+            Err(e) => Some(Err(self.fail(e))),
         }
     }
 
-    fn connect(&self) -> io::Result<Conn> {
-        let mut stream = Stream::connect(&self.target, self.connect_timeout)?;
+    fn connect(&self) -> Result<Conn, String> {
+        let mut stream = Stream::connect(&self.target, self.tls.as_ref(), self.connect_timeout)?;
         let mut out = Vec::new();
         if let Some(pw) = &self.password {
             match &self.username {
@@ -198,17 +290,25 @@ impl PubSub {
         out.extend(encode_command(&[b"SUBSCRIBE", bcast.as_bytes(), eta.as_bytes()]));
         // NOTE: written while the socket is still blocking (bounded by the write timeout); the replies are
         // read later by the poll loop like any other frame.
-        stream.io().write_all(&out)?;
-        stream.set_nonblocking()?;
+        let sent = stream.io().write_all(&out).and_then(|()| stream.io().flush());
+        sent.and_then(|()| stream.set_nonblocking()).map_err(|e| {
+            if stream.is_tls() {
+                format!("redis TLS handshake failed: {}", describe_io(&e))
+            } else {
+                format!("connect failed: {e}")
+            }
+        })?;
         Ok(Conn {
             stream,
             buf: Vec::new(),
+            answered: false,
         })
     }
 
     /// Drop the connection and schedule a reconnect; returns `why` for the caller to log.
     fn fail(&mut self, why: String) -> String {
         self.conn = None;
+        self.subscribed = false;
         self.retry_at = Instant::now() + self.backoff.next_delay();
         why
     }
@@ -217,8 +317,18 @@ impl PubSub {
     /// error reply or garbage the connection is dropped (reconnect later) and the reason returned.
     pub fn read_events(&mut self, events: &mut Vec<Event>) -> Result<(), String> {
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        let plain = matches!(self.target, Target::Tcp(..));
         let result = fill(conn).and_then(|()| self.drain_frames(events));
-        result.map_err(|why| self.fail(why))
+        let unanswered = self.conn.as_ref().is_some_and(|c| !c.answered);
+        result.map_err(|why| {
+            // NOTE: a TLS-only port closes (or answers with a TLS alert) a plaintext client at once.
+            let why = if plain && unanswered && !why.starts_with("redis authentication failed") {
+                format!("{why} (if that port expects TLS, use a rediss:// url)")
+            } else {
+                why
+            };
+            self.fail(why)
+        })
     }
 
     fn drain_frames(&mut self, events: &mut Vec<Event>) -> Result<(), String> {
@@ -229,6 +339,7 @@ impl PubSub {
             match parse(&conn.buf[used..]) {
                 Ok(Some((frame, n))) => {
                     used += n;
+                    conn.answered = true;
                     match handle_frame(frame, &self.channels, events) {
                         Ok(confirmed) => subscribed |= confirmed,
                         Err(e) => break Err(e),
@@ -243,12 +354,14 @@ impl PubSub {
         // then refuses us (wrong password) keeps being retried ever more slowly.
         if subscribed {
             self.backoff.reset();
+            self.subscribed = true;
         }
         outcome
     }
 }
 
-/// Read until the socket would block. Errors on EOF, I/O errors and an oversized backlog.
+/// Read until the stream would block (for TLS: no plaintext buffered in rustls either). Errors on EOF, I/O
+/// errors and an oversized backlog.
 fn fill(conn: &mut Conn) -> Result<(), String> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -257,6 +370,7 @@ fn fill(conn: &mut Conn) -> Result<(), String> {
             Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if conn.stream.is_tls() => return Err(format!("read failed: {}", describe_io(&e))),
             Err(e) => return Err(format!("read failed: {e}")),
         }
         if conn.buf.len() > MAX_BUFFERED {
@@ -268,7 +382,17 @@ fn fill(conn: &mut Conn) -> Result<(), String> {
 /// Ok(true) when the frame confirms a subscription.
 fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Event>) -> Result<bool, String> {
     match frame {
-        Frame::Error(e) => Err(format!("error reply: {}", String::from_utf8_lossy(&e))),
+        Frame::Error(e) => {
+            let text = String::from_utf8_lossy(&e);
+            if ["WRONGPASS", "NOAUTH", "ERR AUTH"]
+                .iter()
+                .any(|code| text.starts_with(code))
+            {
+                Err(format!("redis authentication failed: {text}"))
+            } else {
+                Err(format!("error reply: {text}"))
+            }
+        }
         Frame::Array(Some(items)) => Ok(handle_push(items, channels, events)),
         // NOTE: `+OK` answers AUTH; anything else unexpected but well-formed is ignored rather than fatal.
         _ => Ok(false),
@@ -311,6 +435,7 @@ mod tests {
             heartbeat_timeout: Duration::from_secs(10),
             socket_timeout: None,
             connect_timeout: Some(Duration::from_secs(1)),
+            tls: crate::broker::tls::TlsOptions::default(),
         }
     }
 
@@ -329,7 +454,15 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(PubSub::new(&cfg("rediss://localhost:6380")).is_err_and(|e| e.contains("not supported")));
+        let mut tls = cfg("rediss://localhost:6380");
+        tls.tls.ca_certs = Some("/nonexistent.pem".to_owned());
+        assert!(PubSub::new(&tls).is_err_and(|e| e.contains("ssl_ca_certs")));
+        tls.tls = crate::broker::tls::TlsOptions {
+            insecure: true,
+            ..Default::default()
+        };
+        let p = PubSub::new(&tls).expect("parsed");
+        assert!(matches!(p.target, Target::Tls(ref h, 6380) if h == "localhost") && p.tls.is_some());
         assert!(PubSub::new(&cfg("nonsense")).is_err());
         let p = PubSub::new(&cfg("redis://user:pw@127.0.0.1:6390/2")).expect("parsed");
         assert_eq!(
@@ -395,6 +528,129 @@ mod tests {
         wait_readable(ps.fd().expect("fd"));
         assert!(ps.read_events(&mut ev).is_err());
         assert!(!ps.is_connected() && ps.next_retry().is_some());
+    }
+
+    fn tls_server_config() -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(include_bytes!("pubsub/testdata/server.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate");
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("pubsub/testdata/server.key")).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        Arc::new(config)
+    }
+
+    /// Over TLS, one `read_events` after the data arrived must deliver every message, even when they came
+    /// as many records holding more plaintext than one read takes: rustls keeps the rest decrypted, where
+    /// `poll` cannot see it (the socket is already drained).
+    #[test]
+    fn tls_subscribes_and_drains_buffered_plaintext() {
+        let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        let mut config = cfg(&format!("rediss://:secret@localhost:{port}"));
+        config.tls.ca_certs =
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/rust/src/broker/pubsub/testdata/ca.pem").into());
+        let mut ps = PubSub::new(&config).expect("parsed");
+        let server_config = tls_server_config();
+        let big = vec![b'x'; 20_000];
+        let payload = big.clone();
+        let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let (tcp, _) = server.accept().expect("accept");
+            let conn = rustls::ServerConnection::new(server_config).expect("server connection");
+            let mut tls = StreamOwned::new(conn, tcp);
+            let mut expect = encode_command(&[b"AUTH", b"secret"]);
+            expect.extend(encode_command(&[b"SUBSCRIBE", b"wakaq-broadcast", b"wakaq-eta"]));
+            let mut got = vec![0u8; expect.len()];
+            tls.read_exact(&mut got).expect("read");
+            assert_eq!(got, expect);
+            // NOTE: one record per writer() call, all sent to the socket by one flush.
+            tls.conn.writer().write_all(b"+OK\r\n").expect("buffer");
+            tls.conn
+                .writer()
+                .write_all(&encode_command(&[b"subscribe", b"wakaq-broadcast", b"1"]))
+                .expect("buffer");
+            for _ in 0..3 {
+                tls.conn
+                    .writer()
+                    .write_all(&msg("wakaq-broadcast", &payload))
+                    .expect("buffer");
+            }
+            tls.conn.writer().write_all(&msg("wakaq-eta", b"q")).expect("buffer");
+            tls.flush().expect("flush");
+            sent_tx.send(()).expect("signal");
+            let _ = end_rx.recv();
+        });
+        let mut ev = Vec::new();
+        assert_eq!(ps.maintain(Instant::now(), &mut ev), Some(Ok(())));
+        sent_rx.recv().expect("server sent");
+        std::thread::sleep(Duration::from_millis(200));
+        wait_readable(ps.fd().expect("fd"));
+        ev.clear();
+        ps.read_events(&mut ev).expect("read");
+        let expected: Vec<Event> = (0..3)
+            .map(|_| Event::Broadcast(big.clone()))
+            .chain([Event::Eta])
+            .collect();
+        assert_eq!(ev, expected);
+        assert!(ps.is_subscribed());
+        end_tx.send(()).expect("end");
+        peer.join().expect("peer");
+    }
+
+    #[test]
+    fn tls_handshake_errors_are_one_line() {
+        let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        let server_config = tls_server_config();
+        let peer = std::thread::spawn(move || {
+            let (tcp, _) = server.accept().expect("accept");
+            let mut tls = StreamOwned::new(rustls::ServerConnection::new(server_config).expect("conn"), tcp);
+            let _ = tls.read(&mut [0u8; 16]);
+        });
+        // a CA that did not sign the server's certificate
+        let mut config = cfg(&format!("rediss://localhost:{port}"));
+        config.tls.ca_certs = Some(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/rust/src/broker/pubsub/testdata/other-ca.pem"
+            )
+            .into(),
+        );
+        let mut ps = PubSub::new(&config).expect("parsed");
+        let mut ev = Vec::new();
+        let err = ps
+            .maintain(Instant::now(), &mut ev)
+            .expect("attempted")
+            .expect_err("unknown CA");
+        assert!(
+            err.starts_with("redis TLS handshake failed: invalid peer certificate"),
+            "{err}"
+        );
+        assert!(err.contains("ssl_ca_certs") && !err.contains('\n'), "{err}");
+        peer.join().expect("peer");
+
+        // a plain server that never answers the ClientHello
+        let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let mut config = cfg(&format!("rediss://localhost:{port}"));
+        config.connect_timeout = Some(Duration::from_millis(200));
+        config.tls.insecure = true;
+        let mut ps = PubSub::new(&config).expect("parsed");
+        let err = ps
+            .maintain(Instant::now(), &mut ev)
+            .expect("attempted")
+            .expect_err("no answer");
+        assert!(err.starts_with("redis TLS handshake failed: no TLS answer"), "{err}");
+        drop(silent);
     }
 
     fn wait_readable(fd: RawFd) {

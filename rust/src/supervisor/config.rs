@@ -7,8 +7,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
 use crate::broker::parent::CoordinatorConfig;
+use crate::broker::tls::TlsOptions;
 
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 20] = [
     "concurrency",
     "max_mem_percent",
     "log_file",
@@ -25,6 +26,10 @@ const KEYS: [&str; 16] = [
     "socket_timeout",
     "connect_timeout",
     "max_tasks_per_worker",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
 ];
 
 #[derive(Debug, Clone)]
@@ -49,6 +54,8 @@ pub struct SupervisorConfig {
     pub queues: Vec<String>,
     pub socket_timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
+    /// `rediss://` settings (redis-py's `ssl_*` names).
+    pub tls: TlsOptions,
 }
 
 impl SupervisorConfig {
@@ -77,6 +84,13 @@ impl SupervisorConfig {
             queues: f.str_list("queues")?,
             socket_timeout: f.opt_secs("socket_timeout")?,
             connect_timeout: f.opt_secs("connect_timeout")?,
+            tls: TlsOptions::from_options(
+                f.opt_string("ssl_ca_certs")?,
+                f.opt_string("ssl_certfile")?,
+                f.opt_string("ssl_keyfile")?,
+                f.opt_string("ssl_cert_reqs")?.as_deref(),
+            )
+            .map_err(PyValueError::new_err)?,
         };
         cfg.check()?;
         Ok(cfg)
@@ -91,6 +105,17 @@ impl SupervisorConfig {
         if self.prefix.is_empty() || self.daemon_id.is_empty() {
             return Err(PyValueError::new_err("prefix and daemon_id must not be empty"));
         }
+        match &self.url {
+            Some(url) => self.tls.check_url(url).map_err(PyValueError::new_err)?,
+            None if self.tls.is_set() => return Err(PyValueError::new_err("ssl_* options need a url")),
+            None => {}
+        }
+        if self.url.as_deref().is_some_and(crate::broker::tls::is_tls_url) {
+            // NOTE: read the PEM files now, so a bad path stops the daemon at start, not at every reconnect.
+            self.tls
+                .rustls_config()
+                .map_err(|e| PyValueError::new_err(format!("invalid redis settings: {e}")))?;
+        }
         Ok(())
     }
 
@@ -104,6 +129,7 @@ impl SupervisorConfig {
             heartbeat_timeout: self.heartbeat_timeout,
             socket_timeout: self.socket_timeout,
             connect_timeout: self.connect_timeout,
+            tls: self.tls.clone(),
         })
     }
 }

@@ -17,6 +17,18 @@ pub enum Op {
     Requeue { pid: u32, running: Option<u64>, bump: bool },
 }
 
+/// Log the first failure of an outage: ERROR for what only a human can fix (credentials, TLS setup), else
+/// WARNING. Either way the daemon keeps retrying: the server side may be fixed without restarting workers
+/// (an ACL user created, a certificate replaced), and a worker that exits would just be restarted into the
+/// same error by its service manager.
+pub fn log_redis_failure(log: &mut Logger, line: &str, cause: &str) {
+    if cause.contains("redis authentication failed") || cause.contains("redis TLS handshake failed") {
+        log.error(&format!("{line}; retrying until it is fixed"));
+    } else {
+        log.warning(line);
+    }
+}
+
 pub struct Link {
     coord: Box<dyn Coordinator>,
     down: bool,
@@ -49,12 +61,13 @@ impl Link {
             Err(e) => {
                 if !self.down {
                     let msg = e.to_string();
-                    // NOTE: the broker's messages may already say so; don't stutter.
-                    if msg.starts_with("redis unavailable") {
-                        log.warning(&msg);
+                    // NOTE: the broker's messages mostly say what failed already; don't stutter.
+                    let line = if msg.starts_with("redis ") {
+                        msg.clone()
                     } else {
-                        log.warning(&format!("redis unavailable: {msg}"));
-                    }
+                        format!("redis unavailable: {msg}")
+                    };
+                    log_redis_failure(log, &line, &msg);
                     self.down = true;
                 }
                 self.retry_at = Some(Instant::now() + self.backoff.next_delay());

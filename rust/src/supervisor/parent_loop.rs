@@ -16,7 +16,7 @@ use super::children::{log_pipe, try_reap, Child, Exit, Kill};
 use super::clock::{monotonic_ns, unix_now};
 use super::config::SupervisorConfig;
 use super::fork::{fork, os_thread_count, Forked};
-use super::link::{Link, NoRedis, Op};
+use super::link::{log_redis_failure, Link, NoRedis, Op};
 use super::logs::Logger;
 use super::signals::SignalPipe;
 use super::slots::{Slot, SlotTable};
@@ -534,13 +534,15 @@ impl Parent {
         let Some(ps) = self.pubsub.as_mut() else { return };
         let connected = ps.maintain(Instant::now(), &mut self.events);
         let read = ps.read_events(&mut self.events);
+        // NOTE: back up only once the server confirmed the subscription: a server that accepts the connection
+        // and then refuses the login would otherwise flap between "unavailable" and "subscribed again".
         for outcome in [connected, Some(read)].into_iter().flatten() {
             match outcome {
                 Err(e) if !self.pubsub_down => {
-                    self.log.warning(&format!("redis pub/sub unavailable: {e}"));
+                    log_redis_failure(&mut self.log, &format!("redis pub/sub unavailable: {e}"), &e);
                     self.pubsub_down = true;
                 }
-                Ok(()) if self.pubsub_down && ps.is_connected() => {
+                Ok(()) if self.pubsub_down && ps.is_subscribed() => {
                     self.log.info("pub/sub subscribed again");
                     self.pubsub_down = false;
                 }

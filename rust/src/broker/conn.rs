@@ -145,8 +145,7 @@ fn is_connection_problem(e: &RedisError) -> bool {
 
 /// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.
 pub fn is_interrupted(e: &RedisError) -> bool {
-    // WARN: redis-rs keeps the io::Error behind an Arc that `source()` cannot downcast, so match its text.
-    e.is_io_error() && e.to_string().contains(&format!("os error {}", libc::EINTR))
+    io_kind(e) == Some(std::io::ErrorKind::Interrupted)
 }
 
 /// A short, single-line description of a Redis error for logs and exceptions. Configuration-class failures

@@ -120,19 +120,27 @@ impl SupervisorConfig {
     }
 
     /// What the Redis coordinator and pub/sub need; None when running without Redis.
+    ///
+    /// NOTE: the parent's loop is single-threaded, so a Redis call that hangs also stalls the watchdog and the
+    /// log relay: its socket and connect timeouts are capped at `PARENT_REDIS_TIMEOUT` (its scripts are
+    /// bounded and take milliseconds; a slower Redis counts as an outage, retried with backoff).
     pub fn coordinator(&self) -> Option<CoordinatorConfig> {
+        let cap = |t: Option<Duration>| Some(t.map_or(PARENT_REDIS_TIMEOUT, |t| t.min(PARENT_REDIS_TIMEOUT)));
         Some(CoordinatorConfig {
             url: self.url.clone()?,
             prefix: self.prefix.clone(),
             daemon_id: self.daemon_id.clone(),
             queues: self.queues.clone(),
             heartbeat_timeout: self.heartbeat_timeout,
-            socket_timeout: self.socket_timeout,
-            connect_timeout: self.connect_timeout,
+            socket_timeout: cap(self.socket_timeout),
+            connect_timeout: cap(self.connect_timeout),
             tls: self.tls.clone(),
         })
     }
 }
+
+/// The longest one Redis call may block the parent's loop.
+const PARENT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn reject_unknown_keys(dict: &Bound<'_, PyDict>) -> PyResult<()> {
     for key in dict.keys() {

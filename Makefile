@@ -15,6 +15,19 @@ $(VENV)/.installed: pyproject.toml
 		pytest pytest-timeout pytest-benchmark msgpack ruff mypy
 	touch $@
 
+.PHONY: redis-server
+redis-server: ## install redis-server and openssl (Debian packages) when missing; tests and demo start their own
+	@missing=""; for p in redis-server openssl; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing$$missing (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing:$$missing; install them (e.g. sudo apt-get install$$missing)" >&2; exit 1; \
+		fi; \
+	fi
+
 .PHONY: venv
 venv: $(VENV)/.installed ## create .venv with the build, test and lint tools
 
@@ -31,7 +44,7 @@ test-rust: venv ## Rust unit tests (cargo test)
 	cargo test -q
 
 .PHONY: test-python
-test-python: build ## pytest: unit and integration tests against a private redis-server
+test-python: build redis-server ## pytest: unit and integration tests against a private redis-server
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 .PHONY: fuzz
@@ -70,7 +83,7 @@ bench-e2e: build-release $(VENV)/.bench-installed ## end-to-end: wakaq vs WakaQ 
 	$(PY) benches/e2e/run.py $(BENCH_ARGS)
 
 .PHONY: demo
-demo: build-release ## the main job: a worker, a scheduler and a producer against a throwaway redis-server
+demo: build-release redis-server ## the main job: a worker, a scheduler and a producer against a throwaway redis-server
 	$(PY) demo/run.py
 
 .PHONY: help

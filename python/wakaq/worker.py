@@ -8,6 +8,7 @@ watchdog bookkeeping (`task_started` writes into shared memory, no syscall).
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import signal
@@ -99,6 +100,7 @@ class Child:
         self._wait_future: asyncio.Future[bool] | None = None
         self._down = False
         self._backoff = 0.0
+        self._finished = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
 
     # ---- signals -------------------------------------------------------------------------------------
@@ -138,7 +140,7 @@ class Child:
         limit = self.app.max_tasks_per_worker
         while not self.stopping and not (limit and self.done >= limit):
             if self._async_full():
-                await asyncio.wait(list(self.async_tasks), return_when=asyncio.FIRST_COMPLETED)
+                await self._async_finish()
                 continue
             room = self._room(limit)
             try:
@@ -160,6 +162,13 @@ class Child:
         if self.app.async_concurrency:
             room = min(room, max(1, self.app.async_concurrency - len(self.async_tasks)))
         return max(1, room)
+
+    async def _async_finish(self) -> None:
+        """Wait until an async task finishes (an event set by its done callback: O(1), unlike asyncio.wait
+        over every running task, which re-registers a callback on each of them per call)."""
+        self._finished.clear()
+        if self.async_tasks:
+            await self._finished.wait()
 
     def _async_full(self) -> bool:
         limit = self.app.async_concurrency
@@ -188,8 +197,10 @@ class Child:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakaq-wait")
             loop = asyncio.get_running_loop()
             self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, self.app.wait_timeout)
-        waiting: list[asyncio.Future[Any]] = [self._wait_future, *self.async_tasks]
+        finished = asyncio.ensure_future(self._async_finish())
+        waiting: list[asyncio.Future[Any]] = [self._wait_future, finished]
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finished.cancel()
         if self._wait_future.done() and isinstance(error := self._wait_future.exception(), BrokerError):
             await self._outage(error)
 
@@ -365,6 +376,7 @@ class Child:
             atask.cancel("soft timeout")
 
     def _async_done(self, atask: asyncio.Task[None]) -> None:
+        self._finished.set()
         claimed = self.async_tasks.pop(atask, None)
         if claimed is not None and self.async_deadlines.pop(claimed.seq, None) is not None:
             self._report_async_deadline()
@@ -458,6 +470,9 @@ def child_main(app: WakaQ, daemon_id: str) -> Callable[[int], int]:
     """The function the Rust parent calls in each forked child."""
 
     def main(slot: int) -> int:
+        # NOTE: everything imported before the fork is long-lived: keep it out of the collector's scans (fewer,
+        # shorter GC pauses) and out of its writes (copy-on-write pages stay shared with the parent).
+        gc.freeze()
         setup_logging(app.worker_log_level, stream=sys.stderr)
         child = Child(app, daemon_id, slot)
         return child.run()

@@ -238,6 +238,41 @@ fn auth_failure(e: &RedisError, line: &str) -> Option<String> {
     None
 }
 
+/// Why a call failed: a signal for this process interrupted the socket call, or Redis did not answer.
+pub enum Failure {
+    Interrupted,
+    Broker(String),
+}
+
+impl Failure {
+    pub fn message(self) -> String {
+        match self {
+            Self::Interrupted => "redis call interrupted by a signal".to_owned(),
+            Self::Broker(msg) => msg,
+        }
+    }
+}
+
+/// Run `f` on a shared connection with the GIL released (the lock is taken while detached, so a thread
+/// waiting for it never holds the GIL).
+pub fn call_detached<T: Send>(
+    py: pyo3::Python<'_>,
+    conn: &std::sync::Mutex<Conn>,
+    f: impl FnMut(&mut Connection) -> RedisResult<T> + Send,
+) -> Result<T, Failure> {
+    py.detach(|| {
+        let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = guard.run(f);
+        result.map_err(|e| {
+            if is_interrupted(&e) {
+                Failure::Interrupted
+            } else {
+                Failure::Broker(guard.explain(&e))
+            }
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use redis::Value;
 
-use super::conn::{first_line, is_interrupted, Conn};
+use super::conn::{call_detached, first_line, is_interrupted, Conn, Failure};
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
 use super::producer::seconds;
@@ -46,30 +46,6 @@ struct Unsettled {
 
 type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
 
-/// Why a call failed: a signal for this process interrupted the socket call, or Redis did not answer.
-enum Failure {
-    Interrupted,
-    Broker(String),
-}
-
-fn call<T: Send>(
-    py: Python<'_>,
-    conn: &Mutex<Conn>,
-    f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
-) -> Result<T, Failure> {
-    py.detach(|| {
-        let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = guard.run(f);
-        result.map_err(|e| {
-            if is_interrupted(&e) {
-                Failure::Interrupted
-            } else {
-                Failure::Broker(guard.explain(&e))
-            }
-        })
-    })
-}
-
 /// Interrupted calls sent again, at most this many times in a row.
 const INTERRUPTED_RETRIES: usize = 3;
 
@@ -81,7 +57,7 @@ fn run<T: Send>(
     mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
 ) -> PyResult<T> {
     for _ in 0..INTERRUPTED_RETRIES {
-        match call(py, conn, &mut f) {
+        match call_detached(py, conn, &mut f) {
             Ok(v) => return Ok(v),
             Err(Failure::Interrupted) => {}
             Err(Failure::Broker(msg)) => return Err(broker_error(py, msg)),
@@ -216,7 +192,7 @@ impl Consumer {
         // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite
         // those in-flight entries (HSET), losing the tasks. Attempts without a reply are settled later.
         let mut attempts: Vec<u64> = Vec::new();
-        let result: Result<Vec<Value>, Failure> = call(py, &self.conn, |c| {
+        let result: Result<Vec<Value>, Failure> = call_detached(py, &self.conn, |c| {
             let first = self.next_seq.fetch_add(width, Ordering::Relaxed);
             attempts.push(first);
             let mut inv = scripts::claim().key(&self.inflight);

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PySequence;
 use redis::RedisResult;
 
-use super::conn::{first_line, Conn};
+use super::conn::{call_detached, first_line, Conn};
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
 use super::tls::TlsOptions;
@@ -33,12 +33,8 @@ fn lock_run<T: Send>(
     conn: &Mutex<Conn>,
     f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
-    py.detach(|| {
-        let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = guard.run(f);
-        result.map_err(|e| guard.explain(&e))
-    })
-    .map_err(|msg| broker_error(py, msg))
+    // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
+    call_detached(py, conn, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
 impl Broker {

@@ -49,7 +49,7 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
 
     pipe = r.pipeline(transaction=False)
     for daemon in daemon_ids:
-        pipe.exists(keys.heartbeat(daemon))
+        pipe.get(keys.heartbeat(daemon))
         pipe.hgetall(keys.daemon_info(daemon))
         pipe.hvals(keys.inflight(daemon))
         pipe.hgetall(keys.stats(daemon))
@@ -60,8 +60,8 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     daemons = []
     inflight: Counter[str] = Counter()
     for i, daemon in enumerate(daemon_ids):
-        alive, info, entries, counts = replies[4 * i : 4 * i + 4]
-        daemons.append(_daemon(daemon, bool(alive), info, now))
+        heartbeat, info, entries, counts = replies[4 * i : 4 * i + 4]
+        daemons.append(_daemon(daemon, heartbeat, info, now))
         inflight.update(_entry_queue(entry) for entry in entries)
         cells.add(counts)
     tasks = cells.tasks()
@@ -107,14 +107,10 @@ def _entry_queue(entry: bytes) -> str:
 # ---- daemons ----------------------------------------------------------------------------------------------------
 
 
-def _daemon(daemon: str, alive: bool, raw: Mapping[bytes, bytes], now: float) -> dict[str, Any]:
-    """One daemon's published info (JSON written by the parent's heartbeat, see coordinator.rs)."""
-    try:
-        info = json.loads(raw.get(b"info", b"{}"))
-    except ValueError:
-        info = {}
-    if not isinstance(info, dict):
-        info = {}
+def _daemon(daemon: str, heartbeat: bytes | None, raw: Mapping[bytes, bytes], now: float) -> dict[str, Any]:
+    """One daemon: alive while its heartbeat key exists; its info is the JSON the parent publishes (coordinator.rs
+    `info_json`), from the info hash that outlives the heartbeat, else from the heartbeat itself (older daemons)."""
+    info = _json_object(raw.get(b"info") or heartbeat)
     seen = _float(raw.get(b"seen"))
     children = info.get("children")
     return {
@@ -122,13 +118,21 @@ def _daemon(daemon: str, alive: bool, raw: Mapping[bytes, bytes], now: float) ->
         "host": info.get("host"),
         "pid": info.get("pid"),
         "started_at": info.get("started_at"),
-        "alive": alive,
+        "alive": heartbeat is not None,
         "last_seen": seen,
         "seen_ago": None if seen is None else max(0.0, now - seen),
         "tasks_done": info.get("tasks_done", 0),
         "rss_bytes": info.get("rss_bytes"),
         "children": [_child(c) for c in children] if isinstance(children, list) else [],
     }
+
+
+def _json_object(raw: bytes | None) -> dict[str, Any]:
+    try:
+        info = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _child(child: Any) -> dict[str, Any]:

@@ -275,11 +275,11 @@ pub fn observe(cell: usize, ns: u64, done: bool) {
     });
 }
 
-/// Child: a sync task of `cell` starts now (the parent reads which one is running from the header).
-pub fn sync_started(cell: usize) {
+/// Child: a sync task of `cell` started at `now` (monotonic ns; the parent reads which one runs from the header).
+pub fn sync_started(cell: usize, now: u64) {
     with_cell(cell, |h, f| {
         bump(&f[STARTED], 1);
-        h[1].store(monotonic_ns(), Ordering::Relaxed);
+        h[1].store(now, Ordering::Relaxed);
         h[0].store(cell as u64 + 1, Ordering::Release);
     });
 }
@@ -344,7 +344,7 @@ mod tests {
         let _guard = TEST_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = CounterTable::new(2, layout()).expect("mmap");
         t.make_current(1);
-        sync_started(4);
+        sync_started(4, monotonic_ns());
         assert_eq!(t.region(1).and_then(|r| r.current_cell()), Some(4));
         sync_finished(true);
         count(4, EXCEPTION);

@@ -115,6 +115,7 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
     app.hard_sleeper.delay()
     app.suicide.delay()  # kills its child on every delivery: dead-listed after 3
     app.soft_sleeper.delay()  # 2 retries (its queue's max_retries), then failed
+    app.async_hard.delay()
     start_worker(concurrency=2)
     hard = {"queue": "low", "task": "hard_sleeper"}
     pill = {"queue": "low", "task": "suicide"}
@@ -122,7 +123,18 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
     wait_metric(app, rclient, "wakaq_tasks_failed_total", 1, "hard timeout", **hard, reason="hard_timeout")
     wait_metric(app, rclient, "wakaq_tasks_failed_total", 1, "poison pill", **pill, reason="dead")
     wait_metric(app, rclient, "wakaq_tasks_failed_total", 1, "soft timeouts", **soft, reason="exception")
+    wait_metric(
+        app,
+        rclient,
+        "wakaq_tasks_failed_total",
+        1,
+        "async hard timeout",
+        queue="low",
+        task="async_hard",
+        reason="hard_timeout",
+    )
     found = samples(app, rclient)
+    assert value(found, "wakaq_tasks_started_total", queue="low", task="async_hard") == 1
     assert value(found, "wakaq_tasks_retried_total", **soft) == 2
     assert value(found, "wakaq_tasks_started_total", **soft) == 3
     assert value(found, "wakaq_tasks_started_total", **pill) == 3

@@ -133,6 +133,14 @@ impl Region<'_> {
         }
     }
 
+    /// The cell of the async task whose hard deadline the watchdog watches, if any.
+    pub fn async_deadline_cell(&self) -> Option<usize> {
+        match self.header[2].load(Ordering::Acquire) {
+            0 => None,
+            n => usize::try_from(n - 1).ok(),
+        }
+    }
+
     /// Add every counter into `totals` (`cells * FIELDS` long).
     pub fn add_into(&self, totals: &mut [u64]) {
         for (t, c) in totals.iter_mut().zip(self.cells) {
@@ -282,6 +290,17 @@ pub fn sync_started(cell: usize, now: u64) {
         h[1].store(now, Ordering::Relaxed);
         h[0].store(cell as u64 + 1, Ordering::Release);
     });
+}
+
+/// Child: the cell of the async task with the earliest hard deadline (None: no such task).
+pub fn async_deadline_cell(cell: Option<usize>) {
+    let ptr = CURRENT.load(Ordering::Acquire);
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: as in `with_cell`: the header's words are inside the live region.
+    let header = unsafe { std::slice::from_raw_parts(ptr, HEADER) };
+    header[2].store(cell.map_or(0, |c| c as u64 + 1), Ordering::Release);
 }
 
 /// Child: the running sync task ended (`done`: without an exception).

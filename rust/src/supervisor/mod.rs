@@ -104,9 +104,12 @@ fn count_task(cell: usize, event: &str, seconds: Option<f64>) -> PyResult<()> {
 }
 
 /// Child: the earliest hard deadline of its async tasks (monotonic seconds, `time.monotonic()`), 0 for none.
+/// `cell`: the counter cell of that task, so a hard-timeout kill is counted against it.
 #[pyfunction]
-fn async_deadline(seq: u64, hard_timeout_at: f64) {
+#[pyo3(signature = (seq, hard_timeout_at, cell = None))]
+fn async_deadline(seq: u64, hard_timeout_at: f64, cell: Option<usize>) {
     slots::with_current(|s| s.async_deadline(seq, clock::secs_to_ns(hard_timeout_at)));
+    counters::async_deadline_cell(cell);
 }
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {

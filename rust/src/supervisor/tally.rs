@@ -54,7 +54,13 @@ impl Tally {
     /// The watchdog killed the child in `slot` at the hard timeout of its sync task (`sync`) or of an async one.
     pub fn hard_timeout(&mut self, slot: usize, sync: bool) {
         let region = self.table.region(slot);
-        let cell = region.and_then(|r| if sync { r.current_cell() } else { r.async_deadline_cell() });
+        let cell = region.and_then(|r| {
+            if sync {
+                r.current_cell()
+            } else {
+                r.async_deadline_cell()
+            }
+        });
         if let Some(cell) = cell {
             if let Some(v) = self.retired.get_mut(cell * FIELDS + HARD_TIMEOUT) {
                 *v += 1;

@@ -47,14 +47,8 @@ fn run_worker(py: Python<'_>, config: &Bound<'_, PyAny>, child_main: &Bound<'_, 
 #[pyo3(signature = (seq, soft_timeout, hard_timeout, cell = None))]
 fn task_started(seq: u64, soft_timeout: f64, hard_timeout: f64, cell: Option<usize>) {
     let now = clock::monotonic_ns();
-    slots::with_current(|s| {
-        s.task_started_at(
-            now,
-            seq,
-            clock::secs_to_ns(soft_timeout),
-            clock::secs_to_ns(hard_timeout),
-        )
-    });
+    let (soft, hard) = (clock::secs_to_ns(soft_timeout), clock::secs_to_ns(hard_timeout));
+    slots::with_current(|s| s.task_started_at(now, seq, soft, hard));
     if let Some(cell) = cell {
         counters::sync_started(cell, now);
     }

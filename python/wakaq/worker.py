@@ -273,7 +273,10 @@ class Child:
             await asyncio.wait(list(self.async_tasks))
         if self._wait_future is not None:
             await asyncio.wait([self._wait_future])
-        if self.acks:
+        # NOTE: also when this side holds no acks: a claim cut short by a signal (the SIGTERM that stopped us,
+        # or another one during this final ack) parks its acks in the Consumer and returns [] as if it had
+        # run; exiting with them parked makes the parent requeue tasks that already ran.
+        while self.acks or self.consumer.unsettled:
             await self._redis(self.consumer.claim, self._take_acks(), 0)
 
     # ---- one task ------------------------------------------------------------------------------------

@@ -188,7 +188,9 @@ def test_broadcast_counts_subscribed_daemons(broker: _wakaq.Broker, rclient: red
     sub.close()
 
 
-def test_claim_and_ack_thousands_at_once(broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis) -> None:
+def test_claim_and_ack_thousands_at_once(
+    broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis
+) -> None:
     """Lua's unpack() fails beyond ~8000 values: a child that started 20,000 async tasks acks them in one claim.
     Failed before the fix with `ResponseError: user_script:118: too many results to unpack` (a child retried it
     forever, its tasks stuck in flight)."""

@@ -103,10 +103,12 @@
 
   // ---- chart: a small line chart on a canvas -----------------------------------------------------------------
 
-  function niceMax(v) {
-    if (v <= 0) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  function niceStep(max) {
+    // the y axis has 4 steps of 1, 2 or 5 x 10^k, so every label is a round number
+    if (max <= 0) return 0.25;
+    const raw = max / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
     return 10 * p;
   }
 
@@ -123,7 +125,8 @@
     const start = now - windowSeconds;
     let max = 0;
     for (const s of series) for (const v of s.values) max = Math.max(max, v);
-    max = niceMax(max);
+    const step = niceStep(max);
+    max = 4 * step;
     ctx.font = "11px system-ui, sans-serif";
     ctx.strokeStyle = "#e2e8f0";
     ctx.fillStyle = "#718096";
@@ -131,9 +134,9 @@
     for (let i = 0; i <= 4; i += 1) {
       const y = top + ph - (ph * i) / 4;
       ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + pw, y); ctx.stroke();
-      const label = max * i / 4;
+      const label = step * i;
       ctx.textAlign = "right";
-      ctx.fillText(label >= 10 || label === 0 ? Math.round(label).toLocaleString("en-US") : label.toFixed(1), left - 4, y + 4);
+      ctx.fillText(Number(label.toPrecision(6)).toLocaleString("en-US"), left - 4, y + 4);
     }
     ctx.textAlign = "center";
     const minutes = Math.round(windowSeconds / 60);

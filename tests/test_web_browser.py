@@ -77,6 +77,11 @@ def test_overview_shows_counts_while_tasks_run(browser: Any, web: WebServer, wor
     wait_until(
         lambda: _cells(browser, "default")["pending"] == "0" and _cells(browser, "default")["inflight"] == "0", 10
     )
+    # done/s comes from the daemons' counters (published with their heartbeats): non-zero while tasks finish
+    for i in range(300):
+        web_app.quick.delay(i)
+    rate_shown = lambda: _text(browser, '#queues tr[data-queue="high"] td.done-rate') not in ("", "0.0")  # noqa: E731
+    wait_until(rate_shown, 15, 0.1, "a done/s rate for queue high")
     # NOTE: the chart is drawn from the same polls: the canvas is no longer blank
     drawn = browser.execute_script(
         "const c = document.getElementById('chart-pending');"

@@ -80,14 +80,14 @@ class WebServer:
 
 def request(
     url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP request; returns (status, headers, body) also for 4xx/5xx answers."""
+) -> tuple[int, Any, bytes]:
+    """One HTTP request; (status, headers (case-insensitive), body), also for 4xx/5xx answers."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as res:
-            return res.status, dict(res.headers), res.read()
+            return res.status, res.headers, res.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, e.headers, e.read()
 
 
 def browser_available() -> bool:

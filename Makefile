@@ -96,8 +96,12 @@ bench-e2e: build-release $(VENV)/.bench-installed ## end-to-end: wakaq vs WakaQ 
 	$(PY) benches/e2e/run.py $(BENCH_ARGS)
 
 .PHONY: demo
-demo: build-release redis-server ## the main job: a worker, a scheduler and a producer against a throwaway redis-server
-	$(PY) demo/run.py
+demo: build-release redis-server ## the main job: a worker, a scheduler, a producer and the dashboard (its URL is printed)
+	$(PY) demo/run.py $(DEMO_ARGS)
+
+.PHONY: screenshot
+screenshot: build redis-server browser ## run the demo and capture the dashboard (headless Chromium) into docs/dashboard.png
+	$(PY) demo/run.py --screenshot docs/dashboard.png
 
 .PHONY: help
 help: ## list the targets

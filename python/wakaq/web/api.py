@@ -52,7 +52,7 @@ class Api:
             "latest": latest,
             "points": [_chart_point(p) for p in self.history.since(since)],
             "error": self.history.error,
-            "window": self.history.points.maxlen,
+            "window": self.history.window,
         }
 
     def daemons(self, params: dict[str, str]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ log = logging.getLogger("wakaq.web")
 
 INTERVAL = 1.0  # seconds between samples
 WINDOW = 600  # seconds of history kept (10 minutes)
+RATE_WINDOW = 10.0  # seconds over which done/s and failed/s are computed
 
 
 def _point(snap: dict[str, Any]) -> dict[str, Any]:
@@ -43,11 +44,15 @@ def _point(snap: dict[str, Any]) -> dict[str, Any]:
     return {"t": snap["time"], "queues": queues, "daemons_alive": alive, "daemons_dead": len(daemons) - alive}
 
 
-def _rates(prev: dict[str, Any] | None, cur: dict[str, Any]) -> None:
-    """Adds done/s and failed/s per queue to `cur`, from the previous point."""
-    dt = cur["t"] - prev["t"] if prev else 0.0
+def _rates(points: deque[dict[str, Any]], cur: dict[str, Any]) -> None:
+    """Adds done/s and failed/s per queue to `cur`, over the last RATE_WINDOW seconds of points.
+
+    NOTE: daemons publish their counters with their heartbeats, every few seconds, not at every sample: a rate
+    between two adjacent samples would jump between zero and double. Over a 10 s window it is steady."""
+    base = next((p for p in points if cur["t"] - p["t"] <= RATE_WINDOW), None)
+    dt = cur["t"] - base["t"] if base else 0.0
     for name, q in cur["queues"].items():
-        before = prev["queues"].get(name) if prev and dt > 0 else None
+        before = base["queues"].get(name) if base and dt > 0 else None
         for total, rate in (("done_total", "done_rate"), ("failed_total", "failed_rate")):
             q[rate] = max(0, q[total] - before[total]) / dt if before else 0.0
 
@@ -56,7 +61,7 @@ class History:
     """Samples in a background thread; `since(t)` returns the points after `t` for the page's chart."""
 
     def __init__(self, app: WakaQ, r: redis.Redis, interval: float = INTERVAL, window: float = WINDOW) -> None:
-        self.app, self.r, self.interval = app, r, interval
+        self.app, self.r, self.interval, self.window = app, r, interval, window
         self.points: deque[dict[str, Any]] = deque(maxlen=max(2, int(window / interval)))
         self.error: str | None = None
         self._lock = threading.Lock()
@@ -74,7 +79,7 @@ class History:
         """One sample now (also used by tests and at startup)."""
         point = _point(snapshot(self.app, self.r))
         with self._lock:
-            _rates(self.points[-1] if self.points else None, point)
+            _rates(self.points, point)
             self.points.append(point)
 
     def _run(self) -> None:

@@ -112,7 +112,10 @@
     return 10 * p;
   }
 
-  function drawChart(canvas, times, series, windowSeconds) {
+  function drawChart(canvas, times, series, maxWindow) {
+    // the x axis spans the data collected so far (at least a minute), up to the history the server keeps
+    const collected = times.length ? times[times.length - 1] - times[0] : 0;
+    const windowSeconds = Math.min(maxWindow, Math.max(60, Math.ceil(collected / 60) * 60));
     const ratio = window.devicePixelRatio || 1;
     const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
     if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
@@ -139,10 +142,11 @@
       ctx.fillText(Number(label.toPrecision(6)).toLocaleString("en-US"), left - 4, y + 4);
     }
     ctx.textAlign = "center";
-    const minutes = Math.round(windowSeconds / 60);
-    for (let m = 0; m <= minutes; m += Math.max(1, Math.round(minutes / 5))) {
-      const x = left + pw - (pw * m * 60) / windowSeconds;
-      ctx.fillText(m === 0 ? "now" : `-${m} min`, x, top + ph + 14);
+    const tick = [10, 15, 30, 60, 120, 300].find((t) => windowSeconds / t <= 6) || 600;
+    for (let ago = 0; ago <= windowSeconds; ago += tick) {
+      const x = left + pw - (pw * ago) / windowSeconds;
+      ctx.textAlign = ago === 0 ? "right" : "center";
+      ctx.fillText(ago === 0 ? "now" : ago < 60 ? `-${ago} s` : `-${ago / 60} min`, x, top + ph + 14);
     }
     const xOf = (t) => left + ((t - start) / windowSeconds) * pw;
     const yOf = (v) => top + ph - (v / max) * ph;
@@ -169,11 +173,6 @@
   // ---- overview ----------------------------------------------------------------------------------------------
 
   const overview = { points: [], last: 0, window: 600, queues: [] };
-
-  function smoothed(points, queue, key, n) {
-    const recent = points.slice(-n).map((p) => (p.queues[queue] || {})[key] || 0);
-    return recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : 0;
-  }
 
   async function pollOverview() {
     try {
@@ -203,8 +202,8 @@
         el("td", { class: "num eta" }, num(q.eta)),
         el("td", { class: "num inflight" }, num(q.inflight)),
         el("td", { class: "num failed" }, num(q.failed)),
-        el("td", { class: "num done-rate" }, rate(smoothed(overview.points, name, "done_rate", 5))),
-        el("td", { class: "num failed-rate" }, rate(smoothed(overview.points, name, "failed_rate", 5))));
+        el("td", { class: "num done-rate" }, rate(q.done_rate)),
+        el("td", { class: "num failed-rate" }, rate(q.failed_rate)));
     });
     fill($("queues").tBodies[0], rows);
     const failed = overview.queues.reduce((a, n) => a + ((latest.queues[n] || {}).failed || 0), 0);

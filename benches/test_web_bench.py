@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import redis
-
 from tests.redis_server import RedisServer
 from tests.test_web import fake_failed
 from tests.webserver import WebServer

@@ -94,7 +94,9 @@ fn child_json(c: &ChildInfo) -> String {
     let (queue, task) = c
         .task
         .as_ref()
-        .map_or(("null".to_owned(), "null".to_owned()), |(q, t)| (json_str(q), json_str(t)));
+        .map_or(("null".to_owned(), "null".to_owned()), |(q, t)| {
+            (json_str(q), json_str(t))
+        });
     let running_for = c.running_for.map_or_else(|| "null".to_owned(), |s| format!("{s:.3}"));
     format!(
         "{{\"pid\":{},\"busy\":{},\"task\":{task},\"queue\":{queue},\"running_for\":{running_for},\"rss_bytes\":{}}}",

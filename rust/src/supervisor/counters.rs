@@ -104,7 +104,9 @@ impl Layout {
             return 0;
         };
         let last = self.tasks.len() - 1;
-        let t = task.and_then(|t| self.tasks[..last].iter().position(|n| n == t)).unwrap_or(last);
+        let t = task
+            .and_then(|t| self.tasks[..last].iter().position(|n| n == t))
+            .unwrap_or(last);
         q * self.tasks.len() + t
     }
 
@@ -295,7 +297,11 @@ pub fn sync_finished(done: bool) {
     };
     let started = header[1].load(Ordering::Relaxed);
     header[0].store(0, Ordering::Release);
-    observe(usize::try_from(cell).unwrap_or(usize::MAX), monotonic_ns().saturating_sub(started), done);
+    observe(
+        usize::try_from(cell).unwrap_or(usize::MAX),
+        monotonic_ns().saturating_sub(started),
+        done,
+    );
 }
 
 /// Tests that count through the process-wide current region take this first.

@@ -80,7 +80,11 @@ fn count_task(cell: usize, event: &str, seconds: Option<f64>) -> PyResult<()> {
         "retried" => counters::RETRIED,
         "exception" => counters::EXCEPTION,
         "undecodable" => counters::UNDECODABLE,
-        _ => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown task event {event:?}"))),
+        _ => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown task event {event:?}"
+            )))
+        }
     };
     // NOTE: the end of an async task only adds its run time (and done): a failure is counted where it is
     // recorded, with its kind.

@@ -78,7 +78,9 @@ impl Tally {
         }
         let mut out = Vec::new();
         for (cell, values) in totals.chunks(FIELDS).enumerate() {
-            let Some((queue, task)) = self.table.layout.names(cell) else { continue };
+            let Some((queue, task)) = self.table.layout.names(cell) else {
+                continue;
+            };
             for (i, &v) in values.iter().enumerate() {
                 let n = v.saturating_sub(self.baseline[cell * FIELDS + i]);
                 if let (true, Some(name)) = (n > 0, field_name(i)) {
@@ -110,7 +112,9 @@ mod tests {
 
     #[test]
     fn exited_children_and_reaps_keep_totals_exact() {
-        let _guard = counters::TEST_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = counters::TEST_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut t = Tally::new(1, &["q".into()], &["a".into()]).expect("mmap");
         // cell of (q, a): queue 1 of ["broadcast", "q"], task 0 of ["a", "?"]
         let cell = 2;

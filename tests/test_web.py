@@ -303,13 +303,30 @@ def test_schedules_show_last_fire_and_the_scheduler_that_fired(web: WebServer, t
         out.close()
 
 
-def test_metrics_endpoint_is_prometheus_text(web: WebServer):
+def test_metrics_endpoint_counts_tasks_sent(web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis):
     from prometheus_client.parser import text_string_to_metric_families
 
-    status, headers, body = request(web.url + "metrics")
-    assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    names = {family.name for family in text_string_to_metric_families(body.decode())}
-    assert "wakaq_queue_pending_tasks" in names or any(n.startswith("wakaq_") for n in names)
+    from tests.apps import web_app
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, headers, body = request(web.url + "metrics")
+        assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples
+        }
+
+    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    try:
+        worker.wait_ready()
+        for i in range(7):
+            web_app.quick.delay(i)
+        done = ("wakaq_tasks_done_total", (("queue", "high"), ("task", "quick")))
+        wait_until(lambda: samples().get(done) == 7, 15, 0.2, "7 done tasks in /metrics")
+        assert samples()[("wakaq_daemons_alive", ())] == 1
+    finally:
+        worker.stop()
 
 
 def test_redis_outage_is_an_error_reply_not_a_crash(tmp_path: Path, redis_url: str, redis_server: Any):

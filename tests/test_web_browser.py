@@ -206,3 +206,22 @@ def test_password_protected_dashboard_in_the_browser(
     finally:
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
         server.stop()
+
+
+def test_daemon_whose_heartbeat_stopped_shows_dead(browser: Any, web: WebServer, tmp_path: Path, redis_url: str):
+    import os
+    import signal
+
+    worker = Worker(tmp_path, redis_url, app=APP, concurrency=1, heartbeat=2)
+    try:
+        children = worker.wait_ready()
+        browser.get(web.url + "#daemons")
+        wait_until(lambda: _text(browser, "#daemons td.state") == "alive", 10, 0.1, "the live daemon")
+        for pid in (worker.pid, *children):
+            os.kill(pid, signal.SIGKILL)
+        # no other daemon is running to reap it: it stays listed, as dead
+        wait_until(lambda: _text(browser, "#daemons td.state").startswith("dead"), 15, 0.2, "the daemon shown dead")
+        assert "until reaped" in _text(browser, "#daemons td.state")
+        wait_until(lambda: "dead" in _text(browser, "#badge-daemons"), 5, 0.1, "the menu badge")
+    finally:
+        worker.stop()

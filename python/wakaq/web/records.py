@@ -50,7 +50,7 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
-def _short(value: Any, limit: int = TEXT_LIMIT) -> str:
+def short_repr(value: Any, limit: int = TEXT_LIMIT) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
@@ -79,7 +79,7 @@ def failed_view(raw: bytes, index: int) -> dict[str, Any]:
         "deliveries": d.get("deliveries") if isinstance(d.get("deliveries"), int) else None,
     }
     if d.get("name") is not None:
-        view.update(name=_text(d["name"], 500), args=_short(d["args"]), kwargs=_short(d["kwargs"]))
+        view.update(name=_text(d["name"], 500), args=short_repr(d["args"]), kwargs=short_repr(d["kwargs"]))
     else:
         preview = d.get("payload") or raw[:HEX_PREVIEW].hex()
         view.update(name=None, payload_error=_text(d.get("payload_error"), 500), payload_hex=preview[: 2 * HEX_PREVIEW])
@@ -164,7 +164,7 @@ def eta_view(member: bytes, score: float, index: int) -> dict[str, Any]:
     except Exception as e:  # NOTE: garbage in the set is shown, never fatal for the page
         view.update(name=None, payload_error=_text(str(e), 500), payload_hex=member[:HEX_PREVIEW].hex())
     else:
-        view.update(name=_text(name, 500), args=_short(args), kwargs=_short(kwargs))
+        view.update(name=_text(name, 500), args=short_repr(args), kwargs=short_repr(kwargs))
     return view
 
 

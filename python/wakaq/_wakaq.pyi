@@ -100,6 +100,9 @@ class Consumer:
     @property
     def worker(self) -> str:
         """This child's identity in failure records: `<daemon>/<pid>`."""
+    @property
+    def unsettled(self) -> bool:
+        """Acks or claims of an unanswered call are parked; the next claim settles them."""
     def claim(self, acks: Sequence[int], max_count: int) -> list[tuple[int, int, bytes]]:
         """Ack finished seqs and claim up to max_count: [(seq, queue index, element)]."""
     def wait(self, timeout: float) -> bool:

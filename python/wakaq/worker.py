@@ -65,6 +65,7 @@ class Claimed:
     queue_name: str
     payload: bytes
     deliveries: int
+    soft_timer: asyncio.TimerHandle | None = None  # an async task's soft timeout, cancelled when it ends
 
 
 def _seconds(value: timedelta | None) -> float:
@@ -250,7 +251,12 @@ class Child:
                 return
             claimed = self._claimed(seq, index, element)
             await self._handle(claimed)
-        self._next_batch_size(len(batch), time.monotonic() - started, len(self.async_tasks) - async_before)
+        started_async = len(self.async_tasks) - async_before
+        if started_async > 0:
+            # NOTE: let the tasks just started run before claiming more: a loop that only claims (starting
+            # tasks never awaits) would take the whole queue into this child before any task finished
+            await asyncio.sleep(0)
+        self._next_batch_size(len(batch), time.monotonic() - started, started_async)
 
     def _next_batch_size(self, size: int, elapsed: float, started_async: int) -> None:
         """Claim more per round trip only while it cannot starve an idle sibling: async tasks start at once,
@@ -274,7 +280,10 @@ class Child:
             await asyncio.wait(list(self.async_tasks))
         if self._wait_future is not None:
             await asyncio.wait([self._wait_future])
-        if self.acks:
+        # NOTE: also when this side holds no acks: a claim cut short by a signal (the SIGTERM that stopped us,
+        # or another one during this final ack) parks its acks in the Consumer and returns [] as if it had
+        # run; exiting with them parked makes the parent requeue tasks that already ran.
+        while self.acks or self.consumer.unsettled:
             await self._redis(self.consumer.claim, self._take_acks(), 0)
 
     # ---- one task ------------------------------------------------------------------------------------
@@ -370,7 +379,7 @@ class Child:
         atask = loop.create_task(coro)
         self.async_tasks[atask] = claimed
         if soft:
-            loop.call_later(soft, self._soft_cancel, atask, claimed.seq)
+            claimed.soft_timer = loop.call_later(soft, self._soft_cancel, atask, claimed.seq)
         if hard:
             self.async_deadlines[claimed.seq] = time.monotonic() + hard
             self._report_async_deadline()
@@ -384,7 +393,14 @@ class Child:
     def _async_done(self, atask: asyncio.Task[None]) -> None:
         self._finished.set()
         claimed = self.async_tasks.pop(atask, None)
-        if claimed is not None and self.async_deadlines.pop(claimed.seq, None) is not None:
+        if claimed is None:
+            return
+        if claimed.soft_timer is not None:
+            # NOTE: an armed timer keeps the finished task (coroutine, arguments, element) alive for the whole
+            # soft timeout: 300 s of finished tasks in a busy child
+            claimed.soft_timer.cancel()
+            claimed.soft_timer = None
+        if self.async_deadlines.pop(claimed.seq, None) is not None:
             self._report_async_deadline()
 
     def _report_async_deadline(self) -> None:
@@ -422,6 +438,8 @@ class Child:
 
     def _succeeded(self, task: Task[Any, Any], claimed: Claimed) -> None:
         self.done += 1
+        if self.soft_timed_out:
+            self.soft_timed_out.discard(claimed.seq)  # the task caught its soft timeout and returned
         if self.debug:
             log.debug("finished task %s", task.name)
         self.acks.append(claimed.seq)

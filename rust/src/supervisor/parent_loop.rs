@@ -298,10 +298,11 @@ impl Parent {
         let worked = state.tasks_done > 0 || running.is_some();
         // NOTE: a child we killed gets no bump: a hard-timeout task was already recorded as failed (Op::Fail
         // was queued first), and a stop is our decision, not the task's fault.
-        let (running, bump) = match (child.killed, exit) {
-            (Some(_), _) => (None, false),
-            (None, Exit::Code(0)) => (running, false),
-            (None, _) => (running, running.is_some()),
+        // NOTE: status 0 is no clean exit while a task is still in the slot (`os._exit(0)` in a task): a clean
+        // exit finishes or hands back its task first. It counts as a delivery like any other death mid-task.
+        let (running, bump) = match child.killed {
+            Some(_) => (None, false),
+            None => (running, running.is_some()),
         };
         self.link.push(Op::Requeue {
             pid: child.pid_u32(),
@@ -315,7 +316,8 @@ impl Parent {
     fn log_child_exit(&mut self, child: &Child, exit: Exit, running: Option<u64>) {
         let task = running.map_or(String::new(), |seq| format!(" while running task {seq}"));
         let msg = format!("child {} (slot {}) {}{task}", child.pid, child.slot, exit.describe());
-        let expected = child.killed.is_some() || child.stopping || child.recycling || exit == Exit::Code(0);
+        let clean = exit == Exit::Code(0) && running.is_none();
+        let expected = child.killed.is_some() || child.stopping || child.recycling || clean;
         if expected {
             self.log.info(&msg);
         } else {

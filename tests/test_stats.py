@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,6 +130,7 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
     app.suicide.delay()  # kills its child on every delivery: dead-listed after 3
     app.soft_sleeper.delay()  # 2 retries (its queue's max_retries), then failed
     app.async_hard.delay()
+    app.suicide_at.delay(datetime(2026, 1, 2, 3, 4, 5, 600_000))  # an ext type in the args
     start_worker(concurrency=2)
     hard = {"queue": "low", "task": "hard_sleeper"}
     pill = {"queue": "low", "task": "suicide"}
@@ -146,7 +148,11 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
         task="async_hard",
         reason="hard_timeout",
     )
+    wait_metric(
+        app, rclient, "wakaq_tasks_failed_total", 1, "poison pill", queue="low", task="suicide_at", reason="dead"
+    )
     found = samples(app, rclient)
+    assert value(found, "wakaq_tasks_failed_total", queue="low", task="?", reason="dead") == 0
     assert value(found, "wakaq_tasks_started_total", queue="low", task="async_hard") == 1
     assert value(found, "wakaq_tasks_retried_total", **soft) == 2
     assert value(found, "wakaq_tasks_started_total", **soft) == 3

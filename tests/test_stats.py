@@ -21,7 +21,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.workers import Worker, wait_until
+from tests.workers import Worker, events, wait_until
 from wakaq.metrics import render_metrics
 from wakaq.stats import snapshot
 from wakaq.watch import CLEAR
@@ -107,6 +107,19 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
     start_worker(concurrency=1)
     wait_metric(app, rclient, "wakaq_tasks_done_total", 30, "23 + 7 after the restart", **high)
     assert value(samples(app, rclient), "wakaq_tasks_failed_total", **default, reason="exception") == 4
+
+
+def test_counts_since_the_last_heartbeat_survive_a_graceful_stop(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    worker = start_worker(concurrency=1, heartbeat=60)  # a heartbeat every 2 s
+    for i in range(10):
+        app.high.delay(i)
+    wait_until(lambda: len(events(rclient, "high")) == 10, 15, 0.01, what="10 tasks run")
+    worker.stop()  # most likely before the next heartbeat
+    assert worker.proc.returncode == 0
+    assert not rclient.smembers("wakaq:daemons")
+    assert value(samples(app, rclient), "wakaq_tasks_done_total", queue="high", task="high") == 10
 
 
 def test_hard_timeout_poison_pill_and_retries_are_counted(

@@ -57,7 +57,7 @@ fn run<T: Send>(
     mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
 ) -> PyResult<T> {
     for _ in 0..INTERRUPTED_RETRIES {
-        match call_detached(py, conn, &mut f) {
+        match call_detached(py, conn, false, &mut f) {
             Ok(v) => return Ok(v),
             Err(Failure::Interrupted) => {}
             Err(Failure::Broker(msg)) => return Err(broker_error(py, msg)),
@@ -192,7 +192,7 @@ impl Consumer {
         // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite
         // those in-flight entries (HSET), losing the tasks. Attempts without a reply are settled later.
         let mut attempts: Vec<u64> = Vec::new();
-        let result: Result<Vec<Value>, Failure> = call_detached(py, &self.conn, |c| {
+        let result: Result<Vec<Value>, Failure> = call_detached(py, &self.conn, false, |c| {
             let first = self.next_seq.fetch_add(width, Ordering::Relaxed);
             attempts.push(first);
             let mut inv = scripts::claim().key(&self.inflight);

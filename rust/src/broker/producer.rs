@@ -28,13 +28,15 @@ pub fn seconds(value: Option<f64>) -> Option<Duration> {
     value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
 }
 
+/// `once`: a push or a PUBLISH, never sent twice (`Conn::run_once`); else an idempotent call (eta ZADD, PING).
 fn lock_run<T: Send>(
     py: Python<'_>,
     conn: &Mutex<Conn>,
+    once: bool,
     f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
     // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
-    call_detached(py, conn, f).map_err(|failure| broker_error(py, failure.message()))
+    call_detached(py, conn, once, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
 impl Broker {
@@ -52,7 +54,7 @@ impl Broker {
 
     fn enqueue_elements(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>]) -> PyResult<i64> {
         let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
-        lock_run(py, &self.conn, |c| {
+        lock_run(py, &self.conn, true, |c| {
             let build = || {
                 let mut pipe = redis::pipe();
                 for chunk in elements.chunks(BULK_CHUNK) {
@@ -139,7 +141,7 @@ impl Broker {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
         let score = format!("{due:.6}");
-        lock_run(py, &self.conn, |c| {
+        lock_run(py, &self.conn, false, |c| {
             scripts::enqueue_eta()
                 .key(&key)
                 .arg(&score)
@@ -178,7 +180,7 @@ impl Broker {
     ) -> PyResult<i64> {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let channel = self.keys.broadcast_channel();
-        lock_run(py, &self.conn, |c| {
+        lock_run(py, &self.conn, true, |c| {
             redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(payload.as_slice())
@@ -187,7 +189,7 @@ impl Broker {
     }
 
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {
-        lock_run(py, &self.conn, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
+        lock_run(py, &self.conn, false, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
     }
 
     #[getter]

@@ -413,7 +413,7 @@ class Child:
             self._report_async_deadline()
         atask.add_done_callback(self._async_done)
 
-    def _soft_cancel(self, atask: asyncio.Task[None], seq: int) -> None:
+    def _soft_cancel(self, atask: asyncio.Task[Any], seq: int) -> None:
         if not atask.done():
             self.soft_timed_out.add(seq)
             atask.cancel("soft timeout")

@@ -55,6 +55,7 @@ class Plan:
     soft: float
     hard: float
     chain: Callable[..., Any] | None  # the wrapped function; None when an async part needs the event loop
+    cell: int  # where this pair is counted (`_wakaq.counter_cell`: shared memory the parent publishes)
 
 
 @dataclass(slots=True)
@@ -310,11 +311,12 @@ class Child:
         try:
             name, args, kwargs, retry = _wakaq.decode_task(claimed.payload)
         except PayloadError as e:
-            await self._fail(claimed, f"undecodable payload: {e}")
+            await self._fail(claimed, f"undecodable payload: {e}", kind="undecodable")
             return
         plan = self._plan(name, claimed)
         if plan is None:
-            await self._fail(claimed, f"unknown task {name!r} (not registered on this app)")
+            cell = _wakaq.counter_cell(claimed.queue_name, None)
+            await self._fail(claimed, f"unknown task {name!r} (not registered on this app)", cell=cell)
         elif plan.task.is_async:
             self._start_async(plan, claimed, args, kwargs, retry)
         else:
@@ -331,7 +333,8 @@ class Child:
             soft, hard = self.app.timeouts_for(task, queue)
             in_loop = needs_event_loop(self.app, task)
             chain = None if in_loop else compose(self.app, task)
-            plan = Plan(task, queue, _seconds(soft), _seconds(hard), chain)
+            cell = _wakaq.counter_cell(claimed.queue_name, name)
+            plan = Plan(task, queue, _seconds(soft), _seconds(hard), chain, cell)
             self._plans[(name, claimed.queue_name)] = plan
         return plan
 
@@ -342,16 +345,18 @@ class Child:
         token = current_task_name.set(task.name)
         if self.debug:
             log.debug("starting task %s", task.name)
-        _wakaq.task_started(claimed.seq, plan.soft, plan.hard)
+        _wakaq.task_started(claimed.seq, plan.soft, plan.hard, plan.cell)
         self.sync_seq = claimed.seq
+        done = False
         try:
             if plan.chain is None:
                 outcome = await self._call_in_loop(task, args, kwargs)
             else:
                 outcome = self._call_sync(task, plan.chain, args, kwargs)
+            done = outcome is None
         finally:
             self.sync_seq = None
-            _wakaq.task_finished()
+            _wakaq.task_finished(done)
         try:
             if outcome is None:
                 self._succeeded(task, claimed)
@@ -404,6 +409,7 @@ class Child:
         soft, hard = plan.soft, plan.hard
         loop = asyncio.get_running_loop()
         coro = self._run_async(plan, claimed, args, kwargs, retry)
+        _wakaq.count_task(plan.cell, "started")
         atask = loop.create_task(coro)
         self.async_tasks[atask] = claimed
         if soft:
@@ -446,6 +452,7 @@ class Child:
         if self.debug:
             log.debug("starting task %s", task.name)
         outcome: BaseException | None = None
+        began = time.monotonic()
         try:
             await run_async(self.app, task, args, kwargs)
         except asyncio.CancelledError as e:
@@ -456,6 +463,7 @@ class Child:
             if isinstance(e, KeyboardInterrupt):
                 raise
             outcome = e
+        _wakaq.count_task(plan.cell, "done" if outcome is None else "exception", time.monotonic() - began)
         if outcome is None:
             self._succeeded(task, claimed)
         else:
@@ -479,7 +487,7 @@ class Child:
             self.soft_timed_out.discard(claimed.seq)
             await self._soft_timeout(plan, claimed, args, kwargs, retry)
         else:
-            await self._fail(claimed, _describe(outcome), _format_tb(outcome))
+            await self._fail(claimed, _describe(outcome), _format_tb(outcome), cell=plan.cell)
 
     async def _soft_timeout(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
@@ -489,11 +497,17 @@ class Child:
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
             payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1)
+            _wakaq.count_task(plan.cell, "retried")
             await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, self._take_acks())
         else:
-            await self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)")
+            await self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)", cell=plan.cell)
 
-    async def _fail(self, claimed: Claimed, reason: str, tb: str = "") -> None:
+    async def _fail(
+        self, claimed: Claimed, reason: str, tb: str = "", *, cell: int | None = None, kind: str = "exception"
+    ) -> None:
+        if cell is None:
+            cell = _wakaq.counter_cell(claimed.queue_name, None)
+        _wakaq.count_task(cell, kind)
         log.error("task failed (%s): %s%s", claimed.queue_name, reason, "\n" + tb.rstrip() if tb else "")
         acks = self._take_acks()
         await self._redis(self.consumer.fail, claimed.seq, claimed.queue_name, claimed.payload, reason, tb, acks)

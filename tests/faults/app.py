@@ -14,6 +14,7 @@ import inspect
 import os
 import secrets
 import signal
+import sys
 import time
 from typing import Any
 
@@ -94,6 +95,14 @@ def build(url: str, **options: Any) -> WakaQ:
             await asyncio.sleep(0)
         client.mark("runs", i)
 
+    @app.task
+    def chatter(i: int, seconds: float) -> None:
+        """Writes a line to stderr (relayed into the log by the parent loop) every 50 ms, without Redis."""
+        for k in range(int(seconds * 20)):
+            print(f"chatter {i} {k}", file=sys.stderr, flush=True)
+            time.sleep(0.05)
+        client.mark("runs", i)
+
     if env("WAKAQ_TEST_ASYNC_WRAPPER"):
 
         @app.wrap_tasks_with
@@ -108,7 +117,7 @@ def build(url: str, **options: Any) -> WakaQ:
         """Fired by the scheduler every second in the Redis-restart scenario."""
         client.mark("ticks", int(time.time()))
 
-    del work, hold, poison, exit0, awork, soft_sync, aspin, tick
+    del work, hold, poison, exit0, awork, soft_sync, aspin, chatter, tick
     return app
 
 

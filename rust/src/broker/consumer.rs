@@ -240,7 +240,15 @@ impl Consumer {
 
     /// Block up to `timeout` seconds for a doorbell token; True when one was taken.
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        let block = Duration::from_secs_f64(timeout.max(0.001));
+        // NOTE: `from_secs_f64` panics on infinity, NaN and values past u64 seconds: reject them instead.
+        let block = Duration::try_from_secs_f64(timeout.max(0.001))
+            .ok()
+            .filter(|_| timeout.is_finite())
+            .ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "wait timeout must be a finite number of seconds, got {timeout}"
+                ))
+            })?;
         let result = py.detach(|| {
             let mut guard = self
                 .block_conn

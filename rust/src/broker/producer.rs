@@ -24,8 +24,12 @@ pub struct Broker {
     keys: Keys,
 }
 
+/// A socket timeout: None, <= 0, NaN, infinity, and values past what a `Duration` holds mean no limit.
 pub fn seconds(value: Option<f64>) -> Option<Duration> {
-    value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
+    // NOTE: `try_`: `from_secs_f64` panics on values past u64 seconds, and no panic may reach Python
+    value
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 /// `once`: a push or a PUBLISH, never sent twice (`Conn::run_once`); else an idempotent call (eta ZADD, PING).

@@ -238,8 +238,11 @@ impl<'py> Fields<'py> {
     /// Seconds with a default; must be finite and > 0.
     fn secs(&self, key: &str, default: f64) -> PyResult<Duration> {
         let x = self.number(key)?.unwrap_or(default);
-        if x.is_finite() && x > 0.0 {
-            Ok(Duration::from_secs_f64(x))
+        if let Some(d) = Some(x)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .and_then(|x| Duration::try_from_secs_f64(x).ok())
+        {
+            Ok(d)
         } else {
             Err(PyValueError::new_err(format!(
                 "{key} must be a positive number of seconds, got {x}"

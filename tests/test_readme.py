@@ -78,3 +78,14 @@ def test_unsupported_argument_raises_type_error_at_delay(readme: Any, rclient: r
     with pytest.raises(TypeError):
         readme.mytask.delay(object(), 1)
     assert rclient.llen("wakaq:a-medium-priority-queue") == 0
+
+
+def test_benchmark_table_is_generated_from_results() -> None:
+    """README's benchmark table is what benches/e2e/readme_table.py makes of benches/RESULTS.md (run
+    `python benches/e2e/readme_table.py` after editing RESULTS.md; `make bench-e2e` does it)."""
+    from benches.e2e import readme_table
+
+    results = readme_table.RESULTS_MD.read_text()
+    assert readme_table.block(results) in readme_table.README.read_text()
+    _systems, rows = readme_table.parse(results)
+    assert rows["enqueue: single .delay()"][0] in readme_table.block(results)

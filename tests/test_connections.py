@@ -101,6 +101,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 @pytest.fixture(scope="module")
 def server(certs: Certs) -> Iterator[RedisServer]:
     if not redis_available():
+        if in_ci():
+            pytest.fail("redis-server is missing; CI must install it (.ci/run does)")
         pytest.skip("redis-server is not installed")
     srv = RedisServer(
         "--save", "", "--appendonly", "no",
@@ -121,6 +123,8 @@ def server(certs: Certs) -> Iterator[RedisServer]:
 def mtls_server(certs: Certs) -> Iterator[RedisServer]:
     """TLS only with a client certificate signed by the CA (`--tls-auth-clients yes`), no password."""
     if not redis_available():
+        if in_ci():
+            pytest.fail("redis-server is missing; CI must install it (.ci/run does)")
         pytest.skip("redis-server is not installed")
     srv = RedisServer(
         "--save", "", "--appendonly", "no",

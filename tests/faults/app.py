@@ -80,8 +80,14 @@ def build(url: str, **options: Any) -> WakaQ:
 
     @app.task(soft_timeout=1, hard_timeout=20, max_retries=1)
     def soft_sync(i: int) -> None:
-        """A short sync task; the suite's async wrapper (WAKAQ_TEST_ASYNC_WRAPPER) pauses 3 s before it runs,
+        """A short sync task; the suite's async wrapper (WAKAQ_TEST_ASYNC_WRAPPER) pauses 3 s before this one runs,
         so its soft timeout fires while the event loop waits or runs another task."""
+        client.mark("runs", i)
+
+    @app.task(soft_timeout=1, hard_timeout=20, max_retries=1)
+    def soft_body(i: int) -> None:
+        """A sync task whose own body outlasts its soft timeout (under the async wrapper: inside its loop task)."""
+        time.sleep(3.0)
         client.mark("runs", i)
 
     @app.task
@@ -109,7 +115,8 @@ def build(url: str, **options: Any) -> WakaQ:
         async def pause_sync_tasks(fn: Any, args: Any, kwargs: Any) -> Any:
             if inspect.iscoroutinefunction(fn):
                 return await fn(*args, **kwargs)
-            await asyncio.sleep(3.0)
+            if fn.__name__ == "soft_sync":
+                await asyncio.sleep(3.0)
             return fn(*args, **kwargs)
 
     @app.task
@@ -117,7 +124,7 @@ def build(url: str, **options: Any) -> WakaQ:
         """Fired by the scheduler every second in the Redis-restart scenario."""
         client.mark("ticks", int(time.time()))
 
-    del work, hold, poison, exit0, awork, soft_sync, aspin, chatter, tick
+    del work, hold, poison, exit0, awork, soft_sync, soft_body, aspin, chatter, tick
     return app
 
 

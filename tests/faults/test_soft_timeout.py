@@ -3,7 +3,8 @@ they belong to: its soft timeout (a retry, then a failure record), never a crash
 
 The parent sends SIGQUIT; the child's handler used to raise `SoftTimeout` wherever the main thread was. With the
 suite's async wrapper a sync task awaits 3 s before its body runs, so its 1 s soft timeout fires while the event
-loop runs an async task that keeps the CPU busy (phase 1), or while it sleeps in the selector (phase 2).
+loop runs an async task that keeps the CPU busy (phase 1), or while it sleeps in the selector (phase 2); in phase 3
+the soft timeout fires inside the body of a sync task under the same wrapper (it raises there).
 Failing output before the fix:
 
     phase 1: AssertionError: the busy async task completed, the sync task timed out:
@@ -51,13 +52,19 @@ def test_soft_timeout_under_an_async_wrapper(
     # phase 2: the soft timeout fires while the event loop sleeps in the selector
     app.tasks["soft_sync"].delay(3)
     wait_until(lambda: settled({3}), timeout=30, what="phase 2 to settle")
+    # phase 3: the soft timeout fires inside the sync task's own body (it raises there, in its loop task)
+    app.tasks["soft_body"].delay(4)
+    wait_until(lambda: settled({4}), timeout=30, what="phase 3 to settle")
     died = driver.died_children(worker.log_text())
     assert not died, f"no child died: {died} ({worker.log_text()[-1500:]})"
     driver.wait_drained(client, timeout=20)
-    acc = driver.account(client, [1, 2, 3])
-    note = "SIGQUIT while a busy async task runs (1 ran, 2 timed out), then while the loop sleeps (3 timed out)"
+    acc = driver.account(client, [1, 2, 3, 4])
+    note = (
+        "SIGQUIT while a busy async task runs (1 ran, 2 timed out), while the loop sleeps (3 timed out), inside the"
+        " task's own body (4 timed out)"
+    )
     driver.record(acc.row("soft timeout under an async wrapper", started, note))
     assert acc.lost == set() and acc.duplicates == set()
-    assert driver.failed_ids(driver.failure_records(client)) == {2: [SOFT_TIMEOUT], 3: [SOFT_TIMEOUT]}
+    assert driver.failed_ids(driver.failure_records(client)) == {i: [SOFT_TIMEOUT] for i in (2, 3, 4)}
     assert "hit its soft timeout, retry 1 of 1" in worker.log_text()
     assert worker.proc.poll() is None

@@ -265,8 +265,9 @@ class Child:
         started = time.monotonic()
         async_before = len(self.async_tasks)
         for i, (seq, index, element) in enumerate(batch):
-            if self.stopping:
+            if self.stopping or (i and self._batch_turned_slow(started, i, len(self.async_tasks) - async_before)):
                 await self._redis(self.consumer.release, [s for s, _, _ in batch[i:]])
+                self.batch = 1
                 return
             claimed = self._claimed(seq, index, element)
             await self._handle(claimed)
@@ -276,6 +277,16 @@ class Child:
             # tasks never awaits) would take the whole queue into this child before any task finished
             await asyncio.sleep(0)
         self._next_batch_size(len(batch), time.monotonic() - started, started_async)
+
+    @staticmethod
+    def _batch_turned_slow(started: float, ran: int, started_async: int) -> bool:
+        """The sync tasks run so far in this batch took FAST_TASK or more each, on average.
+
+        NOTE: a batch grows while tasks are fast; when slow tasks follow fast ones in the same queue, the rest
+        of the batch is handed back (to the front of its queues, order kept) instead of being run here one by
+        one: an idle sibling takes them at once, and the next claim sees higher-priority work again."""
+        ran_sync = ran - started_async
+        return ran_sync > 0 and time.monotonic() - started >= FAST_TASK * ran_sync
 
     def _next_batch_size(self, size: int, elapsed: float, started_async: int) -> None:
         """Claim more per round trip only while it cannot starve an idle sibling: async tasks start at once,

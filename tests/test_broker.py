@@ -31,9 +31,11 @@ def consumer(redis_url: str) -> _wakaq.Consumer:
     return _wakaq.Consumer(redis_url, "wakaq", DAEMON, ["high", "low"], 1.0, 5.0)
 
 
-def test_key_layout_matches_python_keys() -> None:
-    layout = _wakaq.key_layout("wakaq")
-    keys = Keys("wakaq")
+@pytest.mark.parametrize("cluster", [False, True])
+def test_key_layout_matches_python_keys(cluster: bool) -> None:
+    layout = _wakaq.key_layout("wakaq", cluster)
+    keys = Keys("wakaq", cluster)
+    assert layout["queue"] == ("{wakaq}:{queue}" if cluster else "wakaq:{queue}")
     assert layout["queue"] == keys.queue("{queue}")
     assert layout["eta"] == keys.eta("{queue}")
     assert layout["bell"] == keys.bell("{queue}")

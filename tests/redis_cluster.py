@@ -5,7 +5,9 @@ Started with `redis-server --cluster-enabled yes` six times and `redis-cli --clu
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,9 +16,30 @@ from pathlib import Path
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import RedisServer
 
 NODES = 6
+# NOTE: a cluster node also listens on its port + 10000 (the cluster bus), so ports stay below 55536.
+PORT_RANGE = (20000, 45000)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_port() -> int:
+    """A free loopback port whose cluster bus port (+10000) is free too."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(*PORT_RANGE)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class RedisClusterServers:
@@ -24,7 +47,7 @@ class RedisClusterServers:
         self.dir = tempfile.mkdtemp(prefix="wakaq-cluster-")
         self.servers: list[RedisServer] = []
         for i in range(nodes):
-            port = free_port()
+            port = cluster_port()
             node_dir = Path(self.dir) / str(i)
             node_dir.mkdir()
             self.servers.append(

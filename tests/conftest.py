@@ -38,7 +38,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisClusterServers]:
     """A private 6-node Redis Cluster (3 masters, 3 replicas) for the session (`WAKAQ_TEST_CLUSTER=1`)."""
-    from tests.redis_cluster import RedisClusterServers  # noqa: PLC0415 (only in cluster mode)
+    from tests.redis_cluster import RedisClusterServers
 
     if not redis_available():
         if in_ci():
@@ -72,9 +72,7 @@ def redis_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 @pytest.fixture
 def rclient(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Any]:
     """A redis-py client of that Redis: `redis.Redis`, or `redis.RedisCluster` in cluster mode."""
-    client: Any = (
-        request.getfixturevalue("redis_cluster").client() if CLUSTER else redis.Redis.from_url(redis_url)
-    )
+    client: Any = request.getfixturevalue("redis_cluster").client() if CLUSTER else redis.Redis.from_url(redis_url)
     try:
         yield client
     finally:

@@ -30,3 +30,11 @@ def scan_keys(client: Any, pattern: str) -> list[bytes]:
     if not CLUSTER:
         return list(client.keys(pattern))
     return list(client.keys(pattern, target_nodes=client.PRIMARIES))
+
+
+def pose_as_daemon(client: Any, daemon: str = "listener:1:aa") -> None:
+    """On a cluster, register a live daemon: there `broadcast()` reports the live daemons, not PUBLISH's count of
+    one node's subscribers, so a test subscribing by hand stands in for one. A no-op on a single Redis."""
+    if CLUSTER:
+        client.sadd(KEYS.daemons, daemon)
+        client.set(KEYS.heartbeat(daemon), "{}", px=60_000)

@@ -13,9 +13,9 @@ import msgpack
 import pytest
 import redis
 
-from tests.keyspace import KEYS
 from tests.conftest import ROOT
 from tests.fakes import needs_broker, needs_codec
+from tests.keyspace import KEYS
 from tests.redis_server import free_port
 from wakaq import WakaQ
 from wakaq.cli import import_app

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.keyspace import KEYS, scan_keys
 from tests.conftest import ROOT
+from tests.keyspace import KEYS, scan_keys
 from tests.redis_server import RedisServer, free_port
 from tests.workers import child_pids, wait_until
 from wakaq import CronTask, WakaQ, WakaQError

@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "maturin>=1.8,<2" "redis>=4.5" hiredis "croniter>=1.3" "psutil>=5.9" \
-		pytest pytest-timeout pytest-benchmark msgpack ruff mypy
+		pytest pytest-timeout pytest-benchmark msgpack prometheus_client ruff mypy
 	touch $@
 
 .PHONY: redis-server
@@ -49,7 +49,8 @@ test-python: build redis-server ## pytest: unit and integration tests against a 
 
 # NOTE: the integration test files that run a second time on a Redis Cluster (3 masters, 3 replicas) started by
 # the tests (tests/redis_cluster.py; redis-cli comes with the redis-server package).
-CLUSTER_TESTS = tests/test_worker.py tests/test_scheduler.py tests/test_cli.py tests/test_broker.py tests/test_readme.py
+CLUSTER_TESTS = tests/test_worker.py tests/test_scheduler.py tests/test_cli.py tests/test_broker.py tests/test_readme.py \
+	tests/test_stats.py
 
 .PHONY: test-cluster
 test-cluster: build redis-server ## the integration tests again, on a private 6-node Redis Cluster (WAKAQ_TEST_CLUSTER=1)

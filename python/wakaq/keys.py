@@ -44,6 +44,16 @@ class Keys:
     def heartbeat(self, daemon: str) -> str:
         return f"{self.namespace}:hb:{daemon}"
 
+    def daemon_info(self, daemon: str) -> str:
+        return f"{self.namespace}:daemon:{daemon}"
+
+    def stats(self, daemon: str) -> str:
+        return f"{self.namespace}:stats:{daemon}"
+
+    @property
+    def stats_retired(self) -> str:
+        return f"{self.namespace}:stats:retired"
+
     @property
     def daemons(self) -> str:
         return f"{self.namespace}:daemons"

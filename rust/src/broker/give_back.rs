@@ -56,6 +56,7 @@ pub fn requeue(c: &mut dyn ConnectionLike, keys: &Keys, names: &[String], r: &Re
     let mut total = 0;
     for _ in 0..PASSES {
         let mut inv = scripts::requeue().key(r.inflight);
+        inv.key(keys.stats_retired());
         for k in keys.targets(&names) {
             inv.key(k);
         }
@@ -124,7 +125,10 @@ fn reap_one(c: &mut dyn ConnectionLike, keys: &Keys, id: &str, reaper: &str) -> 
             .key(keys.heartbeat(id))
             .key(&inflight)
             .key(keys.queue(&bcast))
-            .key(keys.bell(&bcast));
+            .key(keys.bell(&bcast))
+            .key(keys.stats_retired())
+            .key(keys.stats(id))
+            .key(keys.daemon_info(id));
         for k in keys.targets(&names) {
             inv.key(k);
         }

@@ -11,11 +11,15 @@
 --   N:hb:<daemon>         str   heartbeat with a TTL; JSON info
 --   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
 --   N:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
+--   N:daemon:<daemon>     hash  info (JSON, as in the heartbeat) and seen (server time): kept until reaped
+--   N:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
+--   N:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks
+--                               dead-listed by a script (counted here, where it happens)
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).
 --
 -- NOTE: every script touches only keys passed in KEYS (a Redis Cluster requirement). Scripts that return
 -- in-flight entries to their queues get the queues as "targets": KEYS[first ..] = lists, then bells, then failed
--- lists, n of each, and the queue names in ARGV (`targets` below); an entry whose queue was not passed is left in
+-- lists, n of each, and the queue names in ARGV (`targets` below), plus N:stats:retired; an entry whose queue was not passed is left in
 -- place and its queue named in the reply, so the caller can call again with that queue's keys.
 
 local function ring(bell)
@@ -73,12 +77,40 @@ local function split(element)
   return 0, element
 end
 
+-- The name of the task in a payload (msgpack map or WakaQ JSON), '?' when it cannot be read.
+local function task_name(payload)
+  local ok, t
+  if string.sub(payload, 1, 1) == '{' then
+    ok, t = pcall(cjson.decode, payload)
+  else
+    ok, t = pcall(cmsgpack.unpack, payload)
+  end
+  if ok and type(t) == 'table' and type(t['name']) == 'string' then return t['name'] end
+  return '?'
+end
+
+-- `retired`: the N:stats:retired hash
+local function count_retired(retired, counter, queue, payload)
+  if string.sub(queue, 1, 6) == 'bcast:' then queue = 'broadcast' end  -- as the children count broadcasts
+  redis.call('HINCRBY', retired, counter .. '\31' .. queue .. '\31' .. task_name(payload), 1)
+end
+
+-- Fold a daemon's task counters (`stats`, its N:stats:<daemon>) into the retired totals and drop its stats and
+-- info (`info`, its N:daemon:<daemon>) (retire.lua, reap.lua).
+local function retire_stats(retired, stats, info)
+  local all = redis.call('HGETALL', stats)
+  for i = 1, #all, 2 do
+    redis.call('HINCRBY', retired, all[i], all[i + 1])
+  end
+  redis.call('DEL', stats, info)
+end
+
 -- Queue targets from KEYS[first .. first+3n-1] (n lists, n bells, n failed lists) and the n queue names in
--- ARGV[afirst ..]: name -> {list, bell, failed}.
-local function targets(first, n, afirst)
+-- ARGV[afirst ..]: name -> {list, bell, failed, retired} (`retired`: the N:stats:retired key, also passed in KEYS).
+local function targets(first, n, afirst, retired)
   local t = {}
   for i = 0, n - 1 do
-    t[ARGV[afirst + i]] = {KEYS[first + i], KEYS[first + n + i], KEYS[first + 2 * n + i]}
+    t[ARGV[afirst + i]] = {KEYS[first + i], KEYS[first + n + i], KEYS[first + 2 * n + i], retired}
   end
   return t
 end
@@ -102,6 +134,7 @@ local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
     count = count + 1
     if count >= max_deliveries then
       push_failed(to[3], record(queue, payload, reason, '', worker, count), keep)
+      count_retired(to[4], 'dead', queue, payload)
       return 0
     end
     element = string.char(0xc1, count) .. payload

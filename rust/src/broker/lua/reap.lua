@@ -2,12 +2,14 @@
 -- The caller read the daemon's in-flight entries first and passes the queues they name; this script re-checks
 -- both atomically: a daemon whose heartbeat is back is left alone, and entries of a queue not passed stay.
 -- KEYS[1] daemons set, KEYS[2] its heartbeat, KEYS[3] its in-flight hash, KEYS[4] its broadcast list,
--- KEYS[5] that list's bell, KEYS[6 .. 3n+5] the queue targets (n lists, n bells, n failed lists; see lib.lua)
+-- KEYS[5] that list's bell, KEYS[6] the retired counters (N:stats:retired), KEYS[7] its counters
+-- (N:stats:<daemon>), KEYS[8] its info (N:daemon:<daemon>),
+-- KEYS[9 .. 3n+8] the queue targets (n lists, n bells, n failed lists; see lib.lua)
 -- ARGV[1] daemon id, ARGV[2] n, ARGV[3] max deliveries, ARGV[4] reaper id, ARGV[5] failed bound,
 -- ARGV[6 .. 5+n] the queue names of the targets
 -- Returns {1 when reaped now (0: alive, or entries left), tasks requeued, queue names of entries left...}.
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0} end
-local to = targets(6, tonumber(ARGV[2]), 6)
+local to = targets(9, tonumber(ARGV[2]), 6, KEYS[6])
 local reason = 'worker daemon ' .. ARGV[1] .. ' died while running it'
 local all = redis.call('HGETALL', KEYS[3])
 local tasks, missing, seen = 0, {}, {}
@@ -30,5 +32,6 @@ if #missing > 0 then
 end
 -- broadcasts relayed to the dead daemon are dropped: they were meant for its children only
 redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
+retire_stats(KEYS[6], KEYS[7], KEYS[8])
 redis.call('SREM', KEYS[1], ARGV[1])
 return {1, tasks}

@@ -1,12 +1,13 @@
 -- Return in-flight tasks of one child (field prefix "<pid>:") to the front of their queues.
--- KEYS[1] in-flight hash, KEYS[2 .. 3n+1] the queue targets (n lists, n bells, n failed lists; see lib.lua)
+-- KEYS[1] in-flight hash, KEYS[2] the retired counters (N:stats:retired: dead-listed tasks are counted there),
+-- KEYS[3 .. 3n+2] the queue targets (n lists, n bells, n failed lists; see lib.lua)
 -- ARGV[1] n, ARGV[2] field prefix "<pid>:" ('' = every field), ARGV[3] field whose delivery is counted
 -- ('' = none, '*' = all), ARGV[4] max deliveries, ARGV[5] worker id, ARGV[6] failed bound,
 -- ARGV[7] reason for a dead-listed task, ARGV[8] only these seqs (comma separated, '' = all),
 -- ARGV[9 .. 8+n] the queue names of the targets
 -- Returns {tasks requeued (dead-listed ones not counted), queue names of entries left in place...}: an entry
 -- whose queue was not passed stays in flight, for a second call that passes its queue.
-local to = targets(2, tonumber(ARGV[1]), 9)
+local to = targets(3, tonumber(ARGV[1]), 9, KEYS[2])
 local all = redis.call('HGETALL', KEYS[1])
 local fp = ARGV[2]
 local only = nil

@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
 
 from tests.keyspace import CLUSTER  # noqa: E402
 from tests.redis_server import RedisServer, in_ci, redis_available  # noqa: E402
+from tests.webserver import browser  # noqa: E402, F401 - the headless Chromium fixture
 
 if TYPE_CHECKING:
     from tests.redis_cluster import RedisClusterServers

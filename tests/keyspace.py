@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
+
 from wakaq.keys import DEFAULT_PREFIX, Keys
 
 CLUSTER = os.environ.get("WAKAQ_TEST_CLUSTER", "").lower() in ("1", "true", "yes")
 KEYS = Keys(DEFAULT_PREFIX, cluster=CLUSTER)
+
+#: for a test of one server's own behaviour (MONITOR on it, stopping it): skipped in cluster mode
+single_redis_only = pytest.mark.skipif(CLUSTER, reason="watches or stops the one redis-server")
 
 
 def subscribers(client: Any, channel: str) -> int:

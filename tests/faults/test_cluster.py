@@ -98,7 +98,7 @@ def test_cluster_failover_of_the_queues_master_mid_drain(
     """CLUSTER FAILOVER on the replica of the master holding `{wakaq}`: clients follow the new master (MOVED,
     refreshed slots); no task is lost, none runs twice."""
     slot = client.keyslot(KEYS.queue("faults"))
-    old_port, old_id = _slot_owner(cluster, slot)
+    old_port, _old_id = _slot_owner(cluster, slot)
 
     def failover() -> str:
         with _node(old_port) as m:

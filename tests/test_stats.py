@@ -187,12 +187,12 @@ def test_daemon_reaped_while_stalled_does_not_count_twice(
         os.kill(pid, signal.SIGSTOP)
     try:
         start_worker("reaper", concurrency=1)
-        wait_until(lambda: len(rclient.smembers("wakaq:daemons")) == 1, 20, 0.2, what="the frozen daemon reaped")
+        wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 1, 20, 0.2, what="the frozen daemon reaped")
         assert value(samples(app, rclient), "wakaq_tasks_done_total", **high) == 5
     finally:
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
-    wait_until(lambda: len(rclient.smembers("wakaq:daemons")) == 2, 20, 0.2, what="the woken daemon registered again")
+    wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 2, 20, 0.2, what="the woken daemon registered again")
     for i in range(5):
         app.high.delay(i)
     wait_metric(app, rclient, "wakaq_tasks_done_total", 10, "5 + 5", **high)

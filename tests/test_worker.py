@@ -94,10 +94,21 @@ def test_two_async_tasks_overlap_with_one_child(
 def test_async_concurrency_limit_does_not_drop_tasks(
     app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
+    """Six 0.3 s async tasks, limit 2: never more than 2 run at once, and 2 do overlap (the limit is a limit,
+    not serial execution). Overlap is measured from each task's start and end events."""
     for i in range(6):
         app.async_sleeper.delay(0.3, tag=str(i))
     start_worker(async_concurrency=2)
     wait_until(lambda: len(events(rclient, "async-end")) == 6, timeout=15, what="6 async tasks")
+    starts = {e["tag"]: e["t"] for e in events(rclient, "async-start")}
+    ends = {e["tag"]: e["t"] for e in events(rclient, "async-end")}
+    assert set(starts) == set(ends) == {str(i) for i in range(6)}
+    marks = sorted([(t, 1) for t in starts.values()] + [(t, -1) for t in ends.values()], key=lambda m: (m[0], m[1]))
+    running, most = 0, 0
+    for _, step in marks:
+        running += step
+        most = max(most, running)
+    assert most == 2, f"at most 2 async tasks at once, and 2 did overlap: {most} ran at once"
 
 
 def test_soft_timeout_retries_then_fails(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:

@@ -26,11 +26,13 @@ from typing import Any, Protocol
 import redis
 
 KEY_DONE = "bench:done"  # string: tasks finished, all worker processes together
+KEY_IDN = "bench:idn"  # string: finished tasks that carry an id (0 <= id < N); duplicates count again
+KEY_IDS = "bench:ids"  # bitmap: bit i set when a task with id i finished (BITCOUNT = distinct ids)
 KEY_FIRST = "bench:first"  # hash: worker pid -> unix time its first task finished
 KEY_LAST = "bench:last"  # hash: worker pid -> unix time its latest task finished
 KEY_READY = "bench:ready"  # hash: worker pid -> unix time its start-up hook ran
 KEY_LAT = "bench:lat"  # list: enqueue-to-start latencies (seconds), one per latency task
-KEY_IO = "bench:io"  # string: the counter drain-io tasks INCR themselves
+KEY_IO = "bench:io"  # string (on the Redis under test): the counter drain-io tasks INCR themselves
 
 FLUSH_INTERVAL = 0.01
 POLL_INTERVAL = 0.005
@@ -38,39 +40,63 @@ STALL_SECONDS = 10.0  # no progress for this long with nothing left in Redis: ta
 QUEUE = "bench"
 ETA_KEY = f"wakaq:eta:{QUEUE}"
 ASYNC_SLEEP = 0.01  # seconds each async task awaits
+BITFIELD_OPS = 500  # ids per BITFIELD command in a flush
+
+
+def progress_url() -> str:
+    """The bookkeeping Redis: a second private server, so the Redis under test sees only the queue's traffic
+    (its INFO cpu / commandstats deltas are the system's own cost). Falls back to the system's Redis."""
+    return os.environ.get("BENCH_PROGRESS_URL") or os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
 
 
 # ---- worker side ----------------------------------------------------------------------------------------------
 
 
 class Progress:
-    """Per worker process: finished-task count and latency samples in memory, flushed by a daemon thread."""
+    """Per worker process: finished-task count, task ids and latency samples in memory, flushed by a daemon
+    thread (or at once with BENCH_PROGRESS_SYNC=1, for workers that run each task in a short-lived fork)."""
 
     def __init__(self) -> None:
         self.count = 0
         self.first = 0.0
         self.last = 0.0
+        self.ids: list[int] = []
         self.samples: list[float] = []
         self.url = ""
+        self.sync = os.environ.get("BENCH_PROGRESS_SYNC") == "1"
+        self._lock = threading.Lock()  # NOTE: Dramatiq runs tasks on several threads of one process
         self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._client: redis.Redis | None = None
         self._io: redis.Redis | None = None
 
-    def start(self, url: str) -> None:
-        """Called once in each worker process (after fork); idempotent."""
-        if self._thread is not None and self._thread.is_alive():
+    def start(self, url: str = "") -> None:
+        """Called once in each worker process (after fork) from its start-up hook; idempotent. `url` is the
+        Redis under test (tasks doing I/O use it); the bookkeeping goes to `progress_url()`."""
+        if self._pid == os.getpid():
             return
-        self.url = url
-        client = redis.Redis.from_url(url)
-        client.hset(KEY_READY, str(os.getpid()), repr(time.time()))
-        self._thread = threading.Thread(target=self._flush_forever, args=(client,), name="bench-flush", daemon=True)
-        self._thread.start()
+        self._pid = os.getpid()
+        self.url = url or os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
+        self._io = None
+        self._client = redis.Redis.from_url(progress_url())
+        self._client.hset(KEY_READY, str(self._pid), repr(time.time()))
+        if not self.sync:
+            self._thread = threading.Thread(target=self._flush_forever, name="bench-flush", daemon=True)
+            self._thread.start()
 
-    def done(self) -> None:
+    def done(self, i: int = -1) -> None:
+        if self._pid != os.getpid():
+            self.start()  # systems without a per-process start-up hook (RQ): start on the first task
         now = time.time()
-        if not self.count:
-            self.first = now
-        self.last = now
-        self.count += 1
+        with self._lock:
+            if not self.count:
+                self.first = now
+            self.last = now
+            self.count += 1
+            if i >= 0:
+                self.ids.append(i)
+        if self.sync:
+            self._flush_once(0)
 
     def started(self, sent: float) -> None:
         """A latency task began: record enqueue-to-start, then count it."""
@@ -78,33 +104,52 @@ class Progress:
         self.done()
 
     def io(self) -> redis.Redis:
-        """This process's own client for tasks that do Redis I/O themselves."""
+        """This process's own client to the Redis under test, for tasks that do Redis I/O themselves."""
+        if self._pid != os.getpid():
+            self.start()
         if self._io is None:
             self._io = redis.Redis.from_url(self.url)
         return self._io
 
-    def _flush_forever(self, client: redis.Redis) -> None:
+    def _flush_forever(self) -> None:
         flushed = 0
-        pid = str(os.getpid())
         while True:
             time.sleep(FLUSH_INTERVAL)
-            count = self.count
-            if count == flushed:
-                continue
+            flushed = self._flush_once(flushed)
+
+    def _flush_once(self, flushed: int) -> int:
+        """Send what finished since `flushed` tasks; returns the new flushed count (unchanged on an error)."""
+        assert self._client is not None
+        with self._lock:
+            count, first, last = self.count, self.first, self.last
+            ids, self.ids = self.ids, []
             samples, self.samples = self.samples, []
-            pipe = client.pipeline(transaction=False)
-            if not flushed:
-                pipe.hset(KEY_FIRST, pid, repr(self.first))
-            pipe.hset(KEY_LAST, pid, repr(self.last))
-            if samples:
-                pipe.rpush(KEY_LAT, *(repr(s) for s in samples))
-            pipe.incrby(KEY_DONE, count - flushed)  # NOTE: last, so `last`/samples are there once the count is
-            try:
-                pipe.execute()
-            except redis.RedisError:
+        if count == flushed and not ids:
+            return flushed
+        pid = str(os.getpid())
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hsetnx(KEY_FIRST, pid, repr(first))
+        pipe.hset(KEY_LAST, pid, repr(last))
+        if samples:
+            pipe.rpush(KEY_LAT, *(repr(s) for s in samples))
+        for k in range(0, len(ids), BITFIELD_OPS):
+            ops: list[str | int] = []
+            for i in ids[k : k + BITFIELD_OPS]:
+                ops += ["SET", "u1", i, 1]
+            pipe.execute_command("BITFIELD", KEY_IDS, *ops)
+        if ids:
+            pipe.incrby(KEY_IDN, len(ids))
+        if self.sync:
+            count, flushed = 1, 0  # one task per call: add one
+        pipe.incrby(KEY_DONE, count - flushed)  # NOTE: last, so the rest is there once the count is
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            with self._lock:
+                self.ids[:0] = ids
                 self.samples[:0] = samples
-                continue
-            flushed = count
+            return flushed
+        return count
 
 
 progress = Progress()
@@ -117,7 +162,8 @@ class System(Protocol):
     """What each `systems/<name>.py` provides to the driver."""
 
     name: str
-    concurrency: int
+    concurrency: int  # worker processes that run tasks (each runs the start-up hook once)
+    backlog_keys: tuple[str, ...]  # keys (lists, zsets, hashes) holding tasks not yet run, on the Redis under test
 
     def delay(self, kind: str, *args: Any) -> None: ...
     def enqueue_bulk(self, kind: str, count: int, chunk: int = 1000) -> None: ...
@@ -138,6 +184,7 @@ class Options:
     bulk_chunk: int = 1_000
     timeout: float = 300.0
     logdir: str = "."
+    progress_url: str = ""
 
 
 class LegTimeout(Exception):
@@ -146,6 +193,10 @@ class LegTimeout(Exception):
 
 class TasksLost(Exception):
     """Nothing is left in Redis to run and the count stopped short of N: the system dropped tasks."""
+
+    def __init__(self, message: str, tally: dict[str, int]) -> None:
+        super().__init__(message)
+        self.tally = tally
 
 
 def wait_for(check: Callable[[], Any], deadline: float, what: str, interval: float = POLL_INTERVAL) -> Any:
@@ -251,53 +302,126 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def _wait_ready(r: redis.Redis, worker: WorkerProcess, system: System, deadline: float) -> float:
-    """Wait until every worker process ran its start-up hook; returns when the last one did."""
+def clients(opts: Options) -> tuple[redis.Redis, redis.Redis]:
+    """(the Redis under test, the bookkeeping Redis); the same server when no separate one was given."""
+    return redis.Redis.from_url(opts.url), redis.Redis.from_url(opts.progress_url or opts.url)
 
-    def ready() -> list[float] | None:
+
+# ---- Redis cost (INFO deltas on the Redis under test) -----------------------------------------------------
+
+
+def redis_stats(r: redis.Redis) -> dict[str, Any]:
+    """CPU seconds (user + sys) and per-command call counts (commands inside Lua scripts included)."""
+    cpu = r.info("cpu")
+    stats = r.info("commandstats")
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    return {"cpu": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), "calls": calls}
+
+
+def redis_cost(before: dict[str, Any], after: dict[str, Any], tasks: int, prefix: str = "") -> dict[str, Any]:
+    """Per task: Redis CPU microseconds and commands (our own INFO calls left out), and the top commands."""
+    delta = {
+        k: v - before["calls"].get(k, 0)
+        for k, v in after["calls"].items()
+        if k != "info" and v - before["calls"].get(k, 0) > 0
+    }
+    top = sorted(delta.items(), key=lambda kv: -kv[1])[:6]
+    return {
+        f"{prefix}redis_us": 1e6 * (after["cpu"] - before["cpu"]) / tasks,
+        f"{prefix}redis_cmds": sum(delta.values()) / tasks,
+        f"{prefix}redis_top": ", ".join(f"{k} {v / tasks:.2f}" for k, v in top),
+    }
+
+
+# ---- waiting for workers ------------------------------------------------------------------------------------
+
+
+def _ready_count(system: System, pr: redis.Redis, r: redis.Redis) -> int:
+    custom = getattr(system, "ready_count", None)
+    return int(custom(r)) if custom else int(pr.hlen(KEY_READY))
+
+
+def _wait_ready(system: System, pr: redis.Redis, r: redis.Redis, worker: WorkerProcess, deadline: float) -> None:
+    """Wait until every worker process ran its start-up hook (or the system's own readiness check)."""
+
+    def ready() -> bool:
         worker.check_alive()
-        times = _floats(r.hgetall(KEY_READY))
-        return times if len(times) >= system.concurrency else None
+        return _ready_count(system, pr, r) >= system.concurrency
 
-    return max(wait_for(ready, deadline, f"{system.concurrency} worker processes to start"))
+    wait_for(ready, deadline, f"{system.concurrency} worker processes to start")
 
 
-def _wait_done(r: redis.Redis, worker: WorkerProcess, count: int, deadline: float) -> None:
+def _counts(pr: redis.Redis) -> tuple[int, int, int]:
+    """(tasks finished, finished tasks with an id, distinct ids) so far."""
+    pipe = pr.pipeline(transaction=False)
+    pipe.get(KEY_DONE).get(KEY_IDN).bitcount(KEY_IDS)
+    done, idn, distinct = pipe.execute()
+    return int(done or 0), int(idn or 0), int(distinct or 0)
+
+
+def _tally(pr: redis.Redis, awaited: int) -> dict[str, int]:
+    _, idn, distinct = _counts(pr)
+    return {"awaited": awaited, "missing": awaited - distinct, "extra": idn - distinct}
+
+
+def _wait_done(
+    system: System, pr: redis.Redis, r: redis.Redis, worker: WorkerProcess, count: int, deadline: float, ids: bool
+) -> None:
+    """Until `count` tasks finished: with `ids`, `count` distinct ids (duplicates do not make up for losses)."""
     seen = {"done": -1, "at": time.monotonic()}
 
     def finished() -> bool:
-        done = int(r.get(KEY_DONE) or 0)
-        if done >= count:
+        done, _, distinct = _counts(pr)
+        progress_made = distinct if ids else done
+        if progress_made >= count:
             return True
         now = time.monotonic()
         if now > deadline:
-            raise LegTimeout(f"timed out: {done} of {count} tasks finished")
+            raise LegTimeout(f"timed out: {progress_made} of {count} tasks finished")
         if done != seen["done"]:
             seen.update(done=done, at=now)
-        elif now - seen["at"] > STALL_SECONDS and not _backlog(r):
-            raise TasksLost(f"{count - done} of {count} tasks lost: queues empty, no progress for {STALL_SECONDS}s")
+        elif now - seen["at"] > STALL_SECONDS and not _backlog(system, r):
+            tally = _tally(pr, count) if ids else {"awaited": count, "missing": count - done, "extra": 0}
+            raise TasksLost(
+                f"{count - progress_made} of {count} tasks lost: queues empty, no progress for {STALL_SECONDS}s",
+                tally,
+            )
         worker.check_alive()
         return False
 
     wait_for(finished, deadline + 1, f"{count} tasks")
 
 
-def _backlog(r: redis.Redis) -> int:
-    """Tasks still waiting in Redis: the queue list (WakaQ/wakaq name, Celery name) and the eta zset."""
-    pipe = r.pipeline(transaction=False)
-    pipe.llen(f"wakaq:{QUEUE}").llen(QUEUE).zcard(ETA_KEY)
-    return sum(pipe.execute())
+def _backlog(system: System, r: redis.Redis) -> int:
+    """Tasks still waiting in Redis, in the system's own keys (lists, zsets, sets, hashes)."""
+    total = 0
+    for key in system.backlog_keys:
+        kind = r.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        size = {"list": r.llen, "zset": r.zcard, "set": r.scard, "hash": r.hlen, "stream": r.xlen}.get(kind)
+        total += int(size(key)) if size else 0
+    return total
 
 
-def _drain(system: System, opts: Options, r: redis.Redis, count: int, tag: str) -> dict[str, float]:
-    """Start the workers on `count` queued tasks; time until all finished, with and without start-up."""
+SETTLE_SECONDS = 0.3  # after the last awaited task: time for duplicates to show up in the tally
+
+
+def _drain(system: System, opts: Options, count: int, tag: str, ids: bool = True) -> dict[str, Any]:
+    """Start the workers on `count` queued tasks; time until all finished, with and without start-up; the Redis
+    cost per task (from worker start to the last task) and the tally (awaited, missing, extra)."""
+    r, pr = clients(opts)
     deadline = time.monotonic() + opts.timeout
+    before = redis_stats(r)
     worker = WorkerProcess(system, opts, tag)
     try:
-        _wait_done(r, worker, count, deadline)
-        first = min(_floats(r.hgetall(KEY_FIRST)))
-        last = max(_floats(r.hgetall(KEY_LAST)))
-        ready = _floats(r.hgetall(KEY_READY))
+        _wait_done(system, pr, r, worker, count, deadline, ids)
+        after = redis_stats(r)
+        first = min(_floats(pr.hgetall(KEY_FIRST)))
+        last = max(_floats(pr.hgetall(KEY_LAST)))
+        ready = _floats(pr.hgetall(KEY_READY))
+        if ids:
+            time.sleep(SETTLE_SECONDS)
+        tally = _tally(pr, count) if ids else {"awaited": count, "missing": 0, "extra": 0}
     finally:
         worker.stop()
     total = last - worker.started_at
@@ -306,10 +430,15 @@ def _drain(system: System, opts: Options, r: redis.Redis, count: int, tag: str) 
         "rate": count / total,
         "steady_rate": (count - 1) / steady if steady > 0 else float("nan"),
         "startup_s": first - worker.started_at,
-        "ready_s": max(ready) - worker.started_at if ready else float("nan"),
+        "ready_s": min(ready) - worker.started_at if ready else float("nan"),
         "total_s": total,
         "steady_s": steady,
+        **tally,
+        **redis_cost(before, after, count),
     }
+
+
+# ---- workloads ----------------------------------------------------------------------------------------------
 
 
 def floor(system: System, opts: Options) -> dict[str, float]:
@@ -322,77 +451,91 @@ def floor(system: System, opts: Options) -> dict[str, float]:
     return {"rate": opts.n / elapsed}
 
 
-def enqueue(system: System, opts: Options) -> dict[str, float]:
+def enqueue(system: System, opts: Options) -> dict[str, Any]:
+    r = redis.Redis.from_url(opts.url)
     system.delay("noop", -1)  # connect and warm up outside the timing
+    before = redis_stats(r)
     started = time.perf_counter()
     for i in range(opts.n):
         system.delay("noop", i)
     elapsed = time.perf_counter() - started
-    return {"rate": opts.n / elapsed}
+    return {"rate": opts.n / elapsed, **redis_cost(before, redis_stats(r), opts.n)}
 
 
-def enqueue_bulk(system: System, opts: Options) -> dict[str, float]:
+def enqueue_bulk(system: System, opts: Options) -> dict[str, Any]:
+    r = redis.Redis.from_url(opts.url)
     system.delay("noop", -1)
+    before = redis_stats(r)
     started = time.perf_counter()
     system.enqueue_bulk("noop", opts.n, opts.bulk_chunk)
     elapsed = time.perf_counter() - started
-    return {"rate": opts.n / elapsed}
+    return {"rate": opts.n / elapsed, **redis_cost(before, redis_stats(r), opts.n)}
 
 
-def drain_noop(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+def drain_noop(system: System, opts: Options) -> dict[str, Any]:
     system.enqueue_bulk("noop", opts.n)
-    return _drain(system, opts, r, opts.n, "drain-noop")
+    return _drain(system, opts, opts.n, "drain-noop")
 
 
-def drain_io(system: System, opts: Options) -> dict[str, float]:
+def drain_io(system: System, opts: Options) -> dict[str, Any]:
     r = redis.Redis.from_url(opts.url)
     system.enqueue_bulk("io", opts.n)
-    result = _drain(system, opts, r, opts.n, "drain-io")
+    result = _drain(system, opts, opts.n, "drain-io")
     incremented = int(r.get(KEY_IO) or 0)
-    if incremented < opts.n:
+    if incremented < opts.n - result["missing"]:
         raise RuntimeError(f"drain-io: the tasks' own counter is {incremented}, expected {opts.n}")
     return result
 
 
-def async_sleep(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+def async_sleep(system: System, opts: Options) -> dict[str, Any]:
     system.enqueue_bulk("sleep", opts.async_n)
-    result = _drain(system, opts, r, opts.async_n, "async")
+    result = _drain(system, opts, opts.async_n, "async")
     ideal = opts.async_n * ASYNC_SLEEP / (system.concurrency * opts.async_concurrency)
     # the first task finished async_sleep after it started: count from that start, not from its end
     busy = result["steady_s"] + ASYNC_SLEEP
-    return {"seconds": busy, "x_ideal": busy / ideal, "total_s": result["total_s"], "ideal_s": ideal}
+    return {
+        "seconds": busy,
+        "x_ideal": busy / ideal,
+        "total_s": result["total_s"],
+        "ideal_s": ideal,
+        **{k: result[k] for k in ("awaited", "missing", "extra")},
+    }
 
 
-def eta(system: System, opts: Options) -> dict[str, float]:
+def eta(system: System, opts: Options) -> dict[str, Any]:
     r = redis.Redis.from_url(opts.url)
     count = opts.eta_n
     system.enqueue_eta(count)
-    waiting = r.zcard(ETA_KEY)  # WakaQ and wakaq keep eta tasks in this zset until due; Celery in the queue
-    if system.name != "Celery" and waiting != count:
-        raise RuntimeError(f"eta: {waiting} of {count} tasks are in {ETA_KEY} before the worker starts")
-    result = _drain(system, opts, r, count, "eta")
-    return {"seconds": result["total_s"], "rate": count / result["total_s"], "steady_s": result["steady_s"], "n": count}
+    eta_key = getattr(system, "eta_key", None)  # where the system keeps eta tasks until due, if it has one
+    if eta_key is not None and r.zcard(eta_key) != count:
+        raise RuntimeError(f"eta: {r.zcard(eta_key)} of {count} tasks are in {eta_key} before the worker starts")
+    result = _drain(system, opts, count, "eta")
+    return {
+        "seconds": result["total_s"],
+        "rate": count / result["total_s"],
+        "steady_s": result["steady_s"],
+        "n": count,
+        **{k: result[k] for k in ("awaited", "missing", "extra", "redis_us", "redis_cmds")},
+    }
 
 
 def latency(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+    r, pr = clients(opts)
     deadline = time.monotonic() + opts.timeout
     worker = WorkerProcess(system, opts, "latency")
     try:
-        _wait_ready(r, worker, system, deadline)
+        _wait_ready(system, pr, r, worker, deadline)
         time.sleep(1.0)  # let every worker process reach its idle wait
         system.delay("noop", -1)  # warm the producer connection; not sampled
-        _wait_done(r, worker, 1, deadline)
+        _wait_done(system, pr, r, worker, 1, deadline, ids=False)
         start = time.perf_counter()
         for i in range(opts.latency_n):
             pause = start + i * opts.latency_gap - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
             system.delay("lat", time.time())
-        _wait_done(r, worker, opts.latency_n + 1, deadline)
-        samples = wait_for(lambda: _samples(r, opts.latency_n), deadline, "latency samples")
+        _wait_done(system, pr, r, worker, opts.latency_n + 1, deadline, ids=False)
+        samples = wait_for(lambda: _samples(pr, opts.latency_n), deadline, "latency samples")
     finally:
         worker.stop()
     return {f"p{q}_ms": percentile(samples, q) * 1000 for q in (50, 90, 99)}
@@ -403,19 +546,21 @@ def _samples(r: redis.Redis, count: int) -> list[float] | None:
     return [float(v) for v in raw] if len(raw) >= count else None
 
 
-def idle(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+def idle(system: System, opts: Options) -> dict[str, Any]:
+    r, pr = clients(opts)
     deadline = time.monotonic() + opts.timeout
     worker = WorkerProcess(system, opts, "idle")
     try:
-        _wait_ready(r, worker, system, deadline)
+        _wait_ready(system, pr, r, worker, deadline)
         time.sleep(2.0)  # past start-up work
         pids = [worker.proc.pid, *descendants(worker.proc.pid)]
         ticks_before = cpu_ticks(pids)
+        before = redis_stats(r)
         started = time.monotonic()
         requests = monitor(opts.url, opts.idle_seconds)
         ticks_after = cpu_ticks(pids)
         elapsed = time.monotonic() - started
+        after = redis_stats(r)
         worker.check_alive()
     finally:
         worker.stop()
@@ -424,6 +569,7 @@ def idle(system: System, opts: Options) -> dict[str, float]:
     return {
         "cpu_pct": 100 * busy / elapsed,
         "redis_cmds_per_s": sum(requests.values()) / elapsed,
+        "redis_cpu_pct": 100 * (after["cpu"] - before["cpu"]) / elapsed,
         "processes": len(pids),
         "commands": ", ".join(f"{k} {v / elapsed:.1f}/s" for v, k in top),
     }

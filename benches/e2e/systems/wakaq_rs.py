@@ -34,13 +34,13 @@ def _started() -> None:
 
 @app.task
 def noop(i: int) -> None:
-    progress.done()
+    progress.done(i)
 
 
 @app.task
 def io(i: int) -> None:
     progress.io().incr("bench:io")
-    progress.done()
+    progress.done(i)
 
 
 @app.task
@@ -49,9 +49,9 @@ def lat(sent: float) -> None:
 
 
 @app.task
-async def sleep(seconds: float) -> None:
+async def sleep(seconds: float, i: int = -1) -> None:
     await asyncio.sleep(seconds)
-    progress.done()
+    progress.done(i)
 
 
 TASKS = {"noop": noop, "io": io, "lat": lat, "sleep": sleep}
@@ -60,6 +60,8 @@ TASKS = {"noop": noop, "io": io, "lat": lat, "sleep": sleep}
 class Adapter:
     name = "wakaq"
     concurrency = app.concurrency
+    backlog_keys = (f"wakaq:{QUEUE}", f"wakaq:eta:{QUEUE}")
+    eta_key = f"wakaq:eta:{QUEUE}"
 
     def delay(self, kind: str, *args: object) -> None:
         TASKS[kind].delay(*args)
@@ -69,7 +71,7 @@ class Adapter:
         for start in range(0, count, chunk):
             stop = min(count, start + chunk)
             if kind == "sleep":
-                task.delay_many([((ASYNC_SLEEP,), {})] * (stop - start))
+                task.delay_many([((ASYNC_SLEEP, i), {}) for i in range(start, stop)])
             else:
                 task.delay_many([((i,), {}) for i in range(start, stop)])
 

@@ -1,13 +1,8 @@
-"""Shared by every system's adapter: the in-worker progress counter and the driver side of each workload.
+"""The driver side of each workload, shared by every system's adapter (the worker side is `progress.py`).
 
-This module runs inside each system's own virtualenv (wakaq's `.venv`, WakaQ 3.0.7's, Celery's), so it may
-import only the standard library and redis-py, which all three have.
-
-Worker side: each worker process calls `progress.start(url)` from its start-up hook. Task bodies call
-`progress.done()` (or `progress.started(sent)` for latency samples). A daemon thread flushes the in-memory
-count to Redis with one INCRBY every 10 ms, the same for every system, so the count costs the queue under test
-nothing per task. Driver side: `run(system, workload, opts)` runs one workload against one system and returns a
-dict of figures; `leg.py` prints it as JSON for the orchestrator.
+This module runs inside each system's own virtualenv, so it may import only the standard library and redis-py,
+which all of them have. `WORKLOADS[name](system, opts)` runs one workload against one system and returns a dict
+of figures; `leg.py` prints it as JSON for the orchestrator.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,135 +18,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import redis
+from progress import (  # noqa: F401  (re-exported for the adapters and the driver)
+    ASYNC_SLEEP,
+    KEY_DONE,
+    KEY_FIRST,
+    KEY_IDN,
+    KEY_IDS,
+    KEY_IO,
+    KEY_LAST,
+    KEY_LAT,
+    KEY_READY,
+    QUEUE,
+    progress,
+)
 
-KEY_DONE = "bench:done"  # string: tasks finished, all worker processes together
-KEY_IDN = "bench:idn"  # string: finished tasks that carry an id (0 <= id < N); duplicates count again
-KEY_IDS = "bench:ids"  # bitmap: bit i set when a task with id i finished (BITCOUNT = distinct ids)
-KEY_FIRST = "bench:first"  # hash: worker pid -> unix time its first task finished
-KEY_LAST = "bench:last"  # hash: worker pid -> unix time its latest task finished
-KEY_READY = "bench:ready"  # hash: worker pid -> unix time its start-up hook ran
-KEY_LAT = "bench:lat"  # list: enqueue-to-start latencies (seconds), one per latency task
-KEY_IO = "bench:io"  # string (on the Redis under test): the counter drain-io tasks INCR themselves
-
-FLUSH_INTERVAL = 0.01
 POLL_INTERVAL = 0.005
 STALL_SECONDS = 10.0  # no progress for this long with nothing left in Redis: tasks were lost
-QUEUE = "bench"
 ETA_KEY = f"wakaq:eta:{QUEUE}"
-ASYNC_SLEEP = 0.01  # seconds each async task awaits
-BITFIELD_OPS = 500  # ids per BITFIELD command in a flush
-
-
-def progress_url() -> str:
-    """The bookkeeping Redis: a second private server, so the Redis under test sees only the queue's traffic
-    (its INFO cpu / commandstats deltas are the system's own cost). Falls back to the system's Redis."""
-    return os.environ.get("BENCH_PROGRESS_URL") or os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
-
-
-# ---- worker side ----------------------------------------------------------------------------------------------
-
-
-class Progress:
-    """Per worker process: finished-task count, task ids and latency samples in memory, flushed by a daemon
-    thread (or at once with BENCH_PROGRESS_SYNC=1, for workers that run each task in a short-lived fork)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.ids: list[int] = []
-        self.samples: list[float] = []
-        self.url = ""
-        self.sync = os.environ.get("BENCH_PROGRESS_SYNC") == "1"
-        self._lock = threading.Lock()  # NOTE: Dramatiq runs tasks on several threads of one process
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._client: redis.Redis | None = None
-        self._io: redis.Redis | None = None
-
-    def start(self, url: str = "") -> None:
-        """Called once in each worker process (after fork) from its start-up hook; idempotent. `url` is the
-        Redis under test (tasks doing I/O use it); the bookkeeping goes to `progress_url()`."""
-        if self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
-        self.url = url or os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
-        self._io = None
-        self._client = redis.Redis.from_url(progress_url())
-        self._client.hset(KEY_READY, str(self._pid), repr(time.time()))
-        if not self.sync:
-            self._thread = threading.Thread(target=self._flush_forever, name="bench-flush", daemon=True)
-            self._thread.start()
-
-    def done(self, i: int = -1) -> None:
-        if self._pid != os.getpid():
-            self.start()  # systems without a per-process start-up hook (RQ): start on the first task
-        now = time.time()
-        with self._lock:
-            if not self.count:
-                self.first = now
-            self.last = now
-            self.count += 1
-            if i >= 0:
-                self.ids.append(i)
-        if self.sync:
-            self._flush_once(0)
-
-    def started(self, sent: float) -> None:
-        """A latency task began: record enqueue-to-start, then count it."""
-        self.samples.append(time.time() - sent)
-        self.done()
-
-    def io(self) -> redis.Redis:
-        """This process's own client to the Redis under test, for tasks that do Redis I/O themselves."""
-        if self._pid != os.getpid():
-            self.start()
-        if self._io is None:
-            self._io = redis.Redis.from_url(self.url)
-        return self._io
-
-    def _flush_forever(self) -> None:
-        flushed = 0
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            flushed = self._flush_once(flushed)
-
-    def _flush_once(self, flushed: int) -> int:
-        """Send what finished since `flushed` tasks; returns the new flushed count (unchanged on an error)."""
-        assert self._client is not None
-        with self._lock:
-            count, first, last = self.count, self.first, self.last
-            ids, self.ids = self.ids, []
-            samples, self.samples = self.samples, []
-        if count == flushed and not ids:
-            return flushed
-        pid = str(os.getpid())
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hsetnx(KEY_FIRST, pid, repr(first))
-        pipe.hset(KEY_LAST, pid, repr(last))
-        if samples:
-            pipe.rpush(KEY_LAT, *(repr(s) for s in samples))
-        for k in range(0, len(ids), BITFIELD_OPS):
-            ops: list[str | int] = []
-            for i in ids[k : k + BITFIELD_OPS]:
-                ops += ["SET", "u1", i, 1]
-            pipe.execute_command("BITFIELD", KEY_IDS, *ops)
-        if ids:
-            pipe.incrby(KEY_IDN, len(ids))
-        if self.sync:
-            count, flushed = 1, 0  # one task per call: add one
-        pipe.incrby(KEY_DONE, count - flushed)  # NOTE: last, so the rest is there once the count is
-        try:
-            pipe.execute()
-        except redis.RedisError:
-            with self._lock:
-                self.ids[:0] = ids
-                self.samples[:0] = samples
-            return flushed
-        return count
-
-
-progress = Progress()
 
 
 # ---- driver side: the system adapter interface ------------------------------------------------------------

@@ -79,6 +79,9 @@ def build(
         floor = medians.get(floor_key, {}).get("wakaq_rs") if floor_key else None
         peer_values = [meds[s.key] for s in peers if s.key in meds]
         best = (max if m.higher_is_better else min)(peer_values) if peer_values else None
+        if m.workload.startswith("floor"):  # a floor is not compared: it is what the others are compared with
+            rows.append([m.label, m.unit, *cells, "", "", ""])
+            continue
         rows.append(
             [
                 m.label,

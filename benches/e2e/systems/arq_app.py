@@ -15,7 +15,7 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from common import QUEUE, progress
+from progress import QUEUE, progress
 
 from systems._script import launcher, script
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from celery import Celery
 from celery.signals import worker_process_init
-from common import QUEUE, progress
+from progress import QUEUE, progress
 
 URL = os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "2"))

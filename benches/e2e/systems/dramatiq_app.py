@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 
 import dramatiq
-from common import QUEUE, progress
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
+from progress import QUEUE, progress
 
 from systems._script import script
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 
-from common import QUEUE, progress
 from huey import RedisHuey
+from progress import QUEUE, progress
 
 from systems._script import script
 

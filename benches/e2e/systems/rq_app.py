@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 
-from common import QUEUE, progress
+from progress import QUEUE, progress
 from redis import Redis
 from rq import Queue
 

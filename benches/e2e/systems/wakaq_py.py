@@ -16,7 +16,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
 
-from common import ASYNC_SLEEP, QUEUE, progress
+from progress import ASYNC_SLEEP, QUEUE, progress
 from wakaq.serializer import serialize
 
 from wakaq import WakaQ

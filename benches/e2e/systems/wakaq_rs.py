@@ -12,7 +12,7 @@ import shutil
 import sys
 from datetime import datetime, timedelta, timezone
 
-from common import ASYNC_SLEEP, QUEUE, progress
+from progress import ASYNC_SLEEP, QUEUE, progress
 
 from wakaq import WakaQ
 

@@ -89,3 +89,7 @@ demo: build-release redis-server ## the main job: a worker, a scheduler and a pr
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: bench-startup
+bench-startup: build-release ## where the worker's start-up time goes (imports, first task): benches/startup_profile.py
+	$(PY) benches/startup_profile.py $(BENCH_ARGS)

@@ -457,6 +457,57 @@ def idle(system: System, opts: Options) -> dict[str, Any]:
     }
 
 
+def eta_enqueue(system: System, opts: Options) -> dict[str, Any]:
+    """Cost of one `.delay(eta=...)` while the eta set already holds `opts.eta_n` tasks due later."""
+    later = getattr(system, "enqueue_eta_later", None)
+    if later is None:
+        raise NotImplementedError(f"{system.name}: no eta set to fill")
+    r = redis.Redis.from_url(opts.url)
+    system.delay("noop", -1)  # connect and warm up outside the timing
+    later(opts.eta_n)
+    count = min(opts.n, 5_000)
+    before = redis_stats(r)
+    started = time.perf_counter()
+    system.enqueue_eta(count)  # due already; into the same set
+    elapsed = time.perf_counter() - started
+    return {"us_per_call": 1e6 * elapsed / count, "set_size": opts.eta_n, **redis_cost(before, redis_stats(r), count)}
+
+
+def memory(system: System, opts: Options) -> dict[str, Any]:
+    """RSS and USS (psutil `memory_full_info`) of the worker's parent and each child: idle, then after N tasks."""
+    import psutil
+
+    def sample(pid: int) -> dict[str, Any]:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+        info = [p.memory_full_info() for p in procs]
+        return {
+            "parent_rss_mb": info[0].rss / 2**20,
+            "parent_uss_mb": info[0].uss / 2**20,
+            "child_rss_mb": [i.rss / 2**20 for i in info[1:]],
+            "child_uss_mb": [i.uss / 2**20 for i in info[1:]],
+        }
+
+    r, pr = clients(opts)
+    deadline = time.monotonic() + opts.timeout
+    worker = WorkerProcess(system, opts, "memory")
+    try:
+        _wait_ready(system, pr, r, worker, deadline)
+        time.sleep(1.0)
+        idle_mem = sample(worker.proc.pid)
+        system.enqueue_bulk("noop", opts.n)
+        _wait_done(system, pr, r, worker, opts.n, deadline, ids=True)
+        time.sleep(0.5)
+        busy_mem = sample(worker.proc.pid)
+    finally:
+        worker.stop()
+    return {
+        "tasks": opts.n,
+        **{f"idle_{k}": v for k, v in idle_mem.items()},
+        **{f"after_{k}": v for k, v in busy_mem.items()},
+    }
+
+
 def monitor(url: str, seconds: float) -> dict[str, int]:
     """Commands clients send to Redis during `seconds`, by name, from MONITOR (without those Lua scripts run:
     INFO commandstats counts a script's inner calls too, but only the EVALSHA is a request)."""
@@ -501,4 +552,6 @@ WORKLOADS: dict[str, Callable[[System, Options], dict[str, Any]]] = {
     "async": async_sleep,
     "eta": eta,
     "idle": idle,
+    "eta-enqueue": eta_enqueue,
+    "memory": memory,
 }

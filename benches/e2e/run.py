@@ -187,9 +187,8 @@ def ensure_venv(spec: SystemSpec) -> None:
 
 
 def leg_env(url: str, workload: str, args: argparse.Namespace, spec: SystemSpec | None = None) -> dict[str, str]:
-    return dict(
+    env = dict(
         os.environ,
-        **dict(spec.env if spec else ()),
         BENCH_URL=url,
         BENCH_PROGRESS_URL=getattr(args, "progress_url", ""),
         BENCH_CONCURRENCY=str(args.concurrency),
@@ -197,6 +196,8 @@ def leg_env(url: str, workload: str, args: argparse.Namespace, spec: SystemSpec 
         PYTHONPATH=str(HERE),
         PYTHONDONTWRITEBYTECODE="1",
     )
+    env.update(spec.env if spec else ())  # the system's configuration (and a scale curve's point) last
+    return env
 
 
 def run_leg(spec: SystemSpec, workload: str, url: str, args: argparse.Namespace, logdir: Path) -> Outcome:

@@ -1,4 +1,4 @@
-"""Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`.
+"""Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`, `wakaq-web`.
 
 Also `python -m wakaq <command> ...`. Each entry point returns its exit code (see `constants.py`): errors are one
 line on stderr, `<prog>: error: <what>`, never a traceback: 2 for bad arguments or an --app that cannot be
@@ -160,16 +160,24 @@ def _scheduler(app: WakaQ, args: argparse.Namespace) -> int | None:
 
 
 def info(argv: Sequence[str] | None = None) -> int:
-    """wakaq-info: print queues (pending, eta, in-flight, failed counts) and live workers as JSON."""
+    """wakaq-info: print queues (pending, eta, in-flight, failed counts) and live workers as JSON (WakaQ's shape),
+    or with --watch a live terminal view."""
     parser = _parser("wakaq-info", "Print queue counts and live worker daemons as JSON.")
+    parser.add_argument("--watch", action="store_true", help="a terminal view redrawn every second (Ctrl-C quits)")
+    parser.add_argument("--interval", type=float, default=1.0, help="--watch: seconds between redraws")
     return _run(parser, _info, argv)
 
 
-def _info(app: WakaQ, args: argparse.Namespace) -> None:
+def _info(app: WakaQ, args: argparse.Namespace) -> int | None:
     from wakaq.admin import connect, inspect
 
     with connect(app) as r:
+        if args.watch:
+            from wakaq.watch import watch
+
+            return watch(app, r, max(0.1, args.interval))
         _print(inspect(app, r))
+    return None
 
 
 def purge(argv: Sequence[str] | None = None) -> int:
@@ -209,12 +217,28 @@ def _failed(app: WakaQ, args: argparse.Namespace) -> None:
             _print(admin.drop_failed(app, r, queues))
 
 
+def web(argv: Sequence[str] | None = None) -> int:
+    """wakaq-web: serve the dashboard and /metrics (needs `pip install 'wakaq[web]'`)."""
+    from wakaq.web.server import add_arguments
+
+    parser = _parser("wakaq-web", "Serve the web dashboard (queues, daemons, failed and eta tasks) and /metrics.")
+    add_arguments(parser)
+    return _run(parser, _web, argv)
+
+
+def _web(app: WakaQ, args: argparse.Namespace) -> int:
+    from wakaq.web.server import run_web
+
+    return run_web(app, args)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "worker": worker,
     "scheduler": scheduler,
     "info": info,
     "purge": purge,
     "failed": failed,
+    "web": web,
 }
 
 

@@ -172,3 +172,16 @@ def bcast(tag: str) -> None:
 @wakaq.task
 def eta_task(due: float) -> None:
     record("eta", due=due)
+
+
+@wakaq.task(hard_timeout=1.0)
+async def async_hard() -> None:
+    record("async-hard-start")
+    time.sleep(10)  # blocks the event loop: only the parent's SIGKILL at the hard timeout ends it
+
+
+@wakaq.task
+def suicide_at(when: object) -> None:
+    """A poison pill whose payload holds a datetime (a msgpack ext type)."""
+    record("suicide_at")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -4,7 +4,7 @@ A producer thread offers `--rate` tasks per second (delay_many every 10 ms) of a
 1% raising, 0.1% past the soft timeout (benches/soak_app.py). Every `--kill-every` seconds one worker child is
 SIGKILLed; at `--restart-at` seconds the Redis server is stopped and started again on the same port (append-only
 file with fsync always, so what it acknowledged survives). Per interval (`--interval`, 60 s): throughput, p50/p99
-enqueue-to-start latency, parent and children USS. At the end, the exact count: sent (acknowledged by Redis),
+enqueue-to-start latency, parent RSS and USS, children USS. At the end, the exact count: sent (acknowledged by Redis),
 done (distinct ids that ran), duplicates (runs beyond the first), failed-recorded (wakaq's failed list), lost
 (sent and never ran).
 
@@ -103,6 +103,15 @@ def uss_mb(pid: int) -> float:
 
     try:
         return psutil.Process(pid).memory_full_info().uss / 2**20
+    except psutil.Error:
+        return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
     except psutil.Error:
         return float("nan")
 
@@ -232,6 +241,8 @@ def interval_row(opts: Soak, pr: redis.Redis, pid: int, at: float, last_done: in
         "rate": (done - last_done) / span,
         "p50_ms": 1000 * lat[len(lat) // 2] if lat else float("nan"),
         "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
+        # NOTE: USS drops while a freshly forked child still shares the parent's pages: the trend uses RSS
+        "parent_rss_mb": rss_mb(pids[0]),
         "parent_uss_mb": uss_mb(pids[0]),
         "children_uss_mb": [round(uss_mb(p), 1) for p in pids[1:]],
     }
@@ -253,8 +264,8 @@ def trend_mb(values: list[float]) -> float:
     return statistics.fmean(values[-third:]) - statistics.fmean(values[:third])
 
 
-def parent_uss(result: dict[str, Any]) -> list[float]:
-    return [r["parent_uss_mb"] for r in result["intervals"]]
+def parent_rss(result: dict[str, Any]) -> list[float]:
+    return [r["parent_rss_mb"] for r in result["intervals"]]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -265,20 +276,20 @@ def markdown(result: dict[str, Any]) -> str:
         f"{o['seconds']:.0f} s at {o['rate']:,.0f} tasks/s offered, a child SIGKILLed every {o['kill_every']:g} s,"
         f" Redis restarted at {o['restart_at']} s; {o['concurrency']} children.",
         "",
-        "| t (s) | sent | done | tasks/s | p50 ms | p99 ms | parent USS MB | children USS MB |",
+        "| t (s) | sent | done | tasks/s | p50 ms | p99 ms | parent RSS / USS MB | children USS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["intervals"]:
         lines.append(
             f"| {r['at_s']} | {r['sent']:,} | {r['done']:,} | {r['rate']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f}"
-            f" | {r['parent_uss_mb']:.1f} | {', '.join(str(v) for v in r['children_uss_mb'])} |"
+            f" | {r['parent_rss_mb']:.1f} / {r['parent_uss_mb']:.1f} | {', '.join(map(str, r['children_uss_mb']))} |"
         )
     lines += [
         "",
         f"Final: sent {f['sent']:,}, done {f['done']:,}, duplicates {f['duplicates']:,}, failed-recorded"
         f" {f['failed_recorded']:,}, **lost {f['lost']:,}**; {f['kills']} children killed, {f['redis_restarts']}"
         f" Redis restart(s), {f['producer_retries']} producer retries.",
-        f"Parent USS trend (last third minus first third): {trend_mb(parent_uss(result)):+.1f} MB.",
+        f"Parent RSS trend (last third minus first third): {trend_mb(parent_rss(result)):+.1f} MB.",
         "",
     ]
     return "\n".join(lines)

@@ -37,4 +37,4 @@ def test_short_soak_loses_nothing() -> None:
     assert final["lost"] == 0, final
     assert final["failed_recorded"] > 0, final  # the 1% that raise are recorded, not dropped
     # no growth trend in the parent beyond noise (children are killed and replaced, so they start afresh)
-    assert soak.trend_mb(soak.parent_uss(result)) < 2.0, result["intervals"]
+    assert soak.trend_mb(soak.parent_rss(result)) < 2.0, result["intervals"]

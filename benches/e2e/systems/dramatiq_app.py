@@ -1,6 +1,6 @@
 """Dramatiq (PyPI `dramatiq[redis]==2.2.1`, in its own venv): the broker and actors its worker runs, and the adapter.
 
-Redis broker, `dramatiq --processes 2 --threads T` (T = BENCH_THREADS: 1, or 8 as documented default is 8 per
+Redis broker, `dramatiq --processes 2 --threads T` (T = BENCH_THREADS: 1, or 8, its documented default, per
 process), default middleware (no Results middleware: results off). The progress thread starts in each worker
 process from a middleware's `after_worker_boot`. No bulk enqueue and no async actors without the AsyncIO
 middleware: the drain setup sends in a loop; the async workload is not run. Eta: `send_with_options(delay=1)`

@@ -1,8 +1,9 @@
 """The physical floors, measured in the same run as the systems (wakaq's `.venv`; `leg.py wakaq_rs floor-*`).
 
-- floor-push: the enqueue floor. The same encoded payloads as `delay_many` pushed by redis-py: one RPUSH per round
-  trip (the floor of a single `.delay()`), `redis-benchmark -P`-style pipelined single-element RPUSHes, and one
-  multi-element RPUSH per chunk; encoding is done before the clock starts.
+- floor-bulk: the floor of `delay_many`. The same encoded payloads pushed by redis-py as `redis-benchmark -P`-style
+  pipelined single-element RPUSHes and as one multi-element RPUSH per chunk (and, for reference, one RPUSH per
+  round trip); encoding is done before the clock starts. The floor of a single `.delay()` is `floor-push` in
+  common.py (every system's venv).
 - floor-io: the drain-io floor. `concurrency` processes each doing the task body (one redis-py INCR) in a tight
   loop, N in all, no queue.
 - floor-noop: the drain-noop floor. `concurrency` processes each calling `_wakaq.Consumer.claim` in a loop at the
@@ -34,7 +35,7 @@ def _payloads(n: int) -> list[bytes]:
     return [_wakaq.encode_task("noop", [i], {}) for i in range(n)]
 
 
-def floor_push(system: System, opts: Options) -> dict[str, Any]:
+def floor_bulk(system: System, opts: Options) -> dict[str, Any]:
     r = redis.Redis.from_url(opts.url)
     payloads = _payloads(opts.n)
     r.ping()
@@ -163,7 +164,7 @@ def floor_noop(system: System, opts: Options) -> dict[str, Any]:
 
 
 WORKLOADS: dict[str, Callable[[System, Options], dict[str, Any]]] = {
-    "floor-push": floor_push,
+    "floor-bulk": floor_bulk,
     "floor-io": floor_io,
     "floor-noop": floor_noop,
 }

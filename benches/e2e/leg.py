@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
         redis.Redis.from_url(opts.url).flushdb()
         if opts.progress_url:
             redis.Redis.from_url(opts.progress_url).flushdb()
-        if workload.startswith("floor-"):
+        if workload in ("floor-bulk", "floor-io", "floor-noop"):
             import floors  # wakaq's venv only: it imports wakaq._wakaq
 
             result = floors.WORKLOADS[workload](system, opts)

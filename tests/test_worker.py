@@ -185,6 +185,8 @@ def test_broadcast_runs_once_on_each_daemon(app: ModuleType, start_worker: Start
     one = start_worker(children=2)
     two = start_worker(children=2)
     wait_until(lambda: subscribers(rclient, KEYS.broadcast_channel) == 2, what="two subscribed daemons")
+    # NOTE: on a cluster broadcast() counts registered live daemons; a daemon subscribes before its first heartbeat
+    wait_until(lambda: rclient.scard(KEYS.daemons) == 2, what="two registered daemons")
     assert app.bcast.broadcast("x") == 2
     ran = wait_until(lambda: len(events(rclient, "bcast")) == 2 and events(rclient, "bcast"), what="2 broadcasts")
     daemons = {pid: w for w in (one, two) for pid in w.children()}

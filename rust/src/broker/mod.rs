@@ -7,6 +7,7 @@ use pyo3::types::PyDict;
 pub mod conn;
 pub mod consumer;
 pub mod coordinator;
+pub mod durable;
 pub mod element;
 pub mod keys;
 pub mod parent;

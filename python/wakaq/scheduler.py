@@ -40,6 +40,7 @@ from wakaq.connection import describe_redis_error, is_config_failure, redis_py_k
 from wakaq.constants import EXIT_OK
 from wakaq.exceptions import WakaQError
 from wakaq.logger import setup_logging
+from wakaq.sentinel import client_for
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -352,7 +353,7 @@ class Scheduler:
 def _redis_client(app: WakaQ) -> redis.Redis:
     # NOTE: one immediate retry (a pooled connection that died with a Redis restart), not redis-py's default of
     # 10 with backoff: the loop has its own backoff and must get back to the clock.
-    return redis.Redis.from_url(app.url, retry=Retry(NoBackoff(), 1), **redis_py_kwargs(app))
+    return client_for(app.url, retry=Retry(NoBackoff(), 1), **redis_py_kwargs(app))
 
 
 # ---- process entry point ------------------------------------------------------------------------------------

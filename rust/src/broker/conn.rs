@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
-use redis::{Client, Connection, ErrorKind, RedisError, RedisResult};
+use redis::{Connection, ErrorKind, RedisError, RedisResult};
+
+use super::sentinel::{is_sentinel_url, Sentinels, Source};
 
 use super::tls::{is_tls_url, TlsOptions};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct Conn {
-    client: Client,
+    source: Source,
     live: Option<Connection>,
     socket_timeout: Option<Duration>,
     connect_timeout: Duration,
@@ -38,7 +40,7 @@ impl Conn {
         connect_timeout: Option<Duration>,
     ) -> RedisResult<Self> {
         Ok(Self {
-            client: tls.client(url)?,
+            source: source(url, tls)?,
             live: None,
             socket_timeout,
             connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
@@ -74,8 +76,8 @@ impl Conn {
     fn connection(&mut self) -> RedisResult<&mut Connection> {
         if self.live.is_none() {
             let conn = self
-                .client
-                .get_connection_with_timeout(self.connect_timeout)
+                .source
+                .connect(self.connect_timeout)
                 .inspect_err(|_| self.last_failure = Stage::Connecting)?;
             conn.set_read_timeout(self.socket_timeout)?;
             conn.set_write_timeout(self.socket_timeout)?;
@@ -135,12 +137,34 @@ impl Conn {
     }
 }
 
+/// The URL's scheme picks the source: `redis+sentinel://` resolves the master on every connect.
+fn source(url: &str, tls: &TlsOptions) -> RedisResult<Source> {
+    if is_sentinel_url(url) {
+        if tls.is_set() {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "invalid sentinel url",
+                "ssl_* options are not supported with redis+sentinel:// (TLS to sentinels is not implemented)"
+                    .to_owned(),
+            )));
+        }
+        return Ok(Source::Sentinel(Sentinels::parse(url)?));
+    }
+    Ok(Source::Direct(tls.client(url)?))
+}
+
 fn is_stale(e: &RedisError) -> bool {
     (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout()
 }
 
 fn is_connection_problem(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    // NOTE: READONLY = the server became a replica (a failover demoted it): reconnect, which re-resolves the
+    // master under Sentinel.
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() || is_readonly(e)
+}
+
+fn is_readonly(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
 }
 
 /// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.

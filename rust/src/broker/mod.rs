@@ -14,6 +14,7 @@ pub mod parent;
 pub mod producer;
 pub mod pubsub;
 pub mod scripts;
+pub mod sentinel;
 pub mod tls;
 
 /// Key templates for a prefix, so Python's `wakaq.keys` can be checked against these.

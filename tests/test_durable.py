@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from tests.redis_server import RedisServer, in_ci, redis_available
+from tests.redis_server import SERVER_ENV, RedisServer, in_ci, redis_available
 from tests.workers import wait_until
 from wakaq import WakaQ, _wakaq
 from wakaq.exceptions import BrokerError, DurabilityError, WakaQError
@@ -103,7 +103,8 @@ def test_durability_error_when_the_replica_is_paused(pair: Pair) -> None:
     master = pair.client(pair.master)
     assert master.llen("wakaq:q") == 2 and master.zcard("wakaq:eta:q") == 1
     os.kill(pair.replica.proc.pid, signal.SIGCONT)
-    job.delay(4)  # the replica is back: confirmed again
+    patient = make_app(pair.master.url, durable_enqueue=True, durable_timeout=5)
+    patient.tasks["job"].delay(4)  # the replica is back: confirmed again
 
 
 def test_durability_error_when_the_replica_is_stopped(pair: Pair) -> None:
@@ -119,8 +120,9 @@ def test_per_call_on_and_off(pair: Pair) -> None:
     """App off: `.delay()` is plain (fast even with the replica paused); `delay_with_options(durable=...)` and
     `delay_many(durable=...)` opt in per call. App on: `durable=False` opts out. Asking for more replicas than
     exist names both numbers."""
-    off = make_app(pair.master.url, durable_timeout=0.2)
-    on = make_app(pair.master.url, durable_enqueue=True, durable_timeout=0.2)
+    # NOTE: calls that must be confirmed get seconds (a loaded machine delays the replica); the others fail anyway.
+    off = make_app(pair.master.url, durable_timeout=2)
+    on = make_app(pair.master.url, durable_enqueue=True, durable_timeout=2)
     off.tasks["job"].delay_with_options((1,), durable=True)
     with pytest.raises(DurabilityError, match="only 1 of 2 replica"):
         off.tasks["job"].delay_with_options((2,), durable=2)
@@ -163,3 +165,13 @@ def test_invalid_per_call_value() -> None:
     app = make_app("redis://127.0.0.1:1/0")
     with pytest.raises(WakaQError, match="durable must be True, False or a number"):
         app.tasks["job"].delay_with_options((1,), durable=-2)
+
+
+def test_the_suite_runs_on_the_server_it_was_given(rclient: redis.Redis) -> None:
+    """`make test-valkey*` really runs on valkey-server (not a redis-server found on PATH)."""
+    wanted = os.environ.get(SERVER_ENV, "")
+    info = rclient.info("server")
+    if "valkey" in wanted:
+        assert info.get("server_name") == "valkey", info
+    else:
+        assert "redis_version" in info

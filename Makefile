@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "maturin>=1.8,<2" "redis>=4.5" hiredis "croniter>=1.3" "psutil>=5.9" \
-		pytest pytest-timeout pytest-benchmark msgpack ruff mypy
+		pytest pytest-timeout pytest-benchmark msgpack prometheus_client ruff mypy
 	touch $@
 
 .PHONY: redis-server

@@ -186,3 +186,17 @@ def test_broadcast_counts_subscribed_daemons(broker: _wakaq.Broker, rclient: red
     message = sub.get_message(timeout=2)
     assert message is not None and _wakaq.decode_task(message["data"]) == ("t", [1], {}, 0)
     sub.close()
+
+
+def test_claim_and_ack_thousands_at_once(
+    broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis
+) -> None:
+    """Lua's unpack() fails beyond ~8000 values: a child that started 20,000 async tasks acks them in one claim.
+    Failed before the fix with `ResponseError: user_script:118: too many results to unpack` (a child retried it
+    forever, its tasks stuck in flight)."""
+    n = 20_000
+    assert broker.push_many([("low", "t", [i], {}) for i in range(n)]) == n
+    claimed = consumer.claim([], n)
+    assert len(claimed) == n and rclient.hlen(f"wakaq:inflight:{DAEMON}") == n
+    assert consumer.claim([seq for seq, _, _ in claimed], 0) == []
+    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0

@@ -140,11 +140,25 @@ def test_unreachable_redis(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---- wakaq-info -----------------------------------------------------------------------------------------------
 
 
-def test_info_empty(redis_url: str) -> None:
+WAKAQ_QUEUE_FIELDS = {"name", "priority", "broker_key", "broker_eta_key", "pending_tasks", "pending_eta_tasks"}
+
+
+def test_info_empty_has_wakaqs_shape(redis_url: str) -> None:
+    """WakaQ prints {"queues": {NAME: {...}}, "workers": int}: scripts do info["workers"] == 0 and
+    info["queues"]["default"]["pending_tasks"]."""
     out = ok_json("info", "--app", APP)
-    assert out["workers"] == []
-    assert [q["name"] for q in out["queues"]] == ["high", "low", "default"]
-    assert out["queues"][0] == {
+    assert out["workers"] == 0
+    assert isinstance(out["workers"], int) and not isinstance(out["workers"], bool)
+    assert out["daemons"] == []
+    assert isinstance(out["queues"], dict)
+    assert list(out["queues"]) == ["high", "low", "default"]
+    assert out["queues"]["default"]["pending_tasks"] == 0
+    for name, queue in out["queues"].items():
+        assert WAKAQ_QUEUE_FIELDS <= set(queue), name
+        assert queue["name"] == name
+        assert all(isinstance(queue[k], int) for k in ("priority", "pending_tasks", "pending_eta_tasks"))
+        assert all(isinstance(queue[k], str) for k in ("broker_key", "broker_eta_key"))
+    assert out["queues"]["high"] == {
         "name": "high",
         "priority": 0,
         "broker_key": "wakaq:high",
@@ -153,8 +167,9 @@ def test_info_empty(redis_url: str) -> None:
         "pending_eta_tasks": 0,
         "inflight_tasks": 0,
         "failed_tasks": 0,
+        "counters": {"started": 0, "done": 0, "failed": 0, "retried": 0},
     }
-    assert out["queues"][2]["priority"] == 6
+    assert out["queues"]["default"]["priority"] == 6
 
 
 def test_info_counts(rclient: redis.Redis) -> None:
@@ -169,10 +184,15 @@ def test_info_counts(rclient: redis.Redis) -> None:
     out = ok_json("info", "--app", APP)
     counts = {
         q["name"]: (q["pending_tasks"], q["pending_eta_tasks"], q["inflight_tasks"], q["failed_tasks"])
-        for q in out["queues"]
+        for q in out["queues"].values()
     }
     assert counts == {"high": (1, 0, 2, 0), "low": (0, 2, 1, 0), "default": (2, 0, 0, 1)}
-    assert out["workers"] == [{"id": "live:1:aa", "host": "live", "pid": 1, "children": 4}]
+    assert out["workers"] == 1
+    daemons = {d["id"]: d for d in out["daemons"]}
+    assert set(daemons) == {"live:1:aa", "dead:2:bb"}
+    assert daemons["live:1:aa"]["alive"] is True
+    assert (daemons["live:1:aa"]["host"], daemons["live:1:aa"]["pid"]) == ("live", 1)
+    assert daemons["dead:2:bb"]["alive"] is False  # heartbeat gone, not reaped yet
 
 
 @needs_broker
@@ -186,7 +206,7 @@ def test_info_counts_after_delay(redis_url: str) -> None:
     add.delay(1, 2, queue="high")
     add.delay(3, 4, eta=60)
     out = ok_json("info", "--app", APP)
-    counts = {q["name"]: (q["pending_tasks"], q["pending_eta_tasks"]) for q in out["queues"]}
+    counts = {q["name"]: (q["pending_tasks"], q["pending_eta_tasks"]) for q in out["queues"].values()}
     assert counts == {"high": (1, 0), "low": (0, 0), "default": (1, 1)}
 
 

@@ -51,7 +51,7 @@ def test_create_rejects(obj: object) -> None:
     "name",
     [
         *["", " ", "a b", "a\nb", "tab\there", "nul\x00", "daemons", "done"],
-        *["eta:x", "bell:x", "failed:x", "bcast:x", "inflight:x", "hb:x", "sched:x"],
+        *["eta:x", "bell:x", "failed:x", "bcast:x", "inflight:x", "hb:x", "sched:x", "stats:x", "daemon:x"],
     ],
 )
 def test_invalid_names(name: str) -> None:

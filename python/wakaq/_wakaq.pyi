@@ -9,6 +9,8 @@ __all__ = [
     "Consumer",
     "__version__",
     "async_deadline",
+    "count_task",
+    "counter_cell",
     "decode_task",
     "encode_task",
     "key_layout",
@@ -126,6 +128,9 @@ class Consumer:
     @property
     def worker(self) -> str:
         """This child's identity in failure records: `<daemon>/<pid>`."""
+    @property
+    def unsettled(self) -> bool:
+        """Acks or claims of an unanswered call are parked; the next claim settles them."""
     def claim(self, acks: Sequence[int], max_count: int) -> list[tuple[int, int, bytes]]:
         """Ack finished seqs and claim up to max_count: [(seq, queue index, element)]."""
     def wait(self, timeout: float) -> bool:
@@ -155,12 +160,22 @@ def run_worker(config: Mapping[str, Any], child_main: Callable[[int], int]) -> i
     `Broker`'s; the PEM files are read at start). ValueError for an unknown key or a bad value.
     """
 
-def task_started(seq: int, soft_timeout: float, hard_timeout: float) -> None:
+def task_started(seq: int, soft_timeout: float, hard_timeout: float, cell: int | None = None) -> None:
     """Child: a sync task started (seconds from now, 0 = no timeout); the watchdog reads it from shared memory.
-    A no-op outside a child forked by `run_worker`."""
+    With `cell` (from `counter_cell`) it is also counted as started. A no-op outside a child forked by
+    `run_worker`."""
 
-def task_finished() -> None:
-    """Child: the sync task finished (also counts it in the daemon's tasks_done). No-op outside a child."""
+def task_finished(done: bool = True) -> None:
+    """Child: the sync task finished (also counts it in the daemon's tasks_done, and as done when `done`, with
+    its run time, if it was started with a cell). No-op outside a child."""
+
+def counter_cell(queue: str, task: str | None = None) -> int:
+    """Child: the shared-memory counter cell of task `task` (None: undecodable) from `queue`; 0 outside a child."""
+
+def count_task(cell: int, event: str, seconds: float | None = None) -> None:
+    """Child: count "started", "retried", "exception" or "undecodable" for `cell`; with `seconds`, the end of an
+    async task and its run time (counted as done for "done"). No-op outside a child; ValueError for another
+    event."""
 
 def async_deadline(seq: int, hard_timeout_at: float) -> None:
     """Child: the earliest hard deadline (`time.monotonic()` seconds) of its async tasks, 0 for none.

@@ -7,8 +7,6 @@ the Rust broker; only re-enqueueing goes through `app.broker.push_raw`, so the q
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -30,51 +28,17 @@ def connect(app: WakaQ) -> redis.Redis:
 
 
 def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
-    """Counts per queue (pending, eta, in-flight, failed) and the live worker daemons."""
-    members: Any = r.smembers(app.keys.daemons)
-    daemons = sorted(d.decode() for d in members)
-    pipe: Any = r.pipeline(transaction=False)
-    for queue in app.queues:
-        pipe.llen(queue.broker_key)
-        pipe.zcard(queue.broker_eta_key)
-        pipe.llen(app.keys.failed(queue.name))
-    for daemon in daemons:
-        pipe.get(app.keys.heartbeat(daemon))
-        pipe.hvals(app.keys.inflight(daemon))
-    replies = pipe.execute()
-    queue_replies, daemon_replies = replies[: 3 * len(app.queues)], replies[3 * len(app.queues) :]
-    heartbeats, inflight = daemon_replies[0::2], daemon_replies[1::2]
-    inflight_by_queue = _inflight_counts(value for values in inflight for value in values)
-    queues = [
-        {
-            "name": queue.name,
-            "priority": queue.priority,
-            "broker_key": queue.broker_key,
-            "broker_eta_key": queue.broker_eta_key,
-            "pending_tasks": queue_replies[3 * i],
-            "pending_eta_tasks": queue_replies[3 * i + 1],
-            "inflight_tasks": inflight_by_queue.get(queue.name, 0),
-            "failed_tasks": queue_replies[3 * i + 2],
-        }
-        for i, queue in enumerate(app.queues)
-    ]
-    workers = [_worker(d, hb) for d, hb in zip(daemons, heartbeats, strict=True) if hb is not None]
-    return {"queues": queues, "workers": workers}
+    """WakaQ's `wakaq-info` shape: queues keyed by name (WakaQ's fields, then ours), `workers` = the number of
+    live worker daemons; daemon details (live ones and ones whose heartbeat stopped, not yet reaped) under
+    `daemons`."""
+    from wakaq.stats import snapshot
 
-
-def _inflight_counts(values: Iterable[bytes]) -> Counter[str]:
-    """In-flight hash values are `<queue name>\\n<element>`."""
-    return Counter(value.split(b"\n", 1)[0].decode(errors="replace") for value in values)
-
-
-def _worker(daemon: str, heartbeat: bytes) -> dict[str, Any]:
-    try:
-        info = json.loads(heartbeat)
-    except ValueError:
-        info = None
-    if not isinstance(info, dict):
-        return {"id": daemon, "heartbeat": heartbeat.decode(errors="replace")}
-    return {"id": daemon, **info}
+    snap = snapshot(app, r)
+    return {
+        "queues": snap["queues"],
+        "workers": sum(1 for d in snap["daemons"] if d["alive"]),
+        "daemons": snap["daemons"],
+    }
 
 
 # ---- purge ------------------------------------------------------------------------------------------------------

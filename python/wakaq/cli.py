@@ -160,16 +160,24 @@ def _scheduler(app: WakaQ, args: argparse.Namespace) -> int | None:
 
 
 def info(argv: Sequence[str] | None = None) -> int:
-    """wakaq-info: print queues (pending, eta, in-flight, failed counts) and live workers as JSON."""
+    """wakaq-info: print queues (pending, eta, in-flight, failed counts) and live workers as JSON (WakaQ's shape),
+    or with --watch a live terminal view."""
     parser = _parser("wakaq-info", "Print queue counts and live worker daemons as JSON.")
+    parser.add_argument("--watch", action="store_true", help="a terminal view redrawn every second (Ctrl-C quits)")
+    parser.add_argument("--interval", type=float, default=1.0, help="--watch: seconds between redraws")
     return _run(parser, _info, argv)
 
 
-def _info(app: WakaQ, args: argparse.Namespace) -> None:
+def _info(app: WakaQ, args: argparse.Namespace) -> int | None:
     from wakaq.admin import connect, inspect
 
     with connect(app) as r:
+        if args.watch:
+            from wakaq.watch import watch
+
+            return watch(app, r, max(0.1, args.interval))
         _print(inspect(app, r))
+    return None
 
 
 def purge(argv: Sequence[str] | None = None) -> int:

@@ -20,9 +20,21 @@ URL_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 # ---- queue names ----------------------------------------------------------------------------------------------
 # NOTE: a queue's list lives at `<prefix>:<name>`, so a name starting like one of wakaq's own key families would
 # share keys with them (a queue named `eta:x` would BE the eta set of queue `x`).
-RESERVED_QUEUE_PREFIXES = ("eta:", "bell:", "failed:", "bcast:", "inflight:", "hb:", "sched:")
+RESERVED_QUEUE_PREFIXES = ("eta:", "bell:", "failed:", "bcast:", "inflight:", "hb:", "sched:", "stats:", "daemon:")
 RESERVED_QUEUE_NAMES = ("daemons", "done")
 KEY_PREFIX_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+
+# ---- task counters (python/wakaq/stats.py; rust/src/supervisor/counters.rs has the same values) -----------------
+#: upper bounds (seconds) of the run-time histogram's buckets, log-spaced 1-2.5-5 from 100 us to 100 s, then +Inf
+RUNTIME_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0,
+)  # fmt: skip
+#: kinds of failure counted per task: an exception (also soft timeouts out of retries and unknown task names), a
+#: hard timeout (SIGKILL by the parent), dead-listed (the child died while running it too often), undecodable payload
+STATS_FAILED_KINDS = ("exception", "hard_timeout", "dead", "undecodable")
+#: separator inside stats hash fields `<counter>\x1f<queue>\x1f<task>` (queue names hold no control characters)
+STATS_SEP = "\x1f"
 
 # ---- concurrency expressions ----------------------------------------------------------------------------------
 EXPR_MAX_LENGTH = 200

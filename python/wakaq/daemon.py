@@ -53,6 +53,7 @@ def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
         "url": app.url,
         "prefix": app.keys.prefix,
         "queues": [q.name for q in app.queues if q.name not in excluded],
+        "task_names": sorted(app.tasks),
         "socket_timeout": app.socket_timeout,
         "connect_timeout": app.socket_connect_timeout,
         **app.tls_options,

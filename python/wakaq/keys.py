@@ -37,6 +37,16 @@ class Keys:
     def heartbeat(self, daemon: str) -> str:
         return f"{self.prefix}:hb:{daemon}"
 
+    def daemon_info(self, daemon: str) -> str:
+        return f"{self.prefix}:daemon:{daemon}"
+
+    def stats(self, daemon: str) -> str:
+        return f"{self.prefix}:stats:{daemon}"
+
+    @property
+    def stats_retired(self) -> str:
+        return f"{self.prefix}:stats:retired"
+
     @property
     def daemons(self) -> str:
         return f"{self.prefix}:daemons"

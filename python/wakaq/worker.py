@@ -55,6 +55,7 @@ class Plan:
     soft: float
     hard: float
     chain: Callable[..., Any] | None  # the wrapped function; None when an async part needs the event loop
+    cell: int  # where this pair is counted (`_wakaq.counter_cell`: shared memory the parent publishes)
 
 
 @dataclass(slots=True)
@@ -64,6 +65,7 @@ class Claimed:
     queue_name: str
     payload: bytes
     deliveries: int
+    soft_timer: asyncio.TimerHandle | None = None  # an async task's soft timeout, cancelled when it ends
 
 
 def _seconds(value: timedelta | None) -> float:
@@ -249,7 +251,12 @@ class Child:
                 return
             claimed = self._claimed(seq, index, element)
             await self._handle(claimed)
-        self._next_batch_size(len(batch), time.monotonic() - started, len(self.async_tasks) - async_before)
+        started_async = len(self.async_tasks) - async_before
+        if started_async > 0:
+            # NOTE: let the tasks just started run before claiming more: a loop that only claims (starting
+            # tasks never awaits) would take the whole queue into this child before any task finished
+            await asyncio.sleep(0)
+        self._next_batch_size(len(batch), time.monotonic() - started, started_async)
 
     def _next_batch_size(self, size: int, elapsed: float, started_async: int) -> None:
         """Claim more per round trip only while it cannot starve an idle sibling: async tasks start at once,
@@ -273,7 +280,10 @@ class Child:
             await asyncio.wait(list(self.async_tasks))
         if self._wait_future is not None:
             await asyncio.wait([self._wait_future])
-        if self.acks:
+        # NOTE: also when this side holds no acks: a claim cut short by a signal (the SIGTERM that stopped us,
+        # or another one during this final ack) parks its acks in the Consumer and returns [] as if it had
+        # run; exiting with them parked makes the parent requeue tasks that already ran.
+        while self.acks or self.consumer.unsettled:
             await self._redis(self.consumer.claim, self._take_acks(), 0)
 
     # ---- one task ------------------------------------------------------------------------------------
@@ -282,11 +292,12 @@ class Child:
         try:
             name, args, kwargs, retry = _wakaq.decode_task(claimed.payload)
         except PayloadError as e:
-            await self._fail(claimed, f"undecodable payload: {e}")
+            await self._fail(claimed, f"undecodable payload: {e}", kind="undecodable")
             return
         plan = self._plan(name, claimed)
         if plan is None:
-            await self._fail(claimed, f"unknown task {name!r} (not registered on this app)")
+            cell = _wakaq.counter_cell(claimed.queue_name, None)
+            await self._fail(claimed, f"unknown task {name!r} (not registered on this app)", cell=cell)
         elif plan.task.is_async:
             self._start_async(plan, claimed, args, kwargs, retry)
         else:
@@ -303,7 +314,8 @@ class Child:
             soft, hard = self.app.timeouts_for(task, queue)
             in_loop = needs_event_loop(self.app, task)
             chain = None if in_loop else compose(self.app, task)
-            plan = Plan(task, queue, _seconds(soft), _seconds(hard), chain)
+            cell = _wakaq.counter_cell(claimed.queue_name, name)
+            plan = Plan(task, queue, _seconds(soft), _seconds(hard), chain, cell)
             self._plans[(name, claimed.queue_name)] = plan
         return plan
 
@@ -314,16 +326,18 @@ class Child:
         token = current_task_name.set(task.name)
         if self.debug:
             log.debug("starting task %s", task.name)
-        _wakaq.task_started(claimed.seq, plan.soft, plan.hard)
+        _wakaq.task_started(claimed.seq, plan.soft, plan.hard, plan.cell)
         self.sync_seq = claimed.seq
+        done = False
         try:
             if plan.chain is None:
                 outcome = await self._call_in_loop(task, args, kwargs)
             else:
                 outcome = self._call_sync(task, plan.chain, args, kwargs)
+            done = outcome is None
         finally:
             self.sync_seq = None
-            _wakaq.task_finished()
+            _wakaq.task_finished(done)
         try:
             if outcome is None:
                 self._succeeded(task, claimed)
@@ -361,10 +375,11 @@ class Child:
         soft, hard = plan.soft, plan.hard
         loop = asyncio.get_running_loop()
         coro = self._run_async(plan, claimed, args, kwargs, retry)
+        _wakaq.count_task(plan.cell, "started")
         atask = loop.create_task(coro)
         self.async_tasks[atask] = claimed
         if soft:
-            loop.call_later(soft, self._soft_cancel, atask, claimed.seq)
+            claimed.soft_timer = loop.call_later(soft, self._soft_cancel, atask, claimed.seq)
         if hard:
             self.async_deadlines[claimed.seq] = time.monotonic() + hard
             self._report_async_deadline()
@@ -378,7 +393,14 @@ class Child:
     def _async_done(self, atask: asyncio.Task[None]) -> None:
         self._finished.set()
         claimed = self.async_tasks.pop(atask, None)
-        if claimed is not None and self.async_deadlines.pop(claimed.seq, None) is not None:
+        if claimed is None:
+            return
+        if claimed.soft_timer is not None:
+            # NOTE: an armed timer keeps the finished task (coroutine, arguments, element) alive for the whole
+            # soft timeout: 300 s of finished tasks in a busy child
+            claimed.soft_timer.cancel()
+            claimed.soft_timer = None
+        if self.async_deadlines.pop(claimed.seq, None) is not None:
             self._report_async_deadline()
 
     def _report_async_deadline(self) -> None:
@@ -396,6 +418,7 @@ class Child:
         if self.debug:
             log.debug("starting task %s", task.name)
         outcome: BaseException | None = None
+        began = time.monotonic()
         try:
             await run_async(self.app, task, args, kwargs)
         except asyncio.CancelledError as e:
@@ -406,6 +429,7 @@ class Child:
             if isinstance(e, KeyboardInterrupt):
                 raise
             outcome = e
+        _wakaq.count_task(plan.cell, "done" if outcome is None else "exception", time.monotonic() - began)
         if outcome is None:
             self._succeeded(task, claimed)
         else:
@@ -414,6 +438,8 @@ class Child:
 
     def _succeeded(self, task: Task[Any, Any], claimed: Claimed) -> None:
         self.done += 1
+        if self.soft_timed_out:
+            self.soft_timed_out.discard(claimed.seq)  # the task caught its soft timeout and returned
         if self.debug:
             log.debug("finished task %s", task.name)
         self.acks.append(claimed.seq)
@@ -427,7 +453,7 @@ class Child:
             self.soft_timed_out.discard(claimed.seq)
             await self._soft_timeout(plan, claimed, args, kwargs, retry)
         else:
-            await self._fail(claimed, _describe(outcome), _format_tb(outcome))
+            await self._fail(claimed, _describe(outcome), _format_tb(outcome), cell=plan.cell)
 
     async def _soft_timeout(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
@@ -437,11 +463,17 @@ class Child:
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
             payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1)
+            _wakaq.count_task(plan.cell, "retried")
             await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, self._take_acks())
         else:
-            await self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)")
+            await self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)", cell=plan.cell)
 
-    async def _fail(self, claimed: Claimed, reason: str, tb: str = "") -> None:
+    async def _fail(
+        self, claimed: Claimed, reason: str, tb: str = "", *, cell: int | None = None, kind: str = "exception"
+    ) -> None:
+        if cell is None:
+            cell = _wakaq.counter_cell(claimed.queue_name, None)
+        _wakaq.count_task(cell, kind)
         log.error("task failed (%s): %s%s", claimed.queue_name, reason, "\n" + tb.rstrip() if tb else "")
         acks = self._take_acks()
         await self._redis(self.consumer.fail, claimed.seq, claimed.queue_name, claimed.payload, reason, tb, acks)

@@ -9,6 +9,7 @@ run of a task only where the first was in a child that died). Options come from 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -66,11 +67,23 @@ def build(url: str, **options: Any) -> WakaQ:
         os.kill(os.getpid(), signal.SIGKILL)
 
     @app.task
+    def exit0(i: int) -> None:
+        """Ends its own process with status 0 mid-task (`os._exit(0)`: a poison pill that looks clean)."""
+        client.mark("poison", i)
+        os._exit(0)
+
+    @app.task(soft_timeout=300)
+    async def awork(i: int) -> None:
+        """An async task with a long soft timeout that finishes at once (the child-memory scenario)."""
+        await asyncio.sleep(0)
+        client.mark("runs", i)
+
+    @app.task
     def tick() -> None:
         """Fired by the scheduler every second in the Redis-restart scenario."""
         client.mark("ticks", int(time.time()))
 
-    del work, hold, poison, tick
+    del work, hold, poison, exit0, awork, tick
     return app
 
 

@@ -196,11 +196,13 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"
 
 
-CHILD_DIED = re.compile(r"child (\d+) \(slot \d+\) (?:killed by signal \d+|exited with code [1-9]\d*)")
+CHILD_DIED = re.compile(
+    r"child (\d+) \(slot \d+\) (?:killed by signal \d+|exited with code [1-9]\d*|exited with code 0 while running)"
+)
 
 
 def died_children(log_text: str) -> set[int]:
-    """Children the supervisor saw die (a signal or a non-zero exit), from its log."""
+    """Children the supervisor saw die (a signal, a non-zero exit, status 0 mid-task), from its log."""
     return {int(pid) for pid in CHILD_DIED.findall(log_text)}
 
 

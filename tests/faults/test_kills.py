@@ -121,3 +121,45 @@ def test_poison_pill_is_dead_listed_after_three_deliveries(
     assert worker.proc.poll() is None
     assert "keep dying" not in worker.log_text(), "a poison pill is not a crash loop"
     worker.wait_ready(children=2)
+
+
+def test_exit_0_mid_task_is_dead_listed_after_three_deliveries(
+    redis_url: str, client: redis.Redis, start_worker: StartWorker
+) -> None:
+    """A task that ends its child with `os._exit(0)`: status 0 with a task still in the slot is not a clean exit.
+    It must count as a delivery and be dead-listed after 3, like a task that SIGKILLs its child.
+
+    Failing output before the fix (status 0 was taken for a clean exit: no bump, redelivered forever):
+
+        AssertionError: 0 dead-listed, runs so far: {100000: 4, 100001: 3}
+    """
+    started = time.monotonic()
+    n, pills = 100, [100_000, 100_001]
+    app = build(redis_url)
+    worker = start_worker(redis_url, concurrency=2)
+    app.tasks["work"].delay_many(((i, 2.0), {}) for i in range(n))
+    for pill in pills:
+        app.tasks["exit0"].delay(pill)
+
+    def settled() -> bool:
+        return len(driver.failure_records(client)) >= len(pills) or any(
+            len(p) > 3 for p in driver.runs(client, "poison").values()
+        )
+
+    wait_until(settled, timeout=30, what="the exit0 pills to be dead-listed or to run a 4th time")
+    counts = {i: len(p) for i, p in driver.runs(client, "poison").items()}
+    dead = len(driver.failure_records(client))
+    assert dead == len(pills) and max(counts.values()) == 3, f"{dead} dead-listed, runs so far: {counts}"
+    driver.wait_drained(client, lambda: driver.done_count(client, n), timeout=60)
+    acc = driver.account(client, [*range(n), *pills])
+    pill_runs = {i: len(pids) for i, pids in driver.runs(client, "poison").items()}
+    died = driver.died_children(worker.log_text())
+    driver.record(acc.row("os._exit(0) mid-task (poison pill)", started, f"{len(died)} children exited mid-task"))
+    assert pill_runs == dict.fromkeys(pills, 3)
+    assert acc.lost == set() and set(acc.failed) == set(pills) and acc.done == set(range(n))
+    for rec in driver.failure_records(client):
+        assert rec["deliveries"] == 3 and "poison pill" in rec["reason"], rec
+    assert len(died) == 3 * len(pills), "each exit(0) mid-task is logged as a child dying"
+    assert acc.unexplained_duplicates(died) == {}
+    assert worker.proc.poll() is None
+    worker.wait_ready(children=2)

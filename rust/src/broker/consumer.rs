@@ -293,6 +293,14 @@ impl Consumer {
         self.requeue_seqs(py, &seqs)
     }
 
+    /// Acks or claims parked by a call that got no answer (a signal, a dropped connection): the next `claim`
+    /// settles them. A child must not exit while this is true: the parent would requeue finished tasks.
+    #[getter]
+    fn unsettled(&self) -> bool {
+        let lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !lost.acks.is_empty() || !lost.claims.is_empty()
+    }
+
     /// This child's identity in failure records: `<daemon>/<pid>`.
     #[getter]
     fn worker(&self) -> &str {

@@ -9,7 +9,7 @@ use super::conn::Conn;
 use super::consumer::FAILED_KEEP;
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
-use super::parent::{BrokerFailure, BrokerResult, Coordinator, CoordinatorConfig, DaemonInfo};
+use super::parent::{BrokerFailure, BrokerResult, ChildInfo, Coordinator, CoordinatorConfig, DaemonInfo};
 use super::scripts;
 
 /// Eta tasks moved per promotion call, so one call never stalls Redis.
@@ -66,17 +66,43 @@ fn json_str(s: &str) -> String {
     out
 }
 
-/// The heartbeat value: JSON so `wakaq-info` and humans with redis-cli can read it.
+/// The heartbeat value: JSON so `wakaq-info` and humans with redis-cli can read it. `children` are objects
+/// (pid, busy, task, queue, running_for, rss_bytes) when the details are known, else bare pids.
 pub fn info_json(id: &str, info: &DaemonInfo) -> String {
-    let children: Vec<String> = info.children.iter().map(u32::to_string).collect();
+    let children: Vec<String> = if info.child_details.is_empty() {
+        info.children.iter().map(u32::to_string).collect()
+    } else {
+        info.child_details.iter().map(child_json).collect()
+    };
     format!(
-        "{{\"id\":{},\"host\":{},\"pid\":{},\"children\":[{}],\"tasks_done\":{},\"started_at\":{:.3}}}",
+        "{{\"id\":{},\"host\":{},\"pid\":{},\"children\":[{}],\"tasks_done\":{},\"started_at\":{:.3},\"rss_bytes\":{}}}",
         json_str(id),
         json_str(&info.host),
         info.pid,
         children.join(","),
         info.tasks_done,
-        info.started_at
+        info.started_at,
+        json_opt(info.rss_bytes)
+    )
+}
+
+fn json_opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "null".to_owned(), |v| v.to_string())
+}
+
+fn child_json(c: &ChildInfo) -> String {
+    let (queue, task) = c
+        .task
+        .as_ref()
+        .map_or(("null".to_owned(), "null".to_owned()), |(q, t)| {
+            (json_str(q), json_str(t))
+        });
+    let running_for = c.running_for.map_or_else(|| "null".to_owned(), |s| format!("{s:.3}"));
+    format!(
+        "{{\"pid\":{},\"busy\":{},\"task\":{task},\"queue\":{queue},\"running_for\":{running_for},\"rss_bytes\":{}}}",
+        c.pid,
+        c.busy,
+        json_opt(c.rss_bytes)
     )
 }
 
@@ -97,6 +123,24 @@ impl Coordinator for RedisCoordinator {
         })?;
         self.set_clock(&now);
         Ok(())
+    }
+
+    fn publish_stats(&mut self, info: &DaemonInfo, fields: &[(String, u64)], again: bool) -> BrokerResult<bool> {
+        let id = self.cfg.daemon_id.clone();
+        let keys = [self.keys.daemons(), self.keys.stats(&id), self.keys.daemon_info(&id)];
+        let value = info_json(&id, info);
+        let reaped: i64 = self.run(|c| {
+            let mut inv = scripts::stats().prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(&id).arg(if again { "1" } else { "0" }).arg(&value);
+            for (field, n) in fields {
+                inv.arg(field).arg(*n);
+            }
+            inv.invoke(c)
+        })?;
+        Ok(reaped == 1)
     }
 
     fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
@@ -214,6 +258,8 @@ impl Coordinator for RedisCoordinator {
                 .arg("")
                 .invoke::<i64>(c)
         })?;
+        let prefix = self.keys.prefix.clone();
+        self.run(|c| scripts::retire().key(&set).arg(&prefix).arg(&id).invoke::<i64>(c))?;
         self.run(|c| {
             redis::pipe()
                 .srem(&set, &id)

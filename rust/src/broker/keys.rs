@@ -43,6 +43,20 @@ impl Keys {
         format!("{}:hb:{daemon}", self.prefix)
     }
 
+    /// A daemon's last published info (hash: info, seen), kept until it deregisters or is reaped.
+    pub fn daemon_info(&self, daemon: &str) -> String {
+        format!("{}:daemon:{daemon}", self.prefix)
+    }
+
+    /// A registered daemon's task counters (hash).
+    pub fn stats(&self, daemon: &str) -> String {
+        format!("{}:stats:{daemon}", self.prefix)
+    }
+
+    pub fn stats_retired(&self) -> String {
+        format!("{}:stats:retired", self.prefix)
+    }
+
     pub fn daemons(&self) -> String {
         format!("{}:daemons", self.prefix)
     }

@@ -25,6 +25,22 @@ pub struct DaemonInfo {
     pub children: Vec<u32>,
     pub tasks_done: u64,
     pub started_at: f64,
+    /// The daemon parent's RSS.
+    pub rss_bytes: Option<u64>,
+    /// What each child is doing, in `children`'s order (may be empty: then only pids are published).
+    pub child_details: Vec<ChildInfo>,
+}
+
+/// One child as the dashboard shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ChildInfo {
+    pub pid: u32,
+    pub busy: bool,
+    /// (queue, task name) of the sync task it runs now.
+    pub task: Option<(String, String)>,
+    /// Seconds since that task started.
+    pub running_for: Option<f64>,
+    pub rss_bytes: Option<u64>,
 }
 
 /// The parent's Redis operations. Each call is one bounded round trip (or a few); none blocks.
@@ -46,6 +62,11 @@ pub trait Coordinator {
     fn deregister(&mut self) -> BrokerResult<()>;
     /// Redis server time as unix seconds (one clock for every machine).
     fn server_time(&mut self) -> BrokerResult<f64>;
+    /// Publish the daemon's task counters (`(field, total)` pairs) and info; `again` when an earlier publish
+    /// succeeded. True when the daemon was reaped since then (nothing written). No-op without Redis.
+    fn publish_stats(&mut self, _info: &DaemonInfo, _fields: &[(String, u64)], _again: bool) -> BrokerResult<bool> {
+        Ok(false)
+    }
 }
 
 /// What the parent needs to reach Redis. Built by the supervisor from the Python config dict.
@@ -85,6 +106,9 @@ impl Unavailable {
 
 impl Coordinator for Unavailable {
     fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
+        self.fail()
+    }
+    fn publish_stats(&mut self, _info: &DaemonInfo, _fields: &[(String, u64)], _again: bool) -> BrokerResult<bool> {
         self.fail()
     }
     fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {

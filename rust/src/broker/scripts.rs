@@ -28,3 +28,5 @@ script!(requeue, "lua/requeue.lua");
 script!(reap, "lua/reap.lua");
 script!(promote, "lua/promote.lua");
 script!(heartbeat, "lua/heartbeat.lua");
+script!(stats, "lua/stats.lua");
+script!(retire, "lua/retire.lua");

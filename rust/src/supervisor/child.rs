@@ -6,6 +6,7 @@ use std::os::fd::RawFd;
 use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 
+use super::counters::CounterTable;
 use super::signals;
 use super::slots::SlotTable;
 
@@ -13,6 +14,7 @@ use super::slots::SlotTable;
 pub struct ChildStart<'a> {
     pub slot: usize,
     pub slots: &'a SlotTable,
+    pub counters: &'a CounterTable,
     /// Write end of this child's log pipe: becomes fds 1 and 2.
     pub log_pipe: RawFd,
     /// The parent's fds: signal pipe, pub/sub socket, log file, other children's pipe ends, our read end.
@@ -28,6 +30,7 @@ pub fn run(py: Python<'_>, start: &ChildStart<'_>, child_main: &Bound<'_, PyAny>
     die_with_parent(start.parent_pid);
     redirect_fds(start);
     start.slots.make_current(start.slot);
+    start.counters.make_current(start.slot);
     line_buffer_stdout(py);
     let code = match child_main.call1((start.slot,)) {
         Ok(ret) => exit_code_of_return(&ret),

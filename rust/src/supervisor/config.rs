@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use crate::broker::parent::CoordinatorConfig;
 use crate::broker::tls::TlsOptions;
 
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "concurrency",
     "max_mem_percent",
     "log_file",
@@ -30,6 +30,7 @@ const KEYS: [&str; 20] = [
     "ssl_certfile",
     "ssl_keyfile",
     "ssl_cert_reqs",
+    "task_names",
 ];
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct SupervisorConfig {
     pub url: Option<String>,
     pub prefix: String,
     pub queues: Vec<String>,
+    /// Registered task names: with the queues, the cells of the shared-memory task counters.
+    pub task_names: Vec<String>,
     pub socket_timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     /// `rediss://` settings (redis-py's `ssl_*` names).
@@ -82,6 +85,7 @@ impl SupervisorConfig {
             url: f.opt_string("url")?,
             prefix: f.opt_string("prefix")?.unwrap_or_else(|| "wakaq".to_owned()),
             queues: f.str_list("queues")?,
+            task_names: f.str_list("task_names")?,
             socket_timeout: f.opt_secs("socket_timeout")?,
             connect_timeout: f.opt_secs("connect_timeout")?,
             tls: TlsOptions::from_options(

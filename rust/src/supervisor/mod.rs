@@ -12,6 +12,7 @@ mod child;
 mod children;
 pub mod clock;
 pub mod config;
+pub mod counters;
 pub mod eta;
 mod fork;
 mod link;
@@ -20,6 +21,7 @@ mod memory;
 mod parent_loop;
 mod signals;
 pub mod slots;
+mod tally;
 mod watchdog;
 
 /// Run the worker daemon's parent loop until SIGINT/SIGTERM/SIGQUIT; returns the exit code.
@@ -39,16 +41,58 @@ fn run_worker(py: Python<'_>, config: &Bound<'_, PyAny>, child_main: &Bound<'_, 
     })
 }
 
-/// Child: a sync task started (seconds from now, 0 = none). Atomics only: no syscall, no allocation.
+/// Child: a sync task started (seconds from now, 0 = none), counted in `cell` (`counter_cell`). Atomics only:
+/// no syscall, no allocation.
 #[pyfunction]
-fn task_started(seq: u64, soft_timeout: f64, hard_timeout: f64) {
+#[pyo3(signature = (seq, soft_timeout, hard_timeout, cell = None))]
+fn task_started(seq: u64, soft_timeout: f64, hard_timeout: f64, cell: Option<usize>) {
     slots::with_current(|s| s.task_started(seq, clock::secs_to_ns(soft_timeout), clock::secs_to_ns(hard_timeout)));
+    if let Some(cell) = cell {
+        counters::sync_started(cell);
+    }
 }
 
-/// Child: the sync task finished.
+/// Child: the sync task finished (`done`: without an exception; its run time goes into the histogram).
 #[pyfunction]
-fn task_finished() {
+#[pyo3(signature = (done = true))]
+fn task_finished(done: bool) {
     slots::with_current(slots::Slot::task_finished);
+    counters::sync_finished(done);
+}
+
+/// Child: the counter cell of tasks named `task` (None: undecodable) from queue `queue` ("broadcast" for
+/// broadcasts). Worked out once per (task, queue) pair; 0 outside a worker child, where counting does nothing.
+#[pyfunction]
+#[pyo3(signature = (queue, task = None))]
+fn counter_cell(queue: &str, task: Option<&str>) -> usize {
+    counters::cell_for(queue, task)
+}
+
+/// Child: count one event of a task (`"started"`, `"retried"`, `"exception"`, `"undecodable"`), or, with
+/// `seconds`, the end of an async task and its run time (`"done"`; any other event: ended without success,
+/// counted as a failure separately).
+#[pyfunction]
+#[pyo3(signature = (cell, event, seconds = None))]
+fn count_task(cell: usize, event: &str, seconds: Option<f64>) -> PyResult<()> {
+    let what = match event {
+        "started" => counters::STARTED,
+        "done" => counters::DONE,
+        "retried" => counters::RETRIED,
+        "exception" => counters::EXCEPTION,
+        "undecodable" => counters::UNDECODABLE,
+        _ => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown task event {event:?}"
+            )))
+        }
+    };
+    // NOTE: the end of an async task only adds its run time (and done): a failure is counted where it is
+    // recorded, with its kind.
+    match seconds {
+        Some(s) => counters::observe(cell, clock::secs_to_ns(s), what == counters::DONE),
+        None => counters::count(cell, what),
+    }
+    Ok(())
 }
 
 /// Child: the earliest hard deadline of its async tasks (monotonic seconds, `time.monotonic()`), 0 for none.
@@ -62,5 +106,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(task_started, m)?)?;
     m.add_function(wrap_pyfunction!(task_finished, m)?)?;
     m.add_function(wrap_pyfunction!(async_deadline, m)?)?;
+    m.add_function(wrap_pyfunction!(counter_cell, m)?)?;
+    m.add_function(wrap_pyfunction!(count_task, m)?)?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use crate::broker::parent::{connect, DaemonInfo};
+use crate::broker::parent::{connect, ChildInfo, DaemonInfo};
 use crate::broker::pubsub::{Event, PubSub};
 
 use super::backoff::Backoff;
@@ -20,6 +20,7 @@ use super::link::{log_redis_failure, Link, NoRedis, Op};
 use super::logs::Logger;
 use super::signals::SignalPipe;
 use super::slots::{Slot, SlotTable};
+use super::tally::Tally;
 use super::watchdog::{judge, secs, Verdict, BUSY_TICK, IDLE_TICK};
 use super::{eta, memory};
 
@@ -42,6 +43,7 @@ pub struct Parent {
     cfg: SupervisorConfig,
     log: Logger,
     slots: SlotTable,
+    tally: Tally,
     signals: SignalPipe,
     link: Link,
     pubsub: Option<PubSub>,
@@ -74,6 +76,7 @@ impl Parent {
     fn new(cfg: SupervisorConfig) -> std::io::Result<Self> {
         let mut log = Logger::open(cfg.log_file.as_deref(), cfg.log_level)?;
         let slots = SlotTable::new(cfg.concurrency)?;
+        let tally = Tally::new(cfg.concurrency, &cfg.queues, &cfg.task_names)?;
         let (link, pubsub) = match cfg.coordinator() {
             None => (Link::new(Box::new(NoRedis)), None),
             Some(cc) => {
@@ -89,6 +92,7 @@ impl Parent {
             cfg,
             log,
             slots,
+            tally,
             signals,
             link,
             pubsub,
@@ -287,16 +291,18 @@ impl Parent {
         child.finish_logs(&mut self.log);
         let state = self.slots.get(child.slot).map(Slot::read_final).unwrap_or_default();
         self.retired_done += state.tasks_done;
+        self.tally.child_exited(child.slot);
         let running = state.running().or((state.async_seq != 0).then_some(state.async_seq));
         // NOTE: a child that finished or started a task was working, not crash-looping (an outside kill, the
         // OOM killer, a poison pill whose deliveries are counted and dead-listed anyway).
         let worked = state.tasks_done > 0 || running.is_some();
         // NOTE: a child we killed gets no bump: a hard-timeout task was already recorded as failed (Op::Fail
         // was queued first), and a stop is our decision, not the task's fault.
-        let (running, bump) = match (child.killed, exit) {
-            (Some(_), _) => (None, false),
-            (None, Exit::Code(0)) => (running, false),
-            (None, _) => (running, running.is_some()),
+        // NOTE: status 0 is no clean exit while a task is still in the slot (`os._exit(0)` in a task): a clean
+        // exit finishes or hands back its task first. It counts as a delivery like any other death mid-task.
+        let (running, bump) = match child.killed {
+            Some(_) => (None, false),
+            None => (running, running.is_some()),
         };
         self.link.push(Op::Requeue {
             pid: child.pid_u32(),
@@ -310,7 +316,8 @@ impl Parent {
     fn log_child_exit(&mut self, child: &Child, exit: Exit, running: Option<u64>) {
         let task = running.map_or(String::new(), |seq| format!(" while running task {seq}"));
         let msg = format!("child {} (slot {}) {}{task}", child.pid, child.slot, exit.describe());
-        let expected = child.killed.is_some() || child.stopping || child.recycling || exit == Exit::Code(0);
+        let clean = exit == Exit::Code(0) && running.is_none();
+        let expected = child.killed.is_some() || child.stopping || child.recycling || clean;
         if expected {
             self.log.info(&msg);
         } else {
@@ -374,6 +381,7 @@ impl Parent {
         if let Some(s) = self.slots.get(slot) {
             s.clear();
         }
+        self.tally.child_forking(slot);
         // SAFETY: getpid cannot fail.
         let parent_pid = unsafe { libc::getpid() };
         match fork(py)? {
@@ -432,6 +440,7 @@ impl Parent {
             let start = ChildStart {
                 slot,
                 slots: &self.slots,
+                counters: self.tally.table(),
                 log_pipe,
                 close,
                 restore_mask,
@@ -465,6 +474,7 @@ impl Parent {
                 Verdict::Hard { seq, reason } => {
                     c.signal(libc::SIGKILL);
                     c.killed = Some(Kill::HardTimeout);
+                    self.tally.hard_timeout(c.slot);
                     self.log.error(&format!(
                         "child {} (slot {}): task {seq} {reason}, killed",
                         c.pid, c.slot
@@ -582,6 +592,7 @@ impl Parent {
         }
         self.next_heartbeat = now + self.cfg.heartbeat_interval;
         let info = self.daemon_info();
+        self.publish_stats(&info);
         // NOTE: the heartbeat first: it is a real round trip. `server_time` mostly answers from the clock the
         // last script read, without Redis; called first, its success ended every outage in the link (an INFO
         // "available again", then a new WARNING, every heartbeat interval, and a backoff stuck at its minimum).
@@ -597,6 +608,36 @@ impl Parent {
         }
     }
 
+    /// Task counters and daemon info, just before the heartbeat (skipped while Redis is down: the heartbeat
+    /// logs the outage).
+    fn publish_stats(&mut self, info: &DaemonInfo) {
+        let (fields, again) = self.tally.fields(self.children.iter().map(|c| c.slot));
+        if let Some(reaped) = self.link.call(&mut self.log, |c| c.publish_stats(info, &fields, again)) {
+            self.tally.published(reaped);
+        }
+    }
+
+    /// What each child does now, for the dashboard (one statm read per child, once per heartbeat).
+    fn child_details(&self) -> Vec<ChildInfo> {
+        let now = monotonic_ns();
+        self.children
+            .iter()
+            .map(|c| {
+                let state = self.slots.get(c.slot).map(Slot::read_final).unwrap_or_default();
+                let task = state.running().and_then(|_| self.tally.current_task(c.slot));
+                ChildInfo {
+                    pid: c.pid_u32(),
+                    busy: state.running().is_some() || state.async_seq != 0,
+                    running_for: task
+                        .as_ref()
+                        .map(|_| now.saturating_sub(state.sync_started) as f64 / 1e9),
+                    task,
+                    rss_bytes: memory::rss_bytes(c.pid_u32()),
+                }
+            })
+            .collect()
+    }
+
     fn daemon_info(&self) -> DaemonInfo {
         let running: u64 = self
             .children
@@ -609,6 +650,8 @@ impl Parent {
             children: self.children.iter().map(Child::pid_u32).collect(),
             tasks_done: self.retired_done + running,
             started_at: self.started_at,
+            rss_bytes: memory::rss_bytes(std::process::id()),
+            child_details: self.child_details(),
         }
     }
 

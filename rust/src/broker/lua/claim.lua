@@ -8,9 +8,11 @@ local prefix = ARGV[1]
 local seq = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
 local nacks = tonumber(ARGV[4])
-if nacks > 0 then
+-- NOTE: in chunks: unpack() of more than ~8000 values fails ("too many results to unpack"), and a child that
+-- started thousands of async tasks at once acks as many in one claim
+for lo = 1, nacks, 1000 do
   local fields = {}
-  for i = 1, nacks do fields[i] = prefix .. ARGV[4 + i] end
+  for i = lo, math.min(nacks, lo + 999) do fields[#fields + 1] = prefix .. ARGV[4 + i] end
   redis.call('HDEL', KEYS[1], unpack(fields))
 end
 if max < 1 then return {} end
@@ -19,12 +21,14 @@ for i = 1, n do
   local items = redis.call('LPOP', KEYS[1 + i], max)
   if items then
     local queue = ARGV[4 + nacks + i]
-    local pairs_ = {}
-    for j, item in ipairs(items) do
-      pairs_[2 * j - 1] = prefix .. (seq + j - 1)
-      pairs_[2 * j] = queue .. '\n' .. item
+    for lo = 1, #items, 500 do
+      local pairs_ = {}
+      for j = lo, math.min(#items, lo + 499) do
+        pairs_[#pairs_ + 1] = prefix .. (seq + j - 1)
+        pairs_[#pairs_ + 1] = queue .. '\n' .. items[j]
+      end
+      redis.call('HSET', KEYS[1], unpack(pairs_))
     end
-    redis.call('HSET', KEYS[1], unpack(pairs_))
     if redis.call('LLEN', KEYS[1 + i]) > 0 then ring(KEYS[1 + n + i]) end
     table.insert(items, 1, i - 1)
     return items

@@ -10,6 +10,10 @@
 --   P:hb:<daemon>         str   heartbeat with a TTL; JSON info
 --   P:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
 --   P:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
+--   P:daemon:<daemon>     hash  info (JSON, as in the heartbeat) and seen (server time): kept until reaped
+--   P:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
+--   P:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks
+--                               dead-listed by a script (counted here, where it happens)
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).
 
 local function ring(bell)
@@ -68,6 +72,33 @@ local function split(element)
   return 0, element
 end
 
+-- The name of the task in a payload (msgpack map or WakaQ JSON), '?' when it cannot be read.
+local function task_name(payload)
+  local ok, t
+  if string.sub(payload, 1, 1) == '{' then
+    ok, t = pcall(cjson.decode, payload)
+  else
+    ok, t = pcall(cmsgpack.unpack, payload)
+  end
+  if ok and type(t) == 'table' and type(t['name']) == 'string' then return t['name'] end
+  return '?'
+end
+
+local function count_retired(prefix, counter, queue, payload)
+  if string.sub(queue, 1, 6) == 'bcast:' then queue = 'broadcast' end  -- as the children count broadcasts
+  redis.call('HINCRBY', prefix .. ':stats:retired', counter .. '\31' .. queue .. '\31' .. task_name(payload), 1)
+end
+
+-- Fold a daemon's task counters into the retired totals and drop its stats and info (retire.lua, reap.lua).
+local function retire_stats(prefix, id)
+  local key = prefix .. ':stats:' .. id
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    redis.call('HINCRBY', prefix .. ':stats:retired', all[i], all[i + 1])
+  end
+  redis.call('DEL', key, prefix .. ':daemon:' .. id)
+end
+
 -- Return one in-flight entry ("<queue>\n<element>") to the front of its queue; with bump, count this
 -- delivery and dead-list the task at max_deliveries. Returns 1 when requeued, 0 when dead-listed.
 local function give_back(prefix, entry, bump, max_deliveries, worker, keep, reason)
@@ -80,6 +111,7 @@ local function give_back(prefix, entry, bump, max_deliveries, worker, keep, reas
     count = count + 1
     if count >= max_deliveries then
       push_failed(prefix, queue, record(queue, payload, reason, '', worker, count), keep)
+      count_retired(prefix, 'dead', queue, payload)
       return 0
     end
     element = string.char(0xc1, count) .. payload

@@ -14,6 +14,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     end
     -- broadcasts relayed to the dead daemon are dropped: they were meant for its children only
     redis.call('DEL', inflight, prefix .. ':bcast:' .. id, prefix .. ':bell:bcast:' .. id)
+    retire_stats(prefix, id)
     redis.call('SREM', KEYS[1], id)
     daemons = daemons + 1
   end

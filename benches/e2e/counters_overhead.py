@@ -1,0 +1,98 @@
+"""What the task counters cost: drain-noop of this checkout vs a baseline git ref (default `main`), interleaved.
+
+    make build-release                                   # this checkout, optimised, into .venv
+    .venv/bin/python benches/e2e/counters_overhead.py    # --baseline REF --n 20000 --rounds 6
+
+The baseline is exported with `git archive REF` and pip-installed (maturin, release profile) into
+`.bench-venvs/baseline-<sha>` once; CARGO_TARGET_DIR is this checkout's `target/`, so dependencies compile once.
+Each round runs `leg.py wakaq_rs drain-noop` with both interpreters against one private redis-server, the order
+alternating, and the script prints every figure, the medians and the ratio (this / baseline). The issue's bar:
+this >= 0.97 x baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.redis_server import RedisServer  # noqa: E402
+
+DEPS = ("redis>=4.5", "hiredis", "croniter>=1.3", "psutil>=5.9", "maturin>=1.8,<2")
+
+
+def sh(*cmd: str, **kw: object) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout.strip()  # type: ignore[call-overload,no-any-return]
+
+
+def baseline_python(ref: str) -> Path:
+    sha = sh("git", "-C", str(ROOT), "rev-parse", "--short=12", ref)
+    venv = ROOT / ".bench-venvs" / f"baseline-{sha}"
+    python = venv / "bin" / "python"
+    if (venv / ".installed").exists():
+        return python
+    with tempfile.TemporaryDirectory(prefix="wakaq-baseline-") as src:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *DEPS], check=True)
+        env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-build-isolation", src], check=True, env=env)
+    (venv / ".installed").write_text(f"{ref} {sha}\n")
+    return python
+
+
+def leg(python: Path, url: str, n: int, logdir: Path) -> float:
+    options = {"url": url, "n": n, "timeout": 300.0, "logdir": str(logdir)}
+    env = dict(os.environ, BENCH_URL=url, BENCH_CONCURRENCY="2", BENCH_ASYNC_CONCURRENCY="0", PYTHONPATH=str(HERE))
+    out = subprocess.run(
+        [str(python), str(HERE / "leg.py"), "wakaq_rs", "drain-noop", json.dumps(options)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    outcome = json.loads(out.stdout.strip().splitlines()[-1])
+    if outcome["status"] != "ok":
+        raise SystemExit(f"{python}: {outcome}\n{out.stderr[-2000:]}")
+    return float(outcome["result"]["rate"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default="main", help="git ref to compare with (default: main)")
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    systems = {"baseline": baseline_python(args.baseline), "this": ROOT / ".venv" / "bin" / "python"}
+    rates: dict[str, list[float]] = {k: [] for k in systems}
+    server = RedisServer().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="wakaq-overhead-") as logdir:
+            for i in range(args.rounds):
+                order = list(systems) if i % 2 == 0 else list(reversed(systems))
+                for key in order:
+                    rates[key].append(leg(systems[key], server.url, args.n, Path(logdir)))
+                    print(f"round {i + 1} {key:<8} {rates[key][-1]:>9.0f} tasks/s", flush=True)
+    finally:
+        server.cleanup()
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"drain-noop N={args.n}, {args.rounds} rounds, 2 children, medians (tasks/s):")
+    for k, v in med.items():
+        print(f"  {k:<8} {v:>9.0f}   (min {min(rates[k]):.0f}, max {max(rates[k]):.0f})")
+    print(f"  ratio this/baseline = {med['this'] / med['baseline']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,6 +23,7 @@ import redis
 from tests.faults import driver
 from tests.faults.app import QUEUES, build
 from tests.faults.conftest import StartWorker
+from tests.faults.test_redis import _latest_tick, _scheduler, _stop
 from tests.redis_server import in_ci, redis_available
 from tests.sentinel import SentinelGroup
 from tests.workers import wait_until
@@ -52,15 +55,24 @@ def start(group: SentinelGroup, start_worker: StartWorker, record: str, name: st
 
 
 def test_every_client_follows_the_master_through_a_failover(
-    group: SentinelGroup, redis_url: str, client: redis.Redis, start_worker: StartWorker
+    group: SentinelGroup, redis_url: str, client: redis.Redis, start_worker: StartWorker, tmp_path: Path
 ) -> None:
-    """Producer, worker children, parent (eta promotion, heartbeat), pub/sub (broadcast), admin (wakaq-info): on
-    the master before and after kill -9 of the master."""
+    """Producer, worker children, parent (eta promotion, heartbeat), pub/sub (broadcast), scheduler (a tick every
+    second), admin (wakaq-info): on the master before and after kill -9 of the master."""
     app = build(group.url)
     work = app.tasks["work"]
     start(group, start_worker, redis_url, "w")
+    scheduler = _scheduler(group.url, tmp_path)
+    try:
+        _rounds(group, work, client)
+    finally:
+        _stop(scheduler)
 
+
+def _rounds(group: SentinelGroup, work: Any, client: redis.Redis) -> None:
     def round_(base: int) -> None:
+        since = int(time.time())
+        wait_until(lambda: _latest_tick(client) > since, 20, what="a scheduled tick to run")
         work.delay(base)
         work.delay(base + 1, eta=0.5)
         wait_until(lambda: work.broadcast(base + 2) == 1, 15, what="the daemon subscribed")
@@ -75,7 +87,7 @@ def test_every_client_follows_the_master_through_a_failover(
             timeout=30,
             check=True,
         ).stdout
-        assert len(json.loads(out)["workers"]) >= 1, out
+        assert json.loads(out)["workers"] >= 1, out
 
     round_(0)
     old = group.kill_master()

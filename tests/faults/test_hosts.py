@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -168,3 +169,49 @@ def test_a_host_cut_off_for_20s_mid_drain(
 def _ran_on(client: redis.Redis, pids: set[int]) -> set[int]:
     """Ids that have a recorded run in one of `pids`."""
     return {i for i, ran in driver.runs(client).items() if set(ran) & pids}
+
+
+ABANDON = """
+import sys, time
+from pathlib import Path
+from wakaq import _wakaq
+url, ready = sys.argv[1], Path(sys.argv[2])
+broker = _wakaq.Broker(url, socket_timeout=1.0, connect_timeout=1.0)
+broker.push_raw("q", b"first")  # also loads the script: a late EVALSHA would find it
+ready.write_text("connected")
+time.sleep(1.0)  # the test cuts the link now
+try:
+    broker.push_raw("q", b"late")
+    print("pushed")
+except Exception as e:  # the push times out: the connection is dropped
+    print("raised", e)
+"""
+
+
+def test_a_call_given_up_in_a_partition_is_not_delivered_after_it_heals(
+    network: netns.Network, client: redis.Redis, tmp_path: Path
+) -> None:
+    """A command whose reply timed out during a partition was dropped with its connection; the kernel must not
+    deliver it when the link returns (TCP retransmission of a closed socket's unacknowledged data). Otherwise a
+    child's claim given up (and already settled: its seqs handed back) could land afterwards and leave tasks in
+    flight under seqs nobody settles again. Connections close with SO_LINGER 0 (RST), which discards that data."""
+    ready = tmp_path / "ready"
+    args = [*network.exec_prefix(1), sys.executable, "-c", ABANDON, network.redis_url(1), str(ready)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(ready.exists, 15, what="the producer on host 1 to connect")
+        network.cut(1)
+        out, _ = proc.communicate(timeout=20)
+        assert "raised redis timed out" in out, out
+        time.sleep(8)
+        network.heal(1)
+        # NOTE: the retransmission timer of the abandoned data backs off (0.2 s doubling); after ~10 s cut the
+        # next attempt is due within ~5 s of the heal: 15 s of watching covers it.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert client.llen("wakaq:q") == 1, "a push given up during the partition was delivered after it"
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use redis::{Client, Connection, ErrorKind, RedisError, RedisResult, Value};
 
+use super::conn::connection_info;
+
 pub const SCHEME: &str = "redis+sentinel://";
 
 pub fn is_sentinel_url(url: &str) -> bool {
@@ -69,8 +71,8 @@ impl Sentinels {
 
     /// Ask one sentinel for the master's address.
     fn ask(&self, host: &str, port: u16, timeout: Duration) -> RedisResult<(String, u16)> {
-        let mut c =
-            Client::open(format!("redis://{}/", host_port(host, port)))?.get_connection_with_timeout(timeout)?;
+        let mut c = Client::open(connection_info(format!("redis://{}/", host_port(host, port)).as_str())?)?
+            .get_connection_with_timeout(timeout)?;
         c.set_read_timeout(Some(timeout))?;
         let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
@@ -113,7 +115,8 @@ impl Sentinels {
     }
 
     fn open_master(&self, host: &str, port: u16, timeout: Duration) -> RedisResult<Connection> {
-        let mut conn = Client::open(self.master_url(host, port))?.get_connection_with_timeout(timeout)?;
+        let mut conn = Client::open(connection_info(self.master_url(host, port).as_str())?)?
+            .get_connection_with_timeout(timeout)?;
         conn.set_read_timeout(Some(timeout))?;
         let role: Vec<Value> = redis::cmd("ROLE").query(&mut conn)?;
         match role.first() {

@@ -13,6 +13,8 @@
 use std::sync::{Arc, OnceLock};
 
 use redis::{Client, ClientTlsConfig, ErrorKind, RedisError, RedisResult, TlsCertificates};
+
+use super::conn::connection_info;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -98,7 +100,7 @@ impl TlsOptions {
     pub fn client(&self, url: &str) -> RedisResult<Client> {
         self.check_url(url).map_err(config_error)?;
         if !is_tls_url(url) {
-            return Client::open(url);
+            return Client::open(connection_info(url)?);
         }
         install_crypto_provider();
         // NOTE: redis-rs turns the `#insecure` fragment into "no certificate verification, no SNI".
@@ -114,9 +116,12 @@ impl TlsOptions {
         }
         let client_tls = self.client_identity_pem().map_err(config_error)?;
         if root_cert.is_none() && client_tls.is_none() {
-            return Client::open(url);
+            return Client::open(connection_info(url.as_str())?);
         }
-        Client::build_with_tls(url, TlsCertificates { client_tls, root_cert })
+        Client::build_with_tls(
+            connection_info(url.as_str())?,
+            TlsCertificates { client_tls, root_cert },
+        )
     }
 
     fn client_identity_pem(&self) -> Result<Option<ClientTlsConfig>, String> {

@@ -51,7 +51,10 @@ class DroppingProxy:
             while not self.closing.is_set():
                 ready, _, _ = select.select([client, server], [], [], 0.1)
                 for s in ready:
-                    data = s.recv(65536)
+                    try:
+                        data = s.recv(65536)
+                    except ConnectionResetError:
+                        return  # NOTE: wakaq's connections close with an RST (SO_LINGER 0)
                     if not data:
                         return
                     if s is server and self.drop_next_reply.is_set():

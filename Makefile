@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "maturin>=1.8,<2" "redis>=4.5" hiredis "croniter>=1.3" "psutil>=5.9" \
-		pytest pytest-timeout pytest-benchmark msgpack prometheus_client ruff mypy
+		pytest pytest-timeout pytest-benchmark msgpack prometheus_client ruff mypy "waitress>=3" "selenium>=4.20"
 	touch $@
 
 .PHONY: redis-server
@@ -52,6 +52,19 @@ VALKEY_SMOKE := tests/test_broker.py tests/test_worker.py tests/test_durable.py
 test-valkey-smoke: build valkey-server ## broker, worker and durable-enqueue tests against valkey-server (part of make test)
 	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(VALKEY_SMOKE)
 
+.PHONY: browser
+browser: ## install chromium and chromium-driver (Debian packages) when missing, for the dashboard's browser tests
+	@missing=""; for p in chromium chromedriver; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium chromium-driver (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else \
+			echo "missing:$$missing; the browser tests skip (sudo apt-get install chromium chromium-driver)" >&2; \
+		fi; \
+	fi
+
 .PHONY: venv
 venv: $(VENV)/.installed ## create .venv with the build, test and lint tools
 
@@ -68,7 +81,7 @@ test-rust: venv ## Rust unit tests (cargo test)
 	cargo test -q
 
 .PHONY: test-python
-test-python: build redis-server ## pytest: unit and integration tests against a private redis-server
+test-python: build redis-server browser ## pytest: unit and integration tests against a private redis-server
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 .PHONY: fuzz
@@ -107,8 +120,12 @@ bench-e2e: build-release $(VENV)/.bench-installed ## end-to-end: wakaq vs WakaQ 
 	$(PY) benches/e2e/run.py $(BENCH_ARGS)
 
 .PHONY: demo
-demo: build-release redis-server ## the main job: a worker, a scheduler and a producer against a throwaway redis-server
-	$(PY) demo/run.py
+demo: build-release redis-server ## the main job: a worker, a scheduler, a producer and the dashboard (its URL is printed)
+	$(PY) demo/run.py $(DEMO_ARGS)
+
+.PHONY: screenshot
+screenshot: build redis-server browser ## run the demo and capture the dashboard (headless Chromium) into docs/dashboard.png
+	$(PY) demo/run.py --screenshot docs/dashboard.png
 
 .PHONY: help
 help: ## list the targets

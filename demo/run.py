@@ -6,7 +6,9 @@ Uses `WAKAQ_URL` when set (under its own key prefix, so nothing of yours is touc
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -45,6 +47,20 @@ def start(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("wb")
     cmd = [sys.executable, "-m", "wakaq", kind, "--app", "demo.app.wakaq"]
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def start_web(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`wakaq-web` on a free loopback port; returns the process and the dashboard's URL."""
+    out = log.open("wb")
+    cmd = [sys.executable, "-m", "wakaq", "web", "--app", "demo.app.wakaq", "--port", "0"]
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = re.search(r"dashboard at (http://\S+/)", log.read_text(errors="replace"))
+        if found:
+            return proc, found.group(1)
+        time.sleep(0.05)
+    return proc, ""
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int | None:
@@ -144,7 +160,17 @@ def summary(counts: dict[str, int], failed: int, elapsed: float, rate: float, cl
     return finished(counts, failed) and counts.get("eta-early", 0) == 0
 
 
-def main() -> int:
+def options(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--screenshot", type=Path, help="capture the dashboard (headless Chromium) into this PNG")
+    parser.add_argument(
+        "--linger", type=float, default=0.0, help="keep everything running this many seconds at the end"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = options(argv)
     with redis_url() as (url, prefix):
         env = dict(os.environ, WAKAQ_DEMO_URL=url, WAKAQ_DEMO_PREFIX=prefix, PYTHONPATH=str(ROOT))
         os.environ.update(WAKAQ_DEMO_URL=url, WAKAQ_DEMO_PREFIX=prefix)
@@ -154,13 +180,25 @@ def main() -> int:
         logs.mkdir(exist_ok=True)
         worker = start("worker", env, logs / "demo-worker.log")
         scheduler = start("scheduler", env, logs / "demo-scheduler.log")
+        web, dashboard = start_web(env, logs / "demo-web.log")
         ok = False
         try:
+            print(f"dashboard: {dashboard or 'did not start, see .tmp/demo-web.log'}")
             print("worker (2 children) and scheduler started; sending tasks ...")
             started = produce()
             counts, failed, elapsed, rate = progress(client, prefix, started)
             ok = summary(counts, failed, elapsed, rate, client, prefix)
+            if args.screenshot and dashboard:
+                from demo.screenshot import capture, steady_load
+
+                steady_load()
+                print("screenshots: " + ", ".join(str(p) for p in capture(dashboard, args.screenshot)))
+            if args.linger > 0:
+                print(f"\nstill running for {args.linger:.0f} s (Ctrl-C stops): dashboard at {dashboard}")
+                with suppress(KeyboardInterrupt):
+                    time.sleep(args.linger)
         finally:
+            stop(web)
             codes = stop(worker), stop(scheduler)
             print(f"\nworker exited {codes[0]}, scheduler exited {codes[1]}; logs in .tmp/demo-*.log")
             with suppress(Exception):

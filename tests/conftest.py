@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.redis_server import RedisServer, in_ci, redis_available  # noqa: E402
+from tests.webserver import browser  # noqa: E402, F401 - the headless Chromium fixture
 
 
 @pytest.fixture(scope="session")

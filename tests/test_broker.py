@@ -42,6 +42,9 @@ def test_key_layout_matches_python_keys() -> None:
     assert layout["inflight"] == keys.inflight("{daemon}")
     assert layout["heartbeat"] == keys.heartbeat("{daemon}")
     assert layout["daemons"] == keys.daemons
+    assert layout["daemon_info"] == keys.daemon_info("{daemon}")
+    assert layout["stats"] == keys.stats("{daemon}")
+    assert layout["stats_retired"] == keys.stats_retired
     assert layout["broadcast_channel"] == keys.broadcast_channel
     assert layout["eta_channel"] == keys.eta_channel
 

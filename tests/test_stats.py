@@ -115,6 +115,7 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
     app.hard_sleeper.delay()
     app.suicide.delay()  # kills its child on every delivery: dead-listed after 3
     app.soft_sleeper.delay()  # 2 retries (its queue's max_retries), then failed
+    app.async_hard.delay()
     start_worker(concurrency=2)
     hard = {"queue": "low", "task": "hard_sleeper"}
     pill = {"queue": "low", "task": "suicide"}
@@ -122,7 +123,18 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
     wait_metric(app, rclient, "wakaq_tasks_failed_total", 1, "hard timeout", **hard, reason="hard_timeout")
     wait_metric(app, rclient, "wakaq_tasks_failed_total", 1, "poison pill", **pill, reason="dead")
     wait_metric(app, rclient, "wakaq_tasks_failed_total", 1, "soft timeouts", **soft, reason="exception")
+    wait_metric(
+        app,
+        rclient,
+        "wakaq_tasks_failed_total",
+        1,
+        "async hard timeout",
+        queue="low",
+        task="async_hard",
+        reason="hard_timeout",
+    )
     found = samples(app, rclient)
+    assert value(found, "wakaq_tasks_started_total", queue="low", task="async_hard") == 1
     assert value(found, "wakaq_tasks_retried_total", **soft) == 2
     assert value(found, "wakaq_tasks_started_total", **soft) == 3
     assert value(found, "wakaq_tasks_started_total", **pill) == 3
@@ -157,6 +169,35 @@ def test_dead_daemon_is_listed_until_reaped_and_its_counts_carry_over(
         lambda: daemon["id"] not in [d["id"] for d in snapshot(app.wakaq, rclient)["daemons"]], 15, 0.2, what="reaped"
     )
     assert value(samples(app, rclient), "wakaq_tasks_done_total", **high) == 5
+
+
+def test_daemon_reaped_while_stalled_does_not_count_twice(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    """A daemon frozen past its heartbeat timeout is reaped (its totals carried over), then wakes up: it must
+    publish only what it did after the reap, or Prometheus would see its old counts twice."""
+    for i in range(5):
+        app.high.delay(i)
+    stalled = start_worker("stalled", concurrency=1)
+    high = {"queue": "high", "task": "high"}
+    wait_metric(app, rclient, "wakaq_tasks_done_total", 5, "5 tasks", **high)
+    frozen = [stalled.pid, *stalled.children()]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        start_worker("reaper", concurrency=1)
+        wait_until(lambda: len(rclient.smembers("wakaq:daemons")) == 1, 20, 0.2, what="the frozen daemon reaped")
+        assert value(samples(app, rclient), "wakaq_tasks_done_total", **high) == 5
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: len(rclient.smembers("wakaq:daemons")) == 2, 20, 0.2, what="the woken daemon registered again")
+    for i in range(5):
+        app.high.delay(i)
+    wait_metric(app, rclient, "wakaq_tasks_done_total", 10, "5 + 5", **high)
+    time.sleep(2.5)  # two more heartbeats of each daemon: still exact
+    assert value(samples(app, rclient), "wakaq_tasks_done_total", **high) == 10
+    assert value(samples(app, rclient), "wakaq_tasks_started_total", **high) == 10
 
 
 def test_snapshot_shows_the_running_task(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:

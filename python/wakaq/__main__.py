@@ -1,4 +1,4 @@
-"""`python -m wakaq worker|scheduler|info|purge|failed --app package.module.attribute`."""
+"""`python -m wakaq worker|scheduler|info|purge|failed|web --app package.module.attribute`."""
 
 import sys
 

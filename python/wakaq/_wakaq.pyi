@@ -177,6 +177,6 @@ def count_task(cell: int, event: str, seconds: float | None = None) -> None:
     async task and its run time (counted as done for "done"). No-op outside a child; ValueError for another
     event."""
 
-def async_deadline(seq: int, hard_timeout_at: float) -> None:
+def async_deadline(seq: int, hard_timeout_at: float, cell: int | None = None) -> None:
     """Child: the earliest hard deadline (`time.monotonic()` seconds) of its async tasks, 0 for none.
     No-op outside a child."""

@@ -1,4 +1,4 @@
-"""Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`.
+"""Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`, `wakaq-web`.
 
 Also `python -m wakaq <command> ...`. Each entry point returns its exit code (see `constants.py`): errors are one
 line on stderr, `<prog>: error: <what>`, never a traceback: 2 for bad arguments or an --app that cannot be
@@ -217,12 +217,28 @@ def _failed(app: WakaQ, args: argparse.Namespace) -> None:
             _print(admin.drop_failed(app, r, queues))
 
 
+def web(argv: Sequence[str] | None = None) -> int:
+    """wakaq-web: serve the dashboard and /metrics (needs `pip install 'wakaq[web]'`)."""
+    from wakaq.web.server import add_arguments
+
+    parser = _parser("wakaq-web", "Serve the web dashboard (queues, daemons, failed and eta tasks) and /metrics.")
+    add_arguments(parser)
+    return _run(parser, _web, argv)
+
+
+def _web(app: WakaQ, args: argparse.Namespace) -> int:
+    from wakaq.web.server import run_web
+
+    return run_web(app, args)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "worker": worker,
     "scheduler": scheduler,
     "info": info,
     "purge": purge,
     "failed": failed,
+    "web": web,
 }
 
 

@@ -94,7 +94,7 @@ class Child:
         self.done = 0
         self.sync_seq: int | None = None
         self.async_tasks: dict[asyncio.Task[None], Claimed] = {}
-        self.async_deadlines: dict[int, float] = {}
+        self.async_deadlines: dict[int, tuple[float, int]] = {}  # seq -> (hard deadline, counter cell)
         self.soft_timed_out: set[int] = set()
         self.batch = 1
         self._plans: dict[tuple[str, str], Plan] = {}
@@ -381,7 +381,7 @@ class Child:
         if soft:
             claimed.soft_timer = loop.call_later(soft, self._soft_cancel, atask, claimed.seq)
         if hard:
-            self.async_deadlines[claimed.seq] = time.monotonic() + hard
+            self.async_deadlines[claimed.seq] = (time.monotonic() + hard, plan.cell)
             self._report_async_deadline()
         atask.add_done_callback(self._async_done)
 
@@ -405,8 +405,8 @@ class Child:
 
     def _report_async_deadline(self) -> None:
         if self.async_deadlines:
-            seq, at = min(self.async_deadlines.items(), key=lambda kv: kv[1])
-            _wakaq.async_deadline(seq, at)
+            seq, (at, cell) = min(self.async_deadlines.items(), key=lambda kv: kv[1][0])
+            _wakaq.async_deadline(seq, at, cell)
         else:
             _wakaq.async_deadline(0, 0.0)
 

@@ -172,3 +172,9 @@ def bcast(tag: str) -> None:
 @wakaq.task
 def eta_task(due: float) -> None:
     record("eta", due=due)
+
+
+@wakaq.task(hard_timeout=1.0)
+async def async_hard() -> None:
+    record("async-hard-start")
+    time.sleep(10)  # blocks the event loop: only the parent's SIGKILL at the hard timeout ends it

@@ -33,6 +33,9 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyDict>
     d.set_item("inflight", k.inflight("{daemon}"))?;
     d.set_item("heartbeat", k.heartbeat("{daemon}"))?;
     d.set_item("daemons", k.daemons())?;
+    d.set_item("daemon_info", k.daemon_info("{daemon}"))?;
+    d.set_item("stats", k.stats("{daemon}"))?;
+    d.set_item("stats_retired", k.stats_retired())?;
     d.set_item("broadcast_channel", k.broadcast_channel())?;
     d.set_item("eta_channel", k.eta_channel())?;
     Ok(d)

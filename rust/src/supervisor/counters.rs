@@ -133,6 +133,14 @@ impl Region<'_> {
         }
     }
 
+    /// The cell of the async task whose hard deadline the watchdog watches, if any.
+    pub fn async_deadline_cell(&self) -> Option<usize> {
+        match self.header[2].load(Ordering::Acquire) {
+            0 => None,
+            n => usize::try_from(n - 1).ok(),
+        }
+    }
+
     /// Add every counter into `totals` (`cells * FIELDS` long).
     pub fn add_into(&self, totals: &mut [u64]) {
         for (t, c) in totals.iter_mut().zip(self.cells) {
@@ -275,13 +283,24 @@ pub fn observe(cell: usize, ns: u64, done: bool) {
     });
 }
 
-/// Child: a sync task of `cell` starts now (the parent reads which one is running from the header).
-pub fn sync_started(cell: usize) {
+/// Child: a sync task of `cell` started at `now` (monotonic ns; the parent reads which one runs from the header).
+pub fn sync_started(cell: usize, now: u64) {
     with_cell(cell, |h, f| {
         bump(&f[STARTED], 1);
-        h[1].store(monotonic_ns(), Ordering::Relaxed);
+        h[1].store(now, Ordering::Relaxed);
         h[0].store(cell as u64 + 1, Ordering::Release);
     });
+}
+
+/// Child: the cell of the async task with the earliest hard deadline (None: no such task).
+pub fn async_deadline_cell(cell: Option<usize>) {
+    let ptr = CURRENT.load(Ordering::Acquire);
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: as in `with_cell`: the header's words are inside the live region.
+    let header = unsafe { std::slice::from_raw_parts(ptr, HEADER) };
+    header[2].store(cell.map_or(0, |c| c as u64 + 1), Ordering::Release);
 }
 
 /// Child: the running sync task ended (`done`: without an exception).
@@ -344,7 +363,7 @@ mod tests {
         let _guard = TEST_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = CounterTable::new(2, layout()).expect("mmap");
         t.make_current(1);
-        sync_started(4);
+        sync_started(4, monotonic_ns());
         assert_eq!(t.region(1).and_then(|r| r.current_cell()), Some(4));
         sync_finished(true);
         count(4, EXCEPTION);

@@ -46,9 +46,11 @@ fn run_worker(py: Python<'_>, config: &Bound<'_, PyAny>, child_main: &Bound<'_, 
 #[pyfunction]
 #[pyo3(signature = (seq, soft_timeout, hard_timeout, cell = None))]
 fn task_started(seq: u64, soft_timeout: f64, hard_timeout: f64, cell: Option<usize>) {
-    slots::with_current(|s| s.task_started(seq, clock::secs_to_ns(soft_timeout), clock::secs_to_ns(hard_timeout)));
+    let now = clock::monotonic_ns();
+    let (soft, hard) = (clock::secs_to_ns(soft_timeout), clock::secs_to_ns(hard_timeout));
+    slots::with_current(|s| s.task_started_at(now, seq, soft, hard));
     if let Some(cell) = cell {
-        counters::sync_started(cell);
+        counters::sync_started(cell, now);
     }
 }
 
@@ -96,9 +98,12 @@ fn count_task(cell: usize, event: &str, seconds: Option<f64>) -> PyResult<()> {
 }
 
 /// Child: the earliest hard deadline of its async tasks (monotonic seconds, `time.monotonic()`), 0 for none.
+/// `cell`: the counter cell of that task, so a hard-timeout kill is counted against it.
 #[pyfunction]
-fn async_deadline(seq: u64, hard_timeout_at: f64) {
+#[pyo3(signature = (seq, hard_timeout_at, cell = None))]
+fn async_deadline(seq: u64, hard_timeout_at: f64, cell: Option<usize>) {
     slots::with_current(|s| s.async_deadline(seq, clock::secs_to_ns(hard_timeout_at)));
+    counters::async_deadline_cell(cell);
 }
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -474,7 +474,7 @@ impl Parent {
                 Verdict::Hard { seq, reason } => {
                     c.signal(libc::SIGKILL);
                     c.killed = Some(Kill::HardTimeout);
-                    self.tally.hard_timeout(c.slot);
+                    self.tally.hard_timeout(c.slot, state.running() == Some(seq));
                     self.log.error(&format!(
                         "child {} (slot {}): task {seq} {reason}, killed",
                         c.pid, c.slot

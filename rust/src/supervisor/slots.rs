@@ -73,7 +73,11 @@ impl Slot {
     }
 
     pub fn task_started(&self, seq: u64, soft_ns: u64, hard_ns: u64) {
-        let now = monotonic_ns();
+        self.task_started_at(monotonic_ns(), seq, soft_ns, hard_ns);
+    }
+
+    /// `task_started` with the clock already read (the task counters use the same start).
+    pub fn task_started_at(&self, now: u64, seq: u64, soft_ns: u64, hard_ns: u64) {
         self.write(|s| {
             s.sync_seq.store(seq, Ordering::Relaxed);
             s.sync_started.store(now, Ordering::Relaxed);

@@ -51,9 +51,17 @@ impl Tally {
         }
     }
 
-    /// The watchdog killed the child in `slot` at its sync task's hard timeout.
-    pub fn hard_timeout(&mut self, slot: usize) {
-        if let Some(cell) = self.table.region(slot).and_then(|r| r.current_cell()) {
+    /// The watchdog killed the child in `slot` at the hard timeout of its sync task (`sync`) or of an async one.
+    pub fn hard_timeout(&mut self, slot: usize, sync: bool) {
+        let region = self.table.region(slot);
+        let cell = region.and_then(|r| {
+            if sync {
+                r.current_cell()
+            } else {
+                r.async_deadline_cell()
+            }
+        });
+        if let Some(cell) = cell {
             if let Some(v) = self.retired.get_mut(cell * FIELDS + HARD_TIMEOUT) {
                 *v += 1;
             }

@@ -1,0 +1,188 @@
+"""The dashboard's JSON API: what each page asks for, and the requeue/drop actions.
+
+Every reply is bounded: counts come from LLEN/ZCARD and the snapshot, lists come a page at a time
+(`records.py`). Task values reach the page as strings (Python reprs, cut to a bounded length), so no NaN,
+bytes or deep structure can break the JSON or the page.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from wakaq.admin import drop_failed
+from wakaq.stats import snapshot
+from wakaq.web import records
+
+if TYPE_CHECKING:
+    import redis
+
+    from wakaq.app import WakaQ
+    from wakaq.scheduler import Entry
+    from wakaq.web.history import History
+
+BROADCAST_FAILED = "broadcast"  # the queue name broadcasts are recorded failed under
+RECENT_SLOTS = 3  # slots of each schedule checked for their claim (the claim outlives two gaps)
+
+
+class ApiError(Exception):
+    """A request the API refuses: HTTP status and a one-line reason shown on the page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Api:
+    def __init__(self, app: WakaQ, r: redis.Redis, history: History) -> None:
+        self.app, self.r, self.history = app, r, history
+        self.entries, self.schedule_error = _entries(app)
+
+    # ---- reads ----------------------------------------------------------------------------------------------
+
+    def overview(self, params: dict[str, str]) -> dict[str, Any]:
+        since = _float(params.get("since"), 0.0)
+        latest = self.history.latest()
+        if latest is None:
+            self.history.sample()
+            latest = self.history.latest()
+        return {
+            "app": {"prefix": self.app.keys.prefix, "queues": [q.name for q in self.app.queues]},
+            "latest": latest,
+            "points": [_chart_point(p) for p in self.history.since(since)],
+            "error": self.history.error,
+            "window": self.history.window,
+        }
+
+    def daemons(self, params: dict[str, str]) -> dict[str, Any]:
+        snap = snapshot(self.app, self.r)
+        return {"time": snap["time"], "daemons": [_finite_dict(d) for d in snap["daemons"]]}
+
+    def failed_counts(self) -> dict[str, int]:
+        """Failed records per queue (the app's, plus broadcasts when any failed), one pipelined LLEN each."""
+        names = [q.name for q in self.app.queues] + [BROADCAST_FAILED]
+        pipe: Any = self.r.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(self.app.keys.failed(name))
+        counts = dict(zip(names, pipe.execute(), strict=True))
+        if not counts[BROADCAST_FAILED]:
+            del counts[BROADCAST_FAILED]
+        return counts
+
+    def failed(self, params: dict[str, str]) -> dict[str, Any]:
+        counts = self.failed_counts()
+        queue = params.get("queue") or next((n for n, c in counts.items() if c), next(iter(counts)))
+        if queue not in counts:
+            raise ApiError(404, f"no queue named {queue!r}")
+        offset, limit = records.clamp_page(params.get("offset"), params.get("limit"))
+        page = records.failed_page(self.app, self.r, queue, offset, limit, params.get("q", "").strip()[:200])
+        return {**page, "queue": queue, "queues": list(counts), "counts": counts}
+
+    def eta(self, params: dict[str, str]) -> dict[str, Any]:
+        pipe: Any = self.r.pipeline(transaction=False)
+        for q in self.app.queues:
+            pipe.zcard(q.broker_eta_key)
+        counts = dict(zip([q.name for q in self.app.queues], pipe.execute(), strict=True))
+        queues = list(counts)
+        queue = params.get("queue") or next((n for n, c in counts.items() if c), queues[0])
+        if queue not in queues:
+            raise ApiError(404, f"no queue named {queue!r}")
+        offset, limit = records.clamp_page(params.get("offset"), params.get("limit"))
+        page = records.eta_page(self.app, self.r, queue, offset, limit, params.get("q", "").strip()[:200])
+        return {**page, "queue": queue, "queues": queues, "counts": counts, "now": time.time()}
+
+    def schedules(self, params: dict[str, str]) -> dict[str, Any]:
+        now = time.time()
+        slots = [_recent_slots(entry, now) for entry in self.entries]
+        keys = [self.app.keys.schedule_slot(e.id, s) for e, ss in zip(self.entries, slots, strict=True) for s in ss]
+        claims: list[bytes | None] = self.r.mget(keys) if keys else []  # type: ignore[assignment]
+        out, i = [], 0
+        for entry, recent in zip(self.entries, slots, strict=True):
+            mine, i = claims[i : i + len(recent)], i + len(recent)
+            fired = next(((s, c) for s, c in zip(recent, mine, strict=True) if c is not None), None)
+            out.append(
+                {
+                    "id": entry.id,
+                    "cron": entry.cron.schedule,
+                    "task": entry.task_name,
+                    "queue": entry.queue.name,
+                    "args": records.short_repr(entry.cron.args),
+                    "kwargs": records.short_repr(entry.cron.kwargs),
+                    "next_fire": entry.next_after(now),
+                    "last_fire": fired[0] if fired else None,
+                    "fired_by": fired[1].decode(errors="replace") if fired else None,
+                }
+            )
+        return {"now": now, "schedules": out, "error": self.schedule_error}
+
+    # ---- actions --------------------------------------------------------------------------------------------
+
+    def failed_action(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        queue = body.get("queue")
+        if not isinstance(queue, str) or queue not in self.failed_counts():
+            raise ApiError(404, f"no failed list for queue {queue!r}")
+        if body.get("all") is True:
+            if action == "requeue":
+                return records.requeue_all(self.app, self.r, queue)
+            return drop_failed(self.app, self.r, [queue])
+        rid, index = body.get("id"), body.get("index")
+        if not isinstance(rid, str) or not isinstance(index, int):
+            raise ApiError(400, "expected {queue, id, index} or {queue, all: true}")
+        raw = records.find_record(self.app, self.r, queue, rid, index)
+        if raw is None:
+            raise ApiError(404, "this record is gone or moved far (another action or many new failures); reload")
+        if action == "drop":
+            return {"dropped": int(self.r.lrem(self.app.keys.failed(queue), 1, raw))}  # type: ignore[arg-type]
+        why = records.requeue_one(self.app, self.r, queue, raw)
+        if why is not None:
+            raise ApiError(409, why)
+        return {"requeued": 1}
+
+
+def _entries(app: WakaQ) -> tuple[list[Entry], str | None]:
+    if not app.schedules:
+        return [], None
+    from wakaq.scheduler import build_entries
+
+    try:
+        return build_entries(app), None
+    except Exception as e:  # NOTE: a broken schedule is shown on its page; the rest of the dashboard works
+        return [], f"{type(e).__name__}: {e}"
+
+
+def _recent_slots(entry: Entry, now: float) -> list[int]:
+    slots = [entry.latest_until(now)]
+    for _ in range(RECENT_SLOTS - 1):
+        slots.append(entry.latest_until(slots[-1] - 1))
+    return slots
+
+
+def _chart_point(p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "t": p["t"],
+        "queues": {
+            n: {"pending": q["pending"], "done_rate": q["done_rate"], "failed_rate": q["failed_rate"]}
+            for n, q in p["queues"].items()
+        },
+    }
+
+
+def _float(value: Any, default: float) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return default
+    return f if math.isfinite(f) else default
+
+
+def _finite_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """Replace non-finite floats (JSON has no NaN) in a snapshot entry."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        elif isinstance(v, list):
+            v = [_finite_dict(x) if isinstance(x, dict) else x for x in v]
+        out[k] = v
+    return out

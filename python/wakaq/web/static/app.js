@@ -1,0 +1,409 @@
+// wakaq dashboard. No third-party code. Every value from Redis (task names, args, reasons, tracebacks, queue
+// names) reaches the page through textContent / createTextNode only: this file never assigns innerHTML or
+// outerHTML and never calls insertAdjacentHTML or document.write (tests/test_web.py checks that).
+"use strict";
+
+(() => {
+  const TOKEN = document.querySelector('meta[name="csrf-token"]').content;
+  const OVERVIEW_MS = 1000;
+  const DAEMONS_MS = 2000;
+  const PAGE_SIZE = 50;
+  const COLORS = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795", "#718096", "#b7791f"];
+  const $ = (id) => document.getElementById(id);
+
+  // ---- DOM and formatting helpers ----------------------------------------------------------------------------
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value); // NOTE: never href/src from data
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function fill(parent, nodes) {
+    parent.replaceChildren(...nodes);
+  }
+
+  const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+  const rate = (r) => (r === null || r === undefined ? "–" : r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString("en-US"));
+
+  function utc(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+
+  function span(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    const s = Math.abs(seconds);
+    if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+  }
+
+  function relative(seconds, now) {
+    if (seconds === null || seconds === undefined) return "";
+    const d = seconds - now;
+    return d >= 0 ? `in ${span(d)}` : `${span(d)} ago`;
+  }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "–";
+    const units = ["B", "KiB", "MiB", "GiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  }
+
+  // ---- talking to the server ---------------------------------------------------------------------------------
+
+  async function getJSON(path, params) {
+    const url = new URL(path, location.origin);
+    for (const [k, v] of Object.entries(params || {})) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
+    const res = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" });
+    const body = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+    if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+    return body;
+  }
+
+  async function postJSON(path, payload) {
+    const res = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": TOKEN, Accept: "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(payload),
+    });
+    const body = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+    if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+    return body;
+  }
+
+  function banner(message) {
+    const b = $("banner");
+    b.hidden = !message;
+    b.textContent = message || "";
+  }
+
+  let flashTimer = null;
+  function flash(message, bad) {
+    const f = $("flash");
+    f.textContent = message;
+    f.className = bad ? "bad" : "";
+    f.hidden = false;
+    clearTimeout(flashTimer);
+    flashTimer = setTimeout(() => { f.hidden = true; }, 6000);
+  }
+
+  // ---- chart: a small line chart on a canvas -----------------------------------------------------------------
+
+  function niceStep(max) {
+    // the y axis has 4 steps of 1, 2 or 5 x 10^k, so every label is a round number
+    if (max <= 0) return 0.25;
+    const raw = max / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
+    return 10 * p;
+  }
+
+  function drawChart(canvas, times, series, maxWindow) {
+    // the x axis spans the data collected so far (at least a minute), up to the history the server keeps
+    const collected = times.length ? times[times.length - 1] - times[0] : 0;
+    const windowSeconds = Math.min(maxWindow, Math.max(60, Math.ceil(collected / 60) * 60));
+    const ratio = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
+    if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const left = 48, right = 8, top = 8, bottom = 40;
+    const pw = w - left - right, ph = h - top - bottom;
+    const now = times.length ? times[times.length - 1] : 0;
+    const start = now - windowSeconds;
+    let max = 0;
+    for (const s of series) for (const v of s.values) max = Math.max(max, v);
+    const step = niceStep(max);
+    max = 4 * step;
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.strokeStyle = "#e2e8f0";
+    ctx.fillStyle = "#718096";
+    ctx.lineWidth = 1;
+    for (let i = 0; i <= 4; i += 1) {
+      const y = top + ph - (ph * i) / 4;
+      ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + pw, y); ctx.stroke();
+      const label = step * i;
+      ctx.textAlign = "right";
+      ctx.fillText(Number(label.toPrecision(6)).toLocaleString("en-US"), left - 4, y + 4);
+    }
+    ctx.textAlign = "center";
+    const tick = [10, 15, 30, 60, 120, 300].find((t) => windowSeconds / t <= 6) || 600;
+    for (let ago = 0; ago <= windowSeconds; ago += tick) {
+      const x = left + pw - (pw * ago) / windowSeconds;
+      ctx.textAlign = ago === 0 ? "right" : "center";
+      ctx.fillText(ago === 0 ? "now" : ago < 60 ? `-${ago} s` : `-${ago / 60} min`, x, top + ph + 14);
+    }
+    const xOf = (t) => left + ((t - start) / windowSeconds) * pw;
+    const yOf = (v) => top + ph - (v / max) * ph;
+    let legendX = left;
+    for (const s of series) {
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 1.8;
+      ctx.beginPath();
+      let started = false;
+      s.values.forEach((v, i) => {
+        if (times[i] < start) return;
+        if (started) ctx.lineTo(xOf(times[i]), yOf(v)); else { ctx.moveTo(xOf(times[i]), yOf(v)); started = true; }
+      });
+      ctx.stroke();
+      ctx.fillStyle = s.color;
+      ctx.fillRect(legendX, h - 12, 10, 3);
+      ctx.fillStyle = "#4a5568";
+      ctx.textAlign = "left";
+      ctx.fillText(s.label, legendX + 14, h - 8); // NOTE: canvas text is drawn, never parsed as HTML
+      legendX += 24 + ctx.measureText(s.label).width;
+    }
+  }
+
+  // ---- overview ----------------------------------------------------------------------------------------------
+
+  const overview = { points: [], last: 0, window: 600, queues: [] };
+
+  async function pollOverview() {
+    try {
+      const data = await getJSON("/api/overview", { since: overview.last });
+      overview.queues = data.app.queues;
+      overview.window = data.window || 600;
+      for (const p of data.points) overview.points.push(p);
+      if (data.points.length) overview.last = data.points[data.points.length - 1].t;
+      const cut = overview.last - overview.window;
+      while (overview.points.length && overview.points[0].t < cut) overview.points.shift();
+      renderOverview(data.latest);
+      banner(data.error ? `Redis: ${data.error} (showing the last data read)` : "");
+      $("status").textContent = `live · ${utc(overview.last).slice(11)}`;
+    } catch (e) {
+      banner(`dashboard unreachable: ${e.message}`);
+      $("status").textContent = "offline";
+    }
+  }
+
+  function renderOverview(latest) {
+    if (!latest) return;
+    const rows = overview.queues.map((name) => {
+      const q = latest.queues[name] || {};
+      return el("tr", { "data-queue": name },
+        el("td", { class: "name" }, name),
+        el("td", { class: "num pending" }, num(q.pending)),
+        el("td", { class: "num eta" }, num(q.eta)),
+        el("td", { class: "num inflight" }, num(q.inflight)),
+        el("td", { class: "num failed" }, num(q.failed)),
+        el("td", { class: "num done-rate" }, rate(q.done_rate)),
+        el("td", { class: "num failed-rate" }, rate(q.failed_rate)));
+    });
+    fill($("queues").tBodies[0], rows);
+    const failed = overview.queues.reduce((a, n) => a + ((latest.queues[n] || {}).failed || 0), 0);
+    const eta = overview.queues.reduce((a, n) => a + ((latest.queues[n] || {}).eta || 0), 0);
+    $("badge-failed").textContent = failed ? num(failed) : "";
+    $("badge-failed").className = failed ? "badge bad" : "badge";
+    $("badge-eta").textContent = eta ? num(eta) : "";
+    const dead = latest.daemons_dead || 0;
+    $("badge-daemons").textContent = dead ? `${latest.daemons_alive} + ${dead} dead` : String(latest.daemons_alive);
+    $("badge-daemons").className = dead ? "badge bad" : "badge";
+    if (current === "overview") drawOverviewCharts();
+  }
+
+  function drawOverviewCharts() {
+    const times = overview.points.map((p) => p.t);
+    const sum = (key) => overview.points.map((p) => Object.values(p.queues).reduce((a, q) => a + (q[key] || 0), 0));
+    drawChart($("chart-rate"), times, [
+      { label: "done/s", color: "#38a169", values: sum("done_rate") },
+      { label: "failed/s", color: "#c53030", values: sum("failed_rate") },
+    ], overview.window);
+    drawChart($("chart-pending"), times, overview.queues.map((name, i) => ({
+      label: name, color: COLORS[i % COLORS.length], values: overview.points.map((p) => (p.queues[name] || {}).pending || 0),
+    })), overview.window);
+  }
+
+  // ---- daemons -----------------------------------------------------------------------------------------------
+
+  async function loadDaemons() {
+    const data = await getJSON("/api/daemons");
+    const rows = data.daemons.map((d) => el("tr", { "data-daemon": d.id, class: d.alive ? "" : "dead-row" },
+      el("td", null, el("code", null, d.id)),
+      el("td", null, d.host ?? "–"),
+      el("td", { class: "num" }, d.pid ?? "–"),
+      el("td", null, d.started_at ? `${utc(d.started_at)} (${relative(d.started_at, data.time)})` : "–"),
+      el("td", { class: d.alive ? "alive state" : "dead state" },
+        d.alive ? "alive" : `dead: no heartbeat for ${span(d.seen_ago)} (listed until reaped)`),
+      el("td", { class: "num done" }, num(d.tasks_done)),
+      el("td", { class: "num" }, bytes(d.rss_bytes)),
+      el("td", null, el("ul", { class: "children" }, ...d.children.map((c) => el("li",
+        { class: c.busy ? "busy" : "idle", "data-pid": c.pid ?? "" },
+        `${c.pid ?? "?"}: `,
+        c.busy ? el("code", null, c.task ?? "?") : "idle",
+        c.busy && c.queue ? ` on ${c.queue}` : "",
+        c.busy && c.running_for !== null && c.running_for !== undefined ? ` for ${span(c.running_for)}` : "",
+        c.rss_bytes ? ` · ${bytes(c.rss_bytes)}` : ""))))));
+    fill($("daemons").tBodies[0], rows.length ? rows : [el("tr", null, el("td", { colspan: 8, class: "note" }, "no worker daemon is registered"))]);
+  }
+
+  // ---- paged lists (failed, eta) -----------------------------------------------------------------------------
+
+  function pagedList(kind, render) {
+    const state = { queue: "", offset: 0, search: "", history: [], data: null };
+    const select = $(`${kind}-queue`), input = $(`${kind}-search`);
+
+    async function load() {
+      const data = await getJSON(`/api/${kind}`, { queue: state.queue, offset: state.offset, limit: PAGE_SIZE, q: state.search });
+      state.data = data;
+      state.queue = data.queue;
+      fill(select, data.queues.map((q) => el("option", { value: q }, `${q} (${num((data.counts || {})[q])})`)));
+      select.value = data.queue;
+      renderPager(data);
+      render(data);
+    }
+
+    function renderPager(data) {
+      const parts = [];
+      const prev = el("button", { type: "button", class: "prev" }, "‹ Prev");
+      prev.disabled = state.offset === 0;
+      prev.addEventListener("click", () => { state.offset = state.history.pop() ?? Math.max(0, state.offset - PAGE_SIZE); load().catch(report); });
+      parts.push(prev);
+      let nextOffset = null;
+      if (data.search !== undefined) {
+        const end = data.offset + data.scanned;
+        parts.push(el("span", { class: "summary" },
+          `${data.items.length} match${data.items.length === 1 ? "" : "es"} for “${data.search}” in records ${num(data.offset + 1)}–${num(end)} of ${num(data.total)}`));
+        nextOffset = data.next;
+      } else {
+        const first = data.items.length ? data.offset + 1 : 0;
+        parts.push(el("span", { class: "summary" }, `${num(first)}–${num(data.offset + data.items.length)} of ${num(data.total)}`));
+        nextOffset = data.offset + data.items.length < data.total ? data.offset + data.items.length : null;
+      }
+      const next = el("button", { type: "button", class: "next" }, data.search !== undefined ? "Search further ›" : "Next ›");
+      next.disabled = nextOffset === null;
+      next.addEventListener("click", () => { state.history.push(state.offset); state.offset = nextOffset; load().catch(report); });
+      parts.push(next);
+      fill($(`${kind}-pager`), parts);
+    }
+
+    select.addEventListener("change", () => { state.queue = select.value; state.offset = 0; state.history = []; load().catch(report); });
+    const search = () => { state.search = input.value.trim(); state.offset = 0; state.history = []; load().catch(report); };
+    $(`${kind}-search-go`).addEventListener("click", search);
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") search(); });
+    return { state, load };
+  }
+
+  function report(e) {
+    flash(e.message, true);
+  }
+
+  function payloadProblem(item) {
+    return el("span", { class: "undecodable" }, `undecodable payload (${item.payload_error || "unknown format"}): `,
+      el("code", { class: "hex" }, item.payload_hex || ""));
+  }
+
+  function renderFailed(data) {
+    const cards = data.items.map((item) => {
+      const actions = el("span", { class: "actions" },
+        el("button", { type: "button", class: "requeue", onclick: () => failedAction("requeue", item) }, "Requeue"),
+        el("button", { type: "button", class: "drop danger", onclick: () => failedAction("drop", item) }, "Drop"));
+      return el("div", { class: "record", "data-id": item.id },
+        el("div", { class: "head" },
+          item.name !== null ? el("span", { class: "name" }, item.name) : payloadProblem(item),
+          el("span", { class: "meta" }, `${item.time ? utc(Date.parse(item.time) / 1000) : "time unknown"} · queue ${item.queue ?? data.queue}`,
+            item.deliveries ? ` · ${item.deliveries} deliver${item.deliveries === 1 ? "y" : "ies"}` : "",
+            item.worker ? ` · ${item.worker}` : ""),
+          actions),
+        item.name !== null ? el("div", { class: "args" }, "args ", el("code", { class: "value args-value" }, item.args),
+          " kwargs ", el("code", { class: "value kwargs-value" }, item.kwargs)) : null,
+        el("div", { class: "reason" }, item.reason ?? ""),
+        item.traceback ? el("details", { class: "tb" }, el("summary", null, "traceback"), el("pre", { class: "traceback" }, item.traceback)) : null);
+    });
+    fill($("failed-list"), cards.length ? cards : [el("p", { class: "note" }, data.search ? "no match here" : "no failed tasks in this queue")]);
+  }
+
+  async function failedAction(action, item) {
+    try {
+      const result = await postJSON(`/api/failed/${action}`, { queue: failed.state.queue, id: item.id, index: item.index });
+      flash(action === "requeue" ? `requeued ${item.name ?? "task"}` : `dropped ${result.dropped} record`);
+    } catch (e) { report(e); }
+    await failed.load().catch(report);
+  }
+
+  async function failedAll(action) {
+    const queue = failed.state.queue;
+    const total = failed.state.data ? failed.state.data.total : 0;
+    if (!window.confirm(`${action === "requeue" ? "Requeue" : "Drop"} all ${total} failed tasks of queue ${queue}?`)) return;
+    try {
+      const r = await postJSON(`/api/failed/${action}`, { queue, all: true });
+      flash(action === "requeue" ? `requeued ${r.requeued}, left ${r.skipped} that cannot be requeued` : `dropped ${r.dropped}`);
+    } catch (e) { report(e); }
+    failed.state.offset = 0;
+    await failed.load().catch(report);
+  }
+
+  function renderEta(data) {
+    const rows = data.items.map((item) => el("tr", { "data-id": item.id },
+      el("td", null, utc(item.due), el("span", { class: "muted" }, ` (${relative(item.due, data.now)})`)),
+      el("td", null, item.name !== null ? el("code", null, item.name) : payloadProblem(item)),
+      el("td", null, item.name !== null ? el("code", { class: "value" }, item.args) : ""),
+      el("td", null, item.name !== null ? el("code", { class: "value" }, item.kwargs) : "")));
+    fill($("eta-table").tBodies[0], rows.length ? rows : [el("tr", null, el("td", { colspan: 4, class: "note" }, "no eta tasks"))]);
+  }
+
+  async function loadSchedules() {
+    const data = await getJSON("/api/schedules");
+    const err = $("schedules-error");
+    err.hidden = !data.error;
+    err.textContent = data.error || "";
+    const rows = data.schedules.map((s) => el("tr", { "data-schedule": s.id },
+      el("td", null, el("code", null, s.cron)),
+      el("td", null, el("code", null, s.task)),
+      el("td", null, s.queue),
+      el("td", null, el("code", { class: "value" }, `${s.args} ${s.kwargs}`)),
+      el("td", null, `${utc(s.next_fire)} (${relative(s.next_fire, data.now)})`),
+      el("td", null, s.last_fire ? `${utc(s.last_fire)} (${relative(s.last_fire, data.now)})` : "not in the last slots"),
+      el("td", null, s.fired_by ? el("code", null, s.fired_by) : "–")));
+    fill($("schedules").tBodies[0], rows.length ? rows : [el("tr", null, el("td", { colspan: 7, class: "note" }, "this app has no schedules"))]);
+  }
+
+  // ---- pages -------------------------------------------------------------------------------------------------
+
+  const failed = pagedList("failed", renderFailed);
+  const eta = pagedList("eta", renderEta);
+  $("failed-requeue-all").addEventListener("click", () => failedAll("requeue"));
+  $("failed-drop-all").addEventListener("click", () => failedAll("drop"));
+
+  const PAGES = {
+    overview: { load: async () => drawOverviewCharts() },
+    daemons: { load: loadDaemons, every: DAEMONS_MS },
+    failed: { load: () => failed.load() },
+    eta: { load: () => eta.load() },
+    schedules: { load: loadSchedules, every: 5000 },
+  };
+  let current = null;
+  let pageTimer = null;
+
+  function show() {
+    const name = location.hash.slice(1) in PAGES ? location.hash.slice(1) : "overview";
+    current = name;
+    for (const key of Object.keys(PAGES)) $(`page-${key}`).hidden = key !== name;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
+    clearInterval(pageTimer);
+    const page = PAGES[name];
+    page.load().catch(report);
+    if (page.every) pageTimer = setInterval(() => { if (!document.hidden) page.load().catch(report); }, page.every);
+  }
+
+  window.addEventListener("hashchange", show);
+  window.addEventListener("resize", () => { if (current === "overview") drawOverviewCharts(); });
+  show();
+  pollOverview();
+  setInterval(() => { if (!document.hidden) pollOverview(); }, OVERVIEW_MS);
+})();

@@ -1,0 +1,349 @@
+"""`wakaq-web` over plain HTTP: the bind rules, basic auth, CSRF, headers, bounded paging, actions, schedules."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.webserver import WEB_APP, WebServer, request
+from tests.workers import Worker, events, wait_until
+
+STATIC = Path(__file__).resolve().parent.parent / "python" / "wakaq" / "web" / "static"
+
+
+@pytest.fixture
+def web(tmp_path: Path, redis_url: str) -> Iterator[WebServer]:
+    server = WebServer(tmp_path, redis_url).wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def token_of(url: str, headers: dict[str, str] | None = None) -> str:
+    status, _, body = request(url, headers=headers)
+    assert status == 200
+    found = re.search(rb'<meta name="csrf-token" content="([^"]+)">', body)
+    assert found
+    return found.group(1).decode()
+
+
+def post(web: WebServer, path: str, payload: Any, **headers: str) -> tuple[int, Any]:
+    status, _, body = request(web.url + path, "POST", json.dumps(payload).encode(), headers)
+    return status, json.loads(body)
+
+
+def good_headers(web: WebServer) -> dict[str, str]:
+    return {"X-CSRF-Token": token_of(web.url), "Origin": web.url.rstrip("/"), "Content-Type": "application/json"}
+
+
+def get(web: WebServer, path: str) -> Any:
+    status, _, body = request(web.url + path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def fake_failed(r: redis.Redis, queue: str, n: int, name: str = "flaky", batch: int = 5000) -> None:
+    """n failure records as the broker writes them (lib.lua `record`), pushed in pipelined batches."""
+    from wakaq._wakaq import encode_task, packb
+
+    tb = 'Traceback (most recent call last):\n  File "app.py", line 1, in flaky\nValueError: no\n'
+    for start in range(0, n, batch):
+        pipe: Any = r.pipeline(transaction=False)
+        records = [
+            packb(
+                {
+                    "queue": queue,
+                    "payload": encode_task(f"{name}{i % 7}", [i, "x" * 40], {"k": i}, 0),
+                    "reason": f"ValueError: failure {i}",
+                    "traceback": tb,
+                    "time_ms": 1_700_000_000_000 + i,
+                    "worker": "host:1:abc",
+                    "deliveries": 1,
+                }
+            )
+            for i in range(start, min(n, start + batch))
+        ]
+        pipe.lpush(f"wakaq:failed:{queue}", *records)
+        pipe.execute()
+
+
+# ---- binding and authentication ---------------------------------------------------------------------------------
+
+
+def _run_web(redis_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "wakaq", "web", "--app", WEB_APP, "--port", "0", *args],
+        env=dict(os.environ, WAKAQ_TEST_URL=redis_url, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_refuses_a_non_loopback_bind_without_password_or_no_auth(redis_url: str):
+    result = _run_web(redis_url, "--host", "0.0.0.0")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wakaq-web: error: binding '0.0.0.0' (not a loopback address)")
+    assert "--password" in lines[0] and "--no-auth" in lines[0]
+    both = _run_web(redis_url, "--host", "0.0.0.0", "--no-auth", env={"WAKAQ_WEB_PASSWORD": "x"})
+    assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
+def test_no_auth_allows_a_non_loopback_bind(tmp_path: Path, redis_url: str):
+    server = WebServer(tmp_path, redis_url, "--host", "0.0.0.0", "--no-auth").wait_ready()
+    try:
+        assert "no authentication" in server.output()
+        assert request(server.url + "api/overview")[0] == 200
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0  # SIGTERM stops it cleanly
+
+
+def test_basic_auth_on_a_non_loopback_bind(tmp_path: Path, redis_url: str):
+    server = WebServer(tmp_path, redis_url, "--host", "0.0.0.0", "--password", "s3cret").wait_ready()
+    try:
+        for path in ("", "api/overview", "api/failed", "metrics", "static/app.js"):
+            status, headers, _ = request(server.url + path)
+            assert status == 401 and headers["WWW-Authenticate"].startswith('Basic realm="wakaq"'), path
+        wrong = base64.b64encode(b"ops:guess").decode()
+        assert request(server.url, headers={"Authorization": f"Basic {wrong}"})[0] == 401
+        assert request(server.url, headers={"Authorization": "Basic !!!"})[0] == 401
+        right = {"Authorization": "Basic " + base64.b64encode(b"ops:s3cret").decode()}
+        assert request(server.url + "api/overview", headers=right)[0] == 200
+        # the password also guards POSTs, before CSRF is even looked at
+        status, _, _ = request(server.url + "api/failed/drop", "POST", b"{}", {"Content-Type": "application/json"})
+        assert status == 401
+    finally:
+        server.stop()
+
+
+def test_dns_rebinding_guard_on_loopback_without_password(web: WebServer):
+    assert request(web.url + "api/overview", headers={"Host": "attacker.example:80"})[0] == 403
+    assert request(web.url + "api/overview", headers={"Host": "localhost"})[0] == 200
+
+
+# ---- CSRF, methods, headers ---------------------------------------------------------------------------------------
+
+
+def test_cross_site_posts_are_refused(web: WebServer, rclient: redis.Redis):
+    rclient.lpush("wakaq:failed:default", b"\xc1kept")
+    drop_all = {"queue": "default", "all": True}
+    ok = good_headers(web)
+    refused = [
+        {k: v for k, v in ok.items() if k != "X-CSRF-Token"},  # no token
+        {**ok, "X-CSRF-Token": "wrong"},
+        {**ok, "Origin": "http://attacker.example"},
+        {**ok, "Origin": "null"},
+        {k: v for k, v in ok.items() if k != "Origin"},  # neither Origin nor Referer
+        {**{k: v for k, v in ok.items() if k != "Origin"}, "Referer": "http://attacker.example/x"},
+    ]
+    for headers in refused:
+        status, body = post(web, "api/failed/drop", drop_all, **headers)
+        assert status == 403, (headers, body)
+    assert post(web, "api/failed/drop", drop_all, **{**ok, "Content-Type": "text/plain"})[0] == 415
+    assert request(web.url + "api/failed/drop")[0] == 405  # GET on an action
+    assert request(web.url + "api/overview", "POST", b"{}", ok)[0] == 405
+    assert rclient.llen("wakaq:failed:default") == 1
+    referer = {**{k: v for k, v in ok.items() if k != "Origin"}, "Referer": web.url + "#failed"}
+    assert post(web, "api/failed/drop", drop_all, **referer) == (200, {"dropped": 1})
+    assert rclient.llen("wakaq:failed:default") == 0
+
+
+def test_security_headers_everywhere(web: WebServer):
+    for path in ("", "api/overview", "static/app.js", "nope"):
+        _, headers, _ = request(web.url + path)
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_page_script_never_parses_data_as_html():
+    source = (STATIC / "app.js").read_text()
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("//"))
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in code, sink
+    html = (STATIC / "index.html").read_text()
+    # the CSP forbids inline code, so the page must have none: no inline script, handler or style attribute
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/app.js" defer>']
+    assert not re.search(r"\son[a-z]+\s*=", html) and " style=" not in html
+
+
+# ---- data ---------------------------------------------------------------------------------------------------------
+
+
+def test_paging_and_search_stay_bounded_with_100k_failed(web: WebServer, rclient: redis.Redis):
+    fake_failed(rclient, "default", 100_000)
+    fake_failed(rclient, "default", 1, name="needle")  # the newest record, at index 0
+    commands: list[list[str]] = []
+    stop = threading.Event()
+
+    def monitor() -> None:
+        with rclient.monitor() as m:
+            for command in m.listen():
+                if stop.is_set():
+                    return
+                commands.append(command["command"].split())
+
+    thread = threading.Thread(target=monitor, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    first = get(web, "api/failed?queue=default&limit=50")
+    deep = get(web, "api/failed?queue=default&offset=99990&limit=50")
+    found = get(web, "api/failed?queue=default&q=needle")
+    more = get(web, f"api/failed?queue=default&q=needle&offset={found['next']}")
+    huge = get(web, "api/failed?queue=default&limit=100000000")
+    stop.set()
+    rclient.ping()  # an event for the monitor to notice the stop
+    thread.join(5)
+    assert first["total"] == 100_001 and len(first["items"]) == 50 and first["items"][0]["name"] == "needle0"
+    assert [i["index"] for i in deep["items"]] == list(range(99990, 100_001))
+    assert [i["name"] for i in found["items"]] == ["needle0"] and found["next"] == 20_000 and found["scanned"] == 20_000
+    assert more["items"] == [] and more["next"] == 40_000
+    assert len(huge["items"]) == 200  # MAX_LIMIT
+    ranges = [c for c in commands if c and c[0].strip('"').upper() in ("LRANGE", "ZRANGE")]
+    assert ranges, commands[:20]
+    for c in ranges:
+        start, stop_at = int(c[2].strip('"')), int(c[3].strip('"'))
+        assert start >= 0 and stop_at >= 0 and stop_at - start < 1000, c
+
+
+def test_requeue_one_and_drop_one_find_their_record_after_it_moved(web: WebServer, rclient: redis.Redis):
+    fake_failed(rclient, "default", 30)
+    page = get(web, "api/failed?queue=default&limit=5")
+    target = page["items"][2]
+    fake_failed(rclient, "default", 10, name="newer")  # the target moves from index 2 to 12
+    ok = good_headers(web)
+    body = {"queue": "default", "id": target["id"], "index": target["index"]}
+    assert post(web, "api/failed/requeue", body, **ok) == (200, {"requeued": 1})
+    assert rclient.llen("wakaq:failed:default") == 39
+    from wakaq._wakaq import decode_task
+
+    assert decode_task(rclient.lpop("wakaq:default"))[0] == target["name"]
+    assert post(web, "api/failed/requeue", body, **ok)[0] == 404  # gone now
+    victim = get(web, "api/failed?queue=default&limit=1")["items"][0]
+    drop = {"queue": "default", "id": victim["id"], "index": victim["index"]}
+    assert post(web, "api/failed/drop", drop, **ok) == (200, {"dropped": 1})
+    assert rclient.llen("wakaq:failed:default") == 38
+
+
+def test_requeue_all_in_chunks_leaves_what_cannot_be_requeued(web: WebServer, rclient: redis.Redis):
+    fake_failed(rclient, "default", 1200)
+    rclient.rpush("wakaq:failed:default", b"\xc1not a record")  # the oldest: cannot be requeued, stays
+    result = post(web, "api/failed/requeue", {"queue": "default", "all": True}, **good_headers(web))
+    assert result == (200, {"requeued": 1200, "skipped": 1})
+    assert rclient.llen("wakaq:default") == 1200 and rclient.lrange("wakaq:failed:default", 0, -1) == [
+        b"\xc1not a record"
+    ]
+
+
+def test_requeued_task_runs_on_a_worker(web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis):
+    from tests.apps import web_app
+
+    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    try:
+        worker.wait_ready()
+        web_app.flaky.delay("again")
+        wait_until(lambda: rclient.llen("wakaq:failed:default") == 1, 15, what="the failure")
+        item = get(web, "api/failed")["items"][0]
+        assert item["name"] == "flaky" and "ValueError" in item["traceback"] and item["args"] == "['again']"
+        rclient.set("fixed", 1)
+        body = {"queue": "default", "id": item["id"], "index": item["index"]}
+        assert post(web, "api/failed/requeue", body, **good_headers(web))[0] == 200
+        wait_until(lambda: events(rclient, "flaky"), 15, what="the requeued task to run")
+    finally:
+        worker.stop()
+
+
+def test_eta_page_next_due_first(web: WebServer, rclient: redis.Redis):
+    from wakaq._wakaq import encode_task
+
+    now = time.time()
+    rclient.zadd("wakaq:eta:default", {encode_task("later", [i], {}, 0): now + 100 - i for i in range(100)})
+    page = get(web, "api/eta?queue=default&limit=10")
+    assert page["total"] == 100 and [i["args"] for i in page["items"]] == [f"[{99 - i}]" for i in range(10)]
+    assert page["items"][0]["due"] == pytest.approx(now + 1, abs=0.01)
+    assert get(web, "api/eta?queue=default&q=LATER&offset=95")["items"][0]["index"] == 95
+    assert request(web.url + "api/eta?queue=nope")[0] == 404
+
+
+def test_schedules_show_last_fire_and_the_scheduler_that_fired(web: WebServer, tmp_path: Path, redis_url: str):
+    import os
+
+    out = (tmp_path / "scheduler.out").open("wb")
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "wakaq", "scheduler", "--app", WEB_APP],
+        env=dict(os.environ, WAKAQ_TEST_URL=redis_url),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        fired = wait_until(lambda: get(web, "api/schedules")["schedules"][0]["fired_by"], 15, 0.1, "a fire")
+        entry = get(web, "api/schedules")["schedules"][0]
+        assert entry["cron"] == "* * * * * */2" and entry["task"] == "tick" and entry["queue"] == "default"
+        assert fired.split(":")[1] == str(scheduler.pid)
+        assert entry["last_fire"] <= time.time() < entry["next_fire"] <= entry["last_fire"] + 4
+    finally:
+        scheduler.terminate()
+        scheduler.wait(10)
+        out.close()
+
+
+def test_metrics_endpoint_counts_tasks_sent(web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.apps import web_app
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, headers, body = request(web.url + "metrics")
+        assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples
+        }
+
+    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    try:
+        worker.wait_ready()
+        for i in range(7):
+            web_app.quick.delay(i)
+        done = ("wakaq_tasks_done_total", (("queue", "high"), ("task", "quick")))
+        wait_until(lambda: samples().get(done) == 7, 15, 0.2, "7 done tasks in /metrics")
+        assert samples()[("wakaq_daemons_alive", ())] == 1
+    finally:
+        worker.stop()
+
+
+def test_redis_outage_is_an_error_reply_not_a_crash(tmp_path: Path, redis_url: str, redis_server: Any):
+    server = WebServer(tmp_path, redis_url).wait_ready()
+    try:
+        client = redis.Redis.from_url(redis_url)
+        client.config_set("requirepass", "now-locked")
+        client.client_kill_filter(_type="normal", skipme=True)  # the dashboard must connect again, and fails
+        try:
+            status, _, body = request(server.url + "api/failed")
+            assert status == 503 and json.loads(body)["error"].startswith("Redis: ")
+            assert request(server.url)[0] == 200  # the page itself still loads
+        finally:
+            locked = redis.Redis.from_url(redis_url, password="now-locked")
+            locked.config_set("requirepass", "")
+            locked.close()
+            client.close()
+        assert request(server.url + "api/failed")[0] == 200
+    finally:
+        server.stop()

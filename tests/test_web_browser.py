@@ -1,0 +1,227 @@
+"""The dashboard in a real headless Chromium: real redis-server, real `wakaq-worker`, real `wakaq-web`."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.webserver import WebServer
+from tests.workers import Worker, events, wait_until
+
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = '"><img src=x onerror=alert(2)>'
+APP = "tests.apps.web_app.wakaq"
+
+
+@pytest.fixture
+def web(tmp_path: Path, redis_url: str) -> Iterator[WebServer]:
+    server = WebServer(tmp_path, redis_url).wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def worker(tmp_path: Path, redis_url: str) -> Iterator[Worker]:
+    w = Worker(tmp_path, redis_url, app=APP, concurrency=2)
+    try:
+        w.wait_ready(children=2)
+        yield w
+    finally:
+        w.stop()
+
+
+def _text(driver: Any, css: str) -> str:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    try:
+        return str(driver.find_element("css selector", css).text)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
+def _cells(driver: Any, queue: str) -> dict[str, str]:
+    return {
+        name: _text(driver, f'#queues tr[data-queue="{queue}"] td.{name}')
+        for name in ("pending", "eta", "inflight", "failed", "done-rate")
+    }
+
+
+def _no_alert(driver: Any) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018 - the property raises when no dialog is open
+
+
+def test_overview_shows_counts_while_tasks_run(browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis):
+    from tests.apps import web_app
+
+    for i in range(5):
+        web_app.blocker.delay(f"b{i}")
+    browser.get(web.url + "#overview")
+    want = {"pending": "3", "inflight": "2", "failed": "0"}
+    wait_until(
+        lambda: all(_cells(browser, "default")[k] == v for k, v in want.items()), 15, 0.1, "3 pending, 2 running"
+    )
+    rclient.set("release", 1)
+    wait_until(lambda: len(events(rclient, "blocker-end")) == 5, 20, what="the 5 blockers to finish")
+    wait_until(
+        lambda: _cells(browser, "default")["pending"] == "0" and _cells(browser, "default")["inflight"] == "0", 10
+    )
+    # done/s comes from the daemons' counters (published with their heartbeats): non-zero while tasks finish
+    for i in range(300):
+        web_app.quick.delay(i)
+    rate_shown = lambda: _text(browser, '#queues tr[data-queue="high"] td.done-rate') not in ("", "0.0")  # noqa: E731
+    wait_until(rate_shown, 15, 0.1, "a done/s rate for queue high")
+    # NOTE: the chart is drawn from the same polls: the canvas is no longer blank
+    drawn = browser.execute_script(
+        "const c = document.getElementById('chart-pending');"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n;"
+    )
+    assert drawn > 100
+    _no_alert(browser)
+
+
+def test_failed_task_traceback_requeue_and_xss(browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis):
+    from tests.apps import web_app
+
+    web_app.flaky.delay(XSS_SCRIPT, XSS_IMG)
+    wait_until(lambda: rclient.llen("wakaq:failed:default") == 1, 15, what="the failure record")
+    browser.get(web.url + "#failed")
+    wait_until(lambda: _text(browser, "#failed-list .record .name") == "flaky", 10, 0.1, "the failed task on the page")
+    record = browser.find_element("css selector", "#failed-list .record")
+    assert XSS_SCRIPT in record.find_element("css selector", ".args-value").text
+    assert XSS_IMG in record.find_element("css selector", ".args-value").text
+    assert XSS_IMG in record.find_element("css selector", ".reason").text
+    record.find_element("css selector", "details.tb summary").click()
+    traceback = record.find_element("css selector", "pre.traceback").text
+    assert "Traceback" in traceback and "ValueError: flaky failed with" in traceback and XSS_SCRIPT in traceback
+    # the payloads are text: no dialog, no injected element (this holds without the CSP too), no handler ran
+    _no_alert(browser)
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert browser.execute_script("return [...document.scripts].map(s => s.src)") == [web.url + "static/app.js"]
+
+    rclient.set("fixed", 1)
+    record.find_element("css selector", "button.requeue").click()
+    wait_until(lambda: len(events(rclient, "flaky")) == 1, 15, what="a worker to run the requeued task")
+    assert events(rclient, "flaky")[0]["args"] == [XSS_SCRIPT, XSS_IMG]
+    assert rclient.llen("wakaq:failed:default") == 0
+    wait_until(lambda: "no failed tasks" in _text(browser, "#failed-list"), 10, 0.1, "the record to leave the page")
+
+
+def test_undecodable_payloads_shown_as_hex(browser: Any, web: WebServer, rclient: redis.Redis):
+    from wakaq._wakaq import encode_task
+
+    rclient.lpush("wakaq:failed:default", b"\xc1garbage record")
+    rclient.zadd("wakaq:eta:default", {b"\xc1\xffnot a payload": 1, encode_task(XSS_IMG, [XSS_SCRIPT], {}, 0): 2})
+    browser.get(web.url + "#failed")
+    wait_until(lambda: "undecodable payload" in _text(browser, "#failed-list"), 10, 0.1, "the undecodable record")
+    assert "unreadable failure record" in _text(browser, "#failed-list .reason")
+    assert b"\xc1garbage".hex() in _text(browser, "#failed-list .hex")
+    browser.get(web.url + "#eta")
+    wait_until(lambda: XSS_IMG in _text(browser, "#eta-table"), 10, 0.1, "the eta tasks")
+    assert "c1ff6e6f74" in _text(browser, "#eta-table .hex")
+    assert XSS_SCRIPT in _text(browser, "#eta-table")
+    _no_alert(browser)
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+
+
+def test_daemons_page_shows_busy_children(browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis):
+    from tests.apps import web_app
+
+    web_app.blocker.delay("long")
+    wait_until(lambda: events(rclient, "blocker-start"), 10, what="the blocker to start")
+    browser.get(web.url + "#daemons")
+    row = "#daemons tr td.state"
+    wait_until(lambda: _text(browser, row) == "alive", 10, 0.1, "the daemon row")
+    page = _text(browser, "#daemons")
+    assert str(worker.pid) in page
+    wait_until(lambda: "blocker" in _text(browser, "#daemons ul.children li.busy"), 10, 0.1, "a busy child running it")
+    rclient.set("release", 1)
+
+
+class _Attacker(BaseHTTPRequestHandler):
+    """Another origin (another port) whose page tries to drop the failed tasks through the visitor's browser."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        page = f"""<!doctype html><body>
+<form id=f method=POST action="{self.target}api/failed/drop" enctype="text/plain">
+<input name='{{"queue":"default","all":true,"x":"' value='"}}'></form>
+<script>
+fetch("{self.target}api/failed/drop", {{method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{queue: "default", all: true}})}})
+  .finally(() => document.getElementById("f").submit());
+</script></body>"""
+        body = page.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_cross_site_post_refused_in_the_browser(browser: Any, web: WebServer, rclient: redis.Redis):
+    rclient.lpush("wakaq:failed:default", b"\xc1kept")
+    _Attacker.target = web.url
+    attacker = ThreadingHTTPServer(("127.0.0.1", 0), _Attacker)
+    thread = threading.Thread(target=attacker.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.get(f"http://127.0.0.1:{attacker.server_address[1]}/")
+        wait_until(lambda: "CSRF" in browser.page_source or "refused" in browser.page_source, 10, 0.1, "the refusal")
+    finally:
+        attacker.shutdown()
+        attacker.server_close()
+    assert rclient.llen("wakaq:failed:default") == 1
+
+
+def test_password_protected_dashboard_in_the_browser(
+    browser: Any, tmp_path: Path, redis_url: str, rclient: redis.Redis
+):
+    server = WebServer(tmp_path, redis_url, "--host", "0.0.0.0", env={"WAKAQ_WEB_PASSWORD": "s3cret"}).wait_ready()
+    try:
+        browser.execute_cdp_cmd("Network.enable", {})
+        auth = base64.b64encode(b"ops:s3cret").decode()
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {auth}"}})
+        browser.get(server.url + "#overview")
+        wait_until(lambda: _text(browser, '#queues tr[data-queue="default"] td.pending') == "0", 10, 0.1, "the page")
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        status = browser.execute_script("return fetch('/api/overview', {credentials: 'omit'}).then(r => r.status)")
+        assert status == 401
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        server.stop()
+
+
+def test_daemon_whose_heartbeat_stopped_shows_dead(browser: Any, web: WebServer, tmp_path: Path, redis_url: str):
+    import os
+    import signal
+
+    worker = Worker(tmp_path, redis_url, app=APP, concurrency=1, heartbeat=2)
+    try:
+        children = worker.wait_ready()
+        browser.get(web.url + "#daemons")
+        wait_until(lambda: _text(browser, "#daemons td.state") == "alive", 10, 0.1, "the live daemon")
+        for pid in (worker.pid, *children):
+            os.kill(pid, signal.SIGKILL)
+        # no other daemon is running to reap it: it stays listed, as dead
+        wait_until(lambda: _text(browser, "#daemons td.state").startswith("dead"), 15, 0.2, "the daemon shown dead")
+        assert "until reaped" in _text(browser, "#daemons td.state")
+        wait_until(lambda: "dead" in _text(browser, "#badge-daemons"), 5, 0.1, "the menu badge")
+    finally:
+        worker.stop()

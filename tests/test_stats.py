@@ -21,6 +21,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.keyspace import KEYS
 from tests.workers import Worker, wait_until
 from wakaq.metrics import render_metrics
 from wakaq.stats import snapshot
@@ -78,7 +79,7 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
         app.high.delay(i)
     for _ in range(4):
         app.failing.delay()
-    rclient.rpush("wakaq:low", b"\xc1")  # one undecodable element (a truncated redelivery prefix)
+    rclient.rpush(KEYS.queue("low"), b"\xc1")  # one undecodable element (a truncated redelivery prefix)
     worker = start_worker(concurrency=2, max_tasks=5)  # 27 tasks / 5 per child: several recycles
     high = {"queue": "high", "task": "high"}
     default = {"queue": "low", "task": "failing"}
@@ -98,7 +99,7 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
 
     # a graceful restart: the daemon deregisters, its totals move to the retired hash, nothing goes down
     worker.stop()
-    wait_until(lambda: not rclient.smembers("wakaq:daemons"), 10, what="the daemon deregistered")
+    wait_until(lambda: not rclient.smembers(KEYS.daemons), 10, what="the daemon deregistered")
     after_stop = samples(app, rclient)
     assert value(after_stop, "wakaq_tasks_done_total", **high) == 23
     assert value(after_stop, "wakaq_daemons_alive") == 0
@@ -219,9 +220,9 @@ def test_snapshot_is_fast_with_100000_failed_tasks(app: ModuleType, rclient: red
     record = b"\x81\xa6reason\xa4boom" + b"x" * 200
     pipe = rclient.pipeline(transaction=False)
     for _ in range(100):
-        pipe.lpush("wakaq:failed:low", *([record] * 1000))
+        pipe.lpush(KEYS.failed("low"), *([record] * 1000))
     pipe.execute()
-    assert rclient.llen("wakaq:failed:low") == 100_000
+    assert rclient.llen(KEYS.failed("low")) == 100_000
     snapshot(app.wakaq, rclient)
     best = min(_timed(lambda: snapshot(app.wakaq, rclient)) for _ in range(5))
     assert snapshot(app.wakaq, rclient)["queues"]["low"]["failed_tasks"] == 100_000

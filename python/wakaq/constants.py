@@ -15,7 +15,10 @@ DEFAULT_WAIT_TIMEOUT = 1.0
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
 DEFAULT_WORKER_LOG_LEVEL = logging.INFO
 DEFAULT_SCHEDULER_LOG_LEVEL = logging.DEBUG
-URL_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+# NOTE: `redis+cluster://host:port,host:port/` names a Redis Cluster by some of its nodes (the seeds); the scheme
+# decides every client, so a later scheme (sentinel) slots in beside it.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES, "redis+sentinel")
 
 # ---- queue names ----------------------------------------------------------------------------------------------
 # NOTE: a queue's list lives at `<prefix>:<name>`, so a name starting like one of wakaq's own key families would

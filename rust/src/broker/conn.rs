@@ -1,18 +1,59 @@
-//! One lazily (re)connected synchronous Redis connection with the configured timeouts.
+//! One lazily (re)connected synchronous Redis connection with the configured timeouts: to a single Redis, or to a
+//! Redis Cluster (cluster.rs). Callers see one `&mut dyn ConnectionLike` either way.
 
 use std::time::Duration;
 
-use redis::{Connection, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, RedisResult};
+use redis::cluster::ClusterClient;
+use redis::{
+    Client, Connection, ConnectionInfo, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError, RedisResult,
+};
 
-use super::sentinel::{is_sentinel_url, Sentinels, Source};
-
+use super::cluster::{self, Cluster};
+use super::sentinel::{is_sentinel_url, Sentinels};
 use super::tls::{is_tls_url, TlsOptions};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Where connections come from; chosen by the URL's scheme (`redis+cluster://` and `rediss+cluster://` are a
+/// cluster, anything else one server).
+enum Source {
+    Single(Client),
+    Cluster(ClusterClient),
+    /// `redis+sentinel://`: the master the sentinels name, resolved on every connect (sentinel.rs).
+    Sentinel(Sentinels),
+}
+
+enum Live {
+    Single(Connection),
+    Cluster(Box<Cluster>),
+}
+
+impl Live {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Self::Single(c) => c,
+            Self::Cluster(c) => c.as_mut(),
+        }
+    }
+
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> RedisResult<()> {
+        match self {
+            Self::Single(c) => c.set_read_timeout(read).and_then(|()| c.set_write_timeout(write)),
+            Self::Cluster(c) => c.set_read_timeout(read).and_then(|()| c.set_write_timeout(write)),
+        }
+    }
+
+    fn set_read_timeout(&self, read: Option<Duration>) -> RedisResult<()> {
+        match self {
+            Self::Single(c) => c.set_read_timeout(read),
+            Self::Cluster(c) => c.set_read_timeout(read),
+        }
+    }
+}
+
 pub struct Conn {
     source: Source,
-    live: Option<Connection>,
+    live: Option<Live>,
     socket_timeout: Option<Duration>,
     connect_timeout: Duration,
     /// The connection has answered at least once, so a broken pipe means it went stale.
@@ -39,15 +80,30 @@ impl Conn {
         socket_timeout: Option<Duration>,
         connect_timeout: Option<Duration>,
     ) -> RedisResult<Self> {
+        let connect_timeout = connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let source = if cluster::is_cluster_url(url) {
+            tls.check_url(url)
+                .map_err(|e| RedisError::from((ErrorKind::InvalidClientConfig, "invalid url", e)))?;
+            Source::Cluster(cluster::client(url, tls, socket_timeout, connect_timeout)?)
+        } else if is_sentinel_url(url) {
+            sentinel_source(url, tls)?
+        } else {
+            Source::Single(tls.client(url)?)
+        };
         Ok(Self {
-            source: source(url, tls)?,
+            source,
             live: None,
             socket_timeout,
-            connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout,
             proven: false,
             tls: is_tls_url(url),
             last_failure: Stage::Answered,
         })
+    }
+
+    /// A Redis Cluster connection: keys use the hash-tagged layout (keys.rs).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.source, Source::Cluster(_))
     }
 
     /// `describe(e)`, plus a hint when a plain connection was dropped before its first answer: that is what a
@@ -73,15 +129,18 @@ impl Conn {
         }
     }
 
-    fn connection(&mut self) -> RedisResult<&mut Connection> {
+    fn connection(&mut self) -> RedisResult<&mut Live> {
         if self.live.is_none() {
-            let conn = self
-                .source
-                .connect(self.connect_timeout)
-                .inspect_err(|_| self.last_failure = Stage::Connecting)?;
-            conn.set_read_timeout(self.socket_timeout)?;
-            conn.set_write_timeout(self.socket_timeout)?;
-            self.live = Some(conn);
+            let live = match &self.source {
+                Source::Single(client) => client
+                    .get_connection_with_timeout(self.connect_timeout)
+                    .map(Live::Single),
+                Source::Cluster(client) => client.get_generic_connection().map(|c| Live::Cluster(Box::new(c))),
+                Source::Sentinel(s) => s.connect_master(self.connect_timeout).map(Live::Single),
+            };
+            let live = live.inspect_err(|_| self.last_failure = Stage::Connecting)?;
+            live.set_timeouts(self.socket_timeout, self.socket_timeout)?;
+            self.live = Some(live);
             self.proven = false;
         }
         self.live
@@ -89,15 +148,25 @@ impl Conn {
             .ok_or_else(|| RedisError::from(std::io::Error::other("no connection")))
     }
 
+    /// `f` on the live connection; a cluster failure that redis-rs was kept from resending (cluster.rs) comes back
+    /// as the original error.
+    fn call<T>(&mut self, f: &mut impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>) -> RedisResult<T> {
+        let conn = self.connection()?;
+        f(conn.as_dyn()).map_err(cluster::unwrap)
+    }
+
     /// Run `f` on the connection. A connection that broke since its last use (Redis restarted, idle
     /// timeout) is replaced and `f` retried once; any other failure drops the connection so the next call
     /// starts clean (a timed-out reply may still arrive and must not be read as the next answer).
-    pub fn run<T>(&mut self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
-        let result = f(self.connection()?);
+    pub fn run<T>(&mut self, mut f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>) -> RedisResult<T> {
+        // NOTE: a failure to connect returns at once, so `explain` still knows it happened while connecting.
+        self.connection()?;
+        let result = self.call(&mut f);
         match result {
             Err(e) if self.proven && is_stale(&e) => {
                 self.live = None;
-                let retried = f(self.connection()?);
+                self.connection()?;
+                let retried = self.call(&mut f);
                 self.settle(retried)
             }
             other => self.settle(other),
@@ -108,12 +177,11 @@ impl Conn {
     pub fn run_blocking<T>(
         &mut self,
         block: Duration,
-        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
+        mut f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let margin = self.socket_timeout.unwrap_or(Duration::from_secs(5));
-        let conn = self.connection()?;
-        conn.set_read_timeout(Some(block + margin))?;
-        let result = f(conn);
+        self.connection()?.set_read_timeout(Some(block + margin))?;
+        let result = self.call(&mut f);
         let result = self.settle(result);
         if let Some(conn) = self.live.as_mut() {
             conn.set_read_timeout(self.socket_timeout)?;
@@ -137,35 +205,6 @@ impl Conn {
     }
 }
 
-/// The connection settings of `url`, closing with SO_LINGER 0 (an RST that discards unsent and unacknowledged
-/// data).
-///
-/// WARN: without it, a call given up after a timeout during a network partition stays in the kernel of the closed
-/// socket and is retransmitted, and so executed by Redis, when the network returns: possibly after the caller has
-/// settled it (a child's claim whose seqs it already handed back would then leave tasks in flight under seqs
-/// nobody settles again). `tests/faults/test_hosts.py` shows it with a push.
-pub fn connection_info(url: impl IntoConnectionInfo) -> RedisResult<ConnectionInfo> {
-    let info = url.into_connection_info()?;
-    let tcp = info.tcp_settings().clone().set_linger_time(Duration::ZERO);
-    Ok(info.set_tcp_settings(tcp))
-}
-
-/// The URL's scheme picks the source: `redis+sentinel://` resolves the master on every connect.
-fn source(url: &str, tls: &TlsOptions) -> RedisResult<Source> {
-    if is_sentinel_url(url) {
-        if tls.is_set() {
-            return Err(RedisError::from((
-                ErrorKind::InvalidClientConfig,
-                "invalid sentinel url",
-                "ssl_* options are not supported with redis+sentinel:// (TLS to sentinels is not implemented)"
-                    .to_owned(),
-            )));
-        }
-        return Ok(Source::Sentinel(Sentinels::parse(url)?));
-    }
-    Ok(Source::Direct(tls.client(url)?))
-}
-
 fn is_stale(e: &RedisError) -> bool {
     (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout()
 }
@@ -178,6 +217,30 @@ fn is_connection_problem(e: &RedisError) -> bool {
 
 fn is_readonly(e: &RedisError) -> bool {
     e.code() == Some("READONLY")
+}
+
+fn sentinel_source(url: &str, tls: &TlsOptions) -> RedisResult<Source> {
+    if tls.is_set() {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "invalid sentinel url",
+            "ssl_* options are not supported with redis+sentinel:// (TLS to sentinels is not implemented)".to_owned(),
+        )));
+    }
+    Ok(Source::Sentinel(Sentinels::parse(url)?))
+}
+
+/// The connection settings of `url`, closing with SO_LINGER 0 (an RST that discards unsent and unacknowledged
+/// data).
+///
+/// WARN: without it, a call given up after a timeout during a network partition stays in the kernel of the closed
+/// socket and is retransmitted, and so executed by Redis, when the network returns: possibly after the caller has
+/// settled it (a child's claim whose seqs it already handed back would then leave tasks in flight under seqs
+/// nobody settles again). `tests/faults/test_hosts.py` shows it with a push.
+pub fn connection_info(url: impl IntoConnectionInfo) -> RedisResult<ConnectionInfo> {
+    let info = url.into_connection_info()?;
+    let tcp = info.tcp_settings().clone().set_linger_time(Duration::ZERO);
+    Ok(info.set_tcp_settings(tcp))
 }
 
 /// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.
@@ -295,11 +358,34 @@ impl Failure {
 pub fn call_detached<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
-    f: impl FnMut(&mut Connection) -> RedisResult<T> + Send,
+    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
+) -> Result<T, Failure> {
+    detached(py, conn, None, f)
+}
+
+/// `call_detached` for a call that ends with a server-side wait of up to `wait` (WAIT): the read timeout is
+/// stretched by it (`Conn::run_blocking`).
+pub fn call_detached_waiting<T: Send>(
+    py: pyo3::Python<'_>,
+    conn: &std::sync::Mutex<Conn>,
+    wait: Duration,
+    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
+) -> Result<T, Failure> {
+    detached(py, conn, Some(wait), f)
+}
+
+fn detached<T: Send>(
+    py: pyo3::Python<'_>,
+    conn: &std::sync::Mutex<Conn>,
+    wait: Option<Duration>,
+    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = guard.run(f);
+        let result = match wait {
+            None => guard.run(f),
+            Some(w) => guard.run_blocking(w, f),
+        };
         result.map_err(|e| {
             if is_interrupted(&e) {
                 Failure::Interrupted

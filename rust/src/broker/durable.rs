@@ -3,12 +3,11 @@
 //!
 //! NOTE: WAIT counts the replicas that acknowledged every write this connection made so far, so it must follow the
 //! push on the very connection that sent it: it is pipelined with the push (or sent right after it, inside the same
-//! `Conn::run` closure), and a reconnect-and-retry re-sends push and WAIT together.
+//! `Conn::run_blocking` closure, whose read timeout is stretched by the wait).
 
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use redis::{Connection, RedisResult};
 
 use crate::errors::durability_error;
 
@@ -33,23 +32,6 @@ impl Durability {
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(self.replicas).arg(self.millis());
         cmd
-    }
-
-    /// Run `f` (which ends with the WAIT) with the read timeout stretched by the wait, then restore it.
-    pub fn stretched<T>(
-        &self,
-        c: &mut Connection,
-        socket_timeout: Option<Duration>,
-        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
-    ) -> RedisResult<T> {
-        if let Some(base) = socket_timeout {
-            c.set_read_timeout(Some(base + self.timeout))?;
-        }
-        let result = f(c);
-        if socket_timeout.is_some() {
-            c.set_read_timeout(socket_timeout)?;
-        }
-        result
     }
 
     /// The error for a WAIT that answered fewer replicas than asked.

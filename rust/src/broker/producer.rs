@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PySequence;
-use redis::RedisResult;
+use redis::{ConnectionLike, RedisResult};
 
-use super::conn::{call_detached, first_line, Conn};
+use super::conn::{call_detached, call_detached_waiting, first_line, Conn};
 use super::durable::Durability;
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
@@ -23,17 +23,27 @@ const BULK_CHUNK: usize = 1000;
 pub struct Broker {
     conn: Mutex<Conn>,
     keys: Keys,
-    socket_timeout: Option<Duration>,
+    cluster: bool,
 }
 
 pub fn seconds(value: Option<f64>) -> Option<Duration> {
     value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
 }
 
+/// `lock_run` for a call that ends with a WAIT of up to `d.timeout`: the read timeout is stretched by it.
+fn lock_run_waiting<T: Send>(
+    py: Python<'_>,
+    conn: &Mutex<Conn>,
+    d: Durability,
+    f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T> + Send,
+) -> PyResult<T> {
+    call_detached_waiting(py, conn, d.timeout, f).map_err(|failure| broker_error(py, failure.message()))
+}
+
 fn lock_run<T: Send>(
     py: Python<'_>,
     conn: &Mutex<Conn>,
-    f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send,
+    f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
     // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
     call_detached(py, conn, f).map_err(|failure| broker_error(py, failure.message()))
@@ -54,24 +64,38 @@ impl Broker {
 
     fn enqueue_elements(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>]) -> PyResult<i64> {
         let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
+        if self.cluster {
+            return lock_run(py, &self.conn, |c| enqueue_each(c, &qkey, &bell, elements));
+        }
         lock_run(py, &self.conn, |c| Self::enqueue_on(c, &qkey, &bell, elements, None)).map(|(n, _)| n)
     }
 
     /// The durable variant: the WAIT is pipelined after the pushes (same connection); raises when too few
     /// replicas confirmed.
     fn enqueue_durably(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>], d: Durability) -> PyResult<i64> {
+        self.refuse_on_cluster(py)?;
         let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
-        let timeout = self.socket_timeout;
-        let (n, confirmed) = lock_run(py, &self.conn, |c| {
-            d.stretched(c, timeout, |c| Self::enqueue_on(c, &qkey, &bell, elements, Some(d)))
+        let (n, confirmed) = lock_run_waiting(py, &self.conn, d, |c| {
+            Self::enqueue_on(c, &qkey, &bell, elements, Some(d))
         })?;
         d.check(py, confirmed)?;
         Ok(n)
     }
 
+    /// NOTE: on a cluster the WAIT would have to go to the node that took the push, on that connection; not done.
+    fn refuse_on_cluster(&self, py: Python<'_>) -> PyResult<()> {
+        if self.cluster {
+            return Err(broker_error(
+                py,
+                "durable enqueue is not supported on Redis Cluster".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     /// EVALSHA of `enqueue.lua` per chunk of elements, pipelined, then WAIT when `durable`: (pushed, confirmed).
     fn enqueue_on(
-        c: &mut redis::Connection,
+        c: &mut dyn ConnectionLike,
         qkey: &str,
         bell: &str,
         elements: &[Vec<u8>],
@@ -106,6 +130,34 @@ impl Broker {
         };
         Ok((counts.iter().sum(), confirmed))
     }
+
+    /// The number of live worker daemons (registered, heartbeat not expired).
+    fn live_daemons(c: &mut dyn ConnectionLike, keys: &Keys) -> RedisResult<i64> {
+        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(keys.daemons()).query(c)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let beats: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(ids.iter().map(|id| keys.heartbeat(id)).collect::<Vec<_>>())
+            .query(c)?;
+        Ok(beats.iter().filter(|b| b.is_some()).count() as i64)
+    }
+}
+
+/// One script call per chunk, on a cluster. NOTE: a pipeline's replies are not redirected (a MOVED inside one
+/// fails the whole pipeline), and sending a whole pipeline again after a partial run would double its first
+/// chunks: single commands are each redirected, and resent only when they did not run.
+fn enqueue_each(c: &mut dyn ConnectionLike, qkey: &str, bell: &str, elements: &[Vec<u8>]) -> RedisResult<i64> {
+    let mut total = 0;
+    for chunk in elements.chunks(BULK_CHUNK) {
+        let mut inv = scripts::enqueue().key(qkey);
+        inv.key(bell);
+        for e in chunk {
+            inv.arg(e.as_slice());
+        }
+        total += inv.invoke::<i64>(c)?;
+    }
+    Ok(total)
 }
 
 #[pymethods]
@@ -132,9 +184,9 @@ impl Broker {
         let conn = Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout))
             .map_err(|e| broker_error(py, format!("invalid redis settings: {}", first_line(&e))))?;
         Ok(Self {
+            keys: Keys::new(prefix, conn.is_cluster()),
+            cluster: conn.is_cluster(),
             conn: Mutex::new(conn),
-            keys: Keys::new(prefix),
-            socket_timeout: seconds(socket_timeout),
         })
     }
 
@@ -183,7 +235,7 @@ impl Broker {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
         let score = format!("{due:.6}");
-        let push = |c: &mut redis::Connection| {
+        let push = |c: &mut dyn ConnectionLike| {
             scripts::enqueue_eta()
                 .key(&key)
                 .arg(&score)
@@ -194,10 +246,10 @@ impl Broker {
         let Some(d) = Durability::from_args(replicas, replica_timeout) else {
             return lock_run(py, &self.conn, push).map(|_| ());
         };
-        let timeout = self.socket_timeout;
-        let confirmed = lock_run(py, &self.conn, |c| {
+        self.refuse_on_cluster(py)?;
+        let confirmed = lock_run_waiting(py, &self.conn, d, |c| {
             push(c)?;
-            d.stretched(c, timeout, |c| d.command().query::<i64>(c))
+            d.command().query::<i64>(c)
         })?;
         d.check(py, confirmed)
     }
@@ -232,7 +284,8 @@ impl Broker {
         Ok(total)
     }
 
-    /// Publish a broadcast task; returns the number of worker daemons that received it.
+    /// Publish a broadcast task; returns the number of worker daemons that received it. On a cluster, the number of
+    /// live daemons: PUBLISH counts only the subscribers of the node it went to (every node relays it to its own).
     fn broadcast(
         &self,
         py: Python<'_>,
@@ -242,11 +295,19 @@ impl Broker {
     ) -> PyResult<i64> {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let channel = self.keys.broadcast_channel();
+        let (cluster, keys) = (self.cluster, &self.keys);
         lock_run(py, &self.conn, |c| {
-            redis::cmd("PUBLISH")
+            // NOTE: counted before publishing, so a resend after a failure never publishes twice for the count.
+            let live = if cluster {
+                Some(Self::live_daemons(c, keys)?)
+            } else {
+                None
+            };
+            let heard = redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(payload.as_slice())
-                .query::<i64>(c)
+                .query::<i64>(c)?;
+            Ok(live.unwrap_or(heard))
         })
     }
 

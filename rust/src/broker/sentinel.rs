@@ -160,21 +160,6 @@ fn parse_addr(text: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-/// Where `Conn` gets its connections: one server, or whichever master the sentinels name.
-pub enum Source {
-    Direct(Client),
-    Sentinel(Sentinels),
-}
-
-impl Source {
-    pub fn connect(&self, timeout: Duration) -> RedisResult<Connection> {
-        match self {
-            Self::Direct(client) => client.get_connection_with_timeout(timeout),
-            Self::Sentinel(s) => s.connect_master(timeout),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

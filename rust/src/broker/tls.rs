@@ -37,7 +37,10 @@ pub struct TlsOptions {
 
 /// A `rediss://` (or `valkeys://`) URL.
 pub fn is_tls_url(url: &str) -> bool {
-    matches!(url.split_once("://"), Some(("rediss" | "valkeys", _)))
+    matches!(
+        url.split_once("://"),
+        Some(("rediss" | "valkeys" | "rediss+cluster", _))
+    )
 }
 
 /// Install the `ring` provider as rustls's process default, once. redis-rs builds its configs with
@@ -103,12 +106,25 @@ impl TlsOptions {
             return Client::open(connection_info(url)?);
         }
         install_crypto_provider();
-        // NOTE: redis-rs turns the `#insecure` fragment into "no certificate verification, no SNI".
-        let url = if self.insecure && !url.contains('#') {
+        let info = connection_info(self.node_url(url).as_str())?;
+        match self.certificates()? {
+            None => Client::open(info),
+            Some(certs) => Client::build_with_tls(info, certs),
+        }
+    }
+
+    /// A TLS URL (`rediss://`) with the `#insecure` fragment when certificates are not verified. NOTE: redis-rs
+    /// turns that fragment into "no certificate verification, no SNI".
+    pub fn node_url(&self, url: &str) -> String {
+        if self.insecure && !url.contains('#') {
             format!("{url}#insecure")
         } else {
             url.to_owned()
-        };
+        }
+    }
+
+    /// The CA and client certificates to give redis-rs, None for the defaults. Reads the PEM files now.
+    pub fn certificates(&self) -> RedisResult<Option<TlsCertificates>> {
         let root_cert = read_pem("ssl_ca_certs", self.ca_certs.as_ref()).map_err(config_error)?;
         if root_cert.is_some() {
             // NOTE: redis-rs would take a file without certificates as an empty trust store.
@@ -116,12 +132,9 @@ impl TlsOptions {
         }
         let client_tls = self.client_identity_pem().map_err(config_error)?;
         if root_cert.is_none() && client_tls.is_none() {
-            return Client::open(connection_info(url.as_str())?);
+            return Ok(None);
         }
-        Client::build_with_tls(
-            connection_info(url.as_str())?,
-            TlsCertificates { client_tls, root_cert },
-        )
+        Ok(Some(TlsCertificates { client_tls, root_cert }))
     }
 
     fn client_identity_pem(&self) -> Result<Option<ClientTlsConfig>, String> {

@@ -1,7 +1,7 @@
 //! One lazily (re)connected synchronous Redis connection with the configured timeouts: to a single Redis, or to a
 //! Redis Cluster (cluster.rs). Callers see one `&mut dyn ConnectionLike` either way.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
 use redis::{
@@ -13,6 +13,8 @@ use super::sentinel::{is_sentinel_url, Sentinels};
 use super::tls::{is_tls_url, TlsOptions};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A call that must not run twice first PINGs a connection idle this long (see `run_once`).
+pub const IDLE_PROBE: Duration = Duration::from_secs(1);
 
 /// Where connections come from; chosen by the URL's scheme (`redis+cluster://` and `rediss+cluster://` are a
 /// cluster, anything else one server).
@@ -58,6 +60,8 @@ pub struct Conn {
     connect_timeout: Duration,
     /// The connection has answered at least once, so a broken pipe means it went stale.
     proven: bool,
+    /// When the connection last answered.
+    answered_at: Instant,
     tls: bool,
     last_failure: Stage,
 }
@@ -96,6 +100,7 @@ impl Conn {
             socket_timeout,
             connect_timeout,
             proven: false,
+            answered_at: Instant::now(),
             tls: is_tls_url(url),
             last_failure: Stage::Answered,
         })
@@ -173,6 +178,19 @@ impl Conn {
         }
     }
 
+    /// Run `f`, a call that must not run twice (a push, a PUBLISH, a broadcast relay), at most once: a connection
+    /// that fails after the request was written may have lost the reply of a call Redis already ran, so it is
+    /// never sent again; the error goes to the caller. A connection idle for `IDLE_PROBE` or longer is checked
+    /// with a PING first (resent like any idempotent call), so one that went stale while idle (Redis restarted,
+    /// an idle timeout) is replaced before `f` is sent, and only a connection that breaks during the call fails.
+    pub fn run_once<T>(&mut self, f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>) -> RedisResult<T> {
+        if self.proven && self.live.is_some() && self.answered_at.elapsed() >= IDLE_PROBE {
+            self.run(|c| redis::cmd("PING").query::<()>(c))?;
+        }
+        let result = f(self.connection()?.as_dyn()).map_err(cluster::unwrap);
+        self.settle(result)
+    }
+
     /// Run a blocking command whose server-side timeout is `block`: the read timeout must exceed it.
     pub fn run_blocking<T>(
         &mut self,
@@ -192,7 +210,10 @@ impl Conn {
     fn settle<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
         self.last_failure = Stage::Answered;
         match &result {
-            Ok(_) => self.proven = true,
+            Ok(_) => {
+                self.proven = true;
+                self.answered_at = Instant::now();
+            }
             Err(e) if is_connection_problem(e) => {
                 if !self.proven {
                     self.last_failure = Stage::Unanswered;
@@ -354,37 +375,41 @@ impl Failure {
 }
 
 /// Run `f` on a shared connection with the GIL released (the lock is taken while detached, so a thread
-/// waiting for it never holds the GIL).
+/// waiting for it never holds the GIL). `once`: `f` must not run twice (`Conn::run_once`), else it is an
+/// idempotent call, sent again once on a connection that went stale (`Conn::run`).
 pub fn call_detached<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
+    once: bool,
     f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
-    detached(py, conn, None, f)
+    detached(py, conn, once, None, f)
 }
 
 /// `call_detached` for a call that ends with a server-side wait of up to `wait` (WAIT): the read timeout is
-/// stretched by it (`Conn::run_blocking`).
+/// stretched by it (`Conn::run_blocking`, which never resends: safe for a push).
 pub fn call_detached_waiting<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
     wait: Duration,
     f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
-    detached(py, conn, Some(wait), f)
+    detached(py, conn, true, Some(wait), f)
 }
 
 fn detached<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
+    once: bool,
     wait: Option<Duration>,
     f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let result = match wait {
-            None => guard.run(f),
             Some(w) => guard.run_blocking(w, f),
+            None if once => guard.run_once(f),
+            None => guard.run(f),
         };
         result.map_err(|e| {
             if is_interrupted(&e) {

@@ -27,7 +27,10 @@ pub struct Broker {
 }
 
 pub fn seconds(value: Option<f64>) -> Option<Duration> {
-    value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
+    // NOTE: `try_`: `from_secs_f64` panics on values past u64 seconds, and no panic may reach Python
+    value
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 /// `lock_run` for a call that ends with a WAIT of up to `d.timeout`: the read timeout is stretched by it.
@@ -40,13 +43,15 @@ fn lock_run_waiting<T: Send>(
     call_detached_waiting(py, conn, d.timeout, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
+/// `once`: a push or a PUBLISH, never sent twice (`Conn::run_once`); else an idempotent call (eta ZADD, PING).
 fn lock_run<T: Send>(
     py: Python<'_>,
     conn: &Mutex<Conn>,
+    once: bool,
     f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
     // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
-    call_detached(py, conn, f).map_err(|failure| broker_error(py, failure.message()))
+    call_detached(py, conn, once, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
 impl Broker {
@@ -65,9 +70,12 @@ impl Broker {
     fn enqueue_elements(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>]) -> PyResult<i64> {
         let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
         if self.cluster {
-            return lock_run(py, &self.conn, |c| enqueue_each(c, &qkey, &bell, elements));
+            return lock_run(py, &self.conn, true, |c| enqueue_each(c, &qkey, &bell, elements));
         }
-        lock_run(py, &self.conn, |c| Self::enqueue_on(c, &qkey, &bell, elements, None)).map(|(n, _)| n)
+        lock_run(py, &self.conn, true, |c| {
+            Self::enqueue_on(c, &qkey, &bell, elements, None)
+        })
+        .map(|(n, _)| n)
     }
 
     /// The durable variant: the WAIT is pipelined after the pushes (same connection); raises when too few
@@ -244,7 +252,7 @@ impl Broker {
                 .invoke::<i64>(c)
         };
         let Some(d) = Durability::from_args(replicas, replica_timeout) else {
-            return lock_run(py, &self.conn, push).map(|_| ());
+            return lock_run(py, &self.conn, false, push).map(|_| ());
         };
         self.refuse_on_cluster(py)?;
         let confirmed = lock_run_waiting(py, &self.conn, d, |c| {
@@ -296,8 +304,9 @@ impl Broker {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let channel = self.keys.broadcast_channel();
         let (cluster, keys) = (self.cluster, &self.keys);
-        lock_run(py, &self.conn, |c| {
-            // NOTE: counted before publishing, so a resend after a failure never publishes twice for the count.
+        lock_run(py, &self.conn, true, |c| {
+            // NOTE: counted before publishing: a failure of the count never leaves a sent broadcast reported as an
+            // error (which a caller might retry).
             let live = if cluster {
                 Some(Self::live_daemons(c, keys)?)
             } else {
@@ -312,7 +321,7 @@ impl Broker {
     }
 
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {
-        lock_run(py, &self.conn, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
+        lock_run(py, &self.conn, false, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
     }
 
     #[getter]

@@ -78,7 +78,14 @@ local function split(element)
 end
 
 -- The name of the task in a payload (msgpack map or WakaQ JSON), '?' when it cannot be read.
+-- NOTE: wakaq writes "name" first, so it is read straight from the bytes: cmsgpack cannot unpack ext types
+-- (datetimes, Decimals in the args); cmsgpack/cjson are the fallback for other writers.
 local function task_name(payload)
+  if string.sub(payload, 2, 6) == '\164name' then
+    local h = string.byte(payload, 7) or 0
+    if h >= 0xa0 and h <= 0xbf then return string.sub(payload, 8, 7 + h - 0xa0) end
+    if h == 0xd9 then return string.sub(payload, 9, 8 + (string.byte(payload, 8) or 0)) end
+  end
   local ok, t
   if string.sub(payload, 1, 1) == '{' then
     ok, t = pcall(cjson.decode, payload)
@@ -142,4 +149,23 @@ local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
   redis.call('LPUSH', to[1], element)
   ring(to[2])
   return 1
+end
+
+-- Entries of an in-flight hash (its HGETALL reply) whose field starts with `fp` (and is in the set `only`, if
+-- given), newest claim first: LPUSHed in this order, the oldest claim ends up at the front of its queue. A field
+-- is "<pid>:<seq>" and seqs count per child, so the claims of several children interleave by seq.
+local function newest_first(all, fp, only)
+  local picked = {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, #fp) == fp and (only == nil or only[f]) then
+      local pid, seq = string.match(f, '^(%d*):(%d+)$')
+      table.insert(picked, {tonumber(seq) or 0, tonumber(pid) or 0, f, all[i + 1]})
+    end
+  end
+  table.sort(picked, function(a, b)
+    if a[1] ~= b[1] then return a[1] > b[1] end
+    return a[2] > b[2]
+  end)
+  return picked
 end

@@ -13,13 +13,14 @@ local to = targets(9, tonumber(ARGV[2]), 6, KEYS[6])
 local reason = 'worker daemon ' .. ARGV[1] .. ' died while running it'
 local all = redis.call('HGETALL', KEYS[3])
 local tasks, missing, seen = 0, {}, {}
-for i = 2, #all, 2 do
-  local queue = entry_queue(all[i])
+-- newest claim first, so LPUSH leaves the oldest claim at the front (lib.lua `newest_first`)
+for _, p in ipairs(newest_first(all, '', nil)) do
+  local queue = entry_queue(p[4])
   if queue == nil or to[queue] then
     if queue ~= nil then
-      tasks = tasks + give_back(to[queue], all[i], true, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), reason)
+      tasks = tasks + give_back(to[queue], p[4], true, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), reason)
     end
-    redis.call('HDEL', KEYS[3], all[i - 1])
+    redis.call('HDEL', KEYS[3], p[3])
   elseif not seen[queue] then
     seen[queue] = true
     table.insert(missing, queue)

@@ -15,28 +15,20 @@ if ARGV[8] ~= '' then
   only = {}
   for s in string.gmatch(ARGV[8], '[^,]+') do only[fp .. s] = true end
 end
-local picked, missing, seen = {}, {}, {}
-for i = 1, #all, 2 do
-  local f = all[i]
-  if string.sub(f, 1, #fp) == fp and (only == nil or only[f]) then
-    local queue = entry_queue(all[i + 1])
-    if queue == nil or to[queue] then
-      table.insert(picked, {tonumber(string.sub(f, #fp + 1)) or 0, f, all[i + 1], queue})
-    elseif not seen[queue] then
-      seen[queue] = true
-      table.insert(missing, queue)
+-- newest claim first, so LPUSH leaves the oldest claim at the front (lib.lua `newest_first`)
+local n, missing, seen = 0, {}, {}
+for _, p in ipairs(newest_first(all, fp, only)) do
+  local queue = entry_queue(p[4])
+  if queue == nil or to[queue] then
+    if queue ~= nil then
+      local bump = ARGV[3] == '*' or ARGV[3] == p[3]
+      n = n + give_back(to[queue], p[4], bump, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7])
     end
+    redis.call('HDEL', KEYS[1], p[3])
+  elseif not seen[queue] then
+    seen[queue] = true
+    table.insert(missing, queue)
   end
-end
--- highest seq first, so LPUSH leaves the oldest claim at the front
-table.sort(picked, function(a, b) return a[1] > b[1] end)
-local n = 0
-for _, p in ipairs(picked) do
-  if p[4] ~= nil then
-    local bump = ARGV[3] == '*' or ARGV[3] == p[2]
-    n = n + give_back(to[p[4]], p[3], bump, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7])
-  end
-  redis.call('HDEL', KEYS[1], p[2])
 end
 table.insert(missing, 1, n)
 return missing

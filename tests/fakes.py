@@ -16,13 +16,39 @@ class FakeBroker:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def push(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0) -> None:
+    def push(
+        self,
+        queue: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        retry: int = 0,
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> None:
         self.calls.append(("push", queue, name, tuple(args), dict(kwargs)))
 
-    def push_eta(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], due: float) -> None:
+    def push_eta(
+        self,
+        queue: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        due: float,
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> None:
         self.calls.append(("push_eta", queue, name, tuple(args), dict(kwargs), due))
 
-    def push_many(self, items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]]) -> int:
+    def push_many(
+        self,
+        items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]],
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> int:
         self.calls.append(("push_many", list(items)))
         return len(items)
 

@@ -10,6 +10,14 @@ import tempfile
 import time
 from pathlib import Path
 
+#: the server binary the suite starts: `WAKAQ_REDIS_SERVER` (a path or a name on PATH, e.g. a valkey-server for
+#: `make test-valkey`), else `redis-server`
+SERVER_ENV = "WAKAQ_REDIS_SERVER"
+
+
+def server_binary() -> str | None:
+    return shutil.which(os.environ.get(SERVER_ENV) or "redis-server")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -26,9 +34,10 @@ class RedisServer:
     def __init__(
         self, *extra_args: str, port: int | None = None, dir: str | None = None, tls_port: int | bool | None = None
     ) -> None:
-        binary = shutil.which("redis-server")
+        binary = server_binary()
         if binary is None:
-            raise FileNotFoundError("redis-server is not installed (Debian: apt-get install redis-server)")
+            wanted = os.environ.get(SERVER_ENV) or "redis-server"
+            raise FileNotFoundError(f"{wanted} is not installed (Debian: apt-get install redis-server)")
         self.binary = binary
         self.port = port or free_port()
         self._own_dir = dir is None
@@ -99,7 +108,7 @@ class RedisServer:
 
 
 def redis_available() -> bool:
-    return shutil.which("redis-server") is not None
+    return server_binary() is not None
 
 
 def in_ci() -> bool:

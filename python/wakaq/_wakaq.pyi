@@ -62,14 +62,42 @@ class Broker:
         verification). BrokerError for unreadable files or options without a rediss:// url."""
     @property
     def prefix(self) -> str: ...
-    def push(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0) -> None:
-        """Encode a task and push it at the end of `queue` (one round trip)."""
+    def push(
+        self,
+        queue: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        retry: int = 0,
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> None:
+        """Encode a task and push it at the end of `queue` (one round trip). `replicas > 0`: WAIT for that many
+        replicas (same round trip), `DurabilityError` when fewer confirm within `replica_timeout` seconds."""
     def push_raw(self, queue: str, payload: bytes) -> None:
         """Push an already encoded payload (requeue of a failed task)."""
-    def push_eta(self, queue: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], due: float) -> None:
-        """Add an eta task due at `due` (unix seconds); equal tasks dedupe."""
-    def push_many(self, items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]]) -> int:
-        """Push `[(queue, name, args, kwargs), ...]` in one round trip per batch; returns the count."""
+    def push_eta(
+        self,
+        queue: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        due: float,
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> None:
+        """Add an eta task due at `due` (unix seconds); equal tasks dedupe. `replicas`: as for `push`."""
+    def push_many(
+        self,
+        items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]],
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> int:
+        """Push `[(queue, name, args, kwargs), ...]` in one round trip per queue; returns the count. `replicas`:
+        as for `push` (one WAIT per queue)."""
     def broadcast(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
         """Publish a broadcast task; returns the number of worker daemons that received it."""
     def ping(self) -> bool: ...

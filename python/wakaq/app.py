@@ -42,6 +42,7 @@ from wakaq.constants import (
     DEFAULT_WAIT_TIMEOUT,
     DEFAULT_WORKER_LOG_LEVEL,
 )
+from wakaq.durable import DEFAULT_DURABLE_TIMEOUT, to_durable_timeout, to_replicas
 from wakaq.exceptions import WakaQError
 from wakaq.expr import cpu_cores, eval_expr
 from wakaq.keys import DEFAULT_PREFIX, Keys
@@ -101,6 +102,8 @@ class WakaQ:
         eager: bool = False,
         key_prefix: str = DEFAULT_PREFIX,
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        durable_enqueue: bool | int = False,
+        durable_timeout: float | timedelta = DEFAULT_DURABLE_TIMEOUT,
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self._init_connection(
@@ -112,6 +115,9 @@ class WakaQ:
         self.health_check_interval = to_seconds(health_check_interval, "health_check_interval")
         self.wait_timeout: float = to_seconds(wait_timeout, "wait_timeout", allow_none=False)  # type: ignore[assignment]
         self.heartbeat_timeout: float = to_seconds(heartbeat_timeout, "heartbeat_timeout", allow_none=False)  # type: ignore[assignment]
+        #: durable enqueue: replicas every push waits for (0 = off), and for how long (wakaq.durable)
+        self.durable_replicas = to_replicas(durable_enqueue, "durable_enqueue")
+        self.durable_timeout = to_durable_timeout(durable_timeout)
         self._init_limits(concurrency, async_concurrency, max_retries, max_mem_percent, max_tasks_per_worker)
         self._init_timeouts(soft_timeout, hard_timeout)
         self._init_queues(queues, exclude_queues)

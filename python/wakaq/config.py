@@ -114,7 +114,8 @@ def check_key_prefix(prefix: object) -> str:
 def check_url(url: object) -> str:
     if not isinstance(url, str) or urlsplit(url).scheme not in URL_SCHEMES:
         raise WakaQError(
-            f"invalid url {url!r}: must start with redis://, rediss://, unix:// or redis+cluster:// (rediss+cluster://)"
+            f"invalid url {url!r}: must start with redis://, rediss://, unix://, redis+cluster:// (rediss+cluster://)"
+            " or redis+sentinel://"
         )
     if is_cluster_url(url):
         cluster_nodes(url)

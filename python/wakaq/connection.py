@@ -112,11 +112,12 @@ def redis_py_client(app: WakaQ, **extra: Any) -> redis.Redis:
     URL (it follows MOVED/ASK and topology changes itself). `extra` goes to the constructor (e.g. `retry=`).
 
     NOTE: typed as `redis.Redis`: the commands wakaq uses (and pipelines) exist on both."""
-    import redis  # NOTE: imported here, so worker children (which never use redis-py) do not load it
-
+    # NOTE: redis-py is imported here (wakaq.sentinel, redis.cluster), so worker children never load it
     kwargs = {**redis_py_kwargs(app), **extra}
     if not is_cluster_url(app.url):
-        return redis.Redis.from_url(app.url, **kwargs)
+        from wakaq.sentinel import client_for
+
+        return client_for(app.url, **kwargs)
     from redis.cluster import ClusterNode, RedisCluster
 
     parts = urlsplit(app.url)

@@ -18,7 +18,7 @@ DEFAULT_SCHEDULER_LOG_LEVEL = logging.DEBUG
 # NOTE: `redis+cluster://host:port,host:port/` names a Redis Cluster by some of its nodes (the seeds); the scheme
 # decides every client, so a later scheme (sentinel) slots in beside it.
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
+URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES, "redis+sentinel")
 
 # ---- queue names ----------------------------------------------------------------------------------------------
 # NOTE: a queue's list lives at `<prefix>:<name>`, so a name starting like one of wakaq's own key families would

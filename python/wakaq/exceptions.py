@@ -17,5 +17,19 @@ class BrokerError(WakaQError, ConnectionError):
     """Redis is unreachable, timed out, or refused a command."""
 
 
+class DurabilityError(BrokerError):
+    """Durable enqueue: fewer replicas than asked confirmed the push (`WAIT`) within the timeout.
+
+    The push did reach the master, so the task may still run: sending it again may run it twice."""
+
+    def __init__(self, message: str, confirmed: int = 0, wanted: int = 1, timeout: float = 0.0) -> None:
+        super().__init__(message)
+        #: replicas that confirmed, replicas asked for, seconds waited
+        self.confirmed, self.wanted, self.timeout = confirmed, wanted, timeout
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class AppImportError(WakaQError):
     """`--app` does not name an importable WakaQ instance (command line tools)."""

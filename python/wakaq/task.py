@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
+from wakaq.durable import DurableArg, replicas_of
 from wakaq.exceptions import WakaQError
 from wakaq.queue import Queue, check_timeout_order
 
@@ -91,16 +92,58 @@ class Task(Generic[P, R]):
             from wakaq.testing import run_eager
 
             return run_eager(self, args, kwargs)
-        if due is None:
+        # NOTE: durable enqueue off costs one attribute test here: the calls below are the ones without it.
+        if self.app.durable_replicas:
+            self._push_durably(queue, args, kwargs, due, self.app.durable_replicas)
+        elif due is None:
             self.app.broker.push(queue.name, self.name, args, kwargs)
         else:
             self.app.broker.push_eta(queue.name, self.name, args, kwargs, due)
         return None
 
+    def delay_with_options(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: QueueArg | None = None,
+        eta: EtaValue | None = None,
+        durable: DurableArg = None,
+    ) -> Any:
+        """`.delay()` with the options apart from the task's own arguments, so none can collide with them:
+        `durable` = None (the app's `durable_enqueue`), False, True (1 replica) or a number of replicas (raises
+        `DurabilityError` when fewer confirm within `durable_timeout`)."""
+        target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_with_options")
+        args, kwargs = tuple(args), dict(kwargs or {})
+        due = None if eta is None else due_time(eta)
+        replicas = replicas_of(durable, self.app.durable_replicas)
+        if self.app.eager:
+            from wakaq.testing import run_eager
+
+            return run_eager(self, args, kwargs)
+        if replicas:
+            self._push_durably(target, args, kwargs, due, replicas)
+        elif due is None:
+            self.app.broker.push(target.name, self.name, args, kwargs)
+        else:
+            self.app.broker.push_eta(target.name, self.name, args, kwargs, due)
+        return None
+
+    def _push_durably(self, queue: Queue, args: Any, kwargs: Any, due: float | None, replicas: int) -> None:
+        wait = self.app.durable_timeout
+        if due is None:
+            self.app.broker.push(queue.name, self.name, args, kwargs, replicas=replicas, replica_timeout=wait)
+        else:
+            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due, replicas=replicas, replica_timeout=wait)
+
     def delay_many(
-        self, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]], queue: QueueArg | None = None
+        self,
+        calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+        queue: QueueArg | None = None,
+        durable: DurableArg = None,
     ) -> int:
-        """Enqueue many calls `[(args, kwargs), ...]` in one round trip; returns how many were sent."""
+        """Enqueue many calls `[(args, kwargs), ...]` in one round trip; returns how many were sent. `durable`: as
+        for `delay_with_options` (one WAIT after the batch)."""
         target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_many").name
         items = [(target, self.name, args, kwargs) for args, kwargs in calls]
         if self.app.eager:
@@ -109,7 +152,12 @@ class Task(Generic[P, R]):
             for _, _, args, kwargs in items:
                 run_eager(self, args, kwargs)
             return len(items)
-        return self.app.broker.push_many(items) if items else 0
+        if not items:
+            return 0
+        replicas = replicas_of(durable, self.app.durable_replicas)
+        if replicas:
+            return self.app.broker.push_many(items, replicas=replicas, replica_timeout=self.app.durable_timeout)
+        return self.app.broker.push_many(items)
 
     def broadcast(self, *args: P.args, **kwargs: P.kwargs) -> int:
         """Run the task once on every worker daemon; returns how many daemons received it."""

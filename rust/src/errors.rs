@@ -24,6 +24,15 @@ pub fn payload_error(py: Python<'_>, msg: String) -> PyErr {
     PyErr::from_type(exception_type(py, &CELL, "PayloadError"), msg)
 }
 
+/// `wakaq.exceptions.DurabilityError` (a `BrokerError`): fewer replicas than asked confirmed a push in time.
+pub fn durability_error(py: Python<'_>, msg: String, confirmed: i64, wanted: u32, timeout: f64) -> PyErr {
+    static CELL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    PyErr::from_type(
+        exception_type(py, &CELL, "DurabilityError"),
+        (msg, confirmed, wanted, timeout),
+    )
+}
+
 /// `wakaq.exceptions.BrokerError` (a `ConnectionError`): Redis unreachable, timed out or refused a command.
 pub fn broker_error(py: Python<'_>, msg: String) -> PyErr {
     static CELL: PyOnceLock<Py<PyType>> = PyOnceLock::new();

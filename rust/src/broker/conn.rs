@@ -4,9 +4,12 @@
 use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
-use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
+use redis::{
+    Client, Connection, ConnectionInfo, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError, RedisResult,
+};
 
 use super::cluster::{self, Cluster};
+use super::sentinel::{is_sentinel_url, Sentinels};
 use super::tls::{is_tls_url, TlsOptions};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -18,6 +21,8 @@ pub const IDLE_PROBE: Duration = Duration::from_secs(1);
 enum Source {
     Single(Client),
     Cluster(ClusterClient),
+    /// `redis+sentinel://`: the master the sentinels name, resolved on every connect (sentinel.rs).
+    Sentinel(Sentinels),
 }
 
 enum Live {
@@ -84,6 +89,8 @@ impl Conn {
             tls.check_url(url)
                 .map_err(|e| RedisError::from((ErrorKind::InvalidClientConfig, "invalid url", e)))?;
             Source::Cluster(cluster::client(url, tls, socket_timeout, connect_timeout)?)
+        } else if is_sentinel_url(url) {
+            sentinel_source(url, tls)?
         } else {
             Source::Single(tls.client(url)?)
         };
@@ -134,6 +141,7 @@ impl Conn {
                     .get_connection_with_timeout(self.connect_timeout)
                     .map(Live::Single),
                 Source::Cluster(client) => client.get_generic_connection().map(|c| Live::Cluster(Box::new(c))),
+                Source::Sentinel(s) => s.connect_master(self.connect_timeout).map(Live::Single),
             };
             let live = live.inspect_err(|_| self.last_failure = Stage::Connecting)?;
             live.set_timeouts(self.socket_timeout, self.socket_timeout)?;
@@ -223,7 +231,37 @@ fn is_stale(e: &RedisError) -> bool {
 }
 
 fn is_connection_problem(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    // NOTE: READONLY = the server became a replica (a failover demoted it): reconnect, which re-resolves the
+    // master under Sentinel.
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() || is_readonly(e)
+}
+
+fn is_readonly(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+}
+
+fn sentinel_source(url: &str, tls: &TlsOptions) -> RedisResult<Source> {
+    if tls.is_set() {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "invalid sentinel url",
+            "ssl_* options are not supported with redis+sentinel:// (TLS to sentinels is not implemented)".to_owned(),
+        )));
+    }
+    Ok(Source::Sentinel(Sentinels::parse(url)?))
+}
+
+/// The connection settings of `url`, closing with SO_LINGER 0 (an RST that discards unsent and unacknowledged
+/// data).
+///
+/// WARN: without it, a call given up after a timeout during a network partition stays in the kernel of the closed
+/// socket and is retransmitted, and so executed by Redis, when the network returns: possibly after the caller has
+/// settled it (a child's claim whose seqs it already handed back would then leave tasks in flight under seqs
+/// nobody settles again). `tests/faults/test_hosts.py` shows it with a push.
+pub fn connection_info(url: impl IntoConnectionInfo) -> RedisResult<ConnectionInfo> {
+    let info = url.into_connection_info()?;
+    let tcp = info.tcp_settings().clone().set_linger_time(Duration::ZERO);
+    Ok(info.set_tcp_settings(tcp))
 }
 
 /// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.
@@ -345,9 +383,34 @@ pub fn call_detached<T: Send>(
     once: bool,
     f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
+    detached(py, conn, once, None, f)
+}
+
+/// `call_detached` for a call that ends with a server-side wait of up to `wait` (WAIT): the read timeout is
+/// stretched by it (`Conn::run_blocking`, which never resends: safe for a push).
+pub fn call_detached_waiting<T: Send>(
+    py: pyo3::Python<'_>,
+    conn: &std::sync::Mutex<Conn>,
+    wait: Duration,
+    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
+) -> Result<T, Failure> {
+    detached(py, conn, true, Some(wait), f)
+}
+
+fn detached<T: Send>(
+    py: pyo3::Python<'_>,
+    conn: &std::sync::Mutex<Conn>,
+    once: bool,
+    wait: Option<Duration>,
+    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
+) -> Result<T, Failure> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = if once { guard.run_once(f) } else { guard.run(f) };
+        let result = match wait {
+            Some(w) => guard.run_blocking(w, f),
+            None if once => guard.run_once(f),
+            None => guard.run(f),
+        };
         result.map_err(|e| {
             if is_interrupted(&e) {
                 Failure::Interrupted

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod conn;
 pub mod consumer;
 pub mod coordinator;
+pub mod durable;
 pub mod element;
 pub mod give_back;
 pub mod keys;
@@ -15,6 +16,7 @@ pub mod parent;
 pub mod producer;
 pub mod pubsub;
 pub mod scripts;
+pub mod sentinel;
 pub mod tls;
 
 /// Key templates for a prefix (`cluster`: the Redis Cluster layout), so Python's `wakaq.keys` can be checked

@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::PySequence;
 use redis::{ConnectionLike, RedisResult};
 
-use super::conn::{call_detached, first_line, Conn};
+use super::conn::{call_detached, call_detached_waiting, first_line, Conn};
+use super::durable::Durability;
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
 use super::tls::TlsOptions;
@@ -25,12 +26,21 @@ pub struct Broker {
     cluster: bool,
 }
 
-/// A socket timeout: None, <= 0, NaN, infinity, and values past what a `Duration` holds mean no limit.
 pub fn seconds(value: Option<f64>) -> Option<Duration> {
     // NOTE: `try_`: `from_secs_f64` panics on values past u64 seconds, and no panic may reach Python
     value
         .filter(|s| *s > 0.0)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// `lock_run` for a call that ends with a WAIT of up to `d.timeout`: the read timeout is stretched by it.
+fn lock_run_waiting<T: Send>(
+    py: Python<'_>,
+    conn: &Mutex<Conn>,
+    d: Durability,
+    f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T> + Send,
+) -> PyResult<T> {
+    call_detached_waiting(py, conn, d.timeout, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
 /// `once`: a push or a PUBLISH, never sent twice (`Conn::run_once`); else an idempotent call (eta ZADD, PING).
@@ -63,27 +73,70 @@ impl Broker {
             return lock_run(py, &self.conn, true, |c| enqueue_each(c, &qkey, &bell, elements));
         }
         lock_run(py, &self.conn, true, |c| {
-            let build = || {
-                let mut pipe = redis::pipe();
-                for chunk in elements.chunks(BULK_CHUNK) {
-                    let mut cmd = redis::cmd("EVALSHA");
-                    cmd.arg(scripts::enqueue().get_hash()).arg(2).arg(&qkey).arg(&bell);
-                    for e in chunk {
-                        cmd.arg(e.as_slice());
-                    }
-                    pipe.add_command(cmd);
-                }
-                pipe
-            };
-            let counts: Vec<i64> = match build().query(c) {
-                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                    scripts::enqueue().load(c)?;
-                    build().query(c)?
-                }
-                other => other?,
-            };
-            Ok(counts.iter().sum())
+            Self::enqueue_on(c, &qkey, &bell, elements, None)
         })
+        .map(|(n, _)| n)
+    }
+
+    /// The durable variant: the WAIT is pipelined after the pushes (same connection); raises when too few
+    /// replicas confirmed.
+    fn enqueue_durably(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>], d: Durability) -> PyResult<i64> {
+        self.refuse_on_cluster(py)?;
+        let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
+        let (n, confirmed) = lock_run_waiting(py, &self.conn, d, |c| {
+            Self::enqueue_on(c, &qkey, &bell, elements, Some(d))
+        })?;
+        d.check(py, confirmed)?;
+        Ok(n)
+    }
+
+    /// NOTE: on a cluster the WAIT would have to go to the node that took the push, on that connection; not done.
+    fn refuse_on_cluster(&self, py: Python<'_>) -> PyResult<()> {
+        if self.cluster {
+            return Err(broker_error(
+                py,
+                "durable enqueue is not supported on Redis Cluster".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// EVALSHA of `enqueue.lua` per chunk of elements, pipelined, then WAIT when `durable`: (pushed, confirmed).
+    fn enqueue_on(
+        c: &mut dyn ConnectionLike,
+        qkey: &str,
+        bell: &str,
+        elements: &[Vec<u8>],
+        durable: Option<Durability>,
+    ) -> RedisResult<(i64, i64)> {
+        let build = || {
+            let mut pipe = redis::pipe();
+            for chunk in elements.chunks(BULK_CHUNK) {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(scripts::enqueue().get_hash()).arg(2).arg(qkey).arg(bell);
+                for e in chunk {
+                    cmd.arg(e.as_slice());
+                }
+                pipe.add_command(cmd);
+            }
+            if let Some(d) = durable {
+                pipe.add_command(d.command());
+            }
+            pipe
+        };
+        let mut counts: Vec<i64> = match build().query(c) {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                scripts::enqueue().load(c)?;
+                build().query(c)?
+            }
+            other => other?,
+        };
+        let confirmed = if durable.is_some() {
+            counts.pop().unwrap_or(0)
+        } else {
+            0
+        };
+        Ok((counts.iter().sum(), confirmed))
     }
 
     /// The number of live worker daemons (registered, heartbeat not expired).
@@ -145,8 +198,10 @@ impl Broker {
         })
     }
 
-    /// Encode a task and push it at the end of `queue` (one round trip).
-    #[pyo3(signature = (queue, name, args, kwargs, retry = 0))]
+    /// Encode a task and push it at the end of `queue` (one round trip). `replicas > 0`: durable enqueue, then
+    /// `WAIT replicas replica_timeout` in the same round trip (`DurabilityError` when too few confirm).
+    #[pyo3(signature = (queue, name, args, kwargs, retry = 0, *, replicas = 0, replica_timeout = 1.0))]
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &self,
         py: Python<'_>,
@@ -155,9 +210,14 @@ impl Broker {
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
         retry: i64,
+        replicas: u32,
+        replica_timeout: f64,
     ) -> PyResult<()> {
         let payload = Self::encode(py, name, args, kwargs, retry)?;
-        self.enqueue_elements(py, queue, &[payload]).map(|_| ())
+        match Durability::from_args(replicas, replica_timeout) {
+            None => self.enqueue_elements(py, queue, &[payload]).map(|_| ()),
+            Some(d) => self.enqueue_durably(py, queue, &[payload], d).map(|_| ()),
+        }
     }
 
     /// Push an already encoded element (requeue of a failed task, tests).
@@ -165,7 +225,10 @@ impl Broker {
         self.enqueue_elements(py, queue, &[payload.to_vec()]).map(|_| ())
     }
 
-    /// Add an eta task due at `due` (unix seconds); equal tasks dedupe.
+    /// Add an eta task due at `due` (unix seconds); equal tasks dedupe. `replicas`: as for `push` (the WAIT
+    /// follows the script on the same connection).
+    #[pyo3(signature = (queue, name, args, kwargs, due, *, replicas = 0, replica_timeout = 1.0))]
+    #[allow(clippy::too_many_arguments)]
     fn push_eta(
         &self,
         py: Python<'_>,
@@ -174,23 +237,41 @@ impl Broker {
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
         due: f64,
+        replicas: u32,
+        replica_timeout: f64,
     ) -> PyResult<()> {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
         let score = format!("{due:.6}");
-        lock_run(py, &self.conn, false, |c| {
+        let push = |c: &mut dyn ConnectionLike| {
             scripts::enqueue_eta()
                 .key(&key)
                 .arg(&score)
                 .arg(payload.as_slice())
                 .arg(&channel)
                 .invoke::<i64>(c)
-        })
-        .map(|_| ())
+        };
+        let Some(d) = Durability::from_args(replicas, replica_timeout) else {
+            return lock_run(py, &self.conn, false, push).map(|_| ());
+        };
+        self.refuse_on_cluster(py)?;
+        let confirmed = lock_run_waiting(py, &self.conn, d, |c| {
+            push(c)?;
+            d.command().query::<i64>(c)
+        })?;
+        d.check(py, confirmed)
     }
 
-    /// Push many tasks: `[(queue, name, args, kwargs), ...]`, one round trip per batch. Returns the count.
-    fn push_many(&self, py: Python<'_>, items: &Bound<'_, PySequence>) -> PyResult<i64> {
+    /// Push many tasks: `[(queue, name, args, kwargs), ...]`, one round trip per queue. Returns the count.
+    /// `replicas`: as for `push`, one WAIT per queue's round trip.
+    #[pyo3(signature = (items, *, replicas = 0, replica_timeout = 1.0))]
+    fn push_many(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PySequence>,
+        replicas: u32,
+        replica_timeout: f64,
+    ) -> PyResult<i64> {
         let mut by_queue: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
         for item in items.try_iter()? {
             let (queue, name, args, kwargs): (String, String, Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
@@ -200,9 +281,13 @@ impl Broker {
                 None => by_queue.push((queue, vec![payload])),
             }
         }
+        let durable = Durability::from_args(replicas, replica_timeout);
         let mut total = 0;
         for (queue, payloads) in &by_queue {
-            total += self.enqueue_elements(py, queue, payloads)?;
+            total += match durable {
+                None => self.enqueue_elements(py, queue, payloads)?,
+                Some(d) => self.enqueue_durably(py, queue, payloads, d)?,
+            };
         }
         Ok(total)
     }

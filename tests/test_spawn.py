@@ -163,3 +163,27 @@ def test_spawn_counters_count(app: ModuleType, start_worker: StartWorker, rclien
         )
 
     wait_until(lambda: counts() == (12, 12, 3), timeout=30, interval=0.2, what="12 done and 3 failed counted")
+
+
+def test_bad_start_method_and_spawn_without_an_app_path_are_refused(redis_url: str) -> None:
+    from wakaq import WakaQ
+    from wakaq.daemon import run_worker
+    from wakaq.exceptions import WakaQError
+
+    with pytest.raises(WakaQError, match="start_method must be one of 'fork', 'spawn', got 'forkserver'"):
+        WakaQ(url=redis_url, queues=["q"], start_method="forkserver")
+    with pytest.raises(WakaQError, match="needs the app's import path"):
+        run_worker(WakaQ(url=redis_url, queues=["q"]), start_method="spawn")
+
+
+def test_a_spawned_child_that_cannot_import_the_app_backs_off(
+    app: ModuleType, redis_url: str, tmp_path: Path, rclient: redis.Redis
+) -> None:
+    # NOTE: the parent imports the app fine; the child's import fails (its environment says so).
+    worker = Worker(tmp_path, redis_url, start_method="spawn", fail_in_spawned_child=1)
+    try:
+        wait_until(lambda: "children keep dying" in worker.log_text(), timeout=30, what="the crash-loop backoff")
+        assert "RuntimeError: refusing to start in a spawned child" in worker.log_text()
+        assert worker.proc.poll() is None
+    finally:
+        worker.stop()

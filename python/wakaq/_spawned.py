@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
+
+from wakaq.exceptions import WakaQError
 
 
 def main(argv: list[str]) -> int:
@@ -32,9 +35,15 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # NOTE: whatever fails here reaches the worker's log through the pipe; the parent counts the early exit
+    # towards its crash-loop backoff.
     try:
         code = main(sys.argv[1:])
-    except BaseException as e:  # noqa: BLE001 - the parent sees the message in its log and backs off
-        print(f"wakaq spawned child failed to start: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    except WakaQError as e:
+        print(f"wakaq spawned child cannot start: {e}", file=sys.stderr, flush=True)
+        code = 1
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
         code = 1
     os._exit(code)

@@ -43,6 +43,9 @@ wakaq = WakaQ(
     start_method=env("WAKAQ_TEST_START_METHOD", "fork"),
 )
 
+if env("WAKAQ_TEST_FAIL_IN_SPAWNED_CHILD") and os.path.basename(sys.argv[0]) == "_spawned.py":
+    raise RuntimeError("refusing to start in a spawned child")
+
 if env("WAKAQ_TEST_IMPORT_THREAD"):
     # An app that starts a thread at import (a metrics exporter, a connection pool's keepalive): unsafe to fork.
     import threading

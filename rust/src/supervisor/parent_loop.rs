@@ -419,7 +419,8 @@ impl Parent {
         let pid = spawner.spawn(slot, parent_pid, write.as_raw_fd())?;
         drop(write);
         self.children.push(Child::new(pid, slot, read));
-        self.log.debug(&format!("forked child {pid} (slot {slot}, spawn: exec'd interpreter)"));
+        self.log
+            .debug(&format!("forked child {pid} (slot {slot}, spawn: exec'd interpreter)"));
         Ok(())
     }
 

@@ -21,7 +21,10 @@ pub fn memfd(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
 
 #[cfg(not(target_os = "linux"))]
 pub fn memfd(_name: &std::ffi::CStr) -> io::Result<OwnedFd> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "start_method='spawn' needs Linux (memfd_create)"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "start_method='spawn' needs Linux (memfd_create)",
+    ))
 }
 
 /// Map `bytes` of the memory file `fd`, shared. `create` (the parent): size the file first (zero-filled).

@@ -59,7 +59,11 @@ fn c_string(s: impl Into<Vec<u8>>) -> io::Result<CString> {
 
 impl Spawner {
     fn new(cmd: &SpawnCommand, slots_fd: OwnedFd, counters_fd: OwnedFd) -> io::Result<Self> {
-        let argv = cmd.argv.iter().map(|a| c_string(a.as_str())).collect::<io::Result<_>>()?;
+        let argv = cmd
+            .argv
+            .iter()
+            .map(|a| c_string(a.as_str()))
+            .collect::<io::Result<_>>()?;
         // NOTE: the environment is read once, at start (a parent that changes os.environ later is not seen);
         // the config travels in the environment, not argv, because it holds the Redis URL (password) and argv
         // is world-readable in /proc.
@@ -86,13 +90,25 @@ impl Spawner {
         let (slots_fd, counters_fd) = (self.slots_fd.as_raw_fd(), self.counters_fd.as_raw_fd());
         // NOTE: everything the child needs is allocated here, before the fork.
         let mut argv = self.argv.clone();
-        for n in [slot.to_string(), slots_fd.to_string(), counters_fd.to_string(), parent_pid.to_string()] {
+        for n in [
+            slot.to_string(),
+            slots_fd.to_string(),
+            counters_fd.to_string(),
+            parent_pid.to_string(),
+        ] {
             argv.push(c_string(n)?);
         }
-        let argv_ptrs: Vec<*const libc::c_char> =
-            argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-        let env_ptrs: Vec<*const libc::c_char> =
-            self.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        let argv_ptrs: Vec<*const libc::c_char> = argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let env_ptrs: Vec<*const libc::c_char> = self
+            .env
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
         // NOTE: blocked so that no handler of ours runs in the child before exec (it would write the
         // parent's signal pipe); the child unblocks once its dispositions are back to default.
         let old_mask = signals::block_handled()?;

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.workers import Worker, wait_until
+from tests.workers import Worker, events, wait_until
 from wakaq.metrics import render_metrics
 from wakaq.stats import snapshot
 from wakaq.watch import CLEAR
@@ -109,6 +110,19 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
     assert value(samples(app, rclient), "wakaq_tasks_failed_total", **default, reason="exception") == 4
 
 
+def test_counts_since_the_last_heartbeat_survive_a_graceful_stop(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    worker = start_worker(concurrency=1, heartbeat=60)  # a heartbeat every 2 s
+    for i in range(10):
+        app.high.delay(i)
+    wait_until(lambda: len(events(rclient, "high")) == 10, 15, 0.01, what="10 tasks run")
+    worker.stop()  # most likely before the next heartbeat
+    assert worker.proc.returncode == 0
+    assert not rclient.smembers("wakaq:daemons")
+    assert value(samples(app, rclient), "wakaq_tasks_done_total", queue="high", task="high") == 10
+
+
 def test_hard_timeout_poison_pill_and_retries_are_counted(
     app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
@@ -116,6 +130,7 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
     app.suicide.delay()  # kills its child on every delivery: dead-listed after 3
     app.soft_sleeper.delay()  # 2 retries (its queue's max_retries), then failed
     app.async_hard.delay()
+    app.suicide_at.delay(datetime(2026, 1, 2, 3, 4, 5, 600_000))  # an ext type in the args
     start_worker(concurrency=2)
     hard = {"queue": "low", "task": "hard_sleeper"}
     pill = {"queue": "low", "task": "suicide"}
@@ -133,7 +148,11 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
         task="async_hard",
         reason="hard_timeout",
     )
+    wait_metric(
+        app, rclient, "wakaq_tasks_failed_total", 1, "poison pill", queue="low", task="suicide_at", reason="dead"
+    )
     found = samples(app, rclient)
+    assert value(found, "wakaq_tasks_failed_total", queue="low", task="?", reason="dead") == 0
     assert value(found, "wakaq_tasks_started_total", queue="low", task="async_hard") == 1
     assert value(found, "wakaq_tasks_retried_total", **soft) == 2
     assert value(found, "wakaq_tasks_started_total", **soft) == 3

@@ -149,6 +149,8 @@ def test_cross_site_posts_are_refused(web: WebServer, rclient: redis.Redis):
         {**ok, "X-CSRF-Token": "wrong"},
         {**ok, "Origin": "http://attacker.example"},
         {**ok, "Origin": "null"},
+        {**ok, "Origin": web.url.rstrip("/") + "0"},  # another port of the same host
+        {**ok, "Origin": "http://127.0.0.1.attacker.example"},
         {k: v for k, v in ok.items() if k != "Origin"},  # neither Origin nor Referer
         {**{k: v for k, v in ok.items() if k != "Origin"}, "Referer": "http://attacker.example/x"},
     ]
@@ -159,6 +161,8 @@ def test_cross_site_posts_are_refused(web: WebServer, rclient: redis.Redis):
     assert request(web.url + "api/failed/drop")[0] == 405  # GET on an action
     assert request(web.url + "api/overview", "POST", b"{}", ok)[0] == 405
     assert rclient.llen("wakaq:failed:default") == 1
+    behind_tls_proxy = {**ok, "Origin": "https://" + web.url.split("://", 1)[1].rstrip("/")}
+    assert post(web, "api/failed/requeue", {"queue": "high", "all": True}, **behind_tls_proxy)[0] == 200
     referer = {**{k: v for k, v in ok.items() if k != "Origin"}, "Referer": web.url + "#failed"}
     assert post(web, "api/failed/drop", drop_all, **referer) == (200, {"dropped": 1})
     assert rclient.llen("wakaq:failed:default") == 0

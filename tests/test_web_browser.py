@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.webserver import WebServer
+from tests.webserver import WebServer, console_errors
 from tests.workers import Worker, events, wait_until
 
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -97,6 +97,7 @@ def test_failed_task_traceback_requeue_and_xss(browser: Any, web: WebServer, wor
 
     web_app.flaky.delay(XSS_SCRIPT, XSS_IMG)
     wait_until(lambda: rclient.llen("wakaq:failed:default") == 1, 15, what="the failure record")
+    console_errors(browser)  # forget earlier tests' messages
     browser.get(web.url + "#failed")
     wait_until(lambda: _text(browser, "#failed-list .record .name") == "flaky", 10, 0.1, "the failed task on the page")
     record = browser.find_element("css selector", "#failed-list .record")
@@ -117,6 +118,7 @@ def test_failed_task_traceback_requeue_and_xss(browser: Any, web: WebServer, wor
     assert events(rclient, "flaky")[0]["args"] == [XSS_SCRIPT, XSS_IMG]
     assert rclient.llen("wakaq:failed:default") == 0
     wait_until(lambda: "no failed tasks" in _text(browser, "#failed-list"), 10, 0.1, "the record to leave the page")
+    assert console_errors(browser) == []  # no script error, no CSP violation, nothing refused
 
 
 def test_undecodable_payloads_shown_as_hex(browser: Any, web: WebServer, rclient: redis.Redis):

@@ -123,6 +123,7 @@ def browser() -> Iterator[Any]:
         "--window-size=1400,1000",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors, CSP violations
     profile = tempfile.mkdtemp(prefix="wakaq-chromium-")
     options.add_argument(f"--user-data-dir={profile}")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -131,3 +132,8 @@ def browser() -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def console_errors(driver: Any) -> list[str]:
+    """Errors the page logged since the last call (script errors, refused resources, CSP violations)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]

@@ -188,3 +188,10 @@ def eta_task(due: float) -> None:
 async def async_hard() -> None:
     record("async-hard-start")
     time.sleep(10)  # blocks the event loop: only the parent's SIGKILL at the hard timeout ends it
+
+
+@wakaq.task
+def suicide_at(when: object) -> None:
+    """A poison pill whose payload holds a datetime (a msgpack ext type)."""
+    record("suicide_at")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -6,7 +6,7 @@ Threat model: the dashboard can requeue and drop tasks, and shows task arguments
 - DNS rebinding: a web page can make its own host name resolve to 127.0.0.1 and then read a loopback server as
   same-origin. Without a password the Host header must name a loopback address or `localhost`.
 - CSRF: every mutating request is a POST with a JSON body, the per-process token in `X-CSRF-Token`, and an
-  Origin (or, if a browser sends none, Referer) equal to the server's own origin.
+  Origin (or, if a browser sends none, Referer) naming the host the request was sent to.
 - XSS: the page builds its DOM with textContent only; the Content-Security-Policy forbids inline scripts,
   handlers and any other origin, so even a slip would not run.
 """
@@ -100,22 +100,27 @@ def host_is_loopback_name(environ: Mapping[str, object]) -> bool:
         return False
 
 
-def own_origin(environ: Mapping[str, object]) -> str:
-    scheme = str(environ.get("wsgi.url_scheme", "http"))
-    return f"{scheme}://{environ.get('HTTP_HOST', '')}".lower()
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
 
 
 def csrf_problem(environ: Mapping[str, object], token: str) -> str | None:
-    """Why a POST is refused as possibly cross-site, or None when it carries the token and our own origin."""
+    """Why a POST is refused as possibly cross-site, or None when it carries the token and comes from this host.
+
+    NOTE: Origin (else Referer) must name the Host the request was sent to. The scheme is not compared: behind a
+    TLS-terminating proxy the browser's origin is https while this server sees http."""
     given = str(environ.get(CSRF_HEADER, ""))
     if not given or not hmac.compare_digest(given.encode(), token.encode()):
         return "missing or wrong CSRF token (reload the page)"
-    origin = str(environ.get("HTTP_ORIGIN", "")).lower()
-    expected = own_origin(environ)
+    host = str(environ.get("HTTP_HOST", "")).lower()
+    origin = str(environ.get("HTTP_ORIGIN", ""))
     if origin:
-        return None if origin == expected else f"cross-origin request from {origin!r} refused"
-    referer = str(environ.get("HTTP_REFERER", "")).lower()
-    if referer == expected or referer.startswith(expected + "/"):
+        return None if host and _netloc(origin) == host else f"cross-origin request from {origin[:100]!r} refused"
+    referer = str(environ.get("HTTP_REFERER", ""))
+    if referer and host and _netloc(referer) == host:
         return None
     return "request without Origin or Referer of this dashboard refused"
 

@@ -687,6 +687,11 @@ impl Parent {
         self.link.retry_now();
         self.link.flush(&mut self.log);
         if self.link.pending() == 0 {
+            // NOTE: the children's last counts (since the last heartbeat) first: deregistering folds what
+            // was published into the retired totals.
+            self.link.retry_now();
+            let info = self.daemon_info();
+            self.publish_stats(&info);
             self.link.retry_now();
             self.link.call(&mut self.log, |c| c.deregister());
         } else {

@@ -73,7 +73,14 @@ local function split(element)
 end
 
 -- The name of the task in a payload (msgpack map or WakaQ JSON), '?' when it cannot be read.
+-- NOTE: wakaq writes "name" first, so it is read straight from the bytes: cmsgpack cannot unpack ext types
+-- (datetimes, Decimals in the args); cmsgpack/cjson are the fallback for other writers.
 local function task_name(payload)
+  if string.sub(payload, 2, 6) == '\164name' then
+    local h = string.byte(payload, 7) or 0
+    if h >= 0xa0 and h <= 0xbf then return string.sub(payload, 8, 7 + h - 0xa0) end
+    if h == 0xd9 then return string.sub(payload, 9, 8 + (string.byte(payload, 8) or 0)) end
+  end
   local ok, t
   if string.sub(payload, 1, 1) == '{' then
     ok, t = pcall(cjson.decode, payload)

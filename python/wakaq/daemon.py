@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import socket
+import subprocess
 import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -68,9 +69,11 @@ def spawn_options(app_path: str, ident: str, config: dict[str, Any]) -> dict[str
     """The config keys of spawn mode: the command that starts a child and what it needs to know, in one JSON
     value the parent passes in the child's environment (not argv: the config holds the Redis URL)."""
     spawn_env = {"app": app_path, "daemon_id": ident, "sys_path": sys.path, "config": config}
+    # NOTE: the parent's interpreter options (-O, -X dev, -W ...), passed on as multiprocessing's spawn does.
+    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
     return {
         "start_method": "spawn",
-        "spawn_command": [sys.executable, "-m", "wakaq._spawned"],
+        "spawn_command": [sys.executable, *flags, "-m", "wakaq._spawned"],
         "spawn_env": json.dumps(spawn_env),
     }
 

@@ -53,8 +53,10 @@ def failed_records(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
     return [msgpack.unpackb(raw) for raw in client.lrange(f"wakaq:failed:{queue}", 0, -1)]
 
 
-def cmdline(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+def is_spawned(pid: int) -> bool:
+    """`pid` runs `python [interpreter flags] -m wakaq._spawned ...` (exec'd, not a forked copy of the parent)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    return "-m" in argv and argv[argv.index("-m") + 1] == "wakaq._spawned"
 
 
 def test_fork_mode_warns_about_a_thread_started_at_import(
@@ -73,14 +75,18 @@ def test_cli_spawn_runs_an_app_that_starts_a_thread_at_import(
     worker = start_worker(children=2, args=("--start-method=spawn",), import_thread=1)
     children = worker.children()
     for pid in children:
-        assert cmdline(pid)[1:3] == ["-m", "wakaq._spawned"], cmdline(pid)
+        assert is_spawned(pid)
     for i in range(20):
         app.low.delay(i)
     done = wait_until(lambda: len(events(rclient, "low")) == 20 and events(rclient, "low"), timeout=20, what="20 tasks")
     assert sorted(e["i"] for e in done) == list(range(20))
     assert {e["pid"] for e in done} <= set(children)
-    started = events(rclient, "after_worker_started")
-    assert {e["pid"] for e in started} == set(children)  # each child imported the app and ran its hook
+    # each child imported the app and ran its hook (one may still be starting while the other drained the queue)
+    wait_until(
+        lambda: {e["pid"] for e in events(rclient, "after_worker_started")} == set(children),
+        timeout=20,
+        what="both children's after_worker_started",
+    )
     assert THREAD_WARNING not in worker.log_text()
     assert "spawn: exec'd interpreter" in worker.log_text()
 
@@ -111,7 +117,7 @@ def test_spawn_hard_timeout_kills_records_and_respawns(
     assert len(events(rclient, "hard-start")) == 1
     [new_child] = worker.children()
     assert [new_child] != first_child
-    assert cmdline(new_child)[1:3] == ["-m", "wakaq._spawned"]
+    assert is_spawned(new_child)
 
 
 def test_spawn_killed_child_task_runs_again_exactly_once(

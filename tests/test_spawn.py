@@ -89,6 +89,12 @@ def test_cli_spawn_runs_an_app_that_starts_a_thread_at_import(
     )
     assert THREAD_WARNING not in worker.log_text()
     assert "spawn: exec'd interpreter" in worker.log_text()
+    for pid in children:  # both have run their hook: set up and in their task loop
+        # the child mapped both memory files, then closed them; none of the parent's fds (log file) leaked in
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "memfd:wakaq-slots" in maps and "memfd:wakaq-counters" in maps
+        fds = [os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")]
+        assert not [fd for fd in fds if "memfd:" in fd or fd == str(worker.log)], fds
 
 
 def test_app_option_spawn_soft_timeout_retries_then_fails(
@@ -158,7 +164,7 @@ def test_spawn_counters_count(app: ModuleType, start_worker: StartWorker, rclien
         app.high.delay(i)
     for _ in range(3):
         app.failing.delay()
-    start_worker(children=2, max_tasks=4, heartbeat=3)  # recycles: each respawned child maps the same memory
+    worker = start_worker(children=2, max_tasks=4, heartbeat=3)  # recycles: each new child maps the same memory
 
     def counts() -> tuple[float, float, float]:
         found = samples(app, rclient)
@@ -169,6 +175,7 @@ def test_spawn_counters_count(app: ModuleType, start_worker: StartWorker, rclien
         )
 
     wait_until(lambda: counts() == (12, 12, 3), timeout=30, interval=0.2, what="12 done and 3 failed counted")
+    assert worker.log_text().count("spawn: exec'd interpreter") >= 4  # 15 tasks, 4 per child
 
 
 def test_bad_start_method_and_spawn_without_an_app_path_are_refused(redis_url: str) -> None:

@@ -109,7 +109,7 @@ impl Spawner {
             .map(|a| a.as_ptr())
             .chain(std::iter::once(std::ptr::null()))
             .collect();
-        // NOTE: blocked so that no handler of ours runs in the child before exec (it would write the
+        // NOTE: blocked so that no handler of ours runs in the child before execve (it would write the
         // parent's signal pipe); the child unblocks once its dispositions are back to default.
         let old_mask = signals::block_handled()?;
         // SAFETY: a plain fork(2), no Python fork hooks: the child only runs `exec_child`, which is
@@ -146,7 +146,7 @@ unsafe fn exec_child(
     signals::reset_in_child();
     // SAFETY (whole block): plain syscalls on fds and memory of this process.
     unsafe {
-        // NOTE: PR_SET_PDEATHSIG survives exec (not of set-uid binaries); the exec'd child sets it again and
+        // NOTE: PR_SET_PDEATHSIG survives execve (not of set-uid binaries); the exec'd child sets it again and
         // checks it still has its parent (child::die_with_parent), covering a parent that died before now.
         #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);

@@ -6,17 +6,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pytest
-
 from wakaq import WakaQ
-from wakaq import _wakaq as native
-
-needs_codec = pytest.mark.skipif(not hasattr(native, "encode_task"), reason="native codec not merged yet")
-needs_broker = pytest.mark.skipif(not hasattr(native, "Broker"), reason="native Broker not merged yet")
 
 
 class FakeBroker:
-    """Records every call the API makes, with the documented Broker signatures."""
+    """Records every call the API makes, with the real `_wakaq.Broker` signatures (tests/test_task.py checks
+    that every method here has the same parameters as the native one)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -203,3 +204,52 @@ def test_claim_and_ack_thousands_at_once(
     assert len(claimed) == n and rclient.hlen(f"wakaq:inflight:{DAEMON}") == n
     assert consumer.claim([seq for seq, _, _ in claimed], 0) == []
     assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e300])
+def test_wait_rejects_a_timeout_no_duration_holds(consumer: _wakaq.Consumer, timeout: float) -> None:
+    """`Duration::from_secs_f64` panicked on these (a PanicException out of the extension)."""
+    with pytest.raises(ValueError, match="wait timeout must be a finite number of seconds"):
+        consumer.wait(timeout)
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300])
+def test_huge_socket_timeouts_mean_no_limit(redis_url: str, timeout: float) -> None:
+    assert _wakaq.Broker(redis_url, socket_timeout=timeout, connect_timeout=timeout).ping()
+    _wakaq.Consumer(redis_url, "wakaq", DAEMON, ["high"], 1.0, timeout, timeout).claim([], 1)
+
+
+LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
+
+
+def _script(name: str) -> str:
+    """A script as scripts.rs builds it: lib.lua, then the script."""
+    return (LUA / "lib.lua").read_text() + "\n" + (LUA / name).read_text()
+
+
+def _fill_inflight(rclient: redis.Redis, key: str) -> list[str]:
+    """Two children's claims, 25 each, in a hash (arbitrary field order); the claim order, oldest first."""
+    for pid in (222, 111):
+        for seq in range(25, 0, -1):
+            rclient.hset(key, f"{pid}:{seq}", f"q\n{pid}-{seq:02d}")
+    return [f"{pid}-{seq:02d}" for seq in range(1, 26) for pid in (111, 222)]
+
+
+def test_requeue_of_every_field_keeps_claim_order(rclient: redis.Redis) -> None:
+    """The "every field" mode (deregister) used to read seqs from "<pid>:<seq>" as numbers (nil, so all 0):
+    its tasks went back in hash order. Failed before the fix: the queue was in arbitrary order."""
+    key = "wakaq:inflight:d9"
+    expected = _fill_inflight(rclient, key)
+    assert rclient.eval(_script("requeue.lua"), 1, key, "wakaq", "", "", 3, "w", 100, "", "") == 50
+    assert [x.decode() for x in rclient.lrange("wakaq:q", 0, -1)] == expected
+
+
+def test_reap_keeps_claim_order(rclient: redis.Redis) -> None:
+    """Failed before the fix: reap.lua gave the tasks back in hash order."""
+    key = "wakaq:inflight:d9"
+    expected = _fill_inflight(rclient, key)
+    rclient.sadd("wakaq:daemons", "d9")
+    assert rclient.eval(_script("reap.lua"), 1, "wakaq:daemons", "wakaq", 3, "w", 100) == [1, 50]
+    got = rclient.lrange("wakaq:q", 0, -1)
+    assert all(g[:2] == b"\xc1\x01" for g in got), "each carries its delivery count"
+    assert [g[2:].decode() for g in got] == expected

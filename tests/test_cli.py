@@ -14,7 +14,6 @@ import pytest
 import redis
 
 from tests.conftest import ROOT
-from tests.fakes import needs_broker, needs_codec
 from tests.redis_server import free_port
 from wakaq import WakaQ
 from wakaq.cli import import_app
@@ -195,8 +194,6 @@ def test_info_counts(rclient: redis.Redis) -> None:
     assert daemons["dead:2:bb"]["alive"] is False  # heartbeat gone, not reaped yet
 
 
-@needs_broker
-@needs_codec
 def test_info_counts_after_delay(redis_url: str) -> None:
     import tests.apps.cli_app as module
 
@@ -233,7 +230,6 @@ def test_purge_unknown_queue(redis_url: str) -> None:
 # ---- wakaq-failed ---------------------------------------------------------------------------------------------
 
 
-@needs_codec
 def test_failed_list(rclient: redis.Redis) -> None:
     rclient.lpush("wakaq:failed:default", failure_record("default", payload("add", 1, 2)))
     rclient.lpush("wakaq:failed:high", failure_record("high", b"\x00garbage", reason="undecodable"))
@@ -247,8 +243,6 @@ def test_failed_list(rclient: redis.Redis) -> None:
     assert [r["name"] for r in only] == ["add"]
 
 
-@needs_broker
-@needs_codec
 def test_failed_requeue(rclient: redis.Redis) -> None:
     for i in range(3):
         rclient.lpush("wakaq:failed:default", failure_record("default", payload("add", i, i)))

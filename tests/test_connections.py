@@ -101,6 +101,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 @pytest.fixture(scope="module")
 def server(certs: Certs) -> Iterator[RedisServer]:
     if not redis_available():
+        if in_ci():
+            pytest.fail("redis-server is missing; CI must install it (.ci/run does)")
         pytest.skip("redis-server is not installed")
     srv = RedisServer(
         "--save", "", "--appendonly", "no",
@@ -121,6 +123,8 @@ def server(certs: Certs) -> Iterator[RedisServer]:
 def mtls_server(certs: Certs) -> Iterator[RedisServer]:
     """TLS only with a client certificate signed by the CA (`--tls-auth-clients yes`), no password."""
     if not redis_available():
+        if in_ci():
+            pytest.fail("redis-server is missing; CI must install it (.ci/run does)")
         pytest.skip("redis-server is not installed")
     srv = RedisServer(
         "--save", "", "--appendonly", "no",
@@ -418,36 +422,88 @@ def test_admin_cli_one_line_and_exit_3(name: str, server: RedisServer, certs: Ce
     assert PASSWORD not in lines[0] and "nope" not in lines[0]
 
 
+def _admin(server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(with_user(server.url, "", PASSWORD))
+
+
+def _connections(admin: redis.Redis) -> int:
+    return int(admin.info("stats")["total_connections_received"])
+
+
+def _notes(admin: redis.Redis, tag: str) -> list[dict[str, Any]]:
+    return [e for e in (json.loads(raw) for raw in admin.lrange("events", 0, -1)) if e["tag"] == tag]
+
+
 @pytest.mark.parametrize("name", ["wrong password", "unknown CA", "TLS to a plain port"])
 def test_worker_logs_once_and_keeps_retrying(
     name: str, server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]
 ) -> None:
+    """Logged once per process, retried all along (the server counts the attempts); a wrong password is then
+    fixed on the server (a second password for the default user) and the same worker runs a task. The TLS
+    faults need a worker restart to fix (certificate files are read when a process starts)."""
     setup, start, _word = refusals(server, certs)[name]
     env = {k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()}
+    admin = _admin(server)
+    admin.delete("events")
     worker = Worker(tmp_path, setup.url, app=APP, **env)
     procs.append(worker)
-    # the parent's coordinator, its pub/sub socket and the child each say it once
-    wait_until(lambda: worker.log_text().count(start) >= 3, 20, what=f"three lines; log:\n{worker.log_text()}")
-    time.sleep(4)  # several retries (backoff 0.5 s doubling, child 0.1 s doubling)
-    text = worker.log_text()
-    assert worker.proc.poll() is None, text
-    lines = [line for line in text.splitlines() if start in line]
-    assert len(lines) == 3, text
-    assert all(" ERROR" in line or "ERROR:" in line for line in lines), lines
-    assert "Traceback" not in text
-    assert PASSWORD not in text and "nope" not in text
+    fixed = False
+    try:
+        # the parent's coordinator, its pub/sub socket and the child each say it once
+        wait_until(lambda: worker.log_text().count(start) >= 3, 20, what=f"three lines; log:\n{worker.log_text()}")
+        before = _connections(admin)
+        time.sleep(4)  # several retries (backoff 0.5 s doubling, child 0.1 s doubling)
+        retries = _connections(admin) - before
+        text = worker.log_text()
+        assert worker.proc.poll() is None, text
+        # NOTE: the server counts a TLS connection only once its handshake succeeded, so an unknown CA shows none
+        least = {"wrong password": 6, "TLS to a plain port": 3}.get(name, 0)
+        assert retries >= least, f"the worker keeps retrying: {retries} connections in 4 s"
+        lines = [line for line in text.splitlines() if start in line]
+        assert len(lines) == 3, text
+        assert all(" ERROR" in line or "ERROR:" in line for line in lines), lines
+        assert "Traceback" not in text
+        assert PASSWORD not in text and "nope" not in text
+        if name != "wrong password":
+            return
+        admin.execute_command("ACL", "SETUSER", "default", ">nope")
+        fixed = True
+        wait_until(lambda: "redis available again" in worker.log_text(), 15, what="the parent to reconnect")
+        wait_until(lambda: "redis is reachable again" in worker.log_text(), 15, what="the child to reconnect")
+        setups(server, certs)["password"].app().tasks["note"].delay("after the fix")
+        wait_until(lambda: _notes(admin, "after the fix"), 15, what="a task to run after the fix")
+    finally:
+        if fixed:
+            admin.execute_command("ACL", "SETUSER", "default", "<nope")
+        admin.close()
 
 
 @pytest.mark.parametrize("name", ["wrong password", "unknown CA"])
 def test_scheduler_logs_once_and_keeps_retrying(
     name: str, server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]
 ) -> None:
+    """Logged once, retried at every fire; a fixed password makes the same scheduler enqueue again."""
     setup, start, _word = refusals(server, certs)[name]
+    admin = _admin(server)
+    admin.delete("events", "wakaq:default")
     scheduler = Proc(tmp_path, "scheduler", [str(BIN / "wakaq-scheduler"), "--app", APP], setup.env())
     procs.append(scheduler)
-    wait_until(lambda: start in scheduler.text(), 15, what=f"the error line; log:\n{scheduler.text()}")
-    time.sleep(3)  # an every-second schedule retries all along
-    text = scheduler.text()
-    assert scheduler.proc.poll() is None, text
-    assert text.count(start) == 1 and "Traceback" not in text, text
-    assert scheduler.stop() == 0
+    fixed = False
+    try:
+        wait_until(lambda: start in scheduler.text(), 15, what=f"the error line; log:\n{scheduler.text()}")
+        before = _connections(admin)
+        time.sleep(3)  # an every-second schedule retries all along
+        retries = _connections(admin) - before
+        text = scheduler.text()
+        assert scheduler.proc.poll() is None, text
+        assert text.count(start) == 1 and "Traceback" not in text, text
+        if name == "wrong password":
+            assert retries >= 2, f"the scheduler keeps retrying: {retries} connections in 3 s"
+            admin.execute_command("ACL", "SETUSER", "default", ">nope")
+            fixed = True
+            wait_until(lambda: admin.llen("wakaq:default") >= 1, 15, what="a fire enqueued after the fix")
+        assert scheduler.stop() == 0
+    finally:
+        if fixed:
+            admin.execute_command("ACL", "SETUSER", "default", "<nope")
+        admin.close()

@@ -10,11 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import needs_codec
 from wakaq import WakaQ, WakaQError
 from wakaq.testing import eager
-
-pytestmark = needs_codec
 
 # NOTE: nothing listens on port 1: any Redis access would fail the test loudly.
 NO_REDIS = "redis://127.0.0.1:1/0"

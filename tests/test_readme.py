@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import redis
 
-from tests.fakes import needs_broker, needs_codec
 from wakaq import _wakaq
 
 
@@ -42,8 +41,6 @@ def test_readme_app_builds(readme: Any) -> None:
     app.validate_schedules()
 
 
-@needs_broker
-@needs_codec
 def test_readme_producer(readme: Any, rclient: redis.Redis) -> None:
     before = time.time()
     readme.produce()
@@ -59,8 +56,6 @@ def test_readme_producer(readme: Any, rclient: redis.Redis) -> None:
     assert before + 10 - 0.01 <= score <= after + 10 + 0.01
 
 
-@needs_broker
-@needs_codec
 def test_readme_broadcast_reaches_subscribers(readme: Any, rclient: redis.Redis) -> None:
     pubsub = rclient.pubsub()
     pubsub.subscribe("wakaq-broadcast")
@@ -72,8 +67,6 @@ def test_readme_broadcast_reaches_subscribers(readme: Any, rclient: redis.Redis)
     assert _wakaq.decode_task(message["data"])[:3] == ("mytask", [3, 4], {})
 
 
-@needs_broker
-@needs_codec
 def test_readme_delay_many(readme: Any, rclient: redis.Redis) -> None:
     assert readme.mytask.delay_many([((i, i), {}) for i in range(50)]) == 50
     assert decoded(rclient.lrange("wakaq:a-medium-priority-queue", 0, -1)) == [
@@ -81,9 +74,18 @@ def test_readme_delay_many(readme: Any, rclient: redis.Redis) -> None:
     ]
 
 
-@needs_broker
-@needs_codec
 def test_unsupported_argument_raises_type_error_at_delay(readme: Any, rclient: redis.Redis) -> None:
     with pytest.raises(TypeError):
         readme.mytask.delay(object(), 1)
     assert rclient.llen("wakaq:a-medium-priority-queue") == 0
+
+
+def test_benchmark_table_is_generated_from_results() -> None:
+    """README's benchmark table is what benches/e2e/readme_table.py makes of benches/RESULTS.md (run
+    `python benches/e2e/readme_table.py` after editing RESULTS.md; `make bench-e2e` does it)."""
+    from benches.e2e import readme_table
+
+    results = readme_table.RESULTS_MD.read_text()
+    assert readme_table.block(results) in readme_table.README.read_text()
+    _systems, rows = readme_table.parse(results)
+    assert rows["enqueue: single .delay()"][0] in readme_table.block(results)

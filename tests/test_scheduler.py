@@ -30,7 +30,6 @@ from tests.conftest import ROOT
 from tests.redis_server import RedisServer, free_port
 from tests.workers import child_pids, wait_until
 from wakaq import CronTask, WakaQ, WakaQError
-from wakaq import _wakaq as native
 from wakaq._wakaq import decode_task, encode_task
 from wakaq.constants import EXIT_USAGE
 from wakaq.scheduler import STARTUP_GRACE, Scheduler, build_entries, list_schedules, resolve_queue
@@ -403,7 +402,6 @@ def test_sigint_stops_with_exit_0(redis_url: str, tmp_path: Path, procs: list[Pr
 
 @pytest.mark.slow
 @pytest.mark.timeout(200)
-@pytest.mark.skipif(not hasattr(native, "run_worker"), reason="the worker supervisor is not merged yet")
 def test_worker_runs_a_minutely_task_within_two_seconds(
     redis_url: str, rclient: redis.Redis, tmp_path: Path, procs: list[Proc]
 ) -> None:

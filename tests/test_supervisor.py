@@ -268,10 +268,22 @@ def test_child_main_must_be_callable() -> None:
         _wakaq.run_worker({"concurrency": 1}, 5)  # type: ignore[arg-type]
 
 
-def test_slot_calls_outside_a_child_are_noops() -> None:
-    _wakaq.task_started(1, 0.3, 1.0)
-    _wakaq.async_deadline(2, time.monotonic() + 5)
-    _wakaq.task_finished()
+@pytest.mark.parametrize("seconds", [0.3, 0.0, -1.0, float("inf"), float("nan"), 1e300])
+def test_slot_calls_outside_a_child_are_noops(seconds: float) -> None:
+    """Outside a worker child (eager mode, tests, a script) there is no slot: each call returns None at once,
+    whatever the values (no panic from converting them, no exception), and costs well under a microsecond."""
+    calls = [
+        lambda: _wakaq.task_started(2**64 - 1, seconds, seconds),
+        lambda: _wakaq.async_deadline(2, seconds),
+        lambda: _wakaq.task_finished(),
+    ]
+    assert [call() for call in calls] == [None, None, None]
+    started = time.perf_counter()
+    for _ in range(10_000):
+        _wakaq.task_started(1, seconds, seconds)
+        _wakaq.task_finished()
+    per_pair = (time.perf_counter() - started) / 10_000
+    assert per_pair < 20e-6, f"{per_pair * 1e6:.1f} us per started/finished pair outside a child"
 
 
 def test_redis_outage_is_logged_once_and_recovers(start: Callable[..., Worker], redis_server: RedisServer) -> None:

@@ -1,14 +1,16 @@
 """Task registration and what `.delay()` / `.broadcast()` hand to the broker (a recording fake here; the real
 Redis round trip is in test_readme.py)."""
 
+import inspect
 import os
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
-from tests.fakes import install_fake_broker
-from wakaq import Queue, Task, WakaQ, WakaQError
+from tests.fakes import FakeBroker, install_fake_broker
+from wakaq import Queue, Task, WakaQ, WakaQError, _wakaq
 
 
 @pytest.fixture
@@ -176,3 +178,16 @@ def test_broker_is_lazy_and_recreated_after_fork(app: WakaQ, monkeypatch: pytest
 
 def test_current_task_is_none_outside_tasks(app: WakaQ) -> None:
     assert app.current_task is None
+
+
+@pytest.mark.parametrize("method", [m for m in vars(FakeBroker) if not m.startswith("_")])
+def test_fake_broker_has_the_native_signatures(method: str) -> None:
+    """The fake stands in for `_wakaq.Broker` in these tests: a method it has must take the same parameters
+    (names, kinds, defaults) as the native one, or a test could pass against an API that does not exist."""
+    fake = inspect.signature(getattr(FakeBroker, method))
+    native = inspect.signature(getattr(_wakaq.Broker, method))
+
+    def shape(sig: inspect.Signature) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in list(sig.parameters.values())[1:]]  # NOTE: minus self
+
+    assert shape(fake) == shape(native), f"FakeBroker.{method}{fake} vs Broker.{method}{native}"

@@ -93,10 +93,21 @@ def test_two_async_tasks_overlap_with_one_child(
 def test_async_concurrency_limit_does_not_drop_tasks(
     app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
+    """Six 0.3 s async tasks, limit 2: never more than 2 run at once, and 2 do overlap (the limit is a limit,
+    not serial execution). Overlap is measured from each task's start and end events."""
     for i in range(6):
         app.async_sleeper.delay(0.3, tag=str(i))
     start_worker(async_concurrency=2)
     wait_until(lambda: len(events(rclient, "async-end")) == 6, timeout=15, what="6 async tasks")
+    starts = {e["tag"]: e["t"] for e in events(rclient, "async-start")}
+    ends = {e["tag"]: e["t"] for e in events(rclient, "async-end")}
+    assert set(starts) == set(ends) == {str(i) for i in range(6)}
+    marks = sorted([(t, 1) for t in starts.values()] + [(t, -1) for t in ends.values()], key=lambda m: (m[0], m[1]))
+    running, most = 0, 0
+    for _, step in marks:
+        running += step
+        most = max(most, running)
+    assert most == 2, f"at most 2 async tasks at once, and 2 did overlap: {most} ran at once"
 
 
 def test_soft_timeout_retries_then_fails(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
@@ -283,3 +294,24 @@ def test_async_after_worker_started_is_awaited(
 ) -> None:
     start_worker(children=2)
     wait_until(lambda: len(events(rclient, "after_worker_started")) == 2, what="both children's callback")
+
+
+def test_slow_tasks_after_fast_ones_are_shared_between_children(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    """Fast tasks grow the claim batch (up to 32); slow tasks queued behind them must not be taken 32 at a time
+    by one child while its sibling idles: the rest of a batch that turned slow goes back to the queue.
+
+    Before the fix one child ran (nearly) every sleeper one after another."""
+    for i in range(400):
+        app.low.delay(i)
+    for i in range(16):
+        app.sleeper.delay(0.15, tag=str(i))
+    start_worker(children=2)
+    wait_until(lambda: len(events(rclient, "sleeper-end")) == 16, timeout=30, what="16 sleepers")
+    by_pid: dict[int, int] = {}
+    for e in events(rclient, "sleeper-start"):
+        by_pid[e["pid"]] = by_pid.get(e["pid"], 0) + 1
+    assert sorted(by_pid.values()) != [16] and max(by_pid.values()) <= 11, f"sleepers per child: {by_pid}"
+    assert len(events(rclient, "low")) == 400
+    assert rclient.llen("wakaq:low") == 0

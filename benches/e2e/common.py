@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 import redis
 
@@ -322,6 +323,40 @@ def floor(system: System, opts: Options) -> dict[str, float]:
     return {"rate": opts.n / elapsed}
 
 
+def _resp(*parts: bytes) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+def floor_push(system: System, opts: Options) -> dict[str, float]:
+    """The floor of a single `.delay()`: the Redis work of one push (RPUSH the task, RPUSH a bell token), both
+    commands pipelined in one round trip per task, pre-encoded RESP on a raw socket (no client library, no
+    encoding). No queue's `.delay()` can do the same push in one round trip for less."""
+    target = urlparse(opts.url)
+    request = _resp(b"RPUSH", b"bench:floor:q", b"\x84\xa4name\xa4noop\xa4args\x91\x01\xa6kwargs\x80\xa5retry\x00")
+    request += _resp(b"RPUSH", b"bench:floor:bell", b"1")
+    with socket.create_connection((target.hostname or "127.0.0.1", target.port or 6379)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def one() -> None:
+            sock.sendall(request)
+            got = b""
+            while got.count(b"\r\n") < 2:  # NOTE: two integer replies, ":<n>\r\n" each
+                chunk = sock.recv(256)
+                if not chunk:
+                    raise ConnectionError("redis closed the connection")
+                got += chunk
+
+        one()
+        started = time.perf_counter()
+        for _ in range(opts.n):
+            one()
+        elapsed = time.perf_counter() - started
+    return {"rate": opts.n / elapsed}
+
+
 def enqueue(system: System, opts: Options) -> dict[str, float]:
     system.delay("noop", -1)  # connect and warm up outside the timing
     started = time.perf_counter()
@@ -465,6 +500,7 @@ def _count_monitor_line(line: bytes, counts: dict[str, int]) -> None:
 
 WORKLOADS: dict[str, Callable[[System, Options], dict[str, Any]]] = {
     "floor": floor,
+    "floor-push": floor_push,
     "enqueue": enqueue,
     "enqueue-bulk": enqueue_bulk,
     "drain-noop": drain_noop,

@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benches.e2e import readme_table  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 VENVS = ROOT / ".bench-venvs"
@@ -48,7 +49,18 @@ SYSTEMS = [
     SystemSpec("wakaq_py", "WakaQ", ("wakaq==3.0.7", "redis>=4.5,<9", "hiredis")),
     SystemSpec("celery_app", "Celery", ("celery[redis]==5.7.0", "hiredis")),
 ]
-WORKLOADS = ["floor", "enqueue", "enqueue-bulk", "drain-noop", "drain-io", "latency", "async", "eta", "idle"]
+WORKLOADS = [
+    "floor",
+    "floor-push",
+    "enqueue",
+    "enqueue-bulk",
+    "drain-noop",
+    "drain-io",
+    "latency",
+    "async",
+    "eta",
+    "idle",
+]
 ONLY = {"enqueue-bulk": {"wakaq_rs"}, "async": {"wakaq_rs", "wakaq_py"}}  # no bulk API / no async tasks elsewhere
 
 
@@ -64,6 +76,7 @@ class Metric:
 
 METRICS = [
     Metric("floor", "rate", "floor: redis-py INCR, one process", "ops/s", True),
+    Metric("floor-push", "rate", "floor: pipelined push (RPUSH + bell, raw RESP), one process", "ops/s", True),
     Metric("enqueue", "rate", "enqueue: single .delay()", "tasks/s", True, chart=".delay()"),
     Metric("enqueue-bulk", "rate", "enqueue: delay_many (chunks)", "tasks/s", True, chart="delay_many()"),
     Metric("drain-noop", "rate", "drain-noop, with start-up", "tasks/s", True, chart="drain-noop\nwith start-up"),
@@ -232,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         RESULTS_MD.write_text(report.markdown)
         log(f"wrote {RESULTS_MD.relative_to(ROOT)}")
+        readme_table.update()
+        log(f"wrote the benchmark table of {readme_table.README.relative_to(ROOT)} from it")
         if draw_chart(report, CHART):
             log(f"wrote {CHART.relative_to(ROOT)}")
     VENVS.mkdir(exist_ok=True)
@@ -389,9 +404,10 @@ def label_of(spec: SystemSpec, version: Outcome) -> str:
 
 
 def derived_rows(medians: dict[tuple[str, str], dict[str, float]], specs: list[SystemSpec]) -> list[list[str]]:
-    floor, enq = medians.get(("floor", "rate"), {}), medians.get(("enqueue", "rate"), {})
+    floor, enq = medians.get(("floor-push", "rate"), {}), medians.get(("enqueue", "rate"), {})
     cells = [f"{100 * enq[s.key] / floor[s.key]:.0f}%" if s.key in enq and s.key in floor else "-" for s in specs]
-    return [["single .delay() / floor (same venv)", "%", *cells, "", "", ""]] if any(c != "-" for c in cells) else []
+    row = ["single .delay() / pipelined-push floor (same venv)", "%", *cells, "", "", ""]
+    return [row] if any(c != "-" for c in cells) else []
 
 
 def run_notes(
@@ -443,10 +459,18 @@ def check_targets(medians: dict[tuple[str, str], dict[str, float]], args: argpar
     out.append(at_least("drain-noop", "rate", "wakaq_py", 10, "drain-noop >= 10x WakaQ"))
     out.append(at_least("drain-noop", "rate", "celery_app", 50, "drain-noop >= 50x Celery"))
     out.append(at_least("drain-io", "rate", "wakaq_py", 3, "drain-io >= 3x WakaQ"))
-    enq, floor = get("enqueue", "rate"), get("floor", "rate")
+    # NOTE: against the pipelined-push floor (the same push in one round trip, no client overhead), not INCR:
+    # one redis-py INCR per round trip is slower than wakaq's own .delay(), a floor that cannot be missed
+    enq, floor = get("enqueue", "rate"), get("floor-push", "rate")
     share = enq / floor if enq and floor else None
     out.append(
-        line("single .delay() >= 95% of floor", share, 0.95, share and share >= 0.95, f"{100 * (share or 0):.0f}%")
+        line(
+            "single .delay() >= 95% of the pipelined-push floor",
+            share,
+            0.95,
+            share and share >= 0.95,
+            f"{100 * (share or 0):.0f}%",
+        )
     )
     bulk = get("enqueue-bulk", "rate")
     out.append(line("bulk enqueue >= 200,000/s", bulk, 200_000, bulk and bulk >= 200_000, f"{fmt(bulk or 0.0)}/s"))

@@ -93,6 +93,10 @@ class Child:
         self.acks: list[int] = []
         self.done = 0
         self.sync_seq: int | None = None
+        #: the sync task's own code is what runs now (between these two points a SIGQUIT may raise in it)
+        self._armed = False
+        #: a sync task run inside the event loop (async wrapper or callback): its own asyncio task
+        self._loop_task: asyncio.Task[BaseException | None] | None = None
         self.async_tasks: dict[asyncio.Task[None], Claimed] = {}
         self.async_deadlines: dict[int, tuple[float, int]] = {}  # seq -> (hard deadline, counter cell)
         self.soft_timed_out: set[int] = set()
@@ -116,12 +120,27 @@ class Child:
         self.stopping = True
 
     def _on_sigquit(self, signum: int, frame: FrameType | None) -> None:
-        # NOTE: the parent sends SIGQUIT only for a sync task past its soft timeout; if it already finished
-        # by the time the handler runs, there is nothing to interrupt.
+        """The parent sends SIGQUIT for a sync task past its soft timeout. The handler runs wherever the main
+        thread is, so it raises only inside that task's own code; anywhere else (the selector, another async
+        task, the worker's bookkeeping) it must not raise at all.
+
+        NOTE: if the task already finished by the time the handler runs, there is nothing to interrupt."""
         seq = self.sync_seq
-        if seq is not None:
+        if seq is None:
+            return
+        if self._armed:
             self.soft_timed_out.add(seq)
             raise SoftTimeout("soft timeout")
+        inner = self._loop_task
+        if inner is None or inner.done():
+            return
+        coro = inner.get_coro()
+        if asyncio.current_task() is inner and getattr(coro, "cr_running", False):
+            self.soft_timed_out.add(seq)
+            raise SoftTimeout("soft timeout")  # NOTE: inside the task's own step: it propagates in the task
+        # NOTE: the loop is elsewhere: cancel the task from the loop (call_soon_threadsafe is signal-safe: a
+        # deque append and a byte to the loop's self-pipe), as an async task's soft timeout does
+        inner.get_loop().call_soon_threadsafe(self._soft_cancel, inner, seq)
 
     # ---- main loop -----------------------------------------------------------------------------------
 
@@ -246,8 +265,9 @@ class Child:
         started = time.monotonic()
         async_before = len(self.async_tasks)
         for i, (seq, index, element) in enumerate(batch):
-            if self.stopping:
+            if self.stopping or (i and self._batch_turned_slow(started, i, len(self.async_tasks) - async_before)):
                 await self._redis(self.consumer.release, [s for s, _, _ in batch[i:]])
+                self.batch = 1
                 return
             claimed = self._claimed(seq, index, element)
             await self._handle(claimed)
@@ -257,6 +277,16 @@ class Child:
             # tasks never awaits) would take the whole queue into this child before any task finished
             await asyncio.sleep(0)
         self._next_batch_size(len(batch), time.monotonic() - started, started_async)
+
+    @staticmethod
+    def _batch_turned_slow(started: float, ran: int, started_async: int) -> bool:
+        """The sync tasks run so far in this batch took FAST_TASK or more each, on average.
+
+        NOTE: a batch grows while tasks are fast; when slow tasks follow fast ones in the same queue, the rest
+        of the batch is handed back (to the front of its queues, order kept) instead of being run here one by
+        one: an idle sibling takes them at once, and the next claim sees higher-priority work again."""
+        ran_sync = ran - started_async
+        return ran_sync > 0 and time.monotonic() - started >= FAST_TASK * ran_sync
 
     def _next_batch_size(self, size: int, elapsed: float, started_async: int) -> None:
         """Claim more per round trip only while it cannot starve an idle sibling: async tasks start at once,
@@ -350,7 +380,13 @@ class Child:
         self, task: Task[Any, Any], chain: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseException | None:
         try:
-            run_prepared(self.app, task, chain, args, kwargs)
+            self._armed = True
+            try:
+                run_prepared(self.app, task, chain, args, kwargs)
+            finally:
+                # NOTE: a SIGQUIT landing after the task returned, before this line, still raises inside the
+                # outer try: the task is retried (a soft timeout that came late), never a crashed child
+                self._armed = False
         except SoftTimeout as e:
             return e
         except BaseException as e:
@@ -362,7 +398,16 @@ class Child:
     async def _call_in_loop(
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseException | None:
-        """A sync task with an async wrapper or callback: awaited in place, still watched as a sync task."""
+        """A sync task with an async wrapper or callback, still watched as a sync task: run as its own asyncio
+        task, so its soft timeout can cancel it whatever else the loop is doing."""
+        inner = asyncio.get_running_loop().create_task(self._in_loop(task, args, kwargs))
+        self._loop_task = inner
+        try:
+            return await inner
+        finally:
+            self._loop_task = None
+
+    async def _in_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
         try:
             await run_async(self.app, task, args, kwargs)
         except BaseException as e:
@@ -385,7 +430,7 @@ class Child:
             self._report_async_deadline()
         atask.add_done_callback(self._async_done)
 
-    def _soft_cancel(self, atask: asyncio.Task[None], seq: int) -> None:
+    def _soft_cancel(self, atask: asyncio.Task[Any], seq: int) -> None:
         if not atask.done():
             self.soft_timed_out.add(seq)
             atask.cancel("soft timeout")

@@ -10,9 +10,11 @@ run of a task only where the first was in a child that died). Options come from 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import secrets
 import signal
+import sys
 import time
 from typing import Any
 
@@ -76,12 +78,53 @@ def build(url: str, **options: Any) -> WakaQ:
         await asyncio.sleep(0)
         client.mark("runs", i)
 
+    @app.task(soft_timeout=1, hard_timeout=20, max_retries=1)
+    def soft_sync(i: int) -> None:
+        """A short sync task; the suite's async wrapper (WAKAQ_TEST_ASYNC_WRAPPER) pauses 3 s before this one runs,
+        so its soft timeout fires while the event loop waits or runs another task."""
+        client.mark("runs", i)
+
+    @app.task(soft_timeout=1, hard_timeout=20, max_retries=1)
+    def soft_body(i: int) -> None:
+        """A sync task whose own body outlasts its soft timeout (under the async wrapper: inside its loop task)."""
+        time.sleep(3.0)
+        client.mark("runs", i)
+
+    @app.task
+    async def aspin(i: int, seconds: float) -> None:
+        """An async task that keeps the CPU busy, yielding to the event loop every millisecond."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            spin = time.monotonic() + 0.001
+            while time.monotonic() < spin:
+                pass
+            await asyncio.sleep(0)
+        client.mark("runs", i)
+
+    @app.task
+    def chatter(i: int, seconds: float) -> None:
+        """Writes a line to stderr (relayed into the log by the parent loop) every 50 ms, without Redis."""
+        for k in range(int(seconds * 20)):
+            print(f"chatter {i} {k}", file=sys.stderr, flush=True)
+            time.sleep(0.05)
+        client.mark("runs", i)
+
+    if env("WAKAQ_TEST_ASYNC_WRAPPER"):
+
+        @app.wrap_tasks_with
+        async def pause_sync_tasks(fn: Any, args: Any, kwargs: Any) -> Any:
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*args, **kwargs)
+            if fn.__name__ == "soft_sync":
+                await asyncio.sleep(3.0)
+            return fn(*args, **kwargs)
+
     @app.task
     def tick() -> None:
         """Fired by the scheduler every second in the Redis-restart scenario."""
         client.mark("ticks", int(time.time()))
 
-    del work, hold, poison, exit0, awork, tick
+    del work, hold, poison, exit0, awork, soft_sync, soft_body, aspin, chatter, tick
     return app
 
 

@@ -1,85 +1,49 @@
-"""A claim whose reply is lost after Redis ran it (the connection drops between the two): the child's connection
-reconnects and claims again at once. Both claims happened, so neither may overwrite the other's in-flight
-entries, and the tasks of the unanswered claim must come back. A small TCP proxy drops the reply on demand."""
+"""Replies lost after Redis ran the call (the connection drops between the two), through a TCP proxy that
+drops the reply on demand.
+
+A claim: the child's connection reconnects and claims again at once. Both claims happened, so neither may
+overwrite the other's in-flight entries, and the tasks of the unanswered claim must come back.
+
+A push, a bulk push, a broadcast and a broadcast relay must not run twice: they are sent at most once (the
+caller gets the error). Failing output before the fix (`Conn::run` resent them on the new connection):
+
+    test_push_is_not_sent_twice: AssertionError: the push ran once: [b'...', b'...'] (2 copies)
+    test_bulk_push_is_not_sent_twice: AssertionError: 2500 tasks pushed once: 5000 in the queue
+    test_broadcast_is_not_published_twice: AssertionError: one message: 2
+    test_broadcast_relay_is_not_sent_twice: AssertionError: the broadcast ran once: {7: 2}
+"""
 
 from __future__ import annotations
 
-import select
-import socket
-import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import redis
 
+from tests.faults import driver
+from tests.faults.app import build
+from tests.faults.conftest import StartWorker
+from tests.faults.proxy import Proxy
+from tests.workers import wait_until
 from wakaq import _wakaq
+from wakaq.exceptions import BrokerError
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class DroppingProxy:
-    """Forwards TCP to Redis; with `drop_next_reply` set, the next bytes Redis sends are swallowed and the
-    client's connection is closed (Redis already ran the command)."""
-
-    def __init__(self, port: int) -> None:
-        self.upstream = ("127.0.0.1", port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.drop_next_reply = threading.Event()
-        self.dropped = 0
-        self.closing = threading.Event()
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self) -> None:
-        self.listener.settimeout(0.1)
-        while not self.closing.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._pump, args=(conn,), daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def _pump(self, client: socket.socket) -> None:
-        server = socket.create_connection(self.upstream)
-        try:
-            while not self.closing.is_set():
-                ready, _, _ = select.select([client, server], [], [], 0.1)
-                for s in ready:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    if s is server and self.drop_next_reply.is_set():
-                        self.drop_next_reply.clear()
-                        self.dropped += 1
-                        return
-                    (server if s is client else client).sendall(data)
-        finally:
-            client.close()
-            server.close()
-
-    def close(self) -> None:
-        self.closing.set()
-        self.listener.close()
-        for t in self.threads:
-            t.join(2)
-
-
 @pytest.fixture
-def proxy(redis_url: str) -> Iterator[DroppingProxy]:
-    p = DroppingProxy(urlparse(redis_url).port or 6379)
+def proxy(redis_url: str) -> Iterator[Proxy]:
+    p = Proxy(urlparse(redis_url).port or 6379)
     try:
         yield p
     finally:
         p.close()
 
 
-def test_claim_reply_lost_after_redis_ran_it(redis_url: str, proxy: DroppingProxy) -> None:
+def test_claim_reply_lost_after_redis_ran_it(redis_url: str, proxy: Proxy) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
         producer = _wakaq.Broker(redis_url)
@@ -99,5 +63,108 @@ def test_claim_reply_lost_after_redis_ran_it(redis_url: str, proxy: DroppingProx
         assert ids == [0, 1, 2]
         consumer.claim([s for s, _, _ in third], 0)
         assert client.hlen("wakaq:inflight:d1") == 0 and client.llen("wakaq:faults") == 0
+    finally:
+        client.close()
+
+
+def _error(call: Callable[[], object]) -> str:
+    """The BrokerError text of `call`, '' when it returned."""
+    try:
+        call()
+    except BrokerError as e:
+        return str(e)
+    return ""
+
+
+def test_push_is_not_sent_twice(redis_url: str, rclient: redis.Redis, proxy: Proxy) -> None:
+    producer = _wakaq.Broker(proxy.url, socket_timeout=2.0)
+    producer.push("faults", "work", [0], {})  # a proven connection, the script loaded
+    proxy.drop_next_reply.set()
+    error = _error(lambda: producer.push("faults", "work", [1], {}))
+    assert proxy.dropped == 1
+    held = rclient.lrange("wakaq:faults", 1, -1)
+    assert len(held) == 1, f"the push ran once: {held} ({len(held)} copies)"
+    assert error.startswith("redis unavailable"), "the caller hears that the reply was lost"
+    producer.push("faults", "work", [2], {})  # a new connection, no error
+    assert rclient.llen("wakaq:faults") == 3
+
+
+def test_bulk_push_is_not_sent_twice(
+    redis_url: str, rclient: redis.Redis, proxy: Proxy, start_worker: StartWorker
+) -> None:
+    """Then a worker drains the queue: every task runs exactly once."""
+    started = time.monotonic()
+    n = 2500
+    producer = _wakaq.Broker(proxy.url, socket_timeout=2.0)
+    producer.ping()
+    items = [("faults", "work", [i], {}) for i in range(n)]  # 3 script calls in one pipeline
+    proxy.drop_next_reply.set()
+    error = _error(lambda: producer.push_many(items))
+    queued = rclient.llen("wakaq:faults")
+    assert queued == n, f"{n} tasks pushed once: {queued} in the queue"
+    assert error
+    start_worker(redis_url, concurrency=2)
+    driver.wait_drained(rclient, lambda: driver.done_count(rclient, n), timeout=60)
+    acc = driver.account(rclient, range(n))
+    note = "delay_many of 2500 through a proxy that cut the connection after forwarding it; the call raised"
+    driver.record(acc.row("connection reset mid-push (delay_many)", started, note))
+    assert acc.lost == set() and acc.duplicates == set() and acc.failed == {}
+
+
+def test_broadcast_is_not_published_twice(redis_url: str, rclient: redis.Redis, proxy: Proxy) -> None:
+    sub = rclient.pubsub()
+    sub.subscribe("wakaq-broadcast")
+    assert sub.get_message(timeout=2)["type"] == "subscribe"
+    producer = _wakaq.Broker(proxy.url, socket_timeout=2.0)
+    producer.ping()
+    proxy.drop_next_reply.set()
+    error = _error(lambda: producer.broadcast("work", [0], {}))
+    got = []
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        msg = sub.get_message(timeout=0.1)
+        if msg and msg["type"] == "message":
+            got.append(msg)
+    sub.close()
+    assert len(got) == 1, f"one message: {len(got)}"
+    assert error
+
+
+def test_an_idle_connection_that_went_stale_is_replaced_before_a_push(
+    redis_url: str, rclient: redis.Redis, proxy: Proxy
+) -> None:
+    """The resend is gone for pushes, not the reconnect: a connection Redis closed while it was idle (a restart,
+    an idle timeout) is found stale by a PING and replaced before the push is sent."""
+    producer = _wakaq.Broker(proxy.url, socket_timeout=2.0)
+    producer.push("faults", "work", [0], {})
+    assert proxy.cut() >= 1
+    time.sleep(1.1)  # NOTE: past IDLE_PROBE (1 s, rust/src/broker/conn.rs)
+    producer.push("faults", "work", [1], {})
+    assert rclient.llen("wakaq:faults") == 2
+
+
+def test_broadcast_relay_is_not_sent_twice(
+    redis_url: str, proxy: Proxy, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """The parent relays a broadcast to its children with a push: a lost reply must not relay it twice."""
+    started = time.monotonic()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        app = build(redis_url)
+        worker = start_worker(proxy.url, concurrency=1)
+        subscribed = lambda: client.pubsub_numsub("wakaq-broadcast")[0][1] >= 1  # noqa: E731
+        wait_until(subscribed, what="the daemon to subscribe to broadcasts")
+        # NOTE: only the parent's relay request carries the payload (children claim by seq)
+        proxy.drop_after = _wakaq.encode_task("work", [7], {}, 0)
+        assert app.tasks["work"].broadcast(7) == 1
+        wait_until(lambda: proxy.drop_after is None, timeout=10, what="the relay to be cut")
+        app.tasks["work"].delay(8)
+        driver.wait_drained(client, lambda: driver.done_count(client, 1), timeout=20)
+        time.sleep(1.0)  # NOTE: proving a negative: no second run of the relayed broadcast
+        counts = {i: len(p) for i, p in driver.runs(client).items()}
+        acc = driver.account(client, [7])
+        driver.record(acc.row("connection reset after a broadcast relay", started))
+        assert counts.get(7) == 1, f"the broadcast ran once: {counts}"
+        assert worker.proc.poll() is None
     finally:
         client.close()

@@ -1,12 +1,14 @@
 //! One lazily (re)connected synchronous Redis connection with the configured timeouts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, ErrorKind, RedisError, RedisResult};
 
 use super::tls::{is_tls_url, TlsOptions};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A call that must not run twice first PINGs a connection idle this long (see `run_once`).
+pub const IDLE_PROBE: Duration = Duration::from_secs(1);
 
 pub struct Conn {
     client: Client,
@@ -15,6 +17,8 @@ pub struct Conn {
     connect_timeout: Duration,
     /// The connection has answered at least once, so a broken pipe means it went stale.
     proven: bool,
+    /// When the connection last answered.
+    answered_at: Instant,
     tls: bool,
     last_failure: Stage,
 }
@@ -43,6 +47,7 @@ impl Conn {
             socket_timeout,
             connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             proven: false,
+            answered_at: Instant::now(),
             tls: is_tls_url(url),
             last_failure: Stage::Answered,
         })
@@ -102,6 +107,19 @@ impl Conn {
         }
     }
 
+    /// Run `f`, a call that must not run twice (a push, a PUBLISH, a broadcast relay), at most once: a connection
+    /// that fails after the request was written may have lost the reply of a call Redis already ran, so it is
+    /// never sent again; the error goes to the caller. A connection idle for `IDLE_PROBE` or longer is checked
+    /// with a PING first (resent like any idempotent call), so one that went stale while idle (Redis restarted,
+    /// an idle timeout) is replaced before `f` is sent, and only a connection that breaks during the call fails.
+    pub fn run_once<T>(&mut self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
+        if self.proven && self.live.is_some() && self.answered_at.elapsed() >= IDLE_PROBE {
+            self.run(|c| redis::cmd("PING").query::<()>(c))?;
+        }
+        let result = f(self.connection()?);
+        self.settle(result)
+    }
+
     /// Run a blocking command whose server-side timeout is `block`: the read timeout must exceed it.
     pub fn run_blocking<T>(
         &mut self,
@@ -122,7 +140,10 @@ impl Conn {
     fn settle<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
         self.last_failure = Stage::Answered;
         match &result {
-            Ok(_) => self.proven = true,
+            Ok(_) => {
+                self.proven = true;
+                self.answered_at = Instant::now();
+            }
             Err(e) if is_connection_problem(e) => {
                 if !self.proven {
                     self.last_failure = Stage::Unanswered;
@@ -254,15 +275,17 @@ impl Failure {
 }
 
 /// Run `f` on a shared connection with the GIL released (the lock is taken while detached, so a thread
-/// waiting for it never holds the GIL).
+/// waiting for it never holds the GIL). `once`: `f` must not run twice (`Conn::run_once`), else it is an
+/// idempotent call, sent again once on a connection that went stale (`Conn::run`).
 pub fn call_detached<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
+    once: bool,
     f: impl FnMut(&mut Connection) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = guard.run(f);
+        let result = if once { guard.run_once(f) } else { guard.run(f) };
         result.map_err(|e| {
             if is_interrupted(&e) {
                 Failure::Interrupted

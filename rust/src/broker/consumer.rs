@@ -57,7 +57,7 @@ fn run<T: Send>(
     mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
 ) -> PyResult<T> {
     for _ in 0..INTERRUPTED_RETRIES {
-        match call_detached(py, conn, &mut f) {
+        match call_detached(py, conn, false, &mut f) {
             Ok(v) => return Ok(v),
             Err(Failure::Interrupted) => {}
             Err(Failure::Broker(msg)) => return Err(broker_error(py, msg)),
@@ -192,7 +192,7 @@ impl Consumer {
         // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite
         // those in-flight entries (HSET), losing the tasks. Attempts without a reply are settled later.
         let mut attempts: Vec<u64> = Vec::new();
-        let result: Result<Vec<Value>, Failure> = call_detached(py, &self.conn, |c| {
+        let result: Result<Vec<Value>, Failure> = call_detached(py, &self.conn, false, |c| {
             let first = self.next_seq.fetch_add(width, Ordering::Relaxed);
             attempts.push(first);
             let mut inv = scripts::claim().key(&self.inflight);
@@ -240,7 +240,15 @@ impl Consumer {
 
     /// Block up to `timeout` seconds for a doorbell token; True when one was taken.
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        let block = Duration::from_secs_f64(timeout.max(0.001));
+        // NOTE: `from_secs_f64` panics on infinity, NaN and values past u64 seconds: reject them instead.
+        let block = Duration::try_from_secs_f64(timeout.max(0.001))
+            .ok()
+            .filter(|_| timeout.is_finite())
+            .ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "wait timeout must be a finite number of seconds, got {timeout}"
+                ))
+            })?;
         let result = py.detach(|| {
             let mut guard = self
                 .block_conn

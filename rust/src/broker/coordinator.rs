@@ -231,8 +231,11 @@ impl Coordinator for RedisCoordinator {
     fn relay_broadcast(&mut self, payload: &[u8]) -> BrokerResult<()> {
         let name = Keys::broadcast_queue_name(&self.cfg.daemon_id);
         let (queue, bell) = (self.keys.queue(&name), self.keys.bell(&name));
-        self.run(|c| scripts::enqueue().key(&queue).key(&bell).arg(payload).invoke::<i64>(c))
-            .map(|_| ())
+        // NOTE: at most once (a resend after a lost reply would run the broadcast twice on this daemon)
+        let result = self
+            .conn
+            .run_once(|c| scripts::enqueue().key(&queue).key(&bell).arg(payload).invoke::<i64>(c));
+        result.map(|_| ()).map_err(|e| BrokerFailure(self.conn.explain(&e)))
     }
 
     fn deregister(&mut self) -> BrokerResult<()> {

@@ -24,17 +24,23 @@ pub struct Broker {
     keys: Keys,
 }
 
+/// A socket timeout: None, <= 0, NaN, infinity, and values past what a `Duration` holds mean no limit.
 pub fn seconds(value: Option<f64>) -> Option<Duration> {
-    value.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
+    // NOTE: `try_`: `from_secs_f64` panics on values past u64 seconds, and no panic may reach Python
+    value
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
+/// `once`: a push or a PUBLISH, never sent twice (`Conn::run_once`); else an idempotent call (eta ZADD, PING).
 fn lock_run<T: Send>(
     py: Python<'_>,
     conn: &Mutex<Conn>,
+    once: bool,
     f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
     // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
-    call_detached(py, conn, f).map_err(|failure| broker_error(py, failure.message()))
+    call_detached(py, conn, once, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
 impl Broker {
@@ -52,7 +58,7 @@ impl Broker {
 
     fn enqueue_elements(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>]) -> PyResult<i64> {
         let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
-        lock_run(py, &self.conn, |c| {
+        lock_run(py, &self.conn, true, |c| {
             let build = || {
                 let mut pipe = redis::pipe();
                 for chunk in elements.chunks(BULK_CHUNK) {
@@ -139,7 +145,7 @@ impl Broker {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
         let score = format!("{due:.6}");
-        lock_run(py, &self.conn, |c| {
+        lock_run(py, &self.conn, false, |c| {
             scripts::enqueue_eta()
                 .key(&key)
                 .arg(&score)
@@ -178,7 +184,7 @@ impl Broker {
     ) -> PyResult<i64> {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let channel = self.keys.broadcast_channel();
-        lock_run(py, &self.conn, |c| {
+        lock_run(py, &self.conn, true, |c| {
             redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(payload.as_slice())
@@ -187,7 +193,7 @@ impl Broker {
     }
 
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {
-        lock_run(py, &self.conn, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
+        lock_run(py, &self.conn, false, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
     }
 
     #[getter]

@@ -139,11 +139,12 @@ impl SupervisorConfig {
 
     /// What the Redis coordinator and pub/sub need; None when running without Redis.
     ///
-    /// NOTE: the parent's loop is single-threaded, so a Redis call that hangs also stalls the watchdog and the
-    /// log relay: its socket and connect timeouts are capped at `PARENT_REDIS_TIMEOUT` (its scripts are
-    /// bounded and take milliseconds; a slower Redis counts as an outage, retried with backoff).
+    /// NOTE: the parent's loop is single-threaded, so a Redis call that hangs also stalls the watchdog, the log
+    /// relay and signal handling: its socket and connect timeouts are capped at `parent_redis_timeout` (its
+    /// scripts are bounded and take milliseconds; a slower Redis counts as an outage, retried with backoff).
     pub fn coordinator(&self) -> Option<CoordinatorConfig> {
-        let cap = |t: Option<Duration>| Some(t.map_or(PARENT_REDIS_TIMEOUT, |t| t.min(PARENT_REDIS_TIMEOUT)));
+        let limit = parent_redis_timeout(self.heartbeat_timeout);
+        let cap = |t: Option<Duration>| Some(t.map_or(limit, |t| t.min(limit)));
         Some(CoordinatorConfig {
             url: self.url.clone()?,
             prefix: self.prefix.clone(),
@@ -157,8 +158,15 @@ impl SupervisorConfig {
     }
 }
 
-/// The longest one Redis call may block the parent's loop.
-const PARENT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// The parent's socket and connect timeouts: a tenth of `heartbeat_timeout`, between 0.25 s and 2 s.
+///
+/// NOTE: one call on a stalled socket can wait up to three of them: a fresh connection waits for the TCP
+/// connect and then for the reply, and a connection that broke (an I/O error, not a timeout) is replaced and the
+/// call sent once more (`Conn::run`). So the loop is blocked at most ~0.3 x `heartbeat_timeout` per call, and
+/// after a failure the link backs off (`Link`), so one loop iteration makes at most one failing call.
+pub fn parent_redis_timeout(heartbeat_timeout: Duration) -> Duration {
+    (heartbeat_timeout / 10).clamp(Duration::from_millis(250), Duration::from_secs(2))
+}
 
 fn reject_unknown_keys(dict: &Bound<'_, PyDict>) -> PyResult<()> {
     for key in dict.keys() {
@@ -244,8 +252,11 @@ impl<'py> Fields<'py> {
     /// Seconds with a default; must be finite and > 0.
     fn secs(&self, key: &str, default: f64) -> PyResult<Duration> {
         let x = self.number(key)?.unwrap_or(default);
-        if x.is_finite() && x > 0.0 {
-            Ok(Duration::from_secs_f64(x))
+        if let Some(d) = Some(x)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .and_then(|x| Duration::try_from_secs_f64(x).ok())
+        {
+            Ok(d)
         } else {
             Err(PyValueError::new_err(format!(
                 "{key} must be a positive number of seconds, got {x}"
@@ -316,5 +327,19 @@ fn local_hostname() -> String {
         String::from_utf8_lossy(&buf[..end]).into_owned()
     } else {
         "localhost".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_redis_timeout_is_a_tenth_of_the_heartbeat_timeout_within_bounds() {
+        let t = |s: f64| parent_redis_timeout(Duration::from_secs_f64(s)).as_secs_f64();
+        assert!((t(15.0) - 1.5).abs() < 1e-9);
+        assert!((t(5.0) - 0.5).abs() < 1e-9);
+        assert!((t(1.0) - 0.25).abs() < 1e-9);
+        assert!((t(300.0) - 2.0).abs() < 1e-9);
     }
 }

@@ -127,3 +127,22 @@ local function give_back(prefix, entry, bump, max_deliveries, worker, keep, reas
   ring(prefix .. ':bell:' .. queue)
   return 1
 end
+
+-- Entries of an in-flight hash (its HGETALL reply) whose field starts with `fp` (and is in the set `only`, if
+-- given), newest claim first: LPUSHed in this order, the oldest claim ends up at the front of its queue. A field
+-- is "<pid>:<seq>" and seqs count per child, so the claims of several children interleave by seq.
+local function newest_first(all, fp, only)
+  local picked = {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, #fp) == fp and (only == nil or only[f]) then
+      local pid, seq = string.match(f, '^(%d*):(%d+)$')
+      table.insert(picked, {tonumber(seq) or 0, tonumber(pid) or 0, f, all[i + 1]})
+    end
+  end
+  table.sort(picked, function(a, b)
+    if a[1] ~= b[1] then return a[1] > b[1] end
+    return a[2] > b[2]
+  end)
+  return picked
+end

@@ -8,8 +8,8 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', prefix .. ':hb:' .. id) == 0 then
     local inflight = prefix .. ':inflight:' .. id
     local all = redis.call('HGETALL', inflight)
-    for i = 2, #all, 2 do
-      tasks = tasks + give_back(prefix, all[i], true, tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
+    for _, p in ipairs(newest_first(all, '', nil)) do
+      tasks = tasks + give_back(prefix, p[4], true, tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
         'worker daemon ' .. id .. ' died while running it')
     end
     -- broadcasts relayed to the dead daemon are dropped: they were meant for its children only

@@ -11,19 +11,11 @@ if ARGV[8] ~= '' then
   only = {}
   for s in string.gmatch(ARGV[8], '[^,]+') do only[fp .. s] = true end
 end
-local picked = {}
-for i = 1, #all, 2 do
-  local f = all[i]
-  if string.sub(f, 1, #fp) == fp and (only == nil or only[f]) then
-    table.insert(picked, {tonumber(string.sub(f, #fp + 1)) or 0, f, all[i + 1]})
-  end
-end
--- highest seq first, so LPUSH leaves the oldest claim at the front
-table.sort(picked, function(a, b) return a[1] > b[1] end)
+local picked = newest_first(all, fp, only)
 local n = 0
 for _, p in ipairs(picked) do
-  local bump = ARGV[3] == '*' or ARGV[3] == p[2]
-  n = n + give_back(ARGV[1], p[3], bump, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7])
-  redis.call('HDEL', KEYS[1], p[2])
+  local bump = ARGV[3] == '*' or ARGV[3] == p[3]
+  n = n + give_back(ARGV[1], p[4], bump, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7])
+  redis.call('HDEL', KEYS[1], p[3])
 end
 return n

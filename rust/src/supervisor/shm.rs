@@ -72,3 +72,27 @@ pub fn map(fd: RawFd, bytes: usize, create: bool) -> io::Result<NonNull<c_void>>
     }
     NonNull::new(ptr).ok_or_else(|| io::Error::other("mmap returned null"))
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+    use crate::supervisor::slots::{Slot, SlotState, SlotTable};
+
+    #[test]
+    fn a_second_mapping_sees_the_first_and_a_wrong_size_is_refused() {
+        let fd = memfd(c"wakaq-test").expect("memfd");
+        let parent = SlotTable::in_memfd(2, fd.as_raw_fd(), true).expect("parent map");
+        let child = SlotTable::in_memfd(2, fd.as_raw_fd(), false).expect("child map");
+        child.get(1).expect("slot 1").task_started(42, 0, 0);
+        assert_eq!(
+            parent.get(1).and_then(Slot::read).and_then(|s: SlotState| s.running()),
+            Some(42)
+        );
+        let err = SlotTable::in_memfd(3, fd.as_raw_fd(), false)
+            .err()
+            .expect("size mismatch refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -60,13 +60,22 @@ test-rust: venv ## Rust unit tests (cargo test)
 test-python: build redis-server browser ## pytest: unit and integration tests against a private redis-server
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# NOTE: the integration test files that run a second time on a Redis Cluster (3 masters, 3 replicas) started by
+# the tests (tests/redis_cluster.py; redis-cli comes with the redis-server package).
+CLUSTER_TESTS = tests/test_worker.py tests/test_scheduler.py tests/test_cli.py tests/test_broker.py tests/test_readme.py \
+	tests/test_stats.py tests/test_web.py
+
+.PHONY: test-cluster
+test-cluster: build redis-server ## the integration tests again, on a private 6-node Redis Cluster (WAKAQ_TEST_CLUSTER=1)
+	WAKAQ_TEST_CLUSTER=1 $(PY) -m pytest -q $(CLUSTER_TESTS) $(PYTEST_ARGS)
+
 .PHONY: fuzz
 fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAKAQ_FUZZ_SEED, _ITERATIONS, _INPUT)
 	WAKAQ_FUZZ_SEED=$${WAKAQ_FUZZ_SEED:-$$(date +%s)} WAKAQ_FUZZ_ITERATIONS=$${WAKAQ_FUZZ_ITERATIONS:-1000000} \
 		cargo test -q --profile fuzz --test fuzz_codec
 
 .PHONY: test
-test: test-rust test-python ## every test: cargo test, then pytest (starts its own redis-server)
+test: test-rust test-python test-cluster ## every test: cargo test, pytest on a redis-server, then on a Redis Cluster
 
 .PHONY: lint
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest

@@ -10,6 +10,7 @@ import msgpack
 import pytest
 import redis
 
+from tests.keyspace import KEYS, pose_as_daemon
 from tests.redis_server import free_port
 from wakaq import _wakaq
 from wakaq.exceptions import BrokerError
@@ -32,9 +33,11 @@ def consumer(redis_url: str) -> _wakaq.Consumer:
     return _wakaq.Consumer(redis_url, "wakaq", DAEMON, ["high", "low"], 1.0, 5.0)
 
 
-def test_key_layout_matches_python_keys() -> None:
-    layout = _wakaq.key_layout("wakaq")
-    keys = Keys("wakaq")
+@pytest.mark.parametrize("cluster", [False, True])
+def test_key_layout_matches_python_keys(cluster: bool) -> None:
+    layout = _wakaq.key_layout("wakaq", cluster)
+    keys = Keys("wakaq", cluster)
+    assert layout["queue"] == ("{wakaq}:{queue}" if cluster else "wakaq:{queue}")
     assert layout["queue"] == keys.queue("{queue}")
     assert layout["eta"] == keys.eta("{queue}")
     assert layout["bell"] == keys.bell("{queue}")
@@ -53,8 +56,8 @@ def test_key_layout_matches_python_keys() -> None:
 def test_push_appends_and_rings_the_bell_once(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
     for i in range(3):
         broker.push_raw("low", payload(i))
-    assert rclient.lrange("wakaq:low", 0, -1) == [payload(0), payload(1), payload(2)]
-    assert rclient.lrange("wakaq:bell:low", 0, -1) == [b"1"]
+    assert rclient.lrange(KEYS.queue("low"), 0, -1) == [payload(0), payload(1), payload(2)]
+    assert rclient.lrange(KEYS.bell("low"), 0, -1) == [b"1"]
 
 
 def test_claim_takes_the_highest_priority_queue_first(broker: _wakaq.Broker, consumer: _wakaq.Consumer) -> None:
@@ -75,14 +78,14 @@ def test_claimed_tasks_sit_in_flight_until_acked(
         broker.push_raw("low", payload(i))
     batch = consumer.claim([], 3)
     assert [seq for seq, _, _ in batch] == [1, 2, 3]
-    inflight = rclient.hgetall(f"wakaq:inflight:{DAEMON}")
+    inflight = rclient.hgetall(KEYS.inflight(DAEMON))
     assert len(inflight) == 3
     assert all(v.startswith(b"low\n") for v in inflight.values())
     rest = consumer.claim([1, 2, 3], 3)
     assert [seq for seq, _, _ in rest] == [4]
-    assert len(rclient.hgetall(f"wakaq:inflight:{DAEMON}")) == 1
+    assert len(rclient.hgetall(KEYS.inflight(DAEMON))) == 1
     consumer.claim([4], 0)
-    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+    assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
 
 
 def test_claim_rings_again_while_work_is_left(
@@ -90,16 +93,16 @@ def test_claim_rings_again_while_work_is_left(
 ) -> None:
     broker.push_raw("low", payload(1))
     broker.push_raw("low", payload(2))
-    rclient.delete("wakaq:bell:low")
+    rclient.delete(KEYS.bell("low"))
     consumer.claim([], 1)
-    assert rclient.llen("wakaq:bell:low") == 1
+    assert rclient.llen(KEYS.bell("low")) == 1
 
 
 def test_fail_records_reason_and_acks(broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis) -> None:
     broker.push_raw("low", payload(7))
     [(seq, _, element)] = consumer.claim([], 1)
     consumer.fail(seq, "low", element, "ValueError: boom", "Traceback ...", [])
-    record = msgpack.unpackb(rclient.lindex("wakaq:failed:low", 0))
+    record = msgpack.unpackb(rclient.lindex(KEYS.failed("low"), 0))
     assert record["queue"] == "low"
     assert record["payload"] == payload(7)
     assert record["reason"] == "ValueError: boom"
@@ -107,7 +110,7 @@ def test_fail_records_reason_and_acks(broker: _wakaq.Broker, consumer: _wakaq.Co
     assert record["worker"] == consumer.worker
     assert record["deliveries"] == 1
     assert abs(record["time_ms"] / 1000 - time.time()) < 60
-    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+    assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
 
 
 def test_retry_goes_to_the_end_of_its_queue(
@@ -117,8 +120,8 @@ def test_retry_goes_to_the_end_of_its_queue(
     broker.push_raw("low", payload(2))
     [(seq, _, _)] = consumer.claim([], 1)
     consumer.retry(seq, "low", payload(100), [])
-    assert rclient.lrange("wakaq:low", 0, -1) == [payload(2), payload(100)]
-    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+    assert rclient.lrange(KEYS.queue("low"), 0, -1) == [payload(2), payload(100)]
+    assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
 
 
 def test_release_returns_unstarted_tasks_to_the_front_in_order(
@@ -128,8 +131,8 @@ def test_release_returns_unstarted_tasks_to_the_front_in_order(
         broker.push_raw("low", payload(i))
     batch = consumer.claim([], 4)
     assert consumer.release([seq for seq, _, _ in batch[1:]]) == 3
-    assert rclient.lrange("wakaq:low", 0, -1) == [payload(1), payload(2), payload(3), payload(4)]
-    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 1
+    assert rclient.lrange(KEYS.queue("low"), 0, -1) == [payload(1), payload(2), payload(3), payload(4)]
+    assert rclient.hlen(KEYS.inflight(DAEMON)) == 1
 
 
 def test_wait_times_out_then_wakes_on_push(broker: _wakaq.Broker, consumer: _wakaq.Consumer) -> None:
@@ -160,22 +163,22 @@ def test_unreachable_redis_is_a_clear_connection_error() -> None:
 def test_push_many_spans_several_script_calls(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
     items = [("low" if i % 2 else "high", "t", [i], {}) for i in range(2500)]
     assert broker.push_many(items) == 2500
-    assert rclient.llen("wakaq:low") == 1250
-    assert rclient.llen("wakaq:high") == 1250
-    first = _wakaq.decode_task(rclient.lindex("wakaq:high", 0))
+    assert rclient.llen(KEYS.queue("low")) == 1250
+    assert rclient.llen(KEYS.queue("high")) == 1250
+    first = _wakaq.decode_task(rclient.lindex(KEYS.queue("high"), 0))
     assert first == ("t", [0], {}, 0)
 
 
 def test_push_eta_dedupes_and_announces_the_earliest(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
     sub = rclient.pubsub()
-    sub.subscribe("wakaq-eta")
+    sub.subscribe(KEYS.eta_channel)
     assert sub.get_message(timeout=2)["type"] == "subscribe"
     due = time.time() + 60
     broker.push_eta("low", "t", [1], {}, due)
     broker.push_eta("low", "t", [1], {}, due + 5)
-    assert rclient.zcard("wakaq:eta:low") == 1
+    assert rclient.zcard(KEYS.eta("low")) == 1
     message = sub.get_message(timeout=2)
-    assert message is not None and message["data"] == b"wakaq:eta:low"
+    assert message is not None and message["data"] == KEYS.eta("low").encode()
     broker.push_eta("low", "t", [2], {}, due + 10)  # not the earliest: no announcement
     assert sub.get_message(timeout=0.3) is None
     sub.close()
@@ -184,8 +187,9 @@ def test_push_eta_dedupes_and_announces_the_earliest(broker: _wakaq.Broker, rcli
 def test_broadcast_counts_subscribed_daemons(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
     assert broker.broadcast("t", [], {}) == 0
     sub = rclient.pubsub()
-    sub.subscribe("wakaq-broadcast")
+    sub.subscribe(KEYS.broadcast_channel)
     assert sub.get_message(timeout=2)["type"] == "subscribe"
+    pose_as_daemon(rclient)
     assert broker.broadcast("t", [1], {}) == 1
     message = sub.get_message(timeout=2)
     assert message is not None and _wakaq.decode_task(message["data"]) == ("t", [1], {}, 0)
@@ -201,9 +205,9 @@ def test_claim_and_ack_thousands_at_once(
     n = 20_000
     assert broker.push_many([("low", "t", [i], {}) for i in range(n)]) == n
     claimed = consumer.claim([], n)
-    assert len(claimed) == n and rclient.hlen(f"wakaq:inflight:{DAEMON}") == n
+    assert len(claimed) == n and rclient.hlen(KEYS.inflight(DAEMON)) == n
     assert consumer.claim([seq for seq, _, _ in claimed], 0) == []
-    assert rclient.hlen(f"wakaq:inflight:{DAEMON}") == 0
+    assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
 
 
 @pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e300])
@@ -238,18 +242,22 @@ def _fill_inflight(rclient: redis.Redis, key: str) -> list[str]:
 def test_requeue_of_every_field_keeps_claim_order(rclient: redis.Redis) -> None:
     """The "every field" mode (deregister) used to read seqs from "<pid>:<seq>" as numbers (nil, so all 0):
     its tasks went back in hash order. Failed before the fix: the queue was in arbitrary order."""
-    key = "wakaq:inflight:d9"
+    key = KEYS.inflight("d9")
     expected = _fill_inflight(rclient, key)
-    assert rclient.eval(_script("requeue.lua"), 1, key, "wakaq", "", "", 3, "w", 100, "", "") == 50
-    assert [x.decode() for x in rclient.lrange("wakaq:q", 0, -1)] == expected
+    keys = [key, KEYS.stats_retired, KEYS.queue("q"), KEYS.bell("q"), KEYS.failed("q")]
+    assert rclient.eval(_script("requeue.lua"), len(keys), *keys, 1, "", "", 3, "w", 100, "", "", "q") == [50]
+    assert [x.decode() for x in rclient.lrange(KEYS.queue("q"), 0, -1)] == expected
 
 
 def test_reap_keeps_claim_order(rclient: redis.Redis) -> None:
     """Failed before the fix: reap.lua gave the tasks back in hash order."""
-    key = "wakaq:inflight:d9"
+    key = KEYS.inflight("d9")
     expected = _fill_inflight(rclient, key)
-    rclient.sadd("wakaq:daemons", "d9")
-    assert rclient.eval(_script("reap.lua"), 1, "wakaq:daemons", "wakaq", 3, "w", 100) == [1, 50]
-    got = rclient.lrange("wakaq:q", 0, -1)
+    rclient.sadd(KEYS.daemons, "d9")
+    daemon = [KEYS.daemons, KEYS.heartbeat("d9"), key, KEYS.broadcast_queue("d9"), KEYS.bell("bcast:d9")]
+    stats = [KEYS.stats_retired, KEYS.stats("d9"), KEYS.daemon_info("d9")]
+    keys = [*daemon, *stats, KEYS.queue("q"), KEYS.bell("q"), KEYS.failed("q")]
+    assert rclient.eval(_script("reap.lua"), len(keys), *keys, "d9", 1, 3, "w", 100, "q") == [1, 50]
+    got = rclient.lrange(KEYS.queue("q"), 0, -1)
     assert all(g[:2] == b"\xc1\x01" for g in got), "each carries its delivery count"
     assert [g[2:].decode() for g in got] == expected

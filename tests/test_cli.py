@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from tests.conftest import ROOT
+from tests.keyspace import KEYS
 from tests.redis_server import free_port
 from wakaq import WakaQ
 from wakaq.cli import import_app
@@ -160,8 +161,8 @@ def test_info_empty_has_wakaqs_shape(redis_url: str) -> None:
     assert out["queues"]["high"] == {
         "name": "high",
         "priority": 0,
-        "broker_key": "wakaq:high",
-        "broker_eta_key": "wakaq:eta:high",
+        "broker_key": KEYS.queue("high"),
+        "broker_eta_key": KEYS.eta("high"),
         "pending_tasks": 0,
         "pending_eta_tasks": 0,
         "inflight_tasks": 0,
@@ -172,14 +173,14 @@ def test_info_empty_has_wakaqs_shape(redis_url: str) -> None:
 
 
 def test_info_counts(rclient: redis.Redis) -> None:
-    rclient.rpush("wakaq:default", payload("add", 1, 2), payload("add", 3, 4))
-    rclient.rpush("wakaq:high", payload("urgent"))
-    rclient.zadd("wakaq:eta:low", {payload("add", 5, 6): time.time() + 60, payload("add", 7, 8): time.time() + 90})
-    rclient.lpush("wakaq:failed:default", failure_record("default", payload("add", 0, 0)))
-    rclient.sadd("wakaq:daemons", "live:1:aa", "dead:2:bb")
-    rclient.set("wakaq:hb:live:1:aa", json.dumps({"host": "live", "pid": 1, "children": 4}), px=60_000)
-    rclient.hset("wakaq:inflight:live:1:aa", mapping={"10:1": b"high\n" + payload("urgent"), "11:1": b"low\nx"})
-    rclient.hset("wakaq:inflight:dead:2:bb", "12:1", b"high\n\xc1\x01" + payload("urgent"))
+    rclient.rpush(KEYS.queue("default"), payload("add", 1, 2), payload("add", 3, 4))
+    rclient.rpush(KEYS.queue("high"), payload("urgent"))
+    rclient.zadd(KEYS.eta("low"), {payload("add", 5, 6): time.time() + 60, payload("add", 7, 8): time.time() + 90})
+    rclient.lpush(KEYS.failed("default"), failure_record("default", payload("add", 0, 0)))
+    rclient.sadd(KEYS.daemons, "live:1:aa", "dead:2:bb")
+    rclient.set(KEYS.heartbeat("live:1:aa"), json.dumps({"host": "live", "pid": 1, "children": 4}), px=60_000)
+    rclient.hset(KEYS.inflight("live:1:aa"), mapping={"10:1": b"high\n" + payload("urgent"), "11:1": b"low\nx"})
+    rclient.hset(KEYS.inflight("dead:2:bb"), "12:1", b"high\n\xc1\x01" + payload("urgent"))
     out = ok_json("info", "--app", APP)
     counts = {
         q["name"]: (q["pending_tasks"], q["pending_eta_tasks"], q["inflight_tasks"], q["failed_tasks"])
@@ -211,13 +212,13 @@ def test_info_counts_after_delay(redis_url: str) -> None:
 
 
 def test_purge(rclient: redis.Redis) -> None:
-    rclient.rpush("wakaq:default", b"a", b"b", b"c")
-    rclient.zadd("wakaq:eta:default", {b"d": 1.0})
-    rclient.rpush("wakaq:high", b"keep")
+    rclient.rpush(KEYS.queue("default"), b"a", b"b", b"c")
+    rclient.zadd(KEYS.eta("default"), {b"d": 1.0})
+    rclient.rpush(KEYS.queue("high"), b"keep")
     out = ok_json("purge", "--app", APP, "--queue", "default")
     assert out == {"queue": "default", "purged_tasks": 3, "purged_eta_tasks": 1}
-    assert rclient.exists("wakaq:default", "wakaq:eta:default") == 0
-    assert rclient.lrange("wakaq:high", 0, -1) == [b"keep"]
+    assert rclient.exists(KEYS.queue("default"), KEYS.eta("default")) == 0
+    assert rclient.lrange(KEYS.queue("high"), 0, -1) == [b"keep"]
     assert ok_json("purge", "--app", APP, "--queue", "default")["purged_tasks"] == 0
 
 
@@ -231,8 +232,8 @@ def test_purge_unknown_queue(redis_url: str) -> None:
 
 
 def test_failed_list(rclient: redis.Redis) -> None:
-    rclient.lpush("wakaq:failed:default", failure_record("default", payload("add", 1, 2)))
-    rclient.lpush("wakaq:failed:high", failure_record("high", b"\x00garbage", reason="undecodable"))
+    rclient.lpush(KEYS.failed("default"), failure_record("default", payload("add", 1, 2)))
+    rclient.lpush(KEYS.failed("high"), failure_record("high", b"\x00garbage", reason="undecodable"))
     out = ok_json("failed", "--app", APP, "list")
     assert [(r["queue"], r["name"], r.get("args")) for r in out] == [("high", None, None), ("default", "add", [1, 2])]
     assert out[1]["reason"] == "ValueError: boom"
@@ -245,22 +246,22 @@ def test_failed_list(rclient: redis.Redis) -> None:
 
 def test_failed_requeue(rclient: redis.Redis) -> None:
     for i in range(3):
-        rclient.lpush("wakaq:failed:default", failure_record("default", payload("add", i, i)))
-    rclient.lpush("wakaq:failed:broadcast", failure_record("broadcast", payload("add", 9, 9)))
+        rclient.lpush(KEYS.failed("default"), failure_record("default", payload("add", i, i)))
+    rclient.lpush(KEYS.failed("broadcast"), failure_record("broadcast", payload("add", 9, 9)))
     out = ok_json("failed", "--app", APP, "requeue")
     assert out == {"requeued": 3, "skipped": 1}
-    assert rclient.lrange("wakaq:default", 0, -1) == [payload("add", i, i) for i in range(3)]
-    assert rclient.llen("wakaq:failed:default") == 0
-    assert rclient.llen("wakaq:failed:broadcast") == 1
-    assert rclient.llen("wakaq:bell:default") == 1
+    assert rclient.lrange(KEYS.queue("default"), 0, -1) == [payload("add", i, i) for i in range(3)]
+    assert rclient.llen(KEYS.failed("default")) == 0
+    assert rclient.llen(KEYS.failed("broadcast")) == 1
+    assert rclient.llen(KEYS.bell("default")) == 1
 
 
 def test_failed_drop(rclient: redis.Redis) -> None:
-    rclient.lpush("wakaq:failed:default", b"r1", b"r2")
-    rclient.lpush("wakaq:failed:high", b"r3")
+    rclient.lpush(KEYS.failed("default"), b"r1", b"r2")
+    rclient.lpush(KEYS.failed("high"), b"r3")
     assert ok_json("failed", "--app", APP, "--queue", "high", "drop") == {"dropped": 1}
     assert ok_json("failed", "--app", APP, "drop") == {"dropped": 2}
-    assert rclient.exists("wakaq:failed:default", "wakaq:failed:high") == 0
+    assert rclient.exists(KEYS.failed("default"), KEYS.failed("high")) == 0
 
 
 def test_failed_unknown_queue(redis_url: str) -> None:

@@ -197,3 +197,27 @@ def test_validate_schedules() -> None:
         app.validate_schedules()
     app.schedules.pop()
     app.validate_schedules()
+
+
+def test_cluster_urls_pick_the_cluster_layout() -> None:
+    app = WakaQ(queues=["a", "b"], url="redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/0", key_prefix="app")
+    assert app.keys.cluster and app.keys.queue("a") == "{app}:a"
+    assert [q.broker_key for q in app.queues] == ["{app}:a", "{app}:b"]
+    assert app.queues[0].broker_eta_key == "{app}:eta:a"
+    plain = WakaQ(queues=["a"], url="redis://127.0.0.1:7000/0", key_prefix="app")
+    assert not plain.keys.cluster and plain.queues[0].broker_key == "app:a"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+cluster://127.0.0.1/0", "is not host:port"),
+        ("redis+cluster://h:1,h:x/", "is not host:port"),
+        ("redis+cluster://h:1/2", "only db 0"),
+        ("redis+cluster://:secret@h:1/2", "redis+cluster://:***@h:1/2"),
+    ],
+)
+def test_bad_cluster_urls_are_named(url: str, message: str) -> None:
+    with pytest.raises(WakaQError, match="invalid cluster url") as info:
+        WakaQ(queues=["a"], url=url)
+    assert message in str(info.value) and "secret" not in str(info.value)

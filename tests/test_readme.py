@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.keyspace import KEYS, pose_as_daemon
 from wakaq import _wakaq
 
 
@@ -45,21 +46,22 @@ def test_readme_producer(readme: Any, rclient: redis.Redis) -> None:
     before = time.time()
     readme.produce()
     after = time.time()
-    assert decoded(rclient.lrange("wakaq:a-medium-priority-queue", 0, -1)) == [("mytask", [1, 1], {})]
-    assert decoded(rclient.lrange("wakaq:a-high-priority-queue", 0, -1)) == [("mytask", [1, 1], {})]
-    assert decoded(rclient.lrange("wakaq:default-lowest-priority-queue", 0, -1)) == [
+    assert decoded(rclient.lrange(KEYS.queue("a-medium-priority-queue"), 0, -1)) == [("mytask", [1, 1], {})]
+    assert decoded(rclient.lrange(KEYS.queue("a-high-priority-queue"), 0, -1)) == [("mytask", [1, 1], {})]
+    assert decoded(rclient.lrange(KEYS.queue("default-lowest-priority-queue"), 0, -1)) == [
         ("anothertask", [], {}),
         ("an_io_intensive_task", [], {}),
     ]
-    ((member, score),) = rclient.zrange("wakaq:eta:default-lowest-priority-queue", 0, -1, withscores=True)
+    ((member, score),) = rclient.zrange(KEYS.eta("default-lowest-priority-queue"), 0, -1, withscores=True)
     assert _wakaq.decode_task(member)[:3] == ("anothertask", [], {})
     assert before + 10 - 0.01 <= score <= after + 10 + 0.01
 
 
 def test_readme_broadcast_reaches_subscribers(readme: Any, rclient: redis.Redis) -> None:
     pubsub = rclient.pubsub()
-    pubsub.subscribe("wakaq-broadcast")
+    pubsub.subscribe(KEYS.broadcast_channel)
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+    pose_as_daemon(rclient)
     assert readme.mytask.broadcast(3, 4) == 1
     message = pubsub.get_message(timeout=5)
     pubsub.close()
@@ -69,7 +71,7 @@ def test_readme_broadcast_reaches_subscribers(readme: Any, rclient: redis.Redis)
 
 def test_readme_delay_many(readme: Any, rclient: redis.Redis) -> None:
     assert readme.mytask.delay_many([((i, i), {}) for i in range(50)]) == 50
-    assert decoded(rclient.lrange("wakaq:a-medium-priority-queue", 0, -1)) == [
+    assert decoded(rclient.lrange(KEYS.queue("a-medium-priority-queue"), 0, -1)) == [
         ("mytask", [i, i], {}) for i in range(50)
     ]
 
@@ -77,7 +79,7 @@ def test_readme_delay_many(readme: Any, rclient: redis.Redis) -> None:
 def test_unsupported_argument_raises_type_error_at_delay(readme: Any, rclient: redis.Redis) -> None:
     with pytest.raises(TypeError):
         readme.mytask.delay(object(), 1)
-    assert rclient.llen("wakaq:a-medium-priority-queue") == 0
+    assert rclient.llen(KEYS.queue("a-medium-priority-queue")) == 0
 
 
 def test_benchmark_table_is_generated_from_results() -> None:

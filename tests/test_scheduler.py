@@ -27,6 +27,7 @@ import pytest
 import redis
 
 from tests.conftest import ROOT
+from tests.keyspace import KEYS, scan_keys
 from tests.redis_server import RedisServer, free_port
 from tests.workers import child_pids, wait_until
 from wakaq import CronTask, WakaQ, WakaQError
@@ -104,7 +105,7 @@ def fire_times(app: WakaQ, clock: FakeClock, client: redis.Redis) -> list[float]
 
 
 def claimed_slots(client: redis.Redis) -> list[int]:
-    keys: list[bytes] = client.keys("wakaq:sched:*")  # type: ignore[assignment]
+    keys = scan_keys(client, f"{KEYS.namespace}:sched:*")
     return sorted(int(key.rsplit(b":", 1)[1]) for key in keys)
 
 
@@ -131,8 +132,8 @@ def test_seconds_field_and_several_schedules(redis_url: str, rclient: redis.Redi
     seen = fire_times(app, clock, rclient)
     drive(app, clock, until=at(61))
     assert seen == [at(20), at(40), at(60), at(60)]
-    assert rclient.llen("wakaq:default") == 3
-    assert rclient.llen("wakaq:high") == 1
+    assert rclient.llen(KEYS.queue("default")) == 3
+    assert rclient.llen(KEYS.queue("high")) == 1
 
 
 def test_sleeps_in_chunks_until_a_far_slot(redis_url: str, rclient: redis.Redis) -> None:
@@ -141,7 +142,7 @@ def test_sleeps_in_chunks_until_a_far_slot(redis_url: str, rclient: redis.Redis)
     sleeps: list[float] = []
     clock.on_sleep = lambda _t: sleeps.append(clock.t)
     drive(app, clock, until=at(12 * 3600 + 1))
-    assert rclient.llen("wakaq:default") == 1
+    assert rclient.llen(KEYS.queue("default")) == 1
     assert claimed_slots(rclient) == [int(at(12 * 3600))]
     assert max(b - a for a, b in itertools.pairwise(sleeps)) <= 10
 
@@ -161,12 +162,12 @@ def test_queue_resolution_and_payloads(redis_url: str, rclient: redis.Redis) -> 
     )
     assert [resolve_queue(app, c).name for c in app.schedules] == ["high", "med", "default", "default"]
     drive(app, FakeClock(at(59)), until=at(61))
-    assert rclient.lrange("wakaq:high", 0, -1) == [encode_task("on_high", [], {}, 0)]
-    assert rclient.lrange("wakaq:med", 0, -1) == [encode_task("on_high", [], {}, 0)]
-    default = [decode_task(e) for e in rclient.lrange("wakaq:default", 0, -1)]  # type: ignore[arg-type]
+    assert rclient.lrange(KEYS.queue("high"), 0, -1) == [encode_task("on_high", [], {}, 0)]
+    assert rclient.lrange(KEYS.queue("med"), 0, -1) == [encode_task("on_high", [], {}, 0)]
+    default = [decode_task(e) for e in rclient.lrange(KEYS.queue("default"), 0, -1)]  # type: ignore[arg-type]
     assert default == [("plain", [], {}, 0), ("plain", [1, "two", [3]], {"k": {"v": None}}, 0)]
     for queue in ("high", "med", "default"):
-        assert rclient.lrange(f"wakaq:bell:{queue}", 0, -1) == [b"1"]  # a worker's doorbell, one token
+        assert rclient.lrange(KEYS.bell(queue), 0, -1) == [b"1"]  # a worker's doorbell, one token
 
 
 def test_schedule_ids_differ_per_schedule_and_are_stable(redis_url: str) -> None:
@@ -189,9 +190,9 @@ def test_claim_ttl_covers_the_slot(redis_url: str, rclient: redis.Redis) -> None
     assert every_second.claim_ttl(int(at(0))) == 60
     assert every_ten.late_limit(int(at(0))) == at(600)
     drive(app, FakeClock(at(599.5)), until=at(600.5))
-    ttls = {key: int(rclient.ttl(key)) for key in rclient.keys("wakaq:sched:*")}
-    assert ttls[f"wakaq:sched:{every_ten.id}:{int(at(600))}".encode()] > 1190
-    assert ttls[f"wakaq:sched:{every_second.id}:{int(at(600))}".encode()] > 50
+    ttls = {key: int(rclient.ttl(key)) for key in scan_keys(rclient, f"{KEYS.namespace}:sched:*")}
+    assert ttls[KEYS.schedule_slot(every_ten.id, int(at(600))).encode()] > 1190
+    assert ttls[KEYS.schedule_slot(every_second.id, int(at(600))).encode()] > 50
 
 
 # ---- restarts and several schedulers ----------------------------------------------------------------------------
@@ -203,20 +204,20 @@ def test_restart_within_the_slot_does_not_fire_again(
     caplog.set_level(logging.DEBUG, logger="wakaq.scheduler")
     app = make_app(redis_url, [("* * * * *", "plain")])
     drive(app, FakeClock(at(59.5)), until=at(60.5), ident="first")
-    assert rclient.llen("wakaq:default") == 1
-    assert rclient.get(f"wakaq:sched:{build_entries(app)[0].id}:{int(at(60))}") == b"first"
+    assert rclient.llen(KEYS.queue("default")) == 1
+    assert rclient.get(KEYS.schedule_slot(build_entries(app)[0].id, int(at(60)))) == b"first"
     # a new scheduler process starting 1 s into the slot tries it (STARTUP_GRACE) and loses the claim
     drive(app, FakeClock(at(61)), until=at(90), ident="second")
-    assert rclient.llen("wakaq:default") == 1
+    assert rclient.llen(KEYS.queue("default")) == 1
     assert any("already fired by another scheduler" in r.getMessage() for r in caplog.records)
     drive(app, FakeClock(at(61)), until=at(120.5), ident="third")
-    assert rclient.llen("wakaq:default") == 2
+    assert rclient.llen(KEYS.queue("default")) == 2
 
 
 def test_start_fires_a_just_due_slot_but_does_not_replay_older_ones(redis_url: str, rclient: redis.Redis) -> None:
     app = make_app(redis_url, [("* * * * *", "plain")])
     drive(app, FakeClock(at(60 + STARTUP_GRACE + 1)), until=at(119))
-    assert rclient.llen("wakaq:default") == 0
+    assert rclient.llen(KEYS.queue("default")) == 0
     drive(app, FakeClock(at(121)), until=at(122))
     assert claimed_slots(rclient) == [int(at(120))]
 
@@ -294,7 +295,7 @@ def test_three_schedulers_fire_each_slot_exactly_once(
     fired = [int(slot) for log in logs for slot in FIRED.findall(log)]
     slots = claimed_slots(rclient)
     assert sorted(fired) == slots  # each claimed slot was fired by exactly one scheduler
-    assert rclient.llen("wakaq:high") == len(slots)
+    assert rclient.llen(KEYS.queue("high")) == len(slots)
     assert sum(log.count("already fired by another scheduler") for log in logs) >= 4
     assert all("stopped" in log for log in logs)
 

@@ -22,6 +22,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.keyspace import KEYS
 from tests.workers import Worker, events, wait_until
 from wakaq.metrics import render_metrics
 from wakaq.stats import snapshot
@@ -79,7 +80,7 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
         app.high.delay(i)
     for _ in range(4):
         app.failing.delay()
-    rclient.rpush("wakaq:low", b"\xc1")  # one undecodable element (a truncated redelivery prefix)
+    rclient.rpush(KEYS.queue("low"), b"\xc1")  # one undecodable element (a truncated redelivery prefix)
     worker = start_worker(concurrency=2, max_tasks=5)  # 27 tasks / 5 per child: several recycles
     high = {"queue": "high", "task": "high"}
     default = {"queue": "low", "task": "failing"}
@@ -99,7 +100,7 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
 
     # a graceful restart: the daemon deregisters, its totals move to the retired hash, nothing goes down
     worker.stop()
-    wait_until(lambda: not rclient.smembers("wakaq:daemons"), 10, what="the daemon deregistered")
+    wait_until(lambda: not rclient.smembers(KEYS.daemons), 10, what="the daemon deregistered")
     after_stop = samples(app, rclient)
     assert value(after_stop, "wakaq_tasks_done_total", **high) == 23
     assert value(after_stop, "wakaq_daemons_alive") == 0
@@ -119,7 +120,7 @@ def test_counts_since_the_last_heartbeat_survive_a_graceful_stop(
     wait_until(lambda: len(events(rclient, "high")) == 10, 15, 0.01, what="10 tasks run")
     worker.stop()  # most likely before the next heartbeat
     assert worker.proc.returncode == 0
-    assert not rclient.smembers("wakaq:daemons")
+    assert not rclient.smembers(KEYS.daemons)
     assert value(samples(app, rclient), "wakaq_tasks_done_total", queue="high", task="high") == 10
 
 
@@ -205,12 +206,12 @@ def test_daemon_reaped_while_stalled_does_not_count_twice(
         os.kill(pid, signal.SIGSTOP)
     try:
         start_worker("reaper", concurrency=1)
-        wait_until(lambda: len(rclient.smembers("wakaq:daemons")) == 1, 20, 0.2, what="the frozen daemon reaped")
+        wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 1, 20, 0.2, what="the frozen daemon reaped")
         assert value(samples(app, rclient), "wakaq_tasks_done_total", **high) == 5
     finally:
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
-    wait_until(lambda: len(rclient.smembers("wakaq:daemons")) == 2, 20, 0.2, what="the woken daemon registered again")
+    wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 2, 20, 0.2, what="the woken daemon registered again")
     for i in range(5):
         app.high.delay(i)
     wait_metric(app, rclient, "wakaq_tasks_done_total", 10, "5 + 5", **high)
@@ -238,9 +239,9 @@ def test_snapshot_is_fast_with_100000_failed_tasks(app: ModuleType, rclient: red
     record = b"\x81\xa6reason\xa4boom" + b"x" * 200
     pipe = rclient.pipeline(transaction=False)
     for _ in range(100):
-        pipe.lpush("wakaq:failed:low", *([record] * 1000))
+        pipe.lpush(KEYS.failed("low"), *([record] * 1000))
     pipe.execute()
-    assert rclient.llen("wakaq:failed:low") == 100_000
+    assert rclient.llen(KEYS.failed("low")) == 100_000
     snapshot(app.wakaq, rclient)
     best = min(_timed(lambda: snapshot(app.wakaq, rclient)) for _ in range(5))
     assert snapshot(app.wakaq, rclient)["queues"]["low"]["failed_tasks"] == 100_000

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.keyspace import KEYS, single_redis_only
 from tests.webserver import WEB_APP, WebServer, request
 from tests.workers import Worker, events, wait_until
 
@@ -75,7 +76,7 @@ def fake_failed(r: redis.Redis, queue: str, n: int, name: str = "flaky", batch: 
             )
             for i in range(start, min(n, start + batch))
         ]
-        pipe.lpush(f"wakaq:failed:{queue}", *records)
+        pipe.lpush(KEYS.failed(queue), *records)
         pipe.execute()
 
 
@@ -141,7 +142,7 @@ def test_dns_rebinding_guard_on_loopback_without_password(web: WebServer):
 
 
 def test_cross_site_posts_are_refused(web: WebServer, rclient: redis.Redis):
-    rclient.lpush("wakaq:failed:default", b"\xc1kept")
+    rclient.lpush(KEYS.failed("default"), b"\xc1kept")
     drop_all = {"queue": "default", "all": True}
     ok = good_headers(web)
     refused = [
@@ -160,12 +161,12 @@ def test_cross_site_posts_are_refused(web: WebServer, rclient: redis.Redis):
     assert post(web, "api/failed/drop", drop_all, **{**ok, "Content-Type": "text/plain"})[0] == 415
     assert request(web.url + "api/failed/drop")[0] == 405  # GET on an action
     assert request(web.url + "api/overview", "POST", b"{}", ok)[0] == 405
-    assert rclient.llen("wakaq:failed:default") == 1
+    assert rclient.llen(KEYS.failed("default")) == 1
     behind_tls_proxy = {**ok, "Origin": "https://" + web.url.split("://", 1)[1].rstrip("/")}
     assert post(web, "api/failed/requeue", {"queue": "high", "all": True}, **behind_tls_proxy)[0] == 200
     referer = {**{k: v for k, v in ok.items() if k != "Origin"}, "Referer": web.url + "#failed"}
     assert post(web, "api/failed/drop", drop_all, **referer) == (200, {"dropped": 1})
-    assert rclient.llen("wakaq:failed:default") == 0
+    assert rclient.llen(KEYS.failed("default")) == 0
 
 
 def test_security_headers_everywhere(web: WebServer):
@@ -190,6 +191,7 @@ def test_page_script_never_parses_data_as_html():
 # ---- data ---------------------------------------------------------------------------------------------------------
 
 
+@single_redis_only  # MONITOR sees one node only
 def test_paging_and_search_stay_bounded_with_100k_failed(web: WebServer, rclient: redis.Redis):
     fake_failed(rclient, "default", 100_000)
     fake_failed(rclient, "default", 1, name="needle")  # the newest record, at index 0
@@ -234,23 +236,23 @@ def test_requeue_one_and_drop_one_find_their_record_after_it_moved(web: WebServe
     ok = good_headers(web)
     body = {"queue": "default", "id": target["id"], "index": target["index"]}
     assert post(web, "api/failed/requeue", body, **ok) == (200, {"requeued": 1})
-    assert rclient.llen("wakaq:failed:default") == 39
+    assert rclient.llen(KEYS.failed("default")) == 39
     from wakaq._wakaq import decode_task
 
-    assert decode_task(rclient.lpop("wakaq:default"))[0] == target["name"]
+    assert decode_task(rclient.lpop(KEYS.queue("default")))[0] == target["name"]
     assert post(web, "api/failed/requeue", body, **ok)[0] == 404  # gone now
     victim = get(web, "api/failed?queue=default&limit=1")["items"][0]
     drop = {"queue": "default", "id": victim["id"], "index": victim["index"]}
     assert post(web, "api/failed/drop", drop, **ok) == (200, {"dropped": 1})
-    assert rclient.llen("wakaq:failed:default") == 38
+    assert rclient.llen(KEYS.failed("default")) == 38
 
 
 def test_requeue_all_in_chunks_leaves_what_cannot_be_requeued(web: WebServer, rclient: redis.Redis):
     fake_failed(rclient, "default", 1200)
-    rclient.rpush("wakaq:failed:default", b"\xc1not a record")  # the oldest: cannot be requeued, stays
+    rclient.rpush(KEYS.failed("default"), b"\xc1not a record")  # the oldest: cannot be requeued, stays
     result = post(web, "api/failed/requeue", {"queue": "default", "all": True}, **good_headers(web))
     assert result == (200, {"requeued": 1200, "skipped": 1})
-    assert rclient.llen("wakaq:default") == 1200 and rclient.lrange("wakaq:failed:default", 0, -1) == [
+    assert rclient.llen(KEYS.queue("default")) == 1200 and rclient.lrange(KEYS.failed("default"), 0, -1) == [
         b"\xc1not a record"
     ]
 
@@ -262,7 +264,7 @@ def test_requeued_task_runs_on_a_worker(web: WebServer, tmp_path: Path, redis_ur
     try:
         worker.wait_ready()
         web_app.flaky.delay("again")
-        wait_until(lambda: rclient.llen("wakaq:failed:default") == 1, 15, what="the failure")
+        wait_until(lambda: rclient.llen(KEYS.failed("default")) == 1, 15, what="the failure")
         item = get(web, "api/failed")["items"][0]
         assert item["name"] == "flaky" and "ValueError" in item["traceback"] and item["args"] == "['again']"
         rclient.set("fixed", 1)
@@ -277,7 +279,7 @@ def test_eta_page_next_due_first(web: WebServer, rclient: redis.Redis):
     from wakaq._wakaq import encode_task
 
     now = time.time()
-    rclient.zadd("wakaq:eta:default", {encode_task("later", [i], {}, 0): now + 100 - i for i in range(100)})
+    rclient.zadd(KEYS.eta("default"), {encode_task("later", [i], {}, 0): now + 100 - i for i in range(100)})
     page = get(web, "api/eta?queue=default&limit=10")
     assert page["total"] == 100 and [i["args"] for i in page["items"]] == [f"[{99 - i}]" for i in range(10)]
     assert page["items"][0]["due"] == pytest.approx(now + 1, abs=0.01)
@@ -333,6 +335,7 @@ def test_metrics_endpoint_counts_tasks_sent(web: WebServer, tmp_path: Path, redi
         worker.stop()
 
 
+@single_redis_only
 def test_redis_outage_is_an_error_reply_not_a_crash(tmp_path: Path, redis_url: str, redis_server: Any):
     server = WebServer(tmp_path, redis_url).wait_ready()
     try:

@@ -15,6 +15,7 @@ import msgpack
 import pytest
 import redis
 
+from tests.keyspace import KEYS, scan_keys, subscribers
 from tests.workers import Worker, events, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -44,7 +45,7 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[StartWorker]:
 
 
 def failed_records(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
-    return [msgpack.unpackb(raw) for raw in client.lrange(f"wakaq:failed:{queue}", 0, -1)]
+    return [msgpack.unpackb(raw) for raw in client.lrange(KEYS.failed(queue), 0, -1)]
 
 
 def test_strict_priority_with_one_child(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
@@ -61,8 +62,8 @@ def test_strict_priority_with_one_child(app: ModuleType, start_worker: StartWork
 def test_default_queue_and_queue_override(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
     app.default_task.delay(1)
     app.default_task.delay(2, queue="high")
-    assert rclient.llen("wakaq:low") == 1
-    assert rclient.llen("wakaq:high") == 1
+    assert rclient.llen(KEYS.queue("low")) == 1
+    assert rclient.llen(KEYS.queue("high")) == 1
     start_worker()
     wait_until(lambda: len(events(rclient, "default_task")) == 2, what="both tasks")
     assert [e["i"] for e in events(rclient, "default_task")] == [2, 1]
@@ -75,7 +76,7 @@ def test_exclude_queues(app: ModuleType, start_worker: StartWorker, rclient: red
     wait_until(lambda: events(rclient, "high"), what="the high task")
     time.sleep(0.5)  # NOTE: proving a negative: give the excluded task time to (wrongly) run
     assert events(rclient, "low") == []
-    assert rclient.llen("wakaq:low") == 1
+    assert rclient.llen(KEYS.queue("low")) == 1
 
 
 def test_two_async_tasks_overlap_with_one_child(
@@ -183,7 +184,7 @@ def test_max_tasks_per_worker_recycles_the_child(
 def test_broadcast_runs_once_on_each_daemon(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
     one = start_worker(children=2)
     two = start_worker(children=2)
-    wait_until(lambda: rclient.pubsub_numsub("wakaq-broadcast")[0][1] == 2, what="two subscribed daemons")
+    wait_until(lambda: subscribers(rclient, KEYS.broadcast_channel) == 2, what="two subscribed daemons")
     assert app.bcast.broadcast("x") == 2
     ran = wait_until(lambda: len(events(rclient, "bcast")) == 2 and events(rclient, "bcast"), what="2 broadcasts")
     daemons = {pid: w for w in (one, two) for pid in w.children()}
@@ -208,7 +209,7 @@ def test_sigterm_lets_the_running_task_finish(app: ModuleType, start_worker: Sta
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit(15) == 0
     assert len(events(rclient, "sleeper-end")) == 1
-    assert rclient.hlen(next(iter(rclient.keys("wakaq:inflight:*")), b"none")) == 0
+    assert rclient.hlen(next(iter(scan_keys(rclient, KEYS.inflight("*"))), b"none")) == 0
 
 
 def test_second_sigint_returns_the_running_task(
@@ -221,7 +222,7 @@ def test_second_sigint_returns_the_running_task(
     time.sleep(0.2)
     worker.signal(signal.SIGINT)
     assert worker.wait_exit(10) == 0
-    assert rclient.llen("wakaq:low") == 1
+    assert rclient.llen(KEYS.queue("low")) == 1
 
 
 def test_killed_child_task_runs_again_exactly_once(

@@ -39,7 +39,7 @@ def decode_task(data: bytes) -> tuple[str, list[Any], dict[str, Any], int]:
 
 # ---- broker -----------------------------------------------------------------------------------------------
 
-def key_layout(prefix: str) -> dict[str, str]:
+def key_layout(prefix: str, cluster: bool = False) -> dict[str, str]:
     """Key name templates, e.g. {'queue': 'wakaq:{queue}', ...}; used to check python/wakaq/keys.py agrees."""
 
 @final

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from wakaq.connection import redis_py_kwargs
+from wakaq.connection import redis_py_client
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
 
 
 def connect(app: WakaQ) -> redis.Redis:
-    """A redis-py client with the app's URL, timeouts and TLS options."""
-    return redis.Redis.from_url(app.url, **redis_py_kwargs(app))
+    """A redis-py client with the app's URL, timeouts and TLS options (a `RedisCluster` for a cluster URL)."""
+    return redis_py_client(app)
 
 
 # ---- info -------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from wakaq.config import (
     build_url,
     check_key_prefix,
     check_url,
+    is_cluster_url,
     to_log_file,
     to_log_level,
     to_max_mem_percent,
@@ -104,10 +105,10 @@ class WakaQ:
         start_method: str = "fork",
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
-        self.keys = Keys(self.key_prefix)
         self._init_connection(
             host, port, username, password, db, url, ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs
         )
+        self.keys = Keys(self.key_prefix, cluster=is_cluster_url(self.url))
         self.socket_timeout = to_seconds(socket_timeout, "socket_timeout")
         self.socket_connect_timeout = to_seconds(socket_connect_timeout, "socket_connect_timeout")
         self.health_check_interval = to_seconds(health_check_interval, "health_check_interval")
@@ -181,7 +182,7 @@ class WakaQ:
     def _init_queues(self, queues: Sequence[Queue | str | tuple[Any, Any]], exclude_queues: Sequence[str]) -> None:
         if isinstance(queues, str | Queue) or not queues:
             raise WakaQError(f"queues must be a non-empty list of queues, got {queues!r}")
-        self.queues = sort_queues([Queue.create(q) for q in queues], self.key_prefix)
+        self.queues = sort_queues([Queue.create(q) for q in queues], self.key_prefix, cluster=self.keys.cluster)
         self.queues_by_name: dict[str, Queue] = {}
         for queue in self.queues:
             if queue.name in self.queues_by_name:

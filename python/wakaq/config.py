@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
 from wakaq.constants import (
+    CLUSTER_SCHEMES,
     KEY_PREFIX_CHARS,
     RESERVED_QUEUE_NAMES,
     RESERVED_QUEUE_PREFIXES,
@@ -119,8 +120,34 @@ def check_key_prefix(prefix: object) -> str:
 
 def check_url(url: object) -> str:
     if not isinstance(url, str) or urlsplit(url).scheme not in URL_SCHEMES:
-        raise WakaQError(f"invalid url {url!r}: must start with redis://, rediss:// or unix://")
+        raise WakaQError(
+            f"invalid url {url!r}: must start with redis://, rediss://, unix:// or redis+cluster:// (rediss+cluster://)"
+        )
+    if is_cluster_url(url):
+        cluster_nodes(url)
     return url
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The seed nodes of `redis+cluster://[user:password@]host:port[,host:port...][/0]` as (host, port) pairs.
+
+    A cluster has only database 0, so any other db in the path is an error."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise WakaQError(f"invalid cluster url {redact_url(url)!r}: {item!r} is not host:port")
+        nodes.append((host, int(port)))
+    if parts.path.strip("/") not in ("", "0"):
+        raise WakaQError(f"invalid cluster url {redact_url(url)!r}: a Redis Cluster has only db 0")
+    return nodes
 
 
 def build_url(host: str, port: int, username: str | None, password: str | None, db: int, *, tls: bool = False) -> str:

@@ -11,17 +11,19 @@ from __future__ import annotations
 import os
 import sys
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from wakaq.config import redact_url
+from wakaq.config import cluster_nodes, is_cluster_url, redact_url
 from wakaq.exceptions import BrokerError, WakaQError
 
 if TYPE_CHECKING:
     import ssl
 
+    import redis
+
     from wakaq.app import WakaQ
 
-TLS_SCHEMES = ("rediss", "valkeys")
+TLS_SCHEMES = ("rediss", "valkeys", "rediss+cluster")
 # NOTE: `ssl.CERT_REQUIRED` and `ssl.CERT_NONE` are IntEnums equal to these; `ssl` itself is not imported here, to
 # keep it (and OpenSSL) out of the worker's start.
 CERT_REQS: dict[object, str] = {"required": "required", "none": "none", 2: "required", 0: "none"}
@@ -103,6 +105,30 @@ def redis_py_kwargs(app: WakaQ) -> dict[str, Any]:
             kwargs["ssl_cert_reqs"] = "required"
             kwargs["ssl_check_hostname"] = True
     return kwargs
+
+
+def redis_py_client(app: WakaQ, **extra: Any) -> redis.Redis:
+    """The app's redis-py client: `redis.Redis` for a single Redis, `redis.RedisCluster` for a `redis+cluster://`
+    URL (it follows MOVED/ASK and topology changes itself). `extra` goes to the constructor (e.g. `retry=`).
+
+    NOTE: typed as `redis.Redis`: the commands wakaq uses (and pipelines) exist on both."""
+    import redis  # NOTE: imported here, so worker children (which never use redis-py) do not load it
+
+    kwargs = {**redis_py_kwargs(app), **extra}
+    if not is_cluster_url(app.url):
+        return redis.Redis.from_url(app.url, **kwargs)
+    from redis.cluster import ClusterNode, RedisCluster
+
+    parts = urlsplit(app.url)
+    if parts.username:
+        kwargs["username"] = unquote(parts.username)
+    if parts.password is not None:
+        kwargs["password"] = unquote(parts.password)
+    if is_tls_url(app.url):
+        kwargs["ssl"] = True
+    nodes = [ClusterNode(host, port) for host, port in cluster_nodes(app.url)]
+    client: Any = RedisCluster(startup_nodes=nodes, **kwargs)
+    return client  # type: ignore[no-any-return]
 
 
 # ---- describing failures --------------------------------------------------------------------------------------

@@ -17,7 +17,10 @@ DEFAULT_WORKER_LOG_LEVEL = logging.INFO
 #: how the worker starts its children: "fork" (the default) or "spawn" (fresh interpreters, fork+exec)
 START_METHODS = ("fork", "spawn")
 DEFAULT_SCHEDULER_LOG_LEVEL = logging.DEBUG
-URL_SCHEMES = ("redis", "rediss", "unix")
+# NOTE: `redis+cluster://host:port,host:port/` names a Redis Cluster by some of its nodes (the seeds); the scheme
+# decides every client, so a later scheme (sentinel) slots in beside it.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 
 # ---- queue names ----------------------------------------------------------------------------------------------
 # NOTE: a queue's list lives at `<prefix>:<name>`, so a name starting like one of wakaq's own key families would

@@ -1,6 +1,8 @@
 """Redis key names. The Rust broker (`rust/src/broker/keys.rs`) uses the same layout; a test checks both agree.
 
-See docs/internals.md for what each key holds.
+Keys live under a namespace: the key prefix on a single Redis (WakaQ's names: `wakaq:default`), `{prefix}` on a
+Redis Cluster, so the hash tag puts all of an app's keys in one slot (`{wakaq}:default`). See docs/internals.md for
+what each key holds.
 """
 
 from __future__ import annotations
@@ -15,44 +17,49 @@ ETA_CHANNEL = "wakaq-eta"
 @dataclass(frozen=True)
 class Keys:
     prefix: str = DEFAULT_PREFIX
+    cluster: bool = False
+
+    @property
+    def namespace(self) -> str:
+        return f"{{{self.prefix}}}" if self.cluster else self.prefix
 
     def queue(self, name: str) -> str:
-        return f"{self.prefix}:{name}"
+        return f"{self.namespace}:{name}"
 
     def eta(self, name: str) -> str:
-        return f"{self.prefix}:eta:{name}"
+        return f"{self.namespace}:eta:{name}"
 
     def bell(self, name: str) -> str:
-        return f"{self.prefix}:bell:{name}"
+        return f"{self.namespace}:bell:{name}"
 
     def failed(self, name: str) -> str:
-        return f"{self.prefix}:failed:{name}"
+        return f"{self.namespace}:failed:{name}"
 
     def broadcast_queue(self, daemon: str) -> str:
-        return f"{self.prefix}:bcast:{daemon}"
+        return f"{self.namespace}:bcast:{daemon}"
 
     def inflight(self, daemon: str) -> str:
-        return f"{self.prefix}:inflight:{daemon}"
+        return f"{self.namespace}:inflight:{daemon}"
 
     def heartbeat(self, daemon: str) -> str:
-        return f"{self.prefix}:hb:{daemon}"
+        return f"{self.namespace}:hb:{daemon}"
 
     def daemon_info(self, daemon: str) -> str:
-        return f"{self.prefix}:daemon:{daemon}"
+        return f"{self.namespace}:daemon:{daemon}"
 
     def stats(self, daemon: str) -> str:
-        return f"{self.prefix}:stats:{daemon}"
+        return f"{self.namespace}:stats:{daemon}"
 
     @property
     def stats_retired(self) -> str:
-        return f"{self.prefix}:stats:retired"
+        return f"{self.namespace}:stats:retired"
 
     @property
     def daemons(self) -> str:
-        return f"{self.prefix}:daemons"
+        return f"{self.namespace}:daemons"
 
     def schedule_slot(self, schedule_id: str, slot: int) -> str:
-        return f"{self.prefix}:sched:{schedule_id}:{slot}"
+        return f"{self.namespace}:sched:{schedule_id}:{slot}"
 
     @property
     def broadcast_channel(self) -> str:

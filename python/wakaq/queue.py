@@ -19,7 +19,7 @@ NO_PRIORITY = -1
 class Queue:
     """A queue. `max_retries` and the timeouts override the app's for tasks running from this queue."""
 
-    __slots__ = ("hard_timeout", "max_retries", "name", "prefix", "priority", "soft_timeout")
+    __slots__ = ("cluster", "hard_timeout", "max_retries", "name", "prefix", "priority", "soft_timeout")
 
     name: str
     priority: int
@@ -27,6 +27,7 @@ class Queue:
     soft_timeout: timedelta | None
     hard_timeout: timedelta | None
     prefix: str
+    cluster: bool
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class Queue:
         self.soft_timeout = to_timeout(soft_timeout, f"soft_timeout of queue {name!r}")
         self.hard_timeout = to_timeout(hard_timeout, f"hard_timeout of queue {name!r}")
         self.prefix = prefix
+        self.cluster = False
         check_timeout_order(self.soft_timeout, self.hard_timeout, f"queue {name!r}")
 
     @classmethod
@@ -60,9 +62,10 @@ class Queue:
             return cls(first, second)
         raise WakaQError(f"invalid queue {obj!r}: use a Queue, a name, (priority, name) or (name, priority)")
 
-    def with_defaults(self, priority: int, prefix: str) -> Queue:
-        """A copy bound to an app's key prefix and final priority (the user's object is left alone)."""
-        return Queue(
+    def with_defaults(self, priority: int, prefix: str, *, cluster: bool = False) -> Queue:
+        """A copy bound to an app's key prefix (and key layout: `cluster`) and final priority (the user's object is
+        left alone)."""
+        bound = Queue(
             self.name,
             priority,
             max_retries=self.max_retries,
@@ -70,16 +73,18 @@ class Queue:
             hard_timeout=self.hard_timeout,
             prefix=prefix,
         )
+        bound.cluster = cluster
+        return bound
 
     @property
     def broker_key(self) -> str:
         """The Redis list of pending tasks (WakaQ's name for it)."""
-        return Keys(self.prefix).queue(self.name)
+        return Keys(self.prefix, self.cluster).queue(self.name)
 
     @property
     def broker_eta_key(self) -> str:
         """The Redis sorted set of eta tasks (WakaQ's name for it)."""
-        return Keys(self.prefix).eta(self.name)
+        return Keys(self.prefix, self.cluster).eta(self.name)
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r}, priority={self.priority})"
@@ -90,7 +95,7 @@ class Queue:
         return all(getattr(self, slot) == getattr(other, slot) for slot in self.__slots__)
 
     def __hash__(self) -> int:
-        return hash((self.name, self.priority, self.prefix))
+        return hash((self.name, self.priority, self.prefix, self.cluster))
 
 
 def _check_priority(priority: object, name: str) -> int:
@@ -108,8 +113,8 @@ def check_timeout_order(soft: timedelta | None, hard: timedelta | None, where: s
         )
 
 
-def sort_queues(queues: list[Queue], prefix: str) -> list[Queue]:
+def sort_queues(queues: list[Queue], prefix: str, *, cluster: bool = False) -> list[Queue]:
     """Bind queues to the prefix, give unprioritised ones the lowest priority and sort (stable) by priority."""
     lowest = max((q.priority for q in queues), default=NO_PRIORITY)
-    bound = [q.with_defaults(q.priority if q.priority >= 0 else lowest + 1, prefix) for q in queues]
+    bound = [q.with_defaults(q.priority if q.priority >= 0 else lowest + 1, prefix, cluster=cluster) for q in queues]
     return sorted(bound, key=lambda q: q.priority)

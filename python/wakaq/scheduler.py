@@ -36,7 +36,7 @@ from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from wakaq.connection import describe_redis_error, is_config_failure, redis_py_kwargs
+from wakaq.connection import describe_redis_error, is_config_failure, redis_py_client
 from wakaq.constants import EXIT_OK
 from wakaq.exceptions import WakaQError
 from wakaq.logger import setup_logging
@@ -352,7 +352,8 @@ class Scheduler:
 def _redis_client(app: WakaQ) -> redis.Redis:
     # NOTE: one immediate retry (a pooled connection that died with a Redis restart), not redis-py's default of
     # 10 with backoff: the loop has its own backoff and must get back to the clock.
-    return redis.Redis.from_url(app.url, retry=Retry(NoBackoff(), 1), **redis_py_kwargs(app))
+    # The fire script may be resent safely: its SET NX claim makes a second run a no-op.
+    return redis_py_client(app, retry=Retry(NoBackoff(), 1))
 
 
 # ---- process entry point ------------------------------------------------------------------------------------

@@ -36,14 +36,17 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     """Everything an operator sees, read in two pipelined round trips (see the module docstring)."""
     keys = app.keys
     pipe: Any = r.pipeline(transaction=False)
-    pipe.time()
+    # NOTE: a Redis Cluster pipeline takes only commands with keys (it routes by them): TIME goes on its own there.
+    if not keys.cluster:
+        pipe.time()
     pipe.smembers(keys.daemons)
     pipe.hgetall(keys.stats_retired)
     for queue in app.queues:
         pipe.llen(queue.broker_key)
         pipe.zcard(queue.broker_eta_key)
         pipe.llen(keys.failed(queue.name))
-    (secs, micros), members, retired, *depths = pipe.execute()
+    replies = pipe.execute()
+    (secs, micros), members, retired, *depths = [r.time(), *replies] if keys.cluster else replies
     now = secs + micros / 1e6
     daemon_ids = sorted(m.decode(errors="replace") for m in members)
 

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from wakaq import CronTask, WakaQ
+from wakaq.connection import redis_py_client
 
 URL = os.environ["WAKAQ_TEST_URL"]
 CRON = os.environ.get("WAKAQ_TEST_CRON", "* * * * *")
@@ -40,7 +41,7 @@ _client: redis.Redis | None = None
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(URL)
+        _client = redis_py_client(app)  # a RedisCluster on a cluster url
     return _client
 
 

@@ -12,6 +12,7 @@ import time
 import redis
 
 from wakaq import CronTask, WakaQ
+from wakaq.connection import redis_py_client
 
 URL = os.environ["WAKAQ_TEST_URL"]
 
@@ -32,7 +33,7 @@ _client: redis.Redis | None = None
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(URL)
+        _client = redis_py_client(wakaq)  # a RedisCluster on a cluster url
     return _client
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from wakaq import Queue, SoftTimeout, WakaQ
+from wakaq.connection import redis_py_client
 
 URL = os.environ["WAKAQ_TEST_URL"]
 env = os.environ.get
@@ -58,7 +59,7 @@ _client: redis.Redis | None = None
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(URL)
+        _client = redis_py_client(wakaq)  # a RedisCluster on a cluster url
     return _client
 
 

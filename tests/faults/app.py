@@ -19,8 +19,11 @@ import time
 from typing import Any
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ClusterError
 
 from wakaq import CronTask, WakaQ
+from wakaq.config import cluster_nodes, is_cluster_url
 
 env = os.environ.get
 
@@ -138,8 +141,13 @@ class _Client:
 
     def get(self) -> redis.Redis:
         if self._client is None or self._pid != os.getpid():
-            self._client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+            if is_cluster_url(self.url):
+                nodes = [ClusterNode(h, p) for h, p in cluster_nodes(self.url)]
+                self._client = RedisCluster(startup_nodes=nodes, socket_timeout=2, socket_connect_timeout=2)  # type: ignore[assignment]
+            else:
+                self._client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
             self._pid = os.getpid()
+        assert self._client is not None
         return self._client
 
     def mark(self, key: str, i: int) -> None:
@@ -149,7 +157,7 @@ class _Client:
             try:
                 self.get().hset(key, field, 1)
                 return
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ClusterError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)

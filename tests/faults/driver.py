@@ -21,6 +21,7 @@ import redis
 
 from wakaq import _wakaq
 from wakaq.exceptions import PayloadError
+from wakaq.keys import Keys
 
 from .app import QUEUES
 
@@ -90,6 +91,13 @@ def record(row: Row) -> None:
 # ---- reading Redis ------------------------------------------------------------------------------------------
 
 
+def _keys(client: Any) -> Keys:
+    """The key layout of the Redis behind `client`: a `RedisCluster` reads the cluster layout ({wakaq}:...)."""
+    from redis.cluster import RedisCluster
+
+    return Keys(cluster=isinstance(client, RedisCluster))
+
+
 def runs(client: redis.Redis, key: str = "runs") -> dict[int, list[int]]:
     """id -> pids of its runs, from the `<id>:<pid>:<token>` fields the tasks write."""
     found: dict[int, list[int]] = defaultdict(list)
@@ -103,7 +111,7 @@ def failure_records(client: redis.Redis, queues: Iterable[str] = QUEUES) -> list
     """Every failure record of `queues`, decoded with wakaq's own codec."""
     out = []
     for queue in queues:
-        for raw in client.lrange(f"wakaq:failed:{queue}", 0, -1):
+        for raw in client.lrange(_keys(client).failed(queue), 0, -1):
             rec = _wakaq.unpackb(raw)
             assert isinstance(rec, dict), f"a failure record is not a map: {raw!r}"
             out.append(rec)
@@ -128,11 +136,11 @@ def account(client: redis.Redis, sent: Iterable[int], key: str = "runs", queues:
 
 
 def inflight(client: redis.Redis) -> int:
-    return sum(client.hlen(k) for k in client.scan_iter("wakaq:inflight:*"))
+    return sum(client.hlen(k) for k in client.scan_iter(_keys(client).inflight("*")))
 
 
 def pending(client: redis.Redis, queues: Iterable[str] = QUEUES) -> int:
-    return sum(client.llen(f"wakaq:{q}") for q in queues)
+    return sum(client.llen(_keys(client).queue(q)) for q in queues)
 
 
 def wait_drained(
@@ -150,7 +158,7 @@ def wait_drained(
     since = time.monotonic()
     while True:
         try:
-            state = (client.hlen(key), sum(client.llen(f"wakaq:failed:{q}") for q in QUEUES))
+            state = (client.hlen(key), sum(client.llen(_keys(client).failed(q)) for q in QUEUES))
             settled = pending(client) == 0 and inflight(client) == 0 and expect()
         except redis.ConnectionError:
             state, settled = None, False

@@ -1,18 +1,56 @@
-//! One lazily (re)connected synchronous Redis connection with the configured timeouts.
+//! One lazily (re)connected synchronous Redis connection with the configured timeouts: to a single Redis, or to a
+//! Redis Cluster (cluster.rs). Callers see one `&mut dyn ConnectionLike` either way.
 
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, ErrorKind, RedisError, RedisResult};
+use redis::cluster::ClusterClient;
+use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 
+use super::cluster::{self, Cluster};
 use super::tls::{is_tls_url, TlsOptions};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A call that must not run twice first PINGs a connection idle this long (see `run_once`).
 pub const IDLE_PROBE: Duration = Duration::from_secs(1);
 
+/// Where connections come from; chosen by the URL's scheme (`redis+cluster://` and `rediss+cluster://` are a
+/// cluster, anything else one server).
+enum Source {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+enum Live {
+    Single(Connection),
+    Cluster(Box<Cluster>),
+}
+
+impl Live {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Self::Single(c) => c,
+            Self::Cluster(c) => c.as_mut(),
+        }
+    }
+
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> RedisResult<()> {
+        match self {
+            Self::Single(c) => c.set_read_timeout(read).and_then(|()| c.set_write_timeout(write)),
+            Self::Cluster(c) => c.set_read_timeout(read).and_then(|()| c.set_write_timeout(write)),
+        }
+    }
+
+    fn set_read_timeout(&self, read: Option<Duration>) -> RedisResult<()> {
+        match self {
+            Self::Single(c) => c.set_read_timeout(read),
+            Self::Cluster(c) => c.set_read_timeout(read),
+        }
+    }
+}
+
 pub struct Conn {
-    client: Client,
-    live: Option<Connection>,
+    source: Source,
+    live: Option<Live>,
     socket_timeout: Option<Duration>,
     connect_timeout: Duration,
     /// The connection has answered at least once, so a broken pipe means it went stale.
@@ -41,16 +79,29 @@ impl Conn {
         socket_timeout: Option<Duration>,
         connect_timeout: Option<Duration>,
     ) -> RedisResult<Self> {
+        let connect_timeout = connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let source = if cluster::is_cluster_url(url) {
+            tls.check_url(url)
+                .map_err(|e| RedisError::from((ErrorKind::InvalidClientConfig, "invalid url", e)))?;
+            Source::Cluster(cluster::client(url, tls, socket_timeout, connect_timeout)?)
+        } else {
+            Source::Single(tls.client(url)?)
+        };
         Ok(Self {
-            client: tls.client(url)?,
+            source,
             live: None,
             socket_timeout,
-            connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout,
             proven: false,
             answered_at: Instant::now(),
             tls: is_tls_url(url),
             last_failure: Stage::Answered,
         })
+    }
+
+    /// A Redis Cluster connection: keys use the hash-tagged layout (keys.rs).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.source, Source::Cluster(_))
     }
 
     /// `describe(e)`, plus a hint when a plain connection was dropped before its first answer: that is what a
@@ -76,15 +127,17 @@ impl Conn {
         }
     }
 
-    fn connection(&mut self) -> RedisResult<&mut Connection> {
+    fn connection(&mut self) -> RedisResult<&mut Live> {
         if self.live.is_none() {
-            let conn = self
-                .client
-                .get_connection_with_timeout(self.connect_timeout)
-                .inspect_err(|_| self.last_failure = Stage::Connecting)?;
-            conn.set_read_timeout(self.socket_timeout)?;
-            conn.set_write_timeout(self.socket_timeout)?;
-            self.live = Some(conn);
+            let live = match &self.source {
+                Source::Single(client) => client
+                    .get_connection_with_timeout(self.connect_timeout)
+                    .map(Live::Single),
+                Source::Cluster(client) => client.get_generic_connection().map(|c| Live::Cluster(Box::new(c))),
+            };
+            let live = live.inspect_err(|_| self.last_failure = Stage::Connecting)?;
+            live.set_timeouts(self.socket_timeout, self.socket_timeout)?;
+            self.live = Some(live);
             self.proven = false;
         }
         self.live
@@ -92,15 +145,25 @@ impl Conn {
             .ok_or_else(|| RedisError::from(std::io::Error::other("no connection")))
     }
 
+    /// `f` on the live connection; a cluster failure that redis-rs was kept from resending (cluster.rs) comes back
+    /// as the original error.
+    fn call<T>(&mut self, f: &mut impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>) -> RedisResult<T> {
+        let conn = self.connection()?;
+        f(conn.as_dyn()).map_err(cluster::unwrap)
+    }
+
     /// Run `f` on the connection. A connection that broke since its last use (Redis restarted, idle
     /// timeout) is replaced and `f` retried once; any other failure drops the connection so the next call
     /// starts clean (a timed-out reply may still arrive and must not be read as the next answer).
-    pub fn run<T>(&mut self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
-        let result = f(self.connection()?);
+    pub fn run<T>(&mut self, mut f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>) -> RedisResult<T> {
+        // NOTE: a failure to connect returns at once, so `explain` still knows it happened while connecting.
+        self.connection()?;
+        let result = self.call(&mut f);
         match result {
             Err(e) if self.proven && is_stale(&e) => {
                 self.live = None;
-                let retried = f(self.connection()?);
+                self.connection()?;
+                let retried = self.call(&mut f);
                 self.settle(retried)
             }
             other => self.settle(other),
@@ -112,11 +175,11 @@ impl Conn {
     /// never sent again; the error goes to the caller. A connection idle for `IDLE_PROBE` or longer is checked
     /// with a PING first (resent like any idempotent call), so one that went stale while idle (Redis restarted,
     /// an idle timeout) is replaced before `f` is sent, and only a connection that breaks during the call fails.
-    pub fn run_once<T>(&mut self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
+    pub fn run_once<T>(&mut self, f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>) -> RedisResult<T> {
         if self.proven && self.live.is_some() && self.answered_at.elapsed() >= IDLE_PROBE {
             self.run(|c| redis::cmd("PING").query::<()>(c))?;
         }
-        let result = f(self.connection()?);
+        let result = f(self.connection()?.as_dyn()).map_err(cluster::unwrap);
         self.settle(result)
     }
 
@@ -124,12 +187,11 @@ impl Conn {
     pub fn run_blocking<T>(
         &mut self,
         block: Duration,
-        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
+        mut f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let margin = self.socket_timeout.unwrap_or(Duration::from_secs(5));
-        let conn = self.connection()?;
-        conn.set_read_timeout(Some(block + margin))?;
-        let result = f(conn);
+        self.connection()?.set_read_timeout(Some(block + margin))?;
+        let result = self.call(&mut f);
         let result = self.settle(result);
         if let Some(conn) = self.live.as_mut() {
             conn.set_read_timeout(self.socket_timeout)?;
@@ -281,7 +343,7 @@ pub fn call_detached<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
     once: bool,
-    f: impl FnMut(&mut Connection) -> RedisResult<T> + Send,
+    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
     py.detach(|| {
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -10,15 +10,12 @@ use pyo3::types::PyBytes;
 use redis::Value;
 
 use super::conn::{call_detached, first_line, is_interrupted, Conn, Failure};
-use super::element::MAX_DELIVERIES;
+use super::give_back::{self, Requeue, FAILED_KEEP};
 use super::keys::Keys;
 use super::producer::seconds;
 use super::scripts;
 use super::tls::TlsOptions;
 use crate::errors::broker_error;
-
-/// Failure records kept per queue.
-pub const FAILED_KEEP: u32 = 10_000;
 
 #[pyclass(frozen, module = "wakaq._wakaq")]
 pub struct Consumer {
@@ -54,7 +51,7 @@ const INTERRUPTED_RETRIES: usize = 3;
 fn run<T: Send>(
     py: Python<'_>,
     conn: &Mutex<Conn>,
-    mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T> + Send,
+    mut f: impl FnMut(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T> + Send,
 ) -> PyResult<T> {
     for _ in 0..INTERRUPTED_RETRIES {
         match call_detached(py, conn, false, &mut f) {
@@ -92,19 +89,15 @@ impl Consumer {
 
     fn requeue_seqs(&self, py: Python<'_>, seqs: &[u64]) -> PyResult<i64> {
         let only = join_seqs(seqs);
-        run(py, &self.conn, |c| {
-            scripts::requeue()
-                .key(&self.inflight)
-                .arg(&self.keys.prefix)
-                .arg(&self.field_prefix)
-                .arg("")
-                .arg(MAX_DELIVERIES)
-                .arg(&self.worker)
-                .arg(FAILED_KEEP)
-                .arg("")
-                .arg(&only)
-                .invoke(c)
-        })
+        let r = Requeue {
+            inflight: &self.inflight,
+            field_prefix: &self.field_prefix,
+            counted: "",
+            only: &only,
+            worker: &self.worker,
+            reason: "",
+        };
+        run(py, &self.conn, |c| give_back::requeue(c, &self.keys, &self.names, &r))
     }
 
     /// claim.lua's reply `{queue index, element, ...}` as `(seq, queue index, element)` triples.
@@ -155,7 +148,7 @@ impl Consumer {
                 return Err(broker_error(py, format!("invalid redis settings: {}", first_line(&e))))
             }
         };
-        let keys = Keys::new(prefix);
+        let keys = Keys::new(prefix, conn.is_cluster());
         let mut names = vec![Keys::broadcast_queue_name(daemon_id)];
         names.extend(queues);
         let bells: Vec<String> = names.iter().map(|n| keys.bell(n)).collect();
@@ -329,14 +322,11 @@ impl Consumer {
         traceback: &str,
         acks: &[u64],
     ) -> PyResult<()> {
+        let (list, bell, failed) = (self.keys.queue(queue), self.keys.bell(queue), self.keys.failed(queue));
         run(py, &self.conn, |c| {
             let mut inv = scripts::finish().key(&self.inflight);
-            inv.arg(&self.field_prefix)
-                .arg(seq)
-                .arg(mode)
-                .arg(&self.keys.prefix)
-                .arg(queue)
-                .arg(payload);
+            inv.key(&list).key(&bell).key(&failed);
+            inv.arg(&self.field_prefix).arg(seq).arg(mode).arg(queue).arg(payload);
             inv.arg(reason).arg(traceback).arg(&self.worker).arg(FAILED_KEEP);
             for a in acks {
                 inv.arg(*a);

@@ -6,8 +6,8 @@ use std::time::Instant;
 use redis::RedisResult;
 
 use super::conn::Conn;
-use super::consumer::FAILED_KEEP;
 use super::element::MAX_DELIVERIES;
+use super::give_back::{self, Requeue, FAILED_KEEP};
 use super::keys::Keys;
 use super::parent::{BrokerFailure, BrokerResult, ChildInfo, Coordinator, CoordinatorConfig, DaemonInfo};
 use super::scripts;
@@ -25,15 +25,16 @@ pub struct RedisCoordinator {
 
 impl RedisCoordinator {
     pub fn new(cfg: &CoordinatorConfig) -> RedisResult<Self> {
+        let conn = Conn::new(&cfg.url, &cfg.tls, cfg.socket_timeout, cfg.connect_timeout)?;
         Ok(Self {
-            conn: Conn::new(&cfg.url, &cfg.tls, cfg.socket_timeout, cfg.connect_timeout)?,
-            keys: Keys::new(&cfg.prefix),
+            keys: Keys::new(&cfg.prefix, conn.is_cluster()),
+            conn,
             cfg: cfg.clone(),
             clock: None,
         })
     }
 
-    fn run<T>(&mut self, f: impl FnMut(&mut redis::Connection) -> RedisResult<T>) -> BrokerResult<T> {
+    fn run<T>(&mut self, f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T>) -> BrokerResult<T> {
         let result = self.conn.run(f);
         result.map_err(|e| BrokerFailure(self.conn.explain(&e)))
     }
@@ -46,6 +47,13 @@ impl RedisCoordinator {
 
     fn worker(&self) -> String {
         format!("{}/parent", self.cfg.daemon_id)
+    }
+
+    /// The queues this daemon's children claim from: its broadcast list, then its queues.
+    fn queue_names(&self) -> Vec<String> {
+        let mut names = vec![Keys::broadcast_queue_name(&self.cfg.daemon_id)];
+        names.extend(self.cfg.queues.iter().cloned());
+        names
     }
 }
 
@@ -144,17 +152,8 @@ impl Coordinator for RedisCoordinator {
     }
 
     fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
-        let set = self.keys.daemons();
-        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
-        let (_daemons, tasks): (i64, i64) = self.run(|c| {
-            scripts::reap()
-                .key(&set)
-                .arg(&prefix)
-                .arg(MAX_DELIVERIES)
-                .arg(&worker)
-                .arg(FAILED_KEEP)
-                .invoke(c)
-        })?;
+        let (keys, worker) = (self.keys.clone(), self.worker());
+        let (_daemons, tasks) = self.run(|c| give_back::reap(c, &keys, &worker))?;
         Ok(tasks as usize)
     }
 
@@ -165,21 +164,17 @@ impl Coordinator for RedisCoordinator {
             Some(seq) if bump => format!("{pid}:{seq}"),
             _ => String::new(),
         };
-        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
+        let (keys, names, worker) = (self.keys.clone(), self.queue_names(), self.worker());
         let reason = format!("child process {pid} died while running it {MAX_DELIVERIES} times (poison pill)");
-        let n: i64 = self.run(|c| {
-            scripts::requeue()
-                .key(&inflight)
-                .arg(&prefix)
-                .arg(&field_prefix)
-                .arg(&counted)
-                .arg(MAX_DELIVERIES)
-                .arg(&worker)
-                .arg(FAILED_KEEP)
-                .arg(&reason)
-                .arg("")
-                .invoke(c)
-        })?;
+        let r = Requeue {
+            inflight: &inflight,
+            field_prefix: &field_prefix,
+            counted: &counted,
+            only: "",
+            worker: &worker,
+            reason: &reason,
+        };
+        let n = self.run(|c| give_back::requeue(c, &keys, &names, &r))?;
         Ok(n as usize)
     }
 
@@ -193,16 +188,17 @@ impl Coordinator for RedisCoordinator {
         };
         let queue = String::from_utf8_lossy(&entry[..nl]).into_owned();
         let payload = super::element::split(&entry[nl + 1..]).1.to_vec();
-        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
+        let worker = self.worker();
         let fp = format!("{pid}:");
+        let (list, bell, failed) = (
+            self.keys.queue(&queue),
+            self.keys.bell(&queue),
+            self.keys.failed(&queue),
+        );
         self.run(|c| {
             let mut inv = scripts::finish().key(&inflight);
-            inv.arg(&fp)
-                .arg(seq)
-                .arg("fail")
-                .arg(&prefix)
-                .arg(&queue)
-                .arg(payload.as_slice());
+            inv.key(&list).key(&bell).key(&failed);
+            inv.arg(&fp).arg(seq).arg("fail").arg(&queue).arg(payload.as_slice());
             inv.arg(reason).arg("").arg(&worker).arg(FAILED_KEEP).invoke::<i64>(c)
         })
         .map(|_| ())
@@ -247,29 +243,36 @@ impl Coordinator for RedisCoordinator {
         // (a crash during shutdown) is reaped by another daemon once this one is gone from the set... so
         // requeue it here first.
         let inflight = self.keys.inflight(&id);
-        let (prefix, worker) = (self.keys.prefix.clone(), self.worker());
+        let (keys, names, worker) = (self.keys.clone(), self.queue_names(), self.worker());
+        let r = Requeue {
+            inflight: &inflight,
+            field_prefix: "",
+            counted: "",
+            only: "",
+            worker: &worker,
+            reason: "",
+        };
+        self.run(|c| give_back::requeue(c, &keys, &names, &r))?;
+        let retire = [
+            set.clone(),
+            self.keys.stats_retired(),
+            self.keys.stats(&id),
+            self.keys.daemon_info(&id),
+        ];
         self.run(|c| {
-            scripts::requeue()
-                .key(&inflight)
-                .arg(&prefix)
-                .arg("")
-                .arg("")
-                .arg(MAX_DELIVERIES)
-                .arg(&worker)
-                .arg(FAILED_KEEP)
-                .arg("")
-                .arg("")
-                .invoke::<i64>(c)
+            let mut inv = scripts::retire().prepare_invoke();
+            for k in &retire {
+                inv.key(k);
+            }
+            inv.arg(&id).invoke::<i64>(c)
         })?;
-        let prefix = self.keys.prefix.clone();
-        self.run(|c| scripts::retire().key(&set).arg(&prefix).arg(&id).invoke::<i64>(c))?;
+        // NOTE: one command, not a pipeline: it follows a cluster redirection on its own (the keys share a slot).
         self.run(|c| {
-            redis::pipe()
-                .srem(&set, &id)
-                .del(&hb)
-                .del(&bq)
-                .del(&bell)
-                .del(&inflight)
+            redis::cmd("DEL")
+                .arg(&hb)
+                .arg(&bq)
+                .arg(&bell)
+                .arg(&inflight)
                 .query::<()>(c)
         })
     }

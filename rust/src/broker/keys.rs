@@ -2,65 +2,85 @@
 
 pub const DEFAULT_PREFIX: &str = "wakaq";
 
+/// The key names of one app. `prefix` is the app's key prefix; keys live under the namespace: the prefix itself on
+/// a single Redis (WakaQ's names, `wakaq:default`), `{prefix}` on a Redis Cluster, whose hash tag puts every key
+/// of the app in one slot (scripts touch many of them at once; different prefixes spread over the shards).
 #[derive(Debug, Clone)]
 pub struct Keys {
     pub prefix: String,
+    ns: String,
 }
 
 impl Keys {
-    pub fn new(prefix: &str) -> Self {
+    pub fn new(prefix: &str, cluster: bool) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            ns: if cluster {
+                format!("{{{prefix}}}")
+            } else {
+                prefix.to_owned()
+            },
         }
     }
 
+    /// KEYS for scripts that return in-flight entries to their queues (lib.lua's `targets`): the lists, the bells
+    /// and the failed lists of `names`.
+    pub fn targets(&self, names: &[String]) -> Vec<String> {
+        let mut keys: Vec<String> = names.iter().map(|n| self.queue(n)).collect();
+        keys.extend(names.iter().map(|n| self.bell(n)));
+        keys.extend(names.iter().map(|n| self.failed(n)));
+        keys
+    }
+
     pub fn queue(&self, name: &str) -> String {
-        format!("{}:{name}", self.prefix)
+        format!("{}:{name}", self.ns)
     }
 
     pub fn eta(&self, name: &str) -> String {
-        format!("{}:eta:{name}", self.prefix)
+        format!("{}:eta:{name}", self.ns)
     }
 
     pub fn bell(&self, name: &str) -> String {
-        format!("{}:bell:{name}", self.prefix)
+        format!("{}:bell:{name}", self.ns)
     }
 
     pub fn failed(&self, name: &str) -> String {
-        format!("{}:failed:{name}", self.prefix)
+        format!("{}:failed:{name}", self.ns)
     }
 
-    /// The pseudo queue name under which a daemon's relayed broadcasts sit (`<prefix>:bcast:<daemon>`).
+    /// The pseudo queue name under which a daemon's relayed broadcasts sit (`<namespace>:bcast:<daemon>`).
     pub fn broadcast_queue_name(daemon: &str) -> String {
         format!("bcast:{daemon}")
     }
 
     pub fn inflight(&self, daemon: &str) -> String {
-        format!("{}:inflight:{daemon}", self.prefix)
+        format!("{}:inflight:{daemon}", self.ns)
     }
 
     pub fn heartbeat(&self, daemon: &str) -> String {
-        format!("{}:hb:{daemon}", self.prefix)
+        format!("{}:hb:{daemon}", self.ns)
     }
 
     /// A daemon's last published info (hash: info, seen), kept until it deregisters or is reaped.
     pub fn daemon_info(&self, daemon: &str) -> String {
-        format!("{}:daemon:{daemon}", self.prefix)
+        format!("{}:daemon:{daemon}", self.ns)
     }
 
     /// A registered daemon's task counters (hash).
     pub fn stats(&self, daemon: &str) -> String {
-        format!("{}:stats:{daemon}", self.prefix)
+        format!("{}:stats:{daemon}", self.ns)
     }
 
     pub fn stats_retired(&self) -> String {
-        format!("{}:stats:retired", self.prefix)
+        format!("{}:stats:retired", self.ns)
     }
 
     pub fn daemons(&self) -> String {
-        format!("{}:daemons", self.prefix)
+        format!("{}:daemons", self.ns)
     }
 
+    /// NOTE: channels are not keys (no slot): a PUBLISH on a cluster reaches subscribers on every node, so the
+    /// channel names are the same in both layouts.
     pub fn broadcast_channel(&self) -> String {
         format!("{}-broadcast", self.prefix)
     }
@@ -76,11 +96,32 @@ mod tests {
 
     #[test]
     fn layout_matches_wakaq_names() {
-        let k = Keys::new(DEFAULT_PREFIX);
+        let k = Keys::new(DEFAULT_PREFIX, false);
         assert_eq!(k.queue("default"), "wakaq:default");
         assert_eq!(k.eta("default"), "wakaq:eta:default");
         assert_eq!(k.broadcast_channel(), "wakaq-broadcast");
         assert_eq!(k.queue(&Keys::broadcast_queue_name("d1")), "wakaq:bcast:d1");
         assert_eq!(k.bell(&Keys::broadcast_queue_name("d1")), "wakaq:bell:bcast:d1");
+    }
+
+    #[test]
+    fn cluster_layout_has_one_hash_tag() {
+        let k = Keys::new("app", true);
+        assert_eq!(k.queue("default"), "{app}:default");
+        assert_eq!(k.inflight("d1"), "{app}:inflight:d1");
+        assert_eq!(k.failed("q"), "{app}:failed:q");
+        assert_eq!(k.broadcast_channel(), "app-broadcast");
+        let names = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            k.targets(&names),
+            [
+                "{app}:a",
+                "{app}:b",
+                "{app}:bell:a",
+                "{app}:bell:b",
+                "{app}:failed:a",
+                "{app}:failed:b"
+            ]
+        );
     }
 }

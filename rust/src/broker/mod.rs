@@ -4,10 +4,12 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pub mod cluster;
 pub mod conn;
 pub mod consumer;
 pub mod coordinator;
 pub mod element;
+pub mod give_back;
 pub mod keys;
 pub mod parent;
 pub mod producer;
@@ -15,10 +17,12 @@ pub mod pubsub;
 pub mod scripts;
 pub mod tls;
 
-/// Key templates for a prefix, so Python's `wakaq.keys` can be checked against these.
+/// Key templates for a prefix (`cluster`: the Redis Cluster layout), so Python's `wakaq.keys` can be checked
+/// against these.
 #[pyfunction]
-fn key_layout<'py>(py: Python<'py>, prefix: &str) -> PyResult<Bound<'py, PyDict>> {
-    let k = keys::Keys::new(prefix);
+#[pyo3(signature = (prefix, cluster = false))]
+fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bound<'py, PyDict>> {
+    let k = keys::Keys::new(prefix, cluster);
     let d = PyDict::new(py);
     d.set_item("queue", k.queue("{queue}"))?;
     d.set_item("eta", k.eta("{queue}"))?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PySequence;
-use redis::RedisResult;
+use redis::{ConnectionLike, RedisResult};
 
 use super::conn::{call_detached, first_line, Conn};
 use super::keys::{Keys, DEFAULT_PREFIX};
@@ -22,6 +22,7 @@ const BULK_CHUNK: usize = 1000;
 pub struct Broker {
     conn: Mutex<Conn>,
     keys: Keys,
+    cluster: bool,
 }
 
 /// A socket timeout: None, <= 0, NaN, infinity, and values past what a `Duration` holds mean no limit.
@@ -37,7 +38,7 @@ fn lock_run<T: Send>(
     py: Python<'_>,
     conn: &Mutex<Conn>,
     once: bool,
-    f: impl FnMut(&mut redis::Connection) -> RedisResult<T> + Send,
+    f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
     // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
     call_detached(py, conn, once, f).map_err(|failure| broker_error(py, failure.message()))
@@ -58,6 +59,9 @@ impl Broker {
 
     fn enqueue_elements(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>]) -> PyResult<i64> {
         let (qkey, bell) = (self.keys.queue(queue), self.keys.bell(queue));
+        if self.cluster {
+            return lock_run(py, &self.conn, true, |c| enqueue_each(c, &qkey, &bell, elements));
+        }
         lock_run(py, &self.conn, true, |c| {
             let build = || {
                 let mut pipe = redis::pipe();
@@ -81,6 +85,34 @@ impl Broker {
             Ok(counts.iter().sum())
         })
     }
+
+    /// The number of live worker daemons (registered, heartbeat not expired).
+    fn live_daemons(c: &mut dyn ConnectionLike, keys: &Keys) -> RedisResult<i64> {
+        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(keys.daemons()).query(c)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let beats: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(ids.iter().map(|id| keys.heartbeat(id)).collect::<Vec<_>>())
+            .query(c)?;
+        Ok(beats.iter().filter(|b| b.is_some()).count() as i64)
+    }
+}
+
+/// One script call per chunk, on a cluster. NOTE: a pipeline's replies are not redirected (a MOVED inside one
+/// fails the whole pipeline), and sending a whole pipeline again after a partial run would double its first
+/// chunks: single commands are each redirected, and resent only when they did not run.
+fn enqueue_each(c: &mut dyn ConnectionLike, qkey: &str, bell: &str, elements: &[Vec<u8>]) -> RedisResult<i64> {
+    let mut total = 0;
+    for chunk in elements.chunks(BULK_CHUNK) {
+        let mut inv = scripts::enqueue().key(qkey);
+        inv.key(bell);
+        for e in chunk {
+            inv.arg(e.as_slice());
+        }
+        total += inv.invoke::<i64>(c)?;
+    }
+    Ok(total)
 }
 
 #[pymethods]
@@ -107,8 +139,9 @@ impl Broker {
         let conn = Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout))
             .map_err(|e| broker_error(py, format!("invalid redis settings: {}", first_line(&e))))?;
         Ok(Self {
+            keys: Keys::new(prefix, conn.is_cluster()),
+            cluster: conn.is_cluster(),
             conn: Mutex::new(conn),
-            keys: Keys::new(prefix),
         })
     }
 
@@ -174,7 +207,8 @@ impl Broker {
         Ok(total)
     }
 
-    /// Publish a broadcast task; returns the number of worker daemons that received it.
+    /// Publish a broadcast task; returns the number of worker daemons that received it. On a cluster, the number of
+    /// live daemons: PUBLISH counts only the subscribers of the node it went to (every node relays it to its own).
     fn broadcast(
         &self,
         py: Python<'_>,
@@ -184,11 +218,20 @@ impl Broker {
     ) -> PyResult<i64> {
         let payload = Self::encode(py, name, args, kwargs, 0)?;
         let channel = self.keys.broadcast_channel();
+        let (cluster, keys) = (self.cluster, &self.keys);
         lock_run(py, &self.conn, true, |c| {
-            redis::cmd("PUBLISH")
+            // NOTE: counted before publishing: a failure of the count never leaves a sent broadcast reported as an
+            // error (which a caller might retry).
+            let live = if cluster {
+                Some(Self::live_daemons(c, keys)?)
+            } else {
+                None
+            };
+            let heard = redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(payload.as_slice())
-                .query::<i64>(c)
+                .query::<i64>(c)?;
+            Ok(live.unwrap_or(heard))
         })
     }
 

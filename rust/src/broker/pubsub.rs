@@ -41,7 +41,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `(broadcast, eta)` channel names for a key prefix (`wakaq` -> `wakaq-broadcast`, `wakaq-eta`).
 pub fn channel_names(prefix: &str) -> (String, String) {
-    let keys = Keys::new(prefix);
+    let keys = Keys::new(prefix, false);
     (keys.broadcast_channel(), keys.eta_channel())
 }
 
@@ -191,7 +191,10 @@ struct Conn {
 /// A subscription that survives disconnects: the parent polls `fd()`, calls `read_events` when readable and
 /// `maintain` every tick (which reconnects when the backoff allows).
 pub struct PubSub {
-    target: Target,
+    /// One server, or the seed nodes of a cluster: on a cluster, classic SUBSCRIBE on any node receives every
+    /// PUBLISH (the cluster bus relays them), so the listener uses one node and moves to the next when it fails.
+    targets: Vec<Target>,
+    current: usize,
     username: Option<String>,
     password: Option<String>,
     channels: (String, String),
@@ -206,19 +209,30 @@ pub struct PubSub {
 impl PubSub {
     /// Parse the URL and, for `rediss://`, build the TLS config (reads the PEM files); does not connect yet.
     pub fn new(cfg: &CoordinatorConfig) -> Result<Self, String> {
-        let info = cfg
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| format!("invalid redis url: {e}"))?;
-        let target = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => Target::Tcp(host.clone(), *port),
-            ConnectionAddr::TcpTls { host, port, .. } => Target::Tls(host.clone(), *port),
-            ConnectionAddr::Unix(path) => Target::Unix(path.clone()),
-            _ => return Err("unsupported redis address for pub/sub".to_owned()),
+        let urls = if super::cluster::is_cluster_url(&cfg.url) {
+            super::cluster::node_urls(&cfg.url)
+                .map_err(|e| format!("invalid redis url: {}", super::conn::first_line(&e)))?
+        } else {
+            vec![cfg.url.clone()]
         };
-        let tls = match target {
-            Target::Tls(..) => Some(
+        let mut targets = Vec::with_capacity(urls.len());
+        let mut first = None;
+        for url in &urls {
+            let info = url
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| format!("invalid redis url: {e}"))?;
+            targets.push(match info.addr() {
+                ConnectionAddr::Tcp(host, port) => Target::Tcp(host.clone(), *port),
+                ConnectionAddr::TcpTls { host, port, .. } => Target::Tls(host.clone(), *port),
+                ConnectionAddr::Unix(path) => Target::Unix(path.clone()),
+                _ => return Err("unsupported redis address for pub/sub".to_owned()),
+            });
+            first.get_or_insert(info);
+        }
+        let info = first.ok_or_else(|| "invalid redis url: no address".to_owned())?;
+        let tls = match targets.first() {
+            Some(Target::Tls(..)) => Some(
                 cfg.tls
                     .rustls_config()
                     .map_err(|e| format!("invalid TLS settings: {e}"))?,
@@ -227,7 +241,8 @@ impl PubSub {
         };
         let redis = info.redis_settings();
         Ok(Self {
-            target,
+            targets,
+            current: 0,
             username: redis.username().map(str::to_owned),
             password: redis.password().map(str::to_owned),
             channels: channel_names(&cfg.prefix),
@@ -278,7 +293,7 @@ impl PubSub {
     }
 
     fn connect(&self) -> Result<Conn, String> {
-        let mut stream = Stream::connect(&self.target, self.tls.as_ref(), self.connect_timeout)?;
+        let mut stream = Stream::connect(self.target(), self.tls.as_ref(), self.connect_timeout)?;
         let mut out = Vec::new();
         if let Some(pw) = &self.password {
             match &self.username {
@@ -305,8 +320,14 @@ impl PubSub {
         })
     }
 
-    /// Drop the connection and schedule a reconnect; returns `why` for the caller to log.
+    fn target(&self) -> &Target {
+        &self.targets[self.current % self.targets.len()]
+    }
+
+    /// Drop the connection and schedule a reconnect (to the next node of a cluster); returns `why` for the caller
+    /// to log.
     fn fail(&mut self, why: String) -> String {
+        self.current = (self.current + 1) % self.targets.len();
         self.conn = None;
         self.subscribed = false;
         self.retry_at = Instant::now() + self.backoff.next_delay();
@@ -316,8 +337,8 @@ impl PubSub {
     /// Read everything available and append the complete messages to `events`. On EOF, an I/O error, an
     /// error reply or garbage the connection is dropped (reconnect later) and the reason returned.
     pub fn read_events(&mut self, events: &mut Vec<Event>) -> Result<(), String> {
+        let plain = matches!(self.target(), Target::Tcp(..));
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
-        let plain = matches!(self.target, Target::Tcp(..));
         let result = fill(conn).and_then(|()| self.drain_frames(events));
         let unanswered = self.conn.as_ref().is_some_and(|c| !c.answered);
         result.map_err(|why| {
@@ -462,16 +483,19 @@ mod tests {
             ..Default::default()
         };
         let p = PubSub::new(&tls).expect("parsed");
-        assert!(matches!(p.target, Target::Tls(ref h, 6380) if h == "localhost") && p.tls.is_some());
+        assert!(matches!(p.target(), Target::Tls(ref h, 6380) if h == "localhost") && p.tls.is_some());
         assert!(PubSub::new(&cfg("nonsense")).is_err());
+        let p = PubSub::new(&cfg("redis+cluster://u:pw@127.0.0.1:7000,127.0.0.1:7001")).expect("parsed");
+        assert_eq!(p.targets.len(), 2);
+        assert_eq!(p.password.as_deref(), Some("pw"));
         let p = PubSub::new(&cfg("redis://user:pw@127.0.0.1:6390/2")).expect("parsed");
         assert_eq!(
             (p.username.as_deref(), p.password.as_deref()),
             (Some("user"), Some("pw"))
         );
-        assert!(matches!(p.target, Target::Tcp(ref h, 6390) if h == "127.0.0.1"));
+        assert!(matches!(p.target(), Target::Tcp(ref h, 6390) if h == "127.0.0.1"));
         let p = PubSub::new(&cfg("unix:///tmp/r.sock")).expect("parsed");
-        assert!(matches!(p.target, Target::Unix(_)));
+        assert!(matches!(p.target(), Target::Unix(_)));
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub struct TlsOptions {
 
 /// A `rediss://` (or `valkeys://`) URL.
 pub fn is_tls_url(url: &str) -> bool {
-    matches!(url.split_once("://"), Some(("rediss" | "valkeys", _)))
+    matches!(
+        url.split_once("://"),
+        Some(("rediss" | "valkeys" | "rediss+cluster", _))
+    )
 }
 
 /// Install the `ring` provider as rustls's process default, once. redis-rs builds its configs with
@@ -101,12 +104,25 @@ impl TlsOptions {
             return Client::open(url);
         }
         install_crypto_provider();
-        // NOTE: redis-rs turns the `#insecure` fragment into "no certificate verification, no SNI".
-        let url = if self.insecure && !url.contains('#') {
+        let url = self.node_url(url);
+        match self.certificates()? {
+            None => Client::open(url),
+            Some(certs) => Client::build_with_tls(url, certs),
+        }
+    }
+
+    /// A TLS URL (`rediss://`) with the `#insecure` fragment when certificates are not verified. NOTE: redis-rs
+    /// turns that fragment into "no certificate verification, no SNI".
+    pub fn node_url(&self, url: &str) -> String {
+        if self.insecure && !url.contains('#') {
             format!("{url}#insecure")
         } else {
             url.to_owned()
-        };
+        }
+    }
+
+    /// The CA and client certificates to give redis-rs, None for the defaults. Reads the PEM files now.
+    pub fn certificates(&self) -> RedisResult<Option<TlsCertificates>> {
         let root_cert = read_pem("ssl_ca_certs", self.ca_certs.as_ref()).map_err(config_error)?;
         if root_cert.is_some() {
             // NOTE: redis-rs would take a file without certificates as an empty trust store.
@@ -114,9 +130,9 @@ impl TlsOptions {
         }
         let client_tls = self.client_identity_pem().map_err(config_error)?;
         if root_cert.is_none() && client_tls.is_none() {
-            return Client::open(url);
+            return Ok(None);
         }
-        Client::build_with_tls(url, TlsCertificates { client_tls, root_cert })
+        Ok(Some(TlsCertificates { client_tls, root_cert }))
     }
 
     fn client_identity_pem(&self) -> Result<Option<ClientTlsConfig>, String> {

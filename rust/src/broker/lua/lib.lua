@@ -1,20 +1,26 @@
 -- Shared helpers, prepended to the scripts that need them (see scripts.rs).
 --
--- Every Redis key wakaq uses (prefix P, default "wakaq"; docs/internals.md has the long version):
---   P:<queue>             list  pending elements, consumed from the left
---   P:eta:<queue>         zset  eta payloads scored by due unix time (Redis server clock)
---   P:bell:<queue>        list  doorbell: at most one token, idle children BLPOP on it
---   P:bcast:<daemon>      list  broadcast tasks relayed to one daemon's children (+ P:bell:bcast:<daemon>)
---   P:inflight:<daemon>   hash  "<pid>:<seq>" -> "<queue>\n<element>", claimed and not yet acknowledged
---   P:daemons             set   registered worker daemons
---   P:hb:<daemon>         str   heartbeat with a TTL; JSON info
---   P:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
---   P:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
---   P:daemon:<daemon>     hash  info (JSON, as in the heartbeat) and seen (server time): kept until reaped
---   P:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
---   P:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks
+-- Every Redis key wakaq uses (docs/internals.md has the long version). N is the key namespace: the key prefix P
+-- (default "wakaq") on a single Redis, "{P}" on a Redis Cluster (the hash tag puts one app's keys in one slot):
+--   N:<queue>             list  pending elements, consumed from the left
+--   N:eta:<queue>         zset  eta payloads scored by due unix time (Redis server clock)
+--   N:bell:<queue>        list  doorbell: at most one token, idle children BLPOP on it
+--   N:bcast:<daemon>      list  broadcast tasks relayed to one daemon's children (+ N:bell:bcast:<daemon>)
+--   N:inflight:<daemon>   hash  "<pid>:<seq>" -> "<queue>\n<element>", claimed and not yet acknowledged
+--   N:daemons             set   registered worker daemons
+--   N:hb:<daemon>         str   heartbeat with a TTL; JSON info
+--   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
+--   N:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
+--   N:daemon:<daemon>     hash  info (JSON, as in the heartbeat) and seen (server time): kept until reaped
+--   N:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
+--   N:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks
 --                               dead-listed by a script (counted here, where it happens)
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).
+--
+-- NOTE: every script touches only keys passed in KEYS (a Redis Cluster requirement). Scripts that return
+-- in-flight entries to their queues get the queues as "targets": KEYS[first ..] = lists, then bells, then failed
+-- lists, n of each, and the queue names in ARGV (`targets` below), plus N:stats:retired; an entry whose queue was not passed is left in
+-- place and its queue named in the reply, so the caller can call again with that queue's keys.
 
 local function ring(bell)
   if redis.call('LLEN', bell) == 0 then
@@ -58,8 +64,7 @@ local function record(queue, payload, reason, traceback, worker, deliveries)
     .. mp_str('deliveries') .. mp_uint(deliveries)
 end
 
-local function push_failed(prefix, queue, rec, keep)
-  local key = prefix .. ':failed:' .. queue
+local function push_failed(key, rec, keep)
   redis.call('LPUSH', key, rec)
   redis.call('LTRIM', key, 0, keep - 1)
 end
@@ -91,24 +96,42 @@ local function task_name(payload)
   return '?'
 end
 
-local function count_retired(prefix, counter, queue, payload)
+-- `retired`: the N:stats:retired hash
+local function count_retired(retired, counter, queue, payload)
   if string.sub(queue, 1, 6) == 'bcast:' then queue = 'broadcast' end  -- as the children count broadcasts
-  redis.call('HINCRBY', prefix .. ':stats:retired', counter .. '\31' .. queue .. '\31' .. task_name(payload), 1)
+  redis.call('HINCRBY', retired, counter .. '\31' .. queue .. '\31' .. task_name(payload), 1)
 end
 
--- Fold a daemon's task counters into the retired totals and drop its stats and info (retire.lua, reap.lua).
-local function retire_stats(prefix, id)
-  local key = prefix .. ':stats:' .. id
-  local all = redis.call('HGETALL', key)
+-- Fold a daemon's task counters (`stats`, its N:stats:<daemon>) into the retired totals and drop its stats and
+-- info (`info`, its N:daemon:<daemon>) (retire.lua, reap.lua).
+local function retire_stats(retired, stats, info)
+  local all = redis.call('HGETALL', stats)
   for i = 1, #all, 2 do
-    redis.call('HINCRBY', prefix .. ':stats:retired', all[i], all[i + 1])
+    redis.call('HINCRBY', retired, all[i], all[i + 1])
   end
-  redis.call('DEL', key, prefix .. ':daemon:' .. id)
+  redis.call('DEL', stats, info)
 end
 
--- Return one in-flight entry ("<queue>\n<element>") to the front of its queue; with bump, count this
--- delivery and dead-list the task at max_deliveries. Returns 1 when requeued, 0 when dead-listed.
-local function give_back(prefix, entry, bump, max_deliveries, worker, keep, reason)
+-- Queue targets from KEYS[first .. first+3n-1] (n lists, n bells, n failed lists) and the n queue names in
+-- ARGV[afirst ..]: name -> {list, bell, failed, retired} (`retired`: the N:stats:retired key, also passed in KEYS).
+local function targets(first, n, afirst, retired)
+  local t = {}
+  for i = 0, n - 1 do
+    t[ARGV[afirst + i]] = {KEYS[first + i], KEYS[first + n + i], KEYS[first + 2 * n + i], retired}
+  end
+  return t
+end
+
+-- The queue name of an in-flight entry ("<queue>\n<element>"), nil when malformed.
+local function entry_queue(entry)
+  local nl = string.find(entry, '\n', 1, true)
+  if not nl then return nil end
+  return string.sub(entry, 1, nl - 1)
+end
+
+-- Return one in-flight entry ("<queue>\n<element>") to the front of its queue (`to`: its targets); with bump,
+-- count this delivery and dead-list the task at max_deliveries. Returns 1 when requeued, 0 when dead-listed.
+local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
   local nl = string.find(entry, '\n', 1, true)
   if not nl then return 0 end
   local queue = string.sub(entry, 1, nl - 1)
@@ -117,14 +140,14 @@ local function give_back(prefix, entry, bump, max_deliveries, worker, keep, reas
   if bump then
     count = count + 1
     if count >= max_deliveries then
-      push_failed(prefix, queue, record(queue, payload, reason, '', worker, count), keep)
-      count_retired(prefix, 'dead', queue, payload)
+      push_failed(to[3], record(queue, payload, reason, '', worker, count), keep)
+      count_retired(to[4], 'dead', queue, payload)
       return 0
     end
     element = string.char(0xc1, count) .. payload
   end
-  redis.call('LPUSH', prefix .. ':' .. queue, element)
-  ring(prefix .. ':bell:' .. queue)
+  redis.call('LPUSH', to[1], element)
+  ring(to[2])
   return 1
 end
 

@@ -1,0 +1,45 @@
+"""Which Redis the integration tests run against, and the key names there.
+
+`WAKAQ_TEST_CLUSTER=1` runs them on a private 6-node Redis Cluster (tests/redis_cluster.py) instead of one
+redis-server: the `redis_url` fixture gives a `redis+cluster://` URL and `rclient` a `RedisCluster`. Tests name keys
+through `KEYS` (never a literal `"wakaq:low"`), so they hold in both layouts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from wakaq.keys import DEFAULT_PREFIX, Keys
+
+CLUSTER = os.environ.get("WAKAQ_TEST_CLUSTER", "").lower() in ("1", "true", "yes")
+KEYS = Keys(DEFAULT_PREFIX, cluster=CLUSTER)
+
+#: for a test of one server's own behaviour (MONITOR on it, stopping it): skipped in cluster mode
+single_redis_only = pytest.mark.skipif(CLUSTER, reason="watches or stops the one redis-server")
+
+
+def subscribers(client: Any, channel: str) -> int:
+    """Subscribers of `channel`; on a cluster summed over the nodes (PUBSUB NUMSUB counts a node's own)."""
+    if not CLUSTER:
+        return int(client.pubsub_numsub(channel)[0][1])
+    total = 0
+    for node in client.get_nodes():
+        total += int(client.pubsub_numsub(channel, target_nodes=node)[0][1])
+    return total
+
+
+def scan_keys(client: Any, pattern: str) -> list[bytes]:
+    """KEYS `pattern` (over every master on a cluster)."""
+    if not CLUSTER:
+        return list(client.keys(pattern))
+    return list(client.keys(pattern, target_nodes=client.PRIMARIES))
+
+
+def pose_as_daemon(client: Any, daemon: str = "listener:1:aa") -> None:
+    """On a cluster, register a live daemon: there `broadcast()` reports the live daemons, not PUBLISH's count of
+    one node's subscribers, so a test subscribing by hand stands in for one. A no-op on a single Redis."""
+    if CLUSTER:
+        client.sadd(KEYS.daemons, daemon)
+        client.set(KEYS.heartbeat(daemon), "{}", px=60_000)

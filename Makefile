@@ -101,8 +101,20 @@ $(VENV)/.bench-installed: pyproject.toml | venv
 	touch $@
 
 .PHONY: bench-e2e
-bench-e2e: build-release $(VENV)/.bench-installed ## end-to-end: wakaq vs WakaQ 3.0.7 vs Celery (BENCH_ARGS=--quick for a smoke run)
+bench-e2e: build-release $(VENV)/.bench-installed ## end-to-end: wakaq vs WakaQ, Celery, Dramatiq, Huey, RQ, arq, and the floors (BENCH_ARGS=--quick)
 	$(PY) benches/e2e/run.py $(BENCH_ARGS)
+
+.PHONY: bench-curves
+bench-curves: build-release $(VENV)/.bench-installed ## scale curves: children, daemons, queues, payload, eta, memory (BENCH_ARGS=--quick)
+	$(PY) benches/e2e/curves.py $(BENCH_ARGS)
+
+.PHONY: soak
+soak: build-release ## sustained load: 10 min at 5,000 tasks/s, children SIGKILLed, a Redis restart; lost must be 0
+	$(PY) benches/soak.py $(BENCH_ARGS)
+
+.PHONY: bench-all
+bench-all: build-release $(VENV)/.bench-installed ## every benchmark in one run into benches/RESULTS.md (BENCH_ARGS=--quick: smoke run elsewhere)
+	$(PY) benches/all.py $(BENCH_ARGS)
 
 .PHONY: demo
 demo: build-release redis-server ## the main job: a worker, a scheduler, a producer and the dashboard (its URL is printed)
@@ -115,3 +127,7 @@ screenshot: build redis-server browser ## run the demo and capture the dashboard
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: bench-startup
+bench-startup: build-release ## where the worker's start-up time goes (imports, first task): benches/startup_profile.py
+	$(PY) benches/startup_profile.py $(BENCH_ARGS)

@@ -1,13 +1,8 @@
-"""Shared by every system's adapter: the in-worker progress counter and the driver side of each workload.
+"""The driver side of each workload, shared by every system's adapter (the worker side is `progress.py`).
 
-This module runs inside each system's own virtualenv (wakaq's `.venv`, WakaQ 3.0.7's, Celery's), so it may
-import only the standard library and redis-py, which all three have.
-
-Worker side: each worker process calls `progress.start(url)` from its start-up hook. Task bodies call
-`progress.done()` (or `progress.started(sent)` for latency samples). A daemon thread flushes the in-memory
-count to Redis with one INCRBY every 10 ms, the same for every system, so the count costs the queue under test
-nothing per task. Driver side: `run(system, workload, opts)` runs one workload against one system and returns a
-dict of figures; `leg.py` prints it as JSON for the orchestrator.
+This module runs inside each system's own virtualenv, so it may import only the standard library and redis-py,
+which all of them have. `WORKLOADS[name](system, opts)` runs one workload against one system and returns a dict
+of figures; `leg.py` prints it as JSON for the orchestrator.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,90 +19,23 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import redis
+from progress import (  # noqa: F401  (re-exported for the adapters and the driver)
+    ASYNC_SLEEP,
+    KEY_DONE,
+    KEY_FIRST,
+    KEY_IDN,
+    KEY_IDS,
+    KEY_IO,
+    KEY_LAST,
+    KEY_LAT,
+    KEY_READY,
+    QUEUE,
+    progress,
+)
 
-KEY_DONE = "bench:done"  # string: tasks finished, all worker processes together
-KEY_FIRST = "bench:first"  # hash: worker pid -> unix time its first task finished
-KEY_LAST = "bench:last"  # hash: worker pid -> unix time its latest task finished
-KEY_READY = "bench:ready"  # hash: worker pid -> unix time its start-up hook ran
-KEY_LAT = "bench:lat"  # list: enqueue-to-start latencies (seconds), one per latency task
-KEY_IO = "bench:io"  # string: the counter drain-io tasks INCR themselves
-
-FLUSH_INTERVAL = 0.01
 POLL_INTERVAL = 0.005
 STALL_SECONDS = 10.0  # no progress for this long with nothing left in Redis: tasks were lost
-QUEUE = "bench"
 ETA_KEY = f"wakaq:eta:{QUEUE}"
-ASYNC_SLEEP = 0.01  # seconds each async task awaits
-
-
-# ---- worker side ----------------------------------------------------------------------------------------------
-
-
-class Progress:
-    """Per worker process: finished-task count and latency samples in memory, flushed by a daemon thread."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.samples: list[float] = []
-        self.url = ""
-        self._thread: threading.Thread | None = None
-        self._io: redis.Redis | None = None
-
-    def start(self, url: str) -> None:
-        """Called once in each worker process (after fork); idempotent."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self.url = url
-        client = redis.Redis.from_url(url)
-        client.hset(KEY_READY, str(os.getpid()), repr(time.time()))
-        self._thread = threading.Thread(target=self._flush_forever, args=(client,), name="bench-flush", daemon=True)
-        self._thread.start()
-
-    def done(self) -> None:
-        now = time.time()
-        if not self.count:
-            self.first = now
-        self.last = now
-        self.count += 1
-
-    def started(self, sent: float) -> None:
-        """A latency task began: record enqueue-to-start, then count it."""
-        self.samples.append(time.time() - sent)
-        self.done()
-
-    def io(self) -> redis.Redis:
-        """This process's own client for tasks that do Redis I/O themselves."""
-        if self._io is None:
-            self._io = redis.Redis.from_url(self.url)
-        return self._io
-
-    def _flush_forever(self, client: redis.Redis) -> None:
-        flushed = 0
-        pid = str(os.getpid())
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            count = self.count
-            if count == flushed:
-                continue
-            samples, self.samples = self.samples, []
-            pipe = client.pipeline(transaction=False)
-            if not flushed:
-                pipe.hset(KEY_FIRST, pid, repr(self.first))
-            pipe.hset(KEY_LAST, pid, repr(self.last))
-            if samples:
-                pipe.rpush(KEY_LAT, *(repr(s) for s in samples))
-            pipe.incrby(KEY_DONE, count - flushed)  # NOTE: last, so `last`/samples are there once the count is
-            try:
-                pipe.execute()
-            except redis.RedisError:
-                self.samples[:0] = samples
-                continue
-            flushed = count
-
-
-progress = Progress()
 
 
 # ---- driver side: the system adapter interface ------------------------------------------------------------
@@ -118,7 +45,8 @@ class System(Protocol):
     """What each `systems/<name>.py` provides to the driver."""
 
     name: str
-    concurrency: int
+    concurrency: int  # worker processes that run tasks (each runs the start-up hook once)
+    backlog_keys: tuple[str, ...]  # keys (lists, zsets, hashes) holding tasks not yet run, on the Redis under test
 
     def delay(self, kind: str, *args: Any) -> None: ...
     def enqueue_bulk(self, kind: str, count: int, chunk: int = 1000) -> None: ...
@@ -139,6 +67,7 @@ class Options:
     bulk_chunk: int = 1_000
     timeout: float = 300.0
     logdir: str = "."
+    progress_url: str = ""
 
 
 class LegTimeout(Exception):
@@ -147,6 +76,10 @@ class LegTimeout(Exception):
 
 class TasksLost(Exception):
     """Nothing is left in Redis to run and the count stopped short of N: the system dropped tasks."""
+
+    def __init__(self, message: str, tally: dict[str, int]) -> None:
+        super().__init__(message)
+        self.tally = tally
 
 
 def wait_for(check: Callable[[], Any], deadline: float, what: str, interval: float = POLL_INTERVAL) -> Any:
@@ -252,53 +185,126 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def _wait_ready(r: redis.Redis, worker: WorkerProcess, system: System, deadline: float) -> float:
-    """Wait until every worker process ran its start-up hook; returns when the last one did."""
+def clients(opts: Options) -> tuple[redis.Redis, redis.Redis]:
+    """(the Redis under test, the bookkeeping Redis); the same server when no separate one was given."""
+    return redis.Redis.from_url(opts.url), redis.Redis.from_url(opts.progress_url or opts.url)
 
-    def ready() -> list[float] | None:
+
+# ---- Redis cost (INFO deltas on the Redis under test) -----------------------------------------------------
+
+
+def redis_stats(r: redis.Redis) -> dict[str, Any]:
+    """CPU seconds (user + sys) and per-command call counts (commands inside Lua scripts included)."""
+    cpu = r.info("cpu")
+    stats = r.info("commandstats")
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    return {"cpu": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), "calls": calls}
+
+
+def redis_cost(before: dict[str, Any], after: dict[str, Any], tasks: int, prefix: str = "") -> dict[str, Any]:
+    """Per task: Redis CPU microseconds and commands (our own INFO calls left out), and the top commands."""
+    delta = {
+        k: v - before["calls"].get(k, 0)
+        for k, v in after["calls"].items()
+        if k != "info" and v - before["calls"].get(k, 0) > 0
+    }
+    top = sorted(delta.items(), key=lambda kv: -kv[1])[:6]
+    return {
+        f"{prefix}redis_us": 1e6 * (after["cpu"] - before["cpu"]) / tasks,
+        f"{prefix}redis_cmds": sum(delta.values()) / tasks,
+        f"{prefix}redis_top": ", ".join(f"{k} {v / tasks:.2f}" for k, v in top),
+    }
+
+
+# ---- waiting for workers ------------------------------------------------------------------------------------
+
+
+def _ready_count(system: System, pr: redis.Redis, r: redis.Redis) -> int:
+    custom = getattr(system, "ready_count", None)
+    return int(custom(r)) if custom else int(pr.hlen(KEY_READY))
+
+
+def _wait_ready(system: System, pr: redis.Redis, r: redis.Redis, worker: WorkerProcess, deadline: float) -> None:
+    """Wait until every worker process ran its start-up hook (or the system's own readiness check)."""
+
+    def ready() -> bool:
         worker.check_alive()
-        times = _floats(r.hgetall(KEY_READY))
-        return times if len(times) >= system.concurrency else None
+        return _ready_count(system, pr, r) >= system.concurrency
 
-    return max(wait_for(ready, deadline, f"{system.concurrency} worker processes to start"))
+    wait_for(ready, deadline, f"{system.concurrency} worker processes to start")
 
 
-def _wait_done(r: redis.Redis, worker: WorkerProcess, count: int, deadline: float) -> None:
+def _counts(pr: redis.Redis) -> tuple[int, int, int]:
+    """(tasks finished, finished tasks with an id, distinct ids) so far."""
+    pipe = pr.pipeline(transaction=False)
+    pipe.get(KEY_DONE).get(KEY_IDN).bitcount(KEY_IDS)
+    done, idn, distinct = pipe.execute()
+    return int(done or 0), int(idn or 0), int(distinct or 0)
+
+
+def _tally(pr: redis.Redis, awaited: int) -> dict[str, int]:
+    _, idn, distinct = _counts(pr)
+    return {"awaited": awaited, "missing": awaited - distinct, "extra": idn - distinct}
+
+
+def _wait_done(
+    system: System, pr: redis.Redis, r: redis.Redis, worker: WorkerProcess, count: int, deadline: float, ids: bool
+) -> None:
+    """Until `count` tasks finished: with `ids`, `count` distinct ids (duplicates do not make up for losses)."""
     seen = {"done": -1, "at": time.monotonic()}
 
     def finished() -> bool:
-        done = int(r.get(KEY_DONE) or 0)
-        if done >= count:
+        done, _, distinct = _counts(pr)
+        progress_made = distinct if ids else done
+        if progress_made >= count:
             return True
         now = time.monotonic()
         if now > deadline:
-            raise LegTimeout(f"timed out: {done} of {count} tasks finished")
+            raise LegTimeout(f"timed out: {progress_made} of {count} tasks finished")
         if done != seen["done"]:
             seen.update(done=done, at=now)
-        elif now - seen["at"] > STALL_SECONDS and not _backlog(r):
-            raise TasksLost(f"{count - done} of {count} tasks lost: queues empty, no progress for {STALL_SECONDS}s")
+        elif now - seen["at"] > STALL_SECONDS and not _backlog(system, r):
+            tally = _tally(pr, count) if ids else {"awaited": count, "missing": count - done, "extra": 0}
+            raise TasksLost(
+                f"{count - progress_made} of {count} tasks lost: queues empty, no progress for {STALL_SECONDS}s",
+                tally,
+            )
         worker.check_alive()
         return False
 
     wait_for(finished, deadline + 1, f"{count} tasks")
 
 
-def _backlog(r: redis.Redis) -> int:
-    """Tasks still waiting in Redis: the queue list (WakaQ/wakaq name, Celery name) and the eta zset."""
-    pipe = r.pipeline(transaction=False)
-    pipe.llen(f"wakaq:{QUEUE}").llen(QUEUE).zcard(ETA_KEY)
-    return sum(pipe.execute())
+def _backlog(system: System, r: redis.Redis) -> int:
+    """Tasks still waiting in Redis, in the system's own keys (lists, zsets, sets, hashes)."""
+    total = 0
+    for key in system.backlog_keys:
+        kind = r.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        size = {"list": r.llen, "zset": r.zcard, "set": r.scard, "hash": r.hlen, "stream": r.xlen}.get(kind)
+        total += int(size(key)) if size else 0
+    return total
 
 
-def _drain(system: System, opts: Options, r: redis.Redis, count: int, tag: str) -> dict[str, float]:
-    """Start the workers on `count` queued tasks; time until all finished, with and without start-up."""
+SETTLE_SECONDS = 0.3  # after the last awaited task: time for duplicates to show up in the tally
+
+
+def _drain(system: System, opts: Options, count: int, tag: str, ids: bool = True) -> dict[str, Any]:
+    """Start the workers on `count` queued tasks; time until all finished, with and without start-up; the Redis
+    cost per task (from worker start to the last task) and the tally (awaited, missing, extra)."""
+    r, pr = clients(opts)
     deadline = time.monotonic() + opts.timeout
+    before = redis_stats(r)
     worker = WorkerProcess(system, opts, tag)
     try:
-        _wait_done(r, worker, count, deadline)
-        first = min(_floats(r.hgetall(KEY_FIRST)))
-        last = max(_floats(r.hgetall(KEY_LAST)))
-        ready = _floats(r.hgetall(KEY_READY))
+        _wait_done(system, pr, r, worker, count, deadline, ids)
+        after = redis_stats(r)
+        first = min(_floats(pr.hgetall(KEY_FIRST)))
+        last = max(_floats(pr.hgetall(KEY_LAST)))
+        ready = _floats(pr.hgetall(KEY_READY))
+        if ids:
+            time.sleep(SETTLE_SECONDS)
+        tally = _tally(pr, count) if ids else {"awaited": count, "missing": 0, "extra": 0}
     finally:
         worker.stop()
     total = last - worker.started_at
@@ -307,10 +313,15 @@ def _drain(system: System, opts: Options, r: redis.Redis, count: int, tag: str) 
         "rate": count / total,
         "steady_rate": (count - 1) / steady if steady > 0 else float("nan"),
         "startup_s": first - worker.started_at,
-        "ready_s": max(ready) - worker.started_at if ready else float("nan"),
+        "ready_s": min(ready) - worker.started_at if ready else float("nan"),
         "total_s": total,
         "steady_s": steady,
+        **tally,
+        **redis_cost(before, after, count),
     }
+
+
+# ---- workloads ----------------------------------------------------------------------------------------------
 
 
 def floor(system: System, opts: Options) -> dict[str, float]:
@@ -357,77 +368,91 @@ def floor_push(system: System, opts: Options) -> dict[str, float]:
     return {"rate": opts.n / elapsed}
 
 
-def enqueue(system: System, opts: Options) -> dict[str, float]:
+def enqueue(system: System, opts: Options) -> dict[str, Any]:
+    r = redis.Redis.from_url(opts.url)
     system.delay("noop", -1)  # connect and warm up outside the timing
+    before = redis_stats(r)
     started = time.perf_counter()
     for i in range(opts.n):
         system.delay("noop", i)
     elapsed = time.perf_counter() - started
-    return {"rate": opts.n / elapsed}
+    return {"rate": opts.n / elapsed, **redis_cost(before, redis_stats(r), opts.n)}
 
 
-def enqueue_bulk(system: System, opts: Options) -> dict[str, float]:
+def enqueue_bulk(system: System, opts: Options) -> dict[str, Any]:
+    r = redis.Redis.from_url(opts.url)
     system.delay("noop", -1)
+    before = redis_stats(r)
     started = time.perf_counter()
     system.enqueue_bulk("noop", opts.n, opts.bulk_chunk)
     elapsed = time.perf_counter() - started
-    return {"rate": opts.n / elapsed}
+    return {"rate": opts.n / elapsed, **redis_cost(before, redis_stats(r), opts.n)}
 
 
-def drain_noop(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+def drain_noop(system: System, opts: Options) -> dict[str, Any]:
     system.enqueue_bulk("noop", opts.n)
-    return _drain(system, opts, r, opts.n, "drain-noop")
+    return _drain(system, opts, opts.n, "drain-noop")
 
 
-def drain_io(system: System, opts: Options) -> dict[str, float]:
+def drain_io(system: System, opts: Options) -> dict[str, Any]:
     r = redis.Redis.from_url(opts.url)
     system.enqueue_bulk("io", opts.n)
-    result = _drain(system, opts, r, opts.n, "drain-io")
+    result = _drain(system, opts, opts.n, "drain-io")
     incremented = int(r.get(KEY_IO) or 0)
-    if incremented < opts.n:
+    if incremented < opts.n - result["missing"]:
         raise RuntimeError(f"drain-io: the tasks' own counter is {incremented}, expected {opts.n}")
     return result
 
 
-def async_sleep(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+def async_sleep(system: System, opts: Options) -> dict[str, Any]:
     system.enqueue_bulk("sleep", opts.async_n)
-    result = _drain(system, opts, r, opts.async_n, "async")
+    result = _drain(system, opts, opts.async_n, "async")
     ideal = opts.async_n * ASYNC_SLEEP / (system.concurrency * opts.async_concurrency)
     # the first task finished async_sleep after it started: count from that start, not from its end
     busy = result["steady_s"] + ASYNC_SLEEP
-    return {"seconds": busy, "x_ideal": busy / ideal, "total_s": result["total_s"], "ideal_s": ideal}
+    return {
+        "seconds": busy,
+        "x_ideal": busy / ideal,
+        "total_s": result["total_s"],
+        "ideal_s": ideal,
+        **{k: result[k] for k in ("awaited", "missing", "extra")},
+    }
 
 
-def eta(system: System, opts: Options) -> dict[str, float]:
+def eta(system: System, opts: Options) -> dict[str, Any]:
     r = redis.Redis.from_url(opts.url)
     count = opts.eta_n
     system.enqueue_eta(count)
-    waiting = r.zcard(ETA_KEY)  # WakaQ and wakaq keep eta tasks in this zset until due; Celery in the queue
-    if system.name != "Celery" and waiting != count:
-        raise RuntimeError(f"eta: {waiting} of {count} tasks are in {ETA_KEY} before the worker starts")
-    result = _drain(system, opts, r, count, "eta")
-    return {"seconds": result["total_s"], "rate": count / result["total_s"], "steady_s": result["steady_s"], "n": count}
+    eta_key = getattr(system, "eta_key", None)  # where the system keeps eta tasks until due, if it has one
+    if eta_key is not None and r.zcard(eta_key) != count:
+        raise RuntimeError(f"eta: {r.zcard(eta_key)} of {count} tasks are in {eta_key} before the worker starts")
+    result = _drain(system, opts, count, "eta")
+    return {
+        "seconds": result["total_s"],
+        "rate": count / result["total_s"],
+        "steady_s": result["steady_s"],
+        "n": count,
+        **{k: result[k] for k in ("awaited", "missing", "extra", "redis_us", "redis_cmds")},
+    }
 
 
 def latency(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+    r, pr = clients(opts)
     deadline = time.monotonic() + opts.timeout
     worker = WorkerProcess(system, opts, "latency")
     try:
-        _wait_ready(r, worker, system, deadline)
+        _wait_ready(system, pr, r, worker, deadline)
         time.sleep(1.0)  # let every worker process reach its idle wait
         system.delay("noop", -1)  # warm the producer connection; not sampled
-        _wait_done(r, worker, 1, deadline)
+        _wait_done(system, pr, r, worker, 1, deadline, ids=False)
         start = time.perf_counter()
         for i in range(opts.latency_n):
             pause = start + i * opts.latency_gap - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
             system.delay("lat", time.time())
-        _wait_done(r, worker, opts.latency_n + 1, deadline)
-        samples = wait_for(lambda: _samples(r, opts.latency_n), deadline, "latency samples")
+        _wait_done(system, pr, r, worker, opts.latency_n + 1, deadline, ids=False)
+        samples = wait_for(lambda: _samples(pr, opts.latency_n), deadline, "latency samples")
     finally:
         worker.stop()
     return {f"p{q}_ms": percentile(samples, q) * 1000 for q in (50, 90, 99)}
@@ -438,19 +463,21 @@ def _samples(r: redis.Redis, count: int) -> list[float] | None:
     return [float(v) for v in raw] if len(raw) >= count else None
 
 
-def idle(system: System, opts: Options) -> dict[str, float]:
-    r = redis.Redis.from_url(opts.url)
+def idle(system: System, opts: Options) -> dict[str, Any]:
+    r, pr = clients(opts)
     deadline = time.monotonic() + opts.timeout
     worker = WorkerProcess(system, opts, "idle")
     try:
-        _wait_ready(r, worker, system, deadline)
+        _wait_ready(system, pr, r, worker, deadline)
         time.sleep(2.0)  # past start-up work
         pids = [worker.proc.pid, *descendants(worker.proc.pid)]
         ticks_before = cpu_ticks(pids)
+        before = redis_stats(r)
         started = time.monotonic()
         requests = monitor(opts.url, opts.idle_seconds)
         ticks_after = cpu_ticks(pids)
         elapsed = time.monotonic() - started
+        after = redis_stats(r)
         worker.check_alive()
     finally:
         worker.stop()
@@ -459,8 +486,60 @@ def idle(system: System, opts: Options) -> dict[str, float]:
     return {
         "cpu_pct": 100 * busy / elapsed,
         "redis_cmds_per_s": sum(requests.values()) / elapsed,
+        "redis_cpu_pct": 100 * (after["cpu"] - before["cpu"]) / elapsed,
         "processes": len(pids),
         "commands": ", ".join(f"{k} {v / elapsed:.1f}/s" for v, k in top),
+    }
+
+
+def eta_enqueue(system: System, opts: Options) -> dict[str, Any]:
+    """Cost of one `.delay(eta=...)` while the eta set already holds `opts.eta_n` tasks due later."""
+    later = getattr(system, "enqueue_eta_later", None)
+    if later is None:
+        raise NotImplementedError(f"{system.name}: no eta set to fill")
+    r = redis.Redis.from_url(opts.url)
+    system.delay("noop", -1)  # connect and warm up outside the timing
+    later(opts.eta_n)
+    count = min(opts.n, 5_000)
+    before = redis_stats(r)
+    started = time.perf_counter()
+    system.enqueue_eta(count)  # due already; into the same set
+    elapsed = time.perf_counter() - started
+    return {"us_per_call": 1e6 * elapsed / count, "set_size": opts.eta_n, **redis_cost(before, redis_stats(r), count)}
+
+
+def memory(system: System, opts: Options) -> dict[str, Any]:
+    """RSS and USS (psutil `memory_full_info`) of the worker's parent and each child: idle, then after N tasks."""
+    import psutil
+
+    def sample(pid: int) -> dict[str, Any]:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+        info = [p.memory_full_info() for p in procs]
+        return {
+            "parent_rss_mb": info[0].rss / 2**20,
+            "parent_uss_mb": info[0].uss / 2**20,
+            "child_rss_mb": [i.rss / 2**20 for i in info[1:]],
+            "child_uss_mb": [i.uss / 2**20 for i in info[1:]],
+        }
+
+    r, pr = clients(opts)
+    deadline = time.monotonic() + opts.timeout
+    worker = WorkerProcess(system, opts, "memory")
+    try:
+        _wait_ready(system, pr, r, worker, deadline)
+        time.sleep(1.0)
+        idle_mem = sample(worker.proc.pid)
+        system.enqueue_bulk("noop", opts.n)
+        _wait_done(system, pr, r, worker, opts.n, deadline, ids=True)
+        time.sleep(0.5)
+        busy_mem = sample(worker.proc.pid)
+    finally:
+        worker.stop()
+    return {
+        "tasks": opts.n,
+        **{f"idle_{k}": v for k, v in idle_mem.items()},
+        **{f"after_{k}": v for k, v in busy_mem.items()},
     }
 
 
@@ -509,4 +588,6 @@ WORKLOADS: dict[str, Callable[[System, Options], dict[str, Any]]] = {
     "async": async_sleep,
     "eta": eta,
     "idle": idle,
+    "eta-enqueue": eta_enqueue,
+    "memory": memory,
 }

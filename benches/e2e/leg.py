@@ -1,7 +1,8 @@
 """One measurement: `python leg.py SYSTEM WORKLOAD OPTIONS_JSON`, run by `run.py` inside SYSTEM's interpreter.
 
 Prints one JSON line last: {"status": "ok", "result": {...}} or {"status": "timeout"|"error", "message": ...}.
-BENCH_URL, BENCH_CONCURRENCY and BENCH_ASYNC_CONCURRENCY come from the environment (the worker inherits them).
+BENCH_URL, BENCH_PROGRESS_URL (bookkeeping), BENCH_CONCURRENCY and BENCH_ASYNC_CONCURRENCY come from the
+environment (the worker inherits them).
 """
 
 from __future__ import annotations
@@ -33,11 +34,18 @@ def main(argv: list[str]) -> int:
             opts.logdir = tempfile.mkdtemp(prefix="wakaq-bench-")
         Path(opts.logdir).mkdir(parents=True, exist_ok=True)
         redis.Redis.from_url(opts.url).flushdb()
-        result = common.WORKLOADS[workload](system, opts)
+        if opts.progress_url:
+            redis.Redis.from_url(opts.progress_url).flushdb()
+        if workload in ("floor-bulk", "floor-io", "floor-noop"):
+            import floors  # wakaq's venv only: it imports wakaq._wakaq
+
+            result = floors.WORKLOADS[workload](system, opts)
+        else:
+            result = common.WORKLOADS[workload](system, opts)
     except common.LegTimeout as e:
         report({"status": "timeout", "message": str(e)})
     except common.TasksLost as e:
-        report({"status": "lost", "message": str(e)})
+        report({"status": "lost", "message": str(e), "result": e.tally})
     except NotImplementedError as e:
         report({"status": "n/a", "message": str(e)})
     except Exception as e:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from celery import Celery
 from celery.signals import worker_process_init
-from common import QUEUE, progress
+from progress import QUEUE, progress
 
 URL = os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "2"))
@@ -35,13 +35,13 @@ def _started(**_: object) -> None:
 
 @app.task(name="bench.noop")
 def noop(i: int) -> None:
-    progress.done()
+    progress.done(i)
 
 
 @app.task(name="bench.io")
 def io(i: int) -> None:
     progress.io().incr("bench:io")
-    progress.done()
+    progress.done(i)
 
 
 @app.task(name="bench.lat")
@@ -55,6 +55,7 @@ TASKS = {"noop": noop, "io": io, "lat": lat}
 class Adapter:
     name = "Celery"
     concurrency = CONCURRENCY
+    backlog_keys = (QUEUE, "unacked", "unacked_index")  # kombu: the queue list, then fetched but not acked
 
     def delay(self, kind: str, *args: object) -> None:
         TASKS[kind].delay(*args)

@@ -16,7 +16,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
 
-from common import ASYNC_SLEEP, QUEUE, progress
+from progress import ASYNC_SLEEP, QUEUE, progress
 from wakaq.serializer import serialize
 
 from wakaq import WakaQ
@@ -42,13 +42,13 @@ def _started() -> None:
 
 @app.task
 def noop(i: int) -> None:
-    progress.done()
+    progress.done(i)
 
 
 @app.task
 def io(i: int) -> None:
     progress.io().incr("bench:io")
-    progress.done()
+    progress.done(i)
 
 
 @app.task
@@ -57,9 +57,9 @@ def lat(sent: float) -> None:
 
 
 @app.task
-async def sleep(seconds: float) -> None:
+async def sleep(seconds: float, i: int = -1) -> None:
     await asyncio.sleep(seconds)
-    progress.done()
+    progress.done(i)
 
 
 TASKS = {"noop": noop, "io": io, "lat": lat, "sleep": sleep, "eta": noop}
@@ -68,6 +68,8 @@ TASKS = {"noop": noop, "io": io, "lat": lat, "sleep": sleep, "eta": noop}
 class Adapter:
     name = "WakaQ"
     concurrency = app.concurrency
+    backlog_keys = (f"wakaq:{QUEUE}", f"wakaq:eta:{QUEUE}")
+    eta_key = f"wakaq:eta:{QUEUE}"
 
     def delay(self, kind: str, *args: object) -> None:
         TASKS[kind].delay(*args)
@@ -77,8 +79,8 @@ class Adapter:
         for start in range(0, count, chunk):
             pipe = app.broker.pipeline(transaction=False)
             for i in range(start, min(count, start + chunk)):
-                arg = ASYNC_SLEEP if kind == "sleep" else i
-                pipe.rpush(key, serialize({"name": kind, "args": [arg], "kwargs": {}, "retry": 0}))
+                args = [ASYNC_SLEEP, i] if kind == "sleep" else [i]
+                pipe.rpush(key, serialize({"name": kind, "args": args, "kwargs": {}, "retry": 0}))
             pipe.execute()
 
     def enqueue_eta(self, count: int, chunk: int = 1000) -> None:
@@ -86,7 +88,7 @@ class Adapter:
         key = app.queues_by_name[QUEUE].broker_eta_key
         due = datetime.now(timezone.utc) - timedelta(seconds=5)
         score = calendar.timegm(due.utctimetuple())
-        noop.delay(-1, eta=due)  # one through the public API, to keep the format honest
+        noop.delay(count - 1, eta=due)  # one through the public API, to keep the format honest
         for start in range(0, count - 1, chunk):
             pipe = app.broker.pipeline(transaction=False)
             for i in range(start, min(count - 1, start + chunk)):

@@ -48,16 +48,24 @@ class Worker:
     """A `python -m wakaq worker` subprocess with its log in a file; always stopped by `stop()`."""
 
     def __init__(
-        self, tmp: Path, url: str, name: str = "worker", app: str = APP, prefix: list[str] | None = None, **options: Any
+        self,
+        tmp: Path,
+        url: str,
+        name: str = "worker",
+        app: str = APP,
+        prefix: list[str] | None = None,
+        args: tuple[str, ...] = (),
+        **options: Any,
     ) -> None:
-        """`prefix` goes before the command, e.g. `ip netns exec <ns>` (which execs: the pid stays the daemon's)."""
+        """`prefix` goes before the command, e.g. `ip netns exec <ns>` (which execs: the pid stays the daemon's);
+        `args` after it (extra `wakaq-worker` flags)."""
         self.log = tmp / f"{name}.log"
         env = dict(os.environ, WAKAQ_TEST_URL=url, WAKAQ_TEST_LOG=str(self.log))
         for key, value in options.items():
             env[f"WAKAQ_TEST_{key.upper()}"] = str(value)
         self.output = (tmp / f"{name}.out").open("wb")
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "wakaq", "worker", "--app", app],
+            [*(prefix or []), sys.executable, "-m", "wakaq", "worker", "--app", app, *args],
             env=env,
             stdout=self.output,
             stderr=subprocess.STDOUT,

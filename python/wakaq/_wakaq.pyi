@@ -15,6 +15,7 @@ __all__ = [
     "encode_task",
     "key_layout",
     "packb",
+    "run_spawned_child",
     "run_worker",
     "split_element",
     "task_finished",
@@ -159,6 +160,19 @@ def run_worker(config: Mapping[str, Any], child_main: Callable[[int], int]) -> i
     prefix, queues, socket_timeout, connect_timeout, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs (as
     `Broker`'s; the PEM files are read at start). ValueError for an unknown key or a bad value.
     """
+
+def run_spawned_child(
+    config: Mapping[str, Any],
+    slot: int,
+    slots_fd: int,
+    counters_fd: int,
+    parent_pid: int,
+    child_main: Callable[[int], int],
+) -> None:
+    """Spawn mode, in the exec'd child (`wakaq._spawned`): map the parent's slot table and counter regions from
+    the inherited memory files, then run `child_main(slot)` as a forked child would and leave with `_exit`.
+    Raises RuntimeError (never returns otherwise) when the shared memory cannot be mapped or does not fit
+    `config`."""
 
 def task_started(seq: int, soft_timeout: float, hard_timeout: float, cell: int | None = None) -> None:
     """Child: a sync task started (seconds from now, 0 = no timeout); the watchdog reads it from shared memory.

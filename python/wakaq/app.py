@@ -27,6 +27,7 @@ from wakaq.config import (
     to_max_retries,
     to_positive_int,
     to_seconds,
+    to_start_method,
     to_timeout,
 )
 from wakaq.connection import is_tls_url, tls_options
@@ -104,6 +105,7 @@ class WakaQ:
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
         durable_enqueue: bool | int = False,
         durable_timeout: float | timedelta = DEFAULT_DURABLE_TIMEOUT,
+        start_method: str = "fork",
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self._init_connection(
@@ -124,6 +126,7 @@ class WakaQ:
         self._init_logging(worker_log_file, scheduler_log_file, worker_log_level, scheduler_log_level)
         self.schedules = self._init_schedules(schedules)
         self.eager = bool(eager)
+        self.start_method = to_start_method(start_method)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.task_wrappers: list[Wrapper] = []
         self.after_worker_started_callback: Callable[[], Any] | None = None

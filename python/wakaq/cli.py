@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq.config import redact_url
 from wakaq.connection import describe_redis_error, is_config_failure
-from wakaq.constants import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from wakaq.constants import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, START_METHODS
 from wakaq.exceptions import AppImportError, BrokerError, WakaQError
 
 if TYPE_CHECKING:
@@ -131,6 +131,11 @@ def _print(value: Any) -> None:
 def worker(argv: Sequence[str] | None = None) -> int:
     """wakaq-worker: run the worker daemon (a parent and `concurrency` forked children)."""
     parser = _parser("wakaq-worker", "Run worker processes for the queues of your app.")
+    parser.add_argument(
+        "--start-method",
+        choices=START_METHODS,
+        help="fork children (default, or the app's start_method) or spawn fresh interpreters that import the app",
+    )
     return _run(parser, _worker, argv)
 
 
@@ -139,7 +144,7 @@ def _worker(app: WakaQ, args: argparse.Namespace) -> int:
         from wakaq.daemon import run_worker
     except ImportError as e:
         raise AppImportError(f"the worker daemon is not available: {e}") from None
-    return run_worker(app)
+    return run_worker(app, start_method=args.start_method, app_path=args.app)
 
 
 def scheduler(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from wakaq.constants import (
     KEY_PREFIX_CHARS,
     RESERVED_QUEUE_NAMES,
     RESERVED_QUEUE_PREFIXES,
+    START_METHODS,
     URL_SCHEMES,
 )
 from wakaq.exceptions import WakaQError
@@ -92,6 +93,12 @@ def to_log_file(value: str | os.PathLike[str] | None, what: str) -> str | None:
     if isinstance(value, str | os.PathLike):
         return os.fspath(value)
     raise WakaQError(f"{what} must be a path, got {value!r}")
+
+
+def to_start_method(value: object) -> str:
+    if value not in START_METHODS:
+        raise WakaQError(f"start_method must be one of {', '.join(map(repr, START_METHODS))}, got {value!r}")
+    return str(value)
 
 
 def check_queue_name(name: object) -> str:

@@ -14,6 +14,8 @@ DEFAULT_HEALTH_CHECK_INTERVAL = 30.0
 DEFAULT_WAIT_TIMEOUT = 1.0
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
 DEFAULT_WORKER_LOG_LEVEL = logging.INFO
+#: how the worker starts its children: "fork" (the default) or "spawn" (fresh interpreters, fork+exec)
+START_METHODS = ("fork", "spawn")
 DEFAULT_SCHEDULER_LOG_LEVEL = logging.DEBUG
 # NOTE: `redis+cluster://host:port,host:port/` names a Redis Cluster by some of its nodes (the seeds); the scheme
 # decides every client, so a later scheme (sentinel) slots in beside it.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq
+from wakaq.config import to_start_method
+from wakaq.exceptions import WakaQError
 from wakaq.worker import child_main
 
 if TYPE_CHECKING:
@@ -60,7 +65,32 @@ def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
     }
 
 
-def run_worker(app: WakaQ) -> int:
-    """Run the worker daemon until SIGINT/SIGTERM/SIGQUIT; returns the exit code."""
+def spawn_options(app_path: str, ident: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The config keys of spawn mode: the command that starts a child and what it needs to know, in one JSON
+    value the parent passes in the child's environment (not argv: the config holds the Redis URL)."""
+    spawn_env = {"app": app_path, "daemon_id": ident, "sys_path": sys.path, "config": config}
+    # NOTE: the parent's interpreter options (-O, -X dev, -W ...), passed on as multiprocessing's spawn does.
+    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    return {
+        "start_method": "spawn",
+        "spawn_command": [sys.executable, *flags, "-m", "wakaq._spawned"],
+        "spawn_env": json.dumps(spawn_env),
+    }
+
+
+def run_worker(app: WakaQ, *, start_method: str | None = None, app_path: str | None = None) -> int:
+    """Run the worker daemon until SIGINT/SIGTERM/SIGQUIT; returns the exit code.
+
+    `start_method` overrides the app's; spawn mode needs `app_path` (the `--app` import path), which each
+    child imports.
+    """
+    method = to_start_method(start_method or app.start_method)
     ident = daemon_id()
-    return _wakaq.run_worker(supervisor_config(app, ident), child_main(app, ident))
+    config = supervisor_config(app, ident)
+    if method == "spawn":
+        if not app_path:
+            raise WakaQError("start_method 'spawn' needs the app's import path (wakaq-worker --app ...)")
+        if not sys.executable:
+            raise WakaQError("start_method 'spawn' needs sys.executable, the interpreter to start children with")
+        config = {**config, **spawn_options(app_path, ident, config)}
+    return _wakaq.run_worker(config, child_main(app, ident))

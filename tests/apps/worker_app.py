@@ -41,7 +41,17 @@ wakaq = WakaQ(
     heartbeat_timeout=float(env("WAKAQ_TEST_HEARTBEAT", "15")),
     worker_log_file=env("WAKAQ_TEST_LOG") or None,
     worker_log_level=env("WAKAQ_TEST_LOG_LEVEL", "DEBUG"),
+    start_method=env("WAKAQ_TEST_START_METHOD", "fork"),
 )
+
+if env("WAKAQ_TEST_FAIL_IN_SPAWNED_CHILD") and os.path.basename(sys.argv[0]) == "_spawned.py":
+    raise RuntimeError("refusing to start in a spawned child")
+
+if env("WAKAQ_TEST_IMPORT_THREAD"):
+    # An app that starts a thread at import (a metrics exporter, a connection pool's keepalive): unsafe to fork.
+    import threading
+
+    threading.Thread(target=time.sleep, args=(3600,), daemon=True, name="import-thread").start()
 
 _client: redis.Redis | None = None
 

@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use crate::broker::parent::CoordinatorConfig;
 use crate::broker::tls::TlsOptions;
 
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 24] = [
     "concurrency",
     "max_mem_percent",
     "log_file",
@@ -31,6 +31,9 @@ const KEYS: [&str; 21] = [
     "ssl_keyfile",
     "ssl_cert_reqs",
     "task_names",
+    "start_method",
+    "spawn_command",
+    "spawn_env",
 ];
 
 #[derive(Debug, Clone)]
@@ -59,6 +62,16 @@ pub struct SupervisorConfig {
     pub connect_timeout: Option<Duration>,
     /// `rediss://` settings (redis-py's `ssl_*` names).
     pub tls: TlsOptions,
+    /// None: fork children (the default). Some: `start_method="spawn"` (spawn.rs).
+    pub spawn: Option<SpawnCommand>,
+}
+
+/// How spawn mode starts a child: `argv` (the interpreter and its arguments; spawn.rs appends the slot, the
+/// shared-memory fds and the parent's pid) with `env` added to the parent's environment as `WAKAQ_SPAWN`.
+#[derive(Debug, Clone)]
+pub struct SpawnCommand {
+    pub argv: Vec<String>,
+    pub env: String,
 }
 
 impl SupervisorConfig {
@@ -95,6 +108,7 @@ impl SupervisorConfig {
                 f.opt_string("ssl_cert_reqs")?.as_deref(),
             )
             .map_err(PyValueError::new_err)?,
+            spawn: f.spawn()?,
         };
         cfg.check()?;
         Ok(cfg)
@@ -259,6 +273,28 @@ impl<'py> Fields<'py> {
             )));
         }
         Ok(Some(v.extract()?))
+    }
+
+    fn spawn(&self) -> PyResult<Option<SpawnCommand>> {
+        match self.opt_string("start_method")?.as_deref() {
+            None | Some("fork") => Ok(None),
+            Some("spawn") => {
+                let argv = self.str_list("spawn_command")?;
+                if argv.is_empty() || argv.iter().any(|a| a.contains('\0')) {
+                    return Err(PyValueError::new_err(
+                        "start_method 'spawn' needs spawn_command, a non-empty list of str without NUL",
+                    ));
+                }
+                let env = self.opt_string("spawn_env")?.unwrap_or_default();
+                if env.contains('\0') {
+                    return Err(PyValueError::new_err("spawn_env must not contain NUL"));
+                }
+                Ok(Some(SpawnCommand { argv, env }))
+            }
+            Some(other) => Err(PyValueError::new_err(format!(
+                "start_method must be 'fork' or 'spawn', got {other:?}"
+            ))),
+        }
     }
 
     fn str_list(&self, key: &str) -> PyResult<Vec<String>> {

@@ -194,6 +194,20 @@ impl CounterTable {
         })
     }
 
+    /// Spawn mode: the table in the memory file `fd` (shm.rs), sized by the parent (`create`), mapped as it is
+    /// by a spawned child, whose size check catches an app that computed another layout.
+    pub fn in_memfd(children: usize, layout: Layout, fd: std::os::fd::RawFd, create: bool) -> std::io::Result<Self> {
+        let words = HEADER + layout.cells() * FIELDS;
+        let base = super::shm::map(fd, children.max(1) * words * 8, create)?.cast::<AtomicU64>();
+        *LAYOUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(layout.clone());
+        Ok(Self {
+            base,
+            children,
+            words,
+            layout,
+        })
+    }
+
     fn words_of(&self, index: usize) -> Option<&[AtomicU64]> {
         // SAFETY: `index < children` keeps the slice inside the mapping, which lives as long as `self`.
         (index < self.children)

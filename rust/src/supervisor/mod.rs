@@ -19,8 +19,10 @@ mod link;
 mod logs;
 mod memory;
 mod parent_loop;
+mod shm;
 mod signals;
 pub mod slots;
+mod spawn;
 mod tally;
 mod watchdog;
 
@@ -39,6 +41,30 @@ fn run_worker(py: Python<'_>, config: &Bound<'_, PyAny>, child_main: &Bound<'_, 
             .unwrap_or_default();
         Err(PyRuntimeError::new_err(format!("wakaq supervisor failed: {what}")))
     })
+}
+
+/// Spawn mode, in the exec'd child (`wakaq._spawned`): map the parent's shared tables (memory files `slots_fd`
+/// and `counters_fd`), then run `child_main(slot)` as a forked child would and `_exit`. Returns only by raising,
+/// when that setup fails.
+#[pyfunction]
+fn run_spawned_child(
+    py: Python<'_>,
+    config: &Bound<'_, PyAny>,
+    slot: usize,
+    slots_fd: i32,
+    counters_fd: i32,
+    parent_pid: i32,
+    child_main: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let cfg = config::SupervisorConfig::from_py(config)?;
+    if !child_main.is_callable() {
+        return Err(PyTypeError::new_err("child_main must be callable"));
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        spawn::run_child(py, &cfg, slot, (slots_fd, counters_fd), parent_pid, child_main)
+    }))
+    .map_err(|_| PyRuntimeError::new_err("wakaq spawned child failed to start"))?
+    .map_err(|e| PyRuntimeError::new_err(format!("wakaq spawned child cannot start: {e}")))
 }
 
 /// Child: a sync task started (seconds from now, 0 = none), counted in `cell` (`counter_cell`). Atomics only:
@@ -108,6 +134,7 @@ fn async_deadline(seq: u64, hard_timeout_at: f64, cell: Option<usize>) {
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_worker, m)?)?;
+    m.add_function(wrap_pyfunction!(run_spawned_child, m)?)?;
     m.add_function(wrap_pyfunction!(task_started, m)?)?;
     m.add_function(wrap_pyfunction!(task_finished, m)?)?;
     m.add_function(wrap_pyfunction!(async_deadline, m)?)?;

@@ -20,6 +20,7 @@ use super::link::{log_redis_failure, Link, NoRedis, Op};
 use super::logs::Logger;
 use super::signals::SignalPipe;
 use super::slots::{Slot, SlotTable};
+use super::spawn::{self as spawn_mode, Spawner};
 use super::tally::Tally;
 use super::watchdog::{judge, secs, Verdict, BUSY_TICK, IDLE_TICK};
 use super::{eta, memory};
@@ -61,6 +62,8 @@ pub struct Parent {
     retired_done: u64,
     warned_threads: bool,
     started_at: f64,
+    /// Spawn mode: children are fork+exec'd fresh interpreters (None: forked, the default).
+    spawner: Option<Spawner>,
 }
 
 /// Run the daemon until it is stopped by a signal; returns the exit code (0).
@@ -75,8 +78,7 @@ pub fn run(py: Python<'_>, cfg: SupervisorConfig, child_main: &Bound<'_, PyAny>)
 impl Parent {
     fn new(cfg: SupervisorConfig) -> std::io::Result<Self> {
         let mut log = Logger::open(cfg.log_file.as_deref(), cfg.log_level)?;
-        let slots = SlotTable::new(cfg.concurrency)?;
-        let tally = Tally::new(cfg.concurrency, &cfg.queues, &cfg.task_names)?;
+        let (slots, tally, spawner) = spawn_mode::tables(&cfg)?;
         let (link, pubsub) = match cfg.coordinator() {
             None => (Link::new(Box::new(NoRedis)), None),
             Some(cc) => {
@@ -110,6 +112,7 @@ impl Parent {
             retired_done: 0,
             warned_threads: false,
             started_at: unix_now(),
+            spawner,
         })
     }
 
@@ -375,6 +378,9 @@ impl Parent {
     }
 
     fn spawn(&mut self, py: Python<'_>, slot: usize, child_main: &Bound<'_, PyAny>) -> std::io::Result<()> {
+        if self.spawner.is_some() {
+            return self.spawn_exec(py, slot);
+        }
         let threads = self.check_threads();
         flush_python_stdio(py);
         let (read, write) = log_pipe()?;
@@ -397,6 +403,25 @@ impl Parent {
                 self.become_child(py, slot, (read, write), parent_pid, restore_mask, child_main)
             }
         }
+    }
+
+    /// Spawn mode: fork+exec a fresh interpreter into `slot` (no thread check: that is what the mode is for).
+    fn spawn_exec(&mut self, py: Python<'_>, slot: usize) -> std::io::Result<()> {
+        let Some(spawner) = &self.spawner else { return Ok(()) };
+        flush_python_stdio(py);
+        let (read, write) = log_pipe()?;
+        if let Some(s) = self.slots.get(slot) {
+            s.clear();
+        }
+        self.tally.child_forking(slot);
+        // SAFETY: getpid cannot fail.
+        let parent_pid = unsafe { libc::getpid() };
+        let pid = spawner.spawn(slot, parent_pid, write.as_raw_fd())?;
+        drop(write);
+        self.children.push(Child::new(pid, slot, read));
+        self.log
+            .debug(&format!("forked child {pid} (slot {slot}, spawn: exec'd interpreter)"));
+        Ok(())
     }
 
     /// Count OS threads before a fork; warn once if the parent is not single-threaded.

@@ -185,6 +185,13 @@ impl SlotTable {
         Ok(Self { base, len })
     }
 
+    /// Spawn mode: the table in the memory file `fd` (shm.rs), sized by the parent (`create`), mapped as it is
+    /// by a spawned child. Page-aligned and zero-filled like `new`.
+    pub fn in_memfd(len: usize, fd: std::os::fd::RawFd, create: bool) -> std::io::Result<Self> {
+        let ptr = super::shm::map(fd, Self::bytes(len), create)?;
+        Ok(Self { base: ptr.cast(), len })
+    }
+
     const fn bytes(len: usize) -> usize {
         let n = if len == 0 { 1 } else { len };
         n * std::mem::size_of::<Slot>()

@@ -4,6 +4,15 @@
 
 use super::counters::{field_name, CounterTable, Layout, FIELDS, HARD_TIMEOUT};
 
+/// The counter cells of a daemon with these queues and tasks.
+pub fn layout(queues: &[String], tasks: &[String]) -> Layout {
+    // NOTE: cell queues are the children's claim order: their broadcast list (counted as "broadcast"), then
+    // the daemon's queues (worker.py's `Claimed.queue_name`).
+    let mut names = vec!["broadcast".to_owned()];
+    names.extend(queues.iter().cloned());
+    Layout::new(names, tasks.to_vec())
+}
+
 pub struct Tally {
     table: CounterTable,
     /// Exited children and parent-side counts, per cell and field.
@@ -18,19 +27,19 @@ pub struct Tally {
 
 impl Tally {
     pub fn new(children: usize, queues: &[String], tasks: &[String]) -> std::io::Result<Self> {
-        // NOTE: cell queues are the children's claim order: their broadcast list (counted as "broadcast"), then
-        // the daemon's queues (worker.py's `Claimed.queue_name`).
-        let mut names = vec!["broadcast".to_owned()];
-        names.extend(queues.iter().cloned());
-        let table = CounterTable::new(children, Layout::new(names, tasks.to_vec()))?;
+        Ok(Self::with_table(CounterTable::new(children, layout(queues, tasks))?))
+    }
+
+    /// A tally over a table made elsewhere (spawn mode: in a memory file).
+    pub fn with_table(table: CounterTable) -> Self {
         let n = table.totals_len();
-        Ok(Self {
+        Self {
             table,
             retired: vec![0; n],
             baseline: vec![0; n],
             published: None,
             sending: Vec::new(),
-        })
+        }
     }
 
     pub const fn table(&self) -> &CounterTable {

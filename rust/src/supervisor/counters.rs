@@ -169,22 +169,8 @@ impl CounterTable {
     pub fn new(children: usize, layout: Layout) -> std::io::Result<Self> {
         let words = HEADER + layout.cells() * FIELDS;
         let bytes = children.max(1) * words * 8;
-        // SAFETY: an anonymous shared mapping of `bytes` (> 0) bytes; no fd, no existing memory is touched.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
         // NOTE: zero-filled and page-aligned: all-zero AtomicU64s, 8-aligned. Untouched pages cost no memory.
-        let base = NonNull::new(ptr.cast::<AtomicU64>()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
+        let base: NonNull<AtomicU64> = super::shm::map_anonymous(bytes)?.cast();
         *LAYOUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(layout.clone());
         Ok(Self {
             base,

@@ -1,6 +1,6 @@
-//! Spawn mode's shared memory: the slot table and the counter regions in a `memfd` instead of an anonymous
-//! mapping, so a child that was exec'd (not forked) can map the same pages from an inherited fd. Fork mode does
-//! not use this file: its tables stay anonymous `MAP_SHARED` mappings.
+//! The supervisor's shared memory (slot table, counter regions): an anonymous `MAP_SHARED` mapping made before
+//! fork (fork mode), or, in spawn mode, a `memfd` so a child that was exec'd (not forked) can map the same pages
+//! from an inherited fd.
 
 use std::ffi::c_void;
 use std::io;
@@ -55,14 +55,23 @@ pub fn map(fd: RawFd, bytes: usize, create: bool) -> io::Result<NonNull<c_void>>
             ));
         }
     }
-    // SAFETY: a shared mapping of `bytes` (> 0) bytes of a file of at least that size; no existing memory is
-    // touched.
+    mmap_shared(bytes, libc::MAP_SHARED, fd)
+}
+
+/// An anonymous shared mapping of `bytes` (> 0), inherited by forked children. Page-aligned and zero-filled.
+pub fn map_anonymous(bytes: usize) -> io::Result<NonNull<c_void>> {
+    mmap_shared(bytes, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1)
+}
+
+fn mmap_shared(bytes: usize, flags: libc::c_int, fd: RawFd) -> io::Result<NonNull<c_void>> {
+    // SAFETY: a new shared mapping of `bytes` (> 0) bytes, anonymous (fd -1) or of a file of at least that size
+    // (`map` checked or set its size); no existing memory is touched.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             bytes,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
+            flags,
             fd,
             0,
         )

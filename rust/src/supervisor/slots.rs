@@ -164,25 +164,10 @@ pub struct SlotTable {
 
 impl SlotTable {
     pub fn new(len: usize) -> std::io::Result<Self> {
-        let bytes = Self::bytes(len);
-        // SAFETY: an anonymous shared mapping of `bytes` (> 0) bytes; no fd, no existing memory is touched.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
         // NOTE: mmap returns page-aligned, zero-filled memory: every Slot is 64-aligned and all-zero is a
         // valid Slot (atomics of 0), so no initialisation is needed.
-        let base = NonNull::new(ptr.cast::<Slot>()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
-        Ok(Self { base, len })
+        let ptr = super::shm::map_anonymous(Self::bytes(len))?;
+        Ok(Self { base: ptr.cast(), len })
     }
 
     /// Spawn mode: the table in the memory file `fd` (shm.rs), sized by the parent (`create`), mapped as it is

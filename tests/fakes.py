@@ -23,6 +23,7 @@ class FakeBroker:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         retry: int = 0,
+        meta: Mapping[str, Any] | None = None,
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,
@@ -36,6 +37,7 @@ class FakeBroker:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         due: float,
+        meta: Mapping[str, Any] | None = None,
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,
@@ -44,7 +46,7 @@ class FakeBroker:
 
     def push_many(
         self,
-        items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]],
+        items: Sequence[Any],
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,

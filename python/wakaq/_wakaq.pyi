@@ -12,6 +12,7 @@ __all__ = [
     "count_task",
     "counter_cell",
     "decode_task",
+    "decode_task_meta",
     "encode_task",
     "key_layout",
     "packb",
@@ -31,11 +32,17 @@ def packb(obj: Any) -> bytes:
 def unpackb(data: bytes) -> Any:
     """Decode msgpack bytes produced by `packb` (or any msgpack). PayloadError on bad input."""
 
-def encode_task(name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0) -> bytes:
-    """Encode a task payload: msgpack map {name, args, kwargs, retry}."""
+def encode_task(
+    name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int = 0, meta: Mapping[str, Any] | None = None
+) -> bytes:
+    """Encode a task payload: msgpack map {name, args, kwargs, retry[, meta]}; no meta entry when `meta` is
+    None or empty (a plain task's bytes are WakaQ's)."""
 
 def decode_task(data: bytes) -> tuple[str, list[Any], dict[str, Any], int]:
     """Decode a task payload (msgpack, or WakaQ's JSON when it starts with `{`). PayloadError on bad input."""
+
+def decode_task_meta(data: bytes) -> tuple[str, list[Any], dict[str, Any], int, dict[str, Any] | None]:
+    """`decode_task` plus the payload's meta map (None when it has none)."""
 
 # ---- broker -----------------------------------------------------------------------------------------------
 
@@ -70,6 +77,7 @@ class Broker:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         retry: int = 0,
+        meta: Mapping[str, Any] | None = None,
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,
@@ -85,6 +93,7 @@ class Broker:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         due: float,
+        meta: Mapping[str, Any] | None = None,
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,
@@ -92,7 +101,10 @@ class Broker:
         """Add an eta task due at `due` (unix seconds); equal tasks dedupe. `replicas`: as for `push`."""
     def push_many(
         self,
-        items: Sequence[tuple[str, str, Sequence[Any], Mapping[str, Any]]],
+        items: Sequence[
+            tuple[str, str, Sequence[Any], Mapping[str, Any]]
+            | tuple[str, str, Sequence[Any], Mapping[str, Any], Mapping[str, Any] | None]
+        ],
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,

@@ -9,7 +9,6 @@ and hard; `max_retries` (soft timeouts only) from the task, else the queue, else
 
 from __future__ import annotations
 
-import contextvars
 import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -43,6 +42,7 @@ from wakaq.constants import (
     DEFAULT_WAIT_TIMEOUT,
     DEFAULT_WORKER_LOG_LEVEL,
 )
+from wakaq.context import running_task
 from wakaq.durable import DEFAULT_DURABLE_TIMEOUT, to_durable_timeout, to_replicas
 from wakaq.exceptions import WakaQError
 from wakaq.expr import cpu_cores, eval_expr
@@ -63,7 +63,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 Wrapper = Callable[[Callable[..., Any], Sequence[Any], dict[str, Any]], Any]
 
 # NOTE: a ContextVar, not a plain attribute: concurrent async tasks in one worker each see their own task.
-_current_task: contextvars.ContextVar[Task[Any, Any] | None] = contextvars.ContextVar("wakaq_task", default=None)
 
 
 class WakaQ:
@@ -325,7 +324,7 @@ class WakaQ:
     @property
     def current_task(self) -> Task[Any, Any] | None:
         """The task running in this thread / asyncio task, or None."""
-        task = _current_task.get()
+        task = running_task.get()
         return task if task is not None and task.app is self else None
 
     # ---- hooks ----------------------------------------------------------------------------------------------

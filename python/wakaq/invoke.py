@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wakaq.app import _current_task
+from wakaq.context import running_task
 from wakaq.exceptions import WakaQError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def run_prepared(
     app: WakaQ, task: Task[Any, Any], chain: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 ) -> Any:
     """`run_sync` for a caller that composed the chain once (the worker child) and knows nothing is async."""
-    token = _current_task.set(task)
+    token = running_task.set(task)
     try:
         _call_sync(app.before_task_started_callback)
         try:
@@ -75,13 +75,13 @@ def run_prepared(
         finally:
             _call_sync(app.after_task_finished_callback)
     finally:
-        _current_task.reset(token)
+        running_task.reset(token)
 
 
 async def run_async(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Run a task inside an event loop; sync parts are called directly (they block the loop, as in WakaQ)."""
     chain = compose(app, task)
-    token = _current_task.set(task)
+    token = running_task.set(task)
     try:
         await _call_async(app.before_task_started_callback)
         try:
@@ -90,7 +90,7 @@ async def run_async(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwarg
         finally:
             await _call_async(app.after_task_finished_callback)
     finally:
-        _current_task.reset(token)
+        running_task.reset(token)
 
 
 def _call_sync(callback: Callable[[], Any] | None) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq
 from wakaq.connection import is_config_failure
+from wakaq.context import running_meta, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
@@ -65,6 +66,7 @@ class Claimed:
     queue_name: str
     payload: bytes
     deliveries: int
+    meta: dict[str, Any] | None = None  # the payload's meta: None unless an opt-in feature is used
     soft_timer: asyncio.TimerHandle | None = None  # an async task's soft timeout, cancelled when it ends
 
 
@@ -320,18 +322,28 @@ class Child:
 
     async def _handle(self, claimed: Claimed) -> None:
         try:
-            name, args, kwargs, retry = _wakaq.decode_task(claimed.payload)
+            name, args, kwargs, retry, meta = _wakaq.decode_task_meta(claimed.payload)
         except PayloadError as e:
             await self._fail(claimed, f"undecodable payload: {e}", kind="undecodable")
             return
-        plan = self._plan(name, claimed)
-        if plan is None:
-            cell = _wakaq.counter_cell(claimed.queue_name, None)
-            await self._fail(claimed, f"unknown task {name!r} (not registered on this app)", cell=cell)
-        elif plan.task.is_async:
-            self._start_async(plan, claimed, args, kwargs, retry)
-        else:
-            await self._run_sync(plan, claimed, args, kwargs, retry)
+        # NOTE: plain tasks (meta None) pay one test here and one in the finally
+        token = None
+        if meta is not None:
+            claimed.meta = meta
+            token = set_meta(meta)
+        try:
+            plan = self._plan(name, claimed)
+            if plan is None:
+                cell = _wakaq.counter_cell(claimed.queue_name, None)
+                await self._fail(claimed, f"unknown task {name!r} (not registered on this app)", cell=cell)
+            elif plan.task.is_async:
+                # NOTE: the asyncio task copies the context here, meta included
+                self._start_async(plan, claimed, args, kwargs, retry)
+            else:
+                await self._run_sync(plan, claimed, args, kwargs, retry)
+        finally:
+            if token is not None:
+                running_meta.reset(token)
 
     def _plan(self, name: str, claimed: Claimed) -> Plan | None:
         """What running `name` from this queue takes (timeouts, wrapper chain), worked out once per pair."""
@@ -507,7 +519,7 @@ class Child:
         limit = self.app.max_retries_for(task, plan.queue)
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
-            payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1)
+            payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1, claimed.meta)
             _wakaq.count_task(plan.cell, "retried")
             await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, self._take_acks())
         else:

@@ -196,3 +196,19 @@ def suicide_at(when: object) -> None:
     """A poison pill whose payload holds a datetime (a msgpack ext type)."""
     record("suicide_at")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@wakaq.task
+def meta_probe(tag: str) -> None:
+    from wakaq.context import current_meta
+
+    current = wakaq.current_task
+    record("meta_probe", tag=tag, meta=current_meta(), name=current.name if current else None)
+
+
+@wakaq.task
+async def async_meta_probe(tag: str) -> None:
+    from wakaq.context import current_meta
+
+    await asyncio.sleep(0.05)
+    record("async_meta_probe", tag=tag, meta=current_meta())

@@ -13,7 +13,7 @@ use super::durable::Durability;
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
 use super::tls::TlsOptions;
-use crate::codec::encode_task_into;
+use crate::codec::encode_task_meta_into;
 use crate::errors::broker_error;
 
 /// Elements per EVALSHA in a bulk push (Lua's unpack has a stack limit of a few thousand).
@@ -54,6 +54,14 @@ fn lock_run<T: Send>(
     call_detached(py, conn, once, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
+type ManyItem<'py> = (
+    String,
+    String,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyAny>>,
+);
+
 impl Broker {
     fn encode(
         py: Python<'_>,
@@ -61,10 +69,22 @@ impl Broker {
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
         retry: i64,
+        meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<u8>> {
         let mut buf = Vec::with_capacity(128);
-        encode_task_into(py, &mut buf, name, args, kwargs, retry)?;
+        encode_task_meta_into(py, &mut buf, name, args, kwargs, retry, meta)?;
         Ok(buf)
+    }
+
+    /// One `push_many` item: `(queue, name, args, kwargs)` or `(queue, name, args, kwargs, meta)`.
+    fn many_item<'py>(item: &Bound<'py, PyAny>) -> PyResult<ManyItem<'py>> {
+        if let Ok((queue, name, args, kwargs)) =
+            item.extract::<(String, String, Bound<'py, PyAny>, Bound<'py, PyAny>)>()
+        {
+            return Ok((queue, name, args, kwargs, None));
+        }
+        let (queue, name, args, kwargs, meta) = item.extract()?;
+        Ok((queue, name, args, kwargs, Some(meta)))
     }
 
     fn enqueue_elements(&self, py: Python<'_>, queue: &str, elements: &[Vec<u8>]) -> PyResult<i64> {
@@ -200,7 +220,7 @@ impl Broker {
 
     /// Encode a task and push it at the end of `queue` (one round trip). `replicas > 0`: durable enqueue, then
     /// `WAIT replicas replica_timeout` in the same round trip (`DurabilityError` when too few confirm).
-    #[pyo3(signature = (queue, name, args, kwargs, retry = 0, *, replicas = 0, replica_timeout = 1.0))]
+    #[pyo3(signature = (queue, name, args, kwargs, retry = 0, meta = None, *, replicas = 0, replica_timeout = 1.0))]
     #[allow(clippy::too_many_arguments)]
     fn push(
         &self,
@@ -210,10 +230,11 @@ impl Broker {
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
         retry: i64,
+        meta: Option<&Bound<'_, PyAny>>,
         replicas: u32,
         replica_timeout: f64,
     ) -> PyResult<()> {
-        let payload = Self::encode(py, name, args, kwargs, retry)?;
+        let payload = Self::encode(py, name, args, kwargs, retry, meta)?;
         match Durability::from_args(replicas, replica_timeout) {
             None => self.enqueue_elements(py, queue, &[payload]).map(|_| ()),
             Some(d) => self.enqueue_durably(py, queue, &[payload], d).map(|_| ()),
@@ -227,7 +248,7 @@ impl Broker {
 
     /// Add an eta task due at `due` (unix seconds); equal tasks dedupe. `replicas`: as for `push` (the WAIT
     /// follows the script on the same connection).
-    #[pyo3(signature = (queue, name, args, kwargs, due, *, replicas = 0, replica_timeout = 1.0))]
+    #[pyo3(signature = (queue, name, args, kwargs, due, meta = None, *, replicas = 0, replica_timeout = 1.0))]
     #[allow(clippy::too_many_arguments)]
     fn push_eta(
         &self,
@@ -237,10 +258,11 @@ impl Broker {
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
         due: f64,
+        meta: Option<&Bound<'_, PyAny>>,
         replicas: u32,
         replica_timeout: f64,
     ) -> PyResult<()> {
-        let payload = Self::encode(py, name, args, kwargs, 0)?;
+        let payload = Self::encode(py, name, args, kwargs, 0, meta)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
         let score = format!("{due:.6}");
         let push = |c: &mut dyn ConnectionLike| {
@@ -262,7 +284,7 @@ impl Broker {
         d.check(py, confirmed)
     }
 
-    /// Push many tasks: `[(queue, name, args, kwargs), ...]`, one round trip per queue. Returns the count.
+    /// Push many tasks: `[(queue, name, args, kwargs[, meta]), ...]`, one round trip per queue. Returns the count.
     /// `replicas`: as for `push`, one WAIT per queue's round trip.
     #[pyo3(signature = (items, *, replicas = 0, replica_timeout = 1.0))]
     fn push_many(
@@ -274,8 +296,9 @@ impl Broker {
     ) -> PyResult<i64> {
         let mut by_queue: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
         for item in items.try_iter()? {
-            let (queue, name, args, kwargs): (String, String, Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-            let payload = Self::encode(py, &name, &args, &kwargs, 0)?;
+            let item = item?;
+            let (queue, name, args, kwargs, meta) = Self::many_item(&item)?;
+            let payload = Self::encode(py, &name, &args, &kwargs, 0, meta.as_ref())?;
             match by_queue.iter_mut().find(|(q, _)| *q == queue) {
                 Some((_, v)) => v.push(payload),
                 None => by_queue.push((queue, vec![payload])),
@@ -301,7 +324,7 @@ impl Broker {
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
     ) -> PyResult<i64> {
-        let payload = Self::encode(py, name, args, kwargs, 0)?;
+        let payload = Self::encode(py, name, args, kwargs, 0, None)?;
         let channel = self.keys.broadcast_channel();
         let (cluster, keys) = (self.cluster, &self.keys);
         lock_run(py, &self.conn, true, |c| {

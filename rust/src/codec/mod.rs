@@ -23,7 +23,10 @@ mod timestamp;
 mod write;
 
 pub use decode::unpack;
-pub use task::{decode_task_bytes, decode_task_object, encode_task_into, PyTask, Task};
+pub use task::{
+    decode_task_bytes, decode_task_meta_object, decode_task_object, encode_task_into, encode_task_meta_into, PyTask,
+    PyTaskMeta, Task,
+};
 
 /// Containers nested deeper than this are refused, both ways: it bounds the recursion (and so the
 /// stack) on untrusted input, and stops containers that contain themselves.
@@ -34,6 +37,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unpackb, m)?)?;
     m.add_function(wrap_pyfunction!(encode_task, m)?)?;
     m.add_function(wrap_pyfunction!(decode_task, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_task_meta, m)?)?;
     Ok(())
 }
 
@@ -73,19 +77,20 @@ fn unpackb<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     guarded(|| decode::unpack(py, data))
 }
 
-/// Encode a task payload: msgpack map {name, args, kwargs, retry}.
+/// Encode a task payload: msgpack map {name, args, kwargs, retry[, meta]}.
 #[pyfunction]
-#[pyo3(signature = (name, args, kwargs, retry = 0))]
+#[pyo3(signature = (name, args, kwargs, retry = 0, meta = None))]
 fn encode_task<'py>(
     py: Python<'py>,
     name: &str,
     args: &Bound<'py, PyAny>,
     kwargs: &Bound<'py, PyAny>,
     retry: i64,
+    meta: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     guarded(|| {
         let mut out = Vec::with_capacity(128);
-        encode_task_into(py, &mut out, name, args, kwargs, retry)?;
+        encode_task_meta_into(py, &mut out, name, args, kwargs, retry, meta)?;
         Ok(PyBytes::new(py, &out))
     })
 }
@@ -94,4 +99,10 @@ fn encode_task<'py>(
 #[pyfunction]
 fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTask<'py>> {
     guarded(|| decode_task_object(py, data))
+}
+
+/// Decode a task payload with its `meta` map: `(name, args, kwargs, retry, meta or None)`.
+#[pyfunction]
+fn decode_task_meta<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTaskMeta<'py>> {
+    guarded(|| decode_task_meta_object(py, data))
 }

@@ -1,4 +1,6 @@
-//! Task payloads: a msgpack map with keys `name`, `args`, `kwargs`, `retry`, in that order.
+//! Task payloads: a msgpack map with keys `name`, `args`, `kwargs`, `retry`, in that order, then an optional
+//! `meta` map that only tasks using an opt-in feature (results, retries, uniqueness) carry: a plain task's payload
+//! is the same bytes as WakaQ's.
 //! These are the Rust-side entry points the broker calls; the pyfunctions in `mod.rs` wrap them.
 
 use pyo3::prelude::*;
@@ -17,6 +19,15 @@ pub type Task<'py> = (String, Bound<'py, PyList>, Bound<'py, PyDict>, i64);
 /// The same with the name still a Python str: what `decode_task` returns, without a detour through `String`.
 pub type PyTask<'py> = (Bound<'py, PyString>, Bound<'py, PyList>, Bound<'py, PyDict>, i64);
 
+/// `PyTask` plus the `meta` map (`None` when the payload has none): what `decode_task_meta` returns.
+pub type PyTaskMeta<'py> = (
+    Bound<'py, PyString>,
+    Bound<'py, PyList>,
+    Bound<'py, PyDict>,
+    i64,
+    Option<Bound<'py, PyDict>>,
+);
+
 /// Appends the msgpack payload of a task to `out` (deterministic: equal arguments give equal bytes,
 /// which is what lets equal eta tasks dedupe in their zset).
 ///
@@ -24,15 +35,28 @@ pub type PyTask<'py> = (Bound<'py, PyString>, Bound<'py, PyList>, Bound<'py, PyD
 /// as it was, and the `TypeError` names the failing value's path, e.g. `args[1]['when'][0]`.
 /// `_py` is unused but proves the caller is attached to the interpreter.
 pub fn encode_task_into(
-    _py: Python<'_>,
+    py: Python<'_>,
     out: &mut Vec<u8>,
     name: &str,
     args: &Bound<'_, PyAny>,
     kwargs: &Bound<'_, PyAny>,
     retry: i64,
 ) -> PyResult<()> {
+    encode_task_meta_into(py, out, name, args, kwargs, retry, None)
+}
+
+/// `encode_task_into` with a `meta` map written after `retry`; `None` or an empty dict writes none.
+pub fn encode_task_meta_into(
+    _py: Python<'_>,
+    out: &mut Vec<u8>,
+    name: &str,
+    args: &Bound<'_, PyAny>,
+    kwargs: &Bound<'_, PyAny>,
+    retry: i64,
+    meta: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     let start = out.len();
-    let result = write_task(out, name, args, kwargs, retry);
+    let result = write_task(out, name, args, kwargs, retry, meta);
     if result.is_err() {
         out.truncate(start);
     }
@@ -45,10 +69,23 @@ fn write_task(
     args: &Bound<'_, PyAny>,
     kwargs: &Bound<'_, PyAny>,
     retry: i64,
+    meta: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     check_shape(args, kwargs)?;
+    let meta = match meta {
+        Some(m) if m.is_none() => None,
+        Some(m) => {
+            let Ok(dict) = m.cast::<PyDict>() else {
+                let msg = format!("meta must be a dict, got '{}'", type_name(m));
+                return Err(pyo3::exceptions::PyTypeError::new_err(msg));
+            };
+            (!dict.is_empty()).then_some(dict)
+        }
+        None => None,
+    };
+    let entries = if meta.is_some() { 5 } else { 4 };
     let name_field = |out: &mut Vec<u8>| -> Result<(), TooLong> {
-        write::map_len(out, 4)?;
+        write::map_len(out, entries)?;
         write::str(out, b"name")?;
         write::str(out, name.as_bytes())
     };
@@ -59,6 +96,10 @@ fn write_task(
     in_root(Encoder::new(out).value(kwargs), "kwargs")?;
     write_key(out, b"retry");
     write::int(out, retry);
+    if let Some(meta) = meta {
+        write_key(out, b"meta");
+        in_root(Encoder::new(out).value(meta.as_any()), "meta")?;
+    }
     Ok(())
 }
 
@@ -97,24 +138,31 @@ pub fn decode_task_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Task<'py
 
 /// `decode_task_bytes` keeping the name as a Python str.
 pub fn decode_task_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTask<'py>> {
+    let (name, args, kwargs, retry, _) = decode_task_meta_object(py, data)?;
+    Ok((name, args, kwargs, retry))
+}
+
+/// `decode_task_object` plus the `meta` map (WakaQ's JSON payloads have none).
+pub fn decode_task_meta_object<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTaskMeta<'py>> {
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     let task = if first == Some(&b'{') {
-        json::decode_task(py, data)
+        json::decode_task(py, data).map(|(name, args, kwargs, retry)| (name, args, kwargs, retry, None))
     } else {
         decode_msgpack_task(py, data)
     };
     task.map_err(|e| e.into_pyerr(py))
 }
 
-/// The four fields as they are found; `None` for absent ones.
+/// The fields as they are found; `None` for absent ones.
 struct Fields<'py> {
     name: Option<Bound<'py, PyString>>,
     args: Option<Bound<'py, PyList>>,
     kwargs: Option<Bound<'py, PyDict>>,
     retry: i64,
+    meta: Option<Bound<'py, PyDict>>,
 }
 
-fn decode_msgpack_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTask<'py>, DecodeFail> {
+fn decode_msgpack_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTaskMeta<'py>, DecodeFail> {
     let mut decoder = Decoder::new(py, data);
     let entries = match decoder.reader.token()? {
         Token::Map(n) => n,
@@ -125,6 +173,7 @@ fn decode_msgpack_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTask<'py>,
         args: None,
         kwargs: None,
         retry: 0,
+        meta: None,
     };
     for _ in 0..entries {
         read_field(&mut decoder, &mut fields)?;
@@ -133,7 +182,7 @@ fn decode_msgpack_task<'py>(py: Python<'py>, data: &[u8]) -> Result<PyTask<'py>,
     let name = fields.name.ok_or_else(|| shape("payload has no 'name'".into()))?;
     let args = fields.args.unwrap_or_else(|| PyList::empty(py));
     let kwargs = fields.kwargs.unwrap_or_else(|| PyDict::new(py));
-    Ok((name, args, kwargs, fields.retry))
+    Ok((name, args, kwargs, fields.retry, fields.meta))
 }
 
 /// Reads one key/value pair of the payload map into `fields`.
@@ -163,6 +212,11 @@ fn read_field<'py>(decoder: &mut Decoder<'py, '_>, fields: &mut Fields<'py>) -> 
         b"retry" => match decoder.reader.token()? {
             Token::Int(v) => fields.retry = v,
             other => return Err(wrong("retry", "an int", &other)),
+        },
+        b"meta" => match decoder.reader.token()? {
+            Token::Map(n) => fields.meta = Some(decoder.map(n)?),
+            Token::Nil => fields.meta = None,
+            other => return Err(wrong("meta", "a map", &other)),
         },
         _ => decoder.reader.skip(0)?,
     }

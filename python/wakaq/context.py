@@ -1,0 +1,29 @@
+"""What is running now, in this process: the task and its payload meta, read through context variables.
+
+The bottom of the package: it imports nothing from wakaq at run time, so every other module can read it.
+`app.current_task` (WakaQ's API) and the features that need a running task's id or attempt read from here.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wakaq.task import Task
+
+# NOTE: set by `invoke.run_*` around each task call (also in eager mode)
+running_task: ContextVar[Task[Any, Any] | None] = ContextVar("wakaq_task", default=None)
+
+# NOTE: set only for tasks whose payload carries meta (an opt-in feature is used): plain tasks pay nothing
+running_meta: ContextVar[dict[str, Any] | None] = ContextVar("wakaq_task_meta", default=None)
+
+
+def current_meta() -> dict[str, Any] | None:
+    """The payload meta of the task running in this context (None for plain tasks and outside a task)."""
+    return running_meta.get()
+
+
+def set_meta(meta: dict[str, Any] | None) -> Token[dict[str, Any] | None]:
+    """Make `meta` the running task's meta; pass the token to `running_meta.reset` when the task is over."""
+    return running_meta.set(meta)

@@ -47,6 +47,7 @@ from wakaq.durable import DEFAULT_DURABLE_TIMEOUT, to_durable_timeout, to_replic
 from wakaq.exceptions import WakaQError
 from wakaq.expr import cpu_cores, eval_expr
 from wakaq.keys import DEFAULT_PREFIX, Keys
+from wakaq.protocols import Wrapper
 from wakaq.queue import Queue, check_timeout_order, sort_queues
 from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
@@ -60,7 +61,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
-Wrapper = Callable[[Callable[..., Any], Sequence[Any], dict[str, Any]], Any]
 
 # NOTE: a ContextVar, not a plain attribute: concurrent async tasks in one worker each see their own task.
 
@@ -324,7 +324,7 @@ class WakaQ:
     @property
     def current_task(self) -> Task[Any, Any] | None:
         """The task running in this thread / asyncio task, or None."""
-        task = running_task.get()
+        task: Task[Any, Any] | None = running_task.get()
         return task if task is not None and task.app is self else None
 
     # ---- hooks ----------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     import redis
 
-    from wakaq.app import WakaQ
+    from wakaq.protocols import RedisSettings
 
 TLS_SCHEMES = ("rediss", "valkeys", "rediss+cluster")
 # NOTE: `ssl.CERT_REQUIRED` and `ssl.CERT_NONE` are IntEnums equal to these; `ssl` itself is not imported here, to
@@ -86,7 +86,7 @@ def tls_options(
     return options
 
 
-def redis_py_kwargs(app: WakaQ) -> dict[str, Any]:
+def redis_py_kwargs(app: RedisSettings) -> dict[str, Any]:
     """Keyword arguments for `redis.Redis.from_url(app.url, ...)`: timeouts, health checks and TLS."""
     kwargs: dict[str, Any] = {
         "socket_timeout": app.socket_timeout,
@@ -107,7 +107,7 @@ def redis_py_kwargs(app: WakaQ) -> dict[str, Any]:
     return kwargs
 
 
-def redis_py_client(app: WakaQ, **extra: Any) -> redis.Redis:
+def redis_py_client(app: RedisSettings, **extra: Any) -> redis.Redis:
     """The app's redis-py client: `redis.Redis` for a single Redis, `redis.RedisCluster` for a `redis+cluster://`
     URL (it follows MOVED/ASK and topology changes itself). `extra` goes to the constructor (e.g. `retry=`).
 

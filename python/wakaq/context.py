@@ -7,13 +7,11 @@ The bottom of the package: it imports nothing from wakaq at run time, so every o
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from wakaq.task import Task
-
-# NOTE: set by `invoke.run_*` around each task call (also in eager mode)
-running_task: ContextVar[Task[Any, Any] | None] = ContextVar("wakaq_task", default=None)
+# NOTE: the running `Task` (typed loosely: this module sits below `wakaq.task`); set by `invoke.run_*` around each
+# task call, also in eager mode
+running_task: ContextVar[Any] = ContextVar("wakaq_task", default=None)
 
 # NOTE: set only for tasks whose payload carries meta (an opt-in feature is used): plain tasks pay nothing
 running_meta: ContextVar[dict[str, Any] | None] = ContextVar("wakaq_task_meta", default=None)

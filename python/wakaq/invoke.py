@@ -1,6 +1,6 @@
 """The one place that runs a task body: wrappers, callbacks and `app.current_task`, sync or async.
 
-Used by eager mode (`wakaq.testing`) and by the worker child. A wrapper is `wrapper(fn, args, kwargs)`, sync or
+Used by eager mode (`wakaq.eager`) and by the worker child. A wrapper is `wrapper(fn, args, kwargs)`, sync or
 async; `app.wrap_tasks_with` may register several, the first registered is the outermost. An async wrapper turns
 the call async even around a sync task (it is awaited); a sync wrapper cannot wait for an async task or an async
 wrapper inside it, which is a WakaQError. Callbacks (`before_task_started`, `after_task_finished`) may be sync or
@@ -19,11 +19,10 @@ from wakaq.context import running_task
 from wakaq.exceptions import WakaQError
 
 if TYPE_CHECKING:
-    from wakaq.app import WakaQ, Wrapper
-    from wakaq.task import Task
+    from wakaq.protocols import TaskBody, TaskHost, Wrapper
 
 
-def compose(app: WakaQ, task: Task[Any, Any]) -> Callable[..., Any]:
+def compose(app: TaskHost, task: TaskBody) -> Callable[..., Any]:
     """The task function inside every wrapper, outermost = first registered."""
     fn: Callable[..., Any] = task.fn
     for wrapper in reversed(app.task_wrappers):
@@ -31,7 +30,7 @@ def compose(app: WakaQ, task: Task[Any, Any]) -> Callable[..., Any]:
     return fn
 
 
-def _bind(wrapper: Wrapper, inner: Callable[..., Any], task: Task[Any, Any]) -> Callable[..., Any]:
+def _bind(wrapper: Wrapper, inner: Callable[..., Any], task: TaskBody) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(wrapper):
 
         async def bound_async(*args: Any, **kwargs: Any) -> Any:
@@ -50,13 +49,13 @@ def _bind(wrapper: Wrapper, inner: Callable[..., Any], task: Task[Any, Any]) -> 
     return functools.update_wrapper(bound, inner)
 
 
-def needs_event_loop(app: WakaQ, task: Task[Any, Any]) -> bool:
+def needs_event_loop(app: TaskHost, task: TaskBody) -> bool:
     """True when running this task awaits something: the task, a wrapper or a callback is async."""
     parts = [task.fn, *app.task_wrappers, app.before_task_started_callback, app.after_task_finished_callback]
     return any(inspect.iscoroutinefunction(part) for part in parts if part is not None)
 
 
-def run_sync(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+def run_sync(app: TaskHost, task: TaskBody, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Run a task from synchronous code (no running event loop); async parts go through `asyncio.run`."""
     if needs_event_loop(app, task):
         return asyncio.run(run_async(app, task, args, kwargs))
@@ -64,7 +63,7 @@ def run_sync(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwargs: dict
 
 
 def run_prepared(
-    app: WakaQ, task: Task[Any, Any], chain: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+    app: TaskHost, task: TaskBody, chain: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 ) -> Any:
     """`run_sync` for a caller that composed the chain once (the worker child) and knows nothing is async."""
     token = running_task.set(task)
@@ -78,7 +77,7 @@ def run_prepared(
         running_task.reset(token)
 
 
-async def run_async(app: WakaQ, task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+async def run_async(app: TaskHost, task: TaskBody, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Run a task inside an event loop; sync parts are called directly (they block the loop, as in WakaQ)."""
     chain = compose(app, task)
     token = running_task.set(task)

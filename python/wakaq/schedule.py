@@ -13,7 +13,7 @@ from wakaq.exceptions import WakaQError
 from wakaq.queue import Queue
 
 if TYPE_CHECKING:
-    from wakaq.task import Task
+    from wakaq.protocols import Named
 
 
 class CronTask:
@@ -30,7 +30,7 @@ class CronTask:
     def __init__(
         self,
         schedule: str,
-        task_name: str | Task[Any, Any],
+        task_name: str | Named,
         queue: str | Queue | None = None,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,

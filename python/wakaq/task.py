@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
+from wakaq.eager import run_eager
 from wakaq.exceptions import WakaQError
 from wakaq.queue import Queue, check_timeout_order
 
 if TYPE_CHECKING:
-    from wakaq.app import WakaQ
+    from wakaq.protocols import TaskHost
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,7 +35,7 @@ class Task(Generic[P, R]):
 
     name: str
     fn: Callable[P, R]
-    app: WakaQ
+    app: TaskHost
     queue: Queue | None
     max_retries: int | None
     soft_timeout: timedelta | None
@@ -44,7 +45,7 @@ class Task(Generic[P, R]):
     def __init__(
         self,
         fn: Callable[P, R],
-        app: WakaQ,
+        app: TaskHost,
         queue: QueueArg | None = None,
         max_retries: int | None = None,
         soft_timeout: TimeoutValue = None,
@@ -64,7 +65,7 @@ class Task(Generic[P, R]):
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     @property
-    def wakaq(self) -> WakaQ:
+    def wakaq(self) -> TaskHost:
         """The app (WakaQ's attribute name)."""
         return self.app
 
@@ -89,8 +90,6 @@ class Task(Generic[P, R]):
         eta = kwargs.pop("eta", None)
         due = None if eta is None else due_time(eta)
         if self.app.eager:
-            from wakaq.testing import run_eager
-
             return run_eager(self, args, kwargs)
         # NOTE: durable enqueue off costs one attribute test here: the calls below are the ones without it.
         if self.app.durable_replicas:
@@ -118,8 +117,6 @@ class Task(Generic[P, R]):
         due = None if eta is None else due_time(eta)
         replicas = replicas_of(durable, self.app.durable_replicas)
         if self.app.eager:
-            from wakaq.testing import run_eager
-
             return run_eager(self, args, kwargs)
         if replicas:
             self._push_durably(target, args, kwargs, due, replicas)
@@ -147,8 +144,6 @@ class Task(Generic[P, R]):
         target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_many").name
         items = [(target, self.name, args, kwargs) for args, kwargs in calls]
         if self.app.eager:
-            from wakaq.testing import run_eager
-
             for _, _, args, kwargs in items:
                 run_eager(self, args, kwargs)
             return len(items)
@@ -162,8 +157,6 @@ class Task(Generic[P, R]):
     def broadcast(self, *args: P.args, **kwargs: P.kwargs) -> int:
         """Run the task once on every worker daemon; returns how many daemons received it."""
         if self.app.eager:
-            from wakaq.testing import run_eager
-
             run_eager(self, args, kwargs)
             return 1
         return self.app.broker.broadcast(self.name, args, kwargs)

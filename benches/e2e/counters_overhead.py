@@ -1,7 +1,9 @@
-"""What the task counters cost: drain-noop of this checkout vs a baseline git ref (default `main`), interleaved.
+"""What a change costs when its feature is off: drain-noop (or `.delay()`) of this checkout vs a baseline git ref
+(default `main`), interleaved. First written for the task counters; also the "off costs nothing" check of the
+task features (`--workload enqueue` measures `.delay()`).
 
     make build-release                                   # this checkout, optimised, into .venv
-    .venv/bin/python benches/e2e/counters_overhead.py    # --baseline REF --n 50000 --rounds 6
+    .venv/bin/python benches/e2e/counters_overhead.py    # --baseline REF --n 50000 --rounds 6 --workload enqueue
 
 The baseline is exported with `git archive REF` and pip-installed (maturin, release profile) into
 `.bench-venvs/baseline-<sha>` once; CARGO_TARGET_DIR is this checkout's `target/`, so dependencies compile once.
@@ -27,8 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.redis_server import RedisServer  # noqa: E402
 
-#: drain-noop's figure compared: tasks/s from the first task to the last (start-up excluded, as it is the same code)
-METRIC = "steady_rate"
+#: the figure compared per workload: drain-noop's tasks/s from the first task to the last (start-up excluded, as
+#: it is the same code); enqueue's `.delay()` calls per second from one thread
+METRICS = {"drain-noop": "steady_rate", "enqueue": "rate"}
 DEPS = ("redis>=4.5", "hiredis", "croniter>=1.3", "psutil>=5.9", "maturin>=1.8,<2")
 
 
@@ -53,11 +56,11 @@ def baseline_python(ref: str) -> Path:
     return python
 
 
-def leg(python: Path, url: str, n: int, logdir: Path) -> float:
+def leg(python: Path, url: str, n: int, logdir: Path, workload: str) -> float:
     options = {"url": url, "n": n, "timeout": 300.0, "logdir": str(logdir)}
     env = dict(os.environ, BENCH_URL=url, BENCH_CONCURRENCY="2", BENCH_ASYNC_CONCURRENCY="0", PYTHONPATH=str(HERE))
     out = subprocess.run(
-        [str(python), str(HERE / "leg.py"), "wakaq_rs", "drain-noop", json.dumps(options)],
+        [str(python), str(HERE / "leg.py"), "wakaq_rs", workload, json.dumps(options)],
         env=env,
         capture_output=True,
         text=True,
@@ -67,7 +70,7 @@ def leg(python: Path, url: str, n: int, logdir: Path) -> float:
     outcome = json.loads(out.stdout.strip().splitlines()[-1])
     if outcome["status"] != "ok":
         raise SystemExit(f"{python}: {outcome}\n{out.stderr[-2000:]}")
-    return float(outcome["result"][METRIC])
+    return float(outcome["result"][METRICS[workload]])
 
 
 def main() -> int:
@@ -78,6 +81,7 @@ def main() -> int:
     )
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--workload", choices=sorted(METRICS), default="drain-noop")
     args = parser.parse_args()
     this = baseline_python(args.this) if args.this else ROOT / ".venv" / "bin" / "python"
     systems = {"baseline": baseline_python(args.baseline), "this": this}
@@ -88,12 +92,12 @@ def main() -> int:
             for i in range(args.rounds):
                 order = list(systems) if i % 2 == 0 else list(reversed(systems))
                 for key in order:
-                    rates[key].append(leg(systems[key], server.url, args.n, Path(logdir)))
+                    rates[key].append(leg(systems[key], server.url, args.n, Path(logdir), args.workload))
                     print(f"round {i + 1} {key:<8} {rates[key][-1]:>9.0f} tasks/s", flush=True)
     finally:
         server.cleanup()
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"drain-noop {METRIC} N={args.n}, {args.rounds} rounds, 2 children, medians (tasks/s):")
+    print(f"{args.workload} {METRICS[args.workload]} N={args.n}, {args.rounds} rounds, 2 children, medians (tasks/s):")
     for k, v in med.items():
         print(f"  {k:<8} {v:>9.0f}   (min {min(rates[k]):.0f}, max {max(rates[k]):.0f})")
     print(f"  ratio this/baseline = {med['this'] / med['baseline']:.3f} (medians), ", end="")

@@ -51,6 +51,9 @@ def test_key_layout_matches_python_keys(cluster: bool) -> None:
     assert layout["stats_retired"] == keys.stats_retired
     assert layout["broadcast_channel"] == keys.broadcast_channel
     assert layout["eta_channel"] == keys.eta_channel
+    assert layout["rate_queue"] == keys.rate_queue("{queue}")
+    assert layout["rate_task"] == keys.rate_task("{task}")
+    assert layout["parked"] == keys.parked("{queue}", "{task}")
 
 
 def test_push_appends_and_rings_the_bell_once(broker: _wakaq.Broker, rclient: redis.Redis) -> None:

@@ -133,14 +133,21 @@ class Consumer:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         ssl_cert_reqs: str | None = None,
+        queue_rates: Sequence[tuple[float, float]] | None = None,
+        task_rates: Sequence[tuple[str, float, float]] | None = None,
     ) -> Consumer:
-        """The `ssl_*` options are the same as `Broker`'s."""
+        """The `ssl_*` options are the same as `Broker`'s. Rate limits (claim_limited.lua): `queue_rates` per queue
+        of `queues` (T, tau) in microseconds ((0, 0): none), `task_rates` (task name, T, tau)."""
     @property
     def queue_names(self) -> list[str]:
         """Queue names in claim order; index 0 is this daemon's broadcast list."""
     @property
     def worker(self) -> str:
         """This child's identity in failure records: `<daemon>/<pid>`."""
+    @property
+    def budget_wait(self) -> float | None:
+        """After an empty claim: seconds until pending rate-limited work has budget (0.0: claim again at once), or
+        None when nothing pending waits for budget."""
     @property
     def unsettled(self) -> bool:
         """Acks or claims of an unanswered call are parked; the next claim settles them."""

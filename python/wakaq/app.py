@@ -49,6 +49,7 @@ from wakaq.expr import cpu_cores, eval_expr
 from wakaq.keys import DEFAULT_PREFIX, Keys
 from wakaq.protocols import Wrapper
 from wakaq.queue import Queue, check_timeout_order, sort_queues
+from wakaq.ratelimit import RateValue, to_rate
 from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
 
@@ -269,6 +270,7 @@ class WakaQ:
         max_retries: int | None = None,
         soft_timeout: TimeoutValue = None,
         hard_timeout: TimeoutValue = None,
+        rate_limit: RateValue = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
     def task(
         self,
@@ -278,6 +280,7 @@ class WakaQ:
         max_retries: int | None = None,
         soft_timeout: TimeoutValue = None,
         hard_timeout: TimeoutValue = None,
+        rate_limit: RateValue = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a task: `@app.task` or `@app.task(queue=..., max_retries=..., soft_timeout=..., ...)`."""
 
@@ -285,6 +288,7 @@ class WakaQ:
             t = Task(
                 f, self, queue=queue, max_retries=max_retries, soft_timeout=soft_timeout, hard_timeout=hard_timeout
             )
+            t.rate_limit = to_rate(rate_limit, f"task {t.name!r}")
             if t.name in self.tasks:
                 raise WakaQError(f"duplicate task name {t.name!r}")
             queue_ = t.queue or self.default_queue

@@ -25,7 +25,19 @@ URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES, "redis+sentinel")
 # ---- queue names ----------------------------------------------------------------------------------------------
 # NOTE: a queue's list lives at `<prefix>:<name>`, so a name starting like one of wakaq's own key families would
 # share keys with them (a queue named `eta:x` would BE the eta set of queue `x`).
-RESERVED_QUEUE_PREFIXES = ("eta:", "bell:", "failed:", "bcast:", "inflight:", "hb:", "sched:", "stats:", "daemon:")
+RESERVED_QUEUE_PREFIXES = (
+    "eta:",
+    "bell:",
+    "failed:",
+    "bcast:",
+    "inflight:",
+    "hb:",
+    "sched:",
+    "stats:",
+    "daemon:",
+    "rate:",
+    "parked:",
+)
 RESERVED_QUEUE_NAMES = ("daemons", "done")
 KEY_PREFIX_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 

@@ -35,6 +35,15 @@ class Keys:
     def failed(self, name: str) -> str:
         return f"{self.namespace}:failed:{name}"
 
+    def rate_queue(self, name: str) -> str:
+        return f"{self.namespace}:rate:queue:{name}"
+
+    def rate_task(self, task: str) -> str:
+        return f"{self.namespace}:rate:task:{task}"
+
+    def parked(self, queue: str, task: str) -> str:
+        return f"{self.namespace}:parked:{queue}:{task}"
+
     def broadcast_queue(self, daemon: str) -> str:
         return f"{self.namespace}:bcast:{daemon}"
 

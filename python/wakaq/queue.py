@@ -12,20 +12,23 @@ from typing import Any
 from wakaq.config import TimeoutValue, check_queue_name, to_max_retries, to_timeout
 from wakaq.exceptions import WakaQError
 from wakaq.keys import DEFAULT_PREFIX, Keys
+from wakaq.ratelimit import Rate, RateValue, to_rate
 
 NO_PRIORITY = -1
 
 
 class Queue:
-    """A queue. `max_retries` and the timeouts override the app's for tasks running from this queue."""
+    """A queue. `max_retries` and the timeouts override the app's for tasks running from this queue; `rate_limit`
+    ("100/s", "N/m", "N/h" or a number per second) caps how many of its tasks start, over every worker."""
 
-    __slots__ = ("cluster", "hard_timeout", "max_retries", "name", "prefix", "priority", "soft_timeout")
+    __slots__ = ("cluster", "hard_timeout", "max_retries", "name", "prefix", "priority", "rate_limit", "soft_timeout")
 
     name: str
     priority: int
     max_retries: int | None
     soft_timeout: timedelta | None
     hard_timeout: timedelta | None
+    rate_limit: Rate | None
     prefix: str
     cluster: bool
 
@@ -38,6 +41,7 @@ class Queue:
         soft_timeout: TimeoutValue = None,
         hard_timeout: TimeoutValue = None,
         prefix: str = DEFAULT_PREFIX,
+        rate_limit: RateValue | Rate = None,
     ) -> None:
         self.name = check_queue_name(name)
         self.priority = _check_priority(priority, name)
@@ -45,22 +49,28 @@ class Queue:
         self.soft_timeout = to_timeout(soft_timeout, f"soft_timeout of queue {name!r}")
         self.hard_timeout = to_timeout(hard_timeout, f"hard_timeout of queue {name!r}")
         self.prefix = prefix
+        self.rate_limit = rate_limit if isinstance(rate_limit, Rate) else to_rate(rate_limit, f"queue {name!r}")
         self.cluster = False
         check_timeout_order(self.soft_timeout, self.hard_timeout, f"queue {name!r}")
 
     @classmethod
     def create(cls, obj: Queue | str | tuple[Any, Any] | list[Any]) -> Queue:
-        """A Queue from a Queue, `(priority, name)`, `(name, priority)` or a plain name."""
+        """A Queue from a Queue, `(priority, name)`, `(name, priority)` or a plain name; either pair may end with a
+        rate limit: `(priority, name, "100/s")`."""
         if isinstance(obj, Queue):
             return obj
         if isinstance(obj, str):
             return cls(obj)
-        if isinstance(obj, tuple | list) and len(obj) == 2:
-            first, second = obj
+        if isinstance(obj, tuple | list) and len(obj) in (2, 3):
+            first, second = obj[0], obj[1]
+            rate = obj[2] if len(obj) == 3 else None
             if isinstance(first, int) and not isinstance(first, bool):
-                return cls(second, first)
-            return cls(first, second)
-        raise WakaQError(f"invalid queue {obj!r}: use a Queue, a name, (priority, name) or (name, priority)")
+                return cls(second, first, rate_limit=rate)
+            return cls(first, second, rate_limit=rate)
+        raise WakaQError(
+            f"invalid queue {obj!r}: use a Queue, a name, (priority, name) or (name, priority), optionally followed "
+            "by a rate limit"
+        )
 
     def with_defaults(self, priority: int, prefix: str, *, cluster: bool = False) -> Queue:
         """A copy bound to an app's key prefix (and key layout: `cluster`) and final priority (the user's object is
@@ -72,6 +82,7 @@ class Queue:
             soft_timeout=self.soft_timeout,
             hard_timeout=self.hard_timeout,
             prefix=prefix,
+            rate_limit=self.rate_limit,
         )
         bound.cluster = cluster
         return bound

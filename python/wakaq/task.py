@@ -19,6 +19,7 @@ from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager
 from wakaq.exceptions import WakaQError
 from wakaq.queue import Queue, check_timeout_order
+from wakaq.ratelimit import Rate
 
 if TYPE_CHECKING:
     from wakaq.protocols import TaskHost
@@ -41,6 +42,8 @@ class Task(Generic[P, R]):
     soft_timeout: timedelta | None
     hard_timeout: timedelta | None
     is_async: bool
+    #: a global limit on its starts (`@app.task(rate_limit=...)`, wakaq.ratelimit); None: unlimited
+    rate_limit: Rate | None = None
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from wakaq.context import running_meta, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
+from wakaq.ratelimit import consumer_limits
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -81,6 +82,9 @@ class Child:
         self.app = app
         self.slot = slot
         self.queues = app.worker_queues
+        queue_rates, task_rates = consumer_limits(self.queues, app.tasks.values())
+        #: some queue or task has a rate limit: an empty claim may say how long until budget returns
+        self.rate_limited = queue_rates is not None
         self.consumer = _wakaq.Consumer(
             app.url,
             app.keys.prefix,
@@ -90,6 +94,8 @@ class Child:
             app.socket_timeout,
             app.socket_connect_timeout,
             **app.tls_options,
+            queue_rates=queue_rates,
+            task_rates=task_rates,
         )
         self.stopping = False
         self.acks: list[int] = []
@@ -206,10 +212,17 @@ class Child:
         self.batch = 1
         if self.stopping:
             return  # NOTE: a claim interrupted by SIGTERM also comes back empty: stop now, not after a wait
+        timeout, waits = self.app.wait_timeout, CLAIM_EVERY_IDLE_WAITS
+        if self.rate_limited and (budget := self.consumer.budget_wait) is not None:
+            # NOTE: pending work waits for budget: claim again when it returns (the claim script staggers the
+            # children's waits one token apart), not after the usual quiet waits, and never in a busy loop
+            if budget <= 0:
+                return
+            timeout, waits = min(budget, timeout), 1
         if not self.async_tasks:
-            for _ in range(CLAIM_EVERY_IDLE_WAITS):
+            for _ in range(waits):
                 try:
-                    if self.consumer.wait(self.app.wait_timeout) or self.stopping:
+                    if self.consumer.wait(timeout) or self.stopping:
                         return
                 except BrokerError as e:
                     await self._outage(e)
@@ -219,7 +232,7 @@ class Child:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakaq-wait")
             loop = asyncio.get_running_loop()
-            self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, self.app.wait_timeout)
+            self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, timeout)
         finished = asyncio.ensure_future(self._async_finish())
         waiting: list[asyncio.Future[Any]] = [self._wait_future, finished]
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)

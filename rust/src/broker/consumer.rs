@@ -30,9 +30,61 @@ pub struct Consumer {
     bells: Vec<String>,
     names: Vec<String>,
     next_seq: AtomicU64,
+    /// Rate limits (claim_limited.lua), None when the app has none: then claim.lua runs exactly as before.
+    limits: Option<Limits>,
+    /// What the last claim said about budget: seconds until it returns and the starved queues (indexes into
+    /// `names`), None when it claimed or found nothing pending.
+    budget: Mutex<Option<(f64, Vec<usize>)>>,
     /// After a failed claim: acks not known to have landed, and seqs that Redis may have claimed for us
     /// (the reply was lost, not necessarily the work). Settled before the next claim.
     unsettled: Mutex<Unsettled>,
+}
+
+/// claim_limited.lua's extra ARGV (its extra KEYS follow the bells in `claim_keys`).
+struct Limits {
+    /// after the acks: n, m, the longest useful wait (us)
+    head: Vec<String>,
+    /// after the queue names: T and tau (us) per queue, then name, T, tau per limited task
+    tail: Vec<String>,
+}
+
+/// A rate limit as the scripts take it: emission interval T and burst tolerance tau, in microseconds.
+type Rate = (f64, f64);
+
+impl Limits {
+    /// `None` when nothing is limited. Extends `claim_keys` with the buckets and parked lists.
+    fn new(
+        keys: &Keys,
+        names: &[String],
+        queue_rates: Option<Vec<Rate>>,
+        task_rates: Option<Vec<(String, f64, f64)>>,
+        wait_timeout: f64,
+        claim_keys: &mut Vec<String>,
+    ) -> Option<Self> {
+        let queue_rates = queue_rates.unwrap_or_default();
+        let task_rates = task_rates.unwrap_or_default();
+        if queue_rates.iter().all(|r| r.0 <= 0.0) && task_rates.is_empty() {
+            return None;
+        }
+        claim_keys.extend(names.iter().map(|n| keys.rate_queue(n)));
+        claim_keys.extend(task_rates.iter().map(|t| keys.rate_task(&t.0)));
+        for queue in names.iter().skip(1) {
+            claim_keys.extend(task_rates.iter().map(|t| keys.parked(queue, &t.0)));
+        }
+        let horizon = (wait_timeout.max(0.001) * 1e6).round();
+        let head = vec![names.len().to_string(), task_rates.len().to_string(), format!("{horizon}")];
+        // NOTE: index 0 is the daemon's broadcasts: never limited
+        let mut tail = vec!["0".to_owned(), "0".to_owned()];
+        for i in 0..names.len() - 1 {
+            let (t, tau) = queue_rates.get(i).copied().unwrap_or((0.0, 0.0));
+            tail.push(format!("{t}"));
+            tail.push(format!("{tau}"));
+        }
+        for (name, t, tau) in task_rates {
+            tail.extend([name, format!("{t}"), format!("{tau}")]);
+        }
+        Some(Self { head, tail })
+    }
 }
 
 #[derive(Default)]
@@ -100,6 +152,44 @@ impl Consumer {
         run(py, &self.conn, |c| give_back::requeue(c, &self.keys, &self.names, &r))
     }
 
+    /// A claim_limited.lua reply `{-1, wait us, starved...}`: remember it and say so; any other reply clears it.
+    fn note_budget(&self, reply: &[Value]) -> bool {
+        let mut budget = self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(Value::Int(-1)) = reply.first() else {
+            *budget = None;
+            return false;
+        };
+        let wait = match reply.get(1) {
+            Some(Value::Int(us)) => *us as f64 / 1e6,
+            _ => 0.0,
+        };
+        let starved = reply[2..]
+            .iter()
+            .filter_map(|v| match v {
+                Value::Int(i) => usize::try_from(*i).ok(),
+                _ => None,
+            })
+            .collect();
+        *budget = Some((wait.max(0.0), starved));
+        true
+    }
+
+    /// The bells an idle child blocks on: all of them, less those of queues waiting for budget (their tokens would
+    /// only wake it to find no budget; it comes back when the budget does).
+    fn bells_to_wait_on(&self) -> Vec<String> {
+        let budget = self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*budget {
+            Some((_, starved)) if !starved.is_empty() => self
+                .bells
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !starved.contains(i))
+                .map(|(_, b)| b.clone())
+                .collect(),
+            _ => self.bells.clone(),
+        }
+    }
+
     /// claim.lua's reply `{queue index, element, ...}` as `(seq, queue index, element)` triples.
     fn parse_claim(py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> Claimed {
         let mut items = reply.into_iter();
@@ -122,6 +212,7 @@ impl Consumer {
     #[pyo3(signature = (
         url, prefix, daemon_id, queues, wait_timeout, socket_timeout = None, connect_timeout = None,
         *, ssl_ca_certs = None, ssl_certfile = None, ssl_keyfile = None, ssl_cert_reqs = None,
+        queue_rates = None, task_rates = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -137,8 +228,9 @@ impl Consumer {
         ssl_certfile: Option<String>,
         ssl_keyfile: Option<String>,
         ssl_cert_reqs: Option<&str>,
+        queue_rates: Option<Vec<Rate>>,
+        task_rates: Option<Vec<(String, f64, f64)>>,
     ) -> PyResult<Self> {
-        let _ = wait_timeout;
         let tls = TlsOptions::from_options(ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs)
             .map_err(|e| broker_error(py, format!("invalid redis settings: {e}")))?;
         let open = || Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout));
@@ -154,6 +246,7 @@ impl Consumer {
         let bells: Vec<String> = names.iter().map(|n| keys.bell(n)).collect();
         let mut claim_keys: Vec<String> = names.iter().map(|n| keys.queue(n)).collect();
         claim_keys.extend(bells.iter().cloned());
+        let limits = Limits::new(&keys, &names, queue_rates, task_rates, wait_timeout, &mut claim_keys);
         Ok(Self {
             conn: Mutex::new(conn),
             block_conn: Mutex::new(block_conn),
@@ -165,6 +258,8 @@ impl Consumer {
             bells,
             names,
             next_seq: AtomicU64::new(1),
+            limits,
+            budget: Mutex::new(None),
             unsettled: Mutex::new(Unsettled::default()),
         })
     }
@@ -188,7 +283,12 @@ impl Consumer {
         let result: Result<Vec<Value>, Failure> = call_detached(py, &self.conn, false, |c| {
             let first = self.next_seq.fetch_add(width, Ordering::Relaxed);
             attempts.push(first);
-            let mut inv = scripts::claim().key(&self.inflight);
+            let script = if self.limits.is_some() {
+                scripts::claim_limited()
+            } else {
+                scripts::claim()
+            };
+            let mut inv = script.key(&self.inflight);
             for k in &self.claim_keys {
                 inv.key(k);
             }
@@ -196,8 +296,14 @@ impl Consumer {
             for a in &acks {
                 inv.arg(*a);
             }
+            if let Some(l) = &self.limits {
+                inv.arg(&l.head);
+            }
             for n in &self.names {
                 inv.arg(n);
+            }
+            if let Some(l) = &self.limits {
+                inv.arg(&l.tail);
             }
             inv.invoke(c)
         });
@@ -215,7 +321,11 @@ impl Consumer {
         }
         match (result, answered) {
             (Ok(reply), Some(first)) => {
-                let claimed = Self::parse_claim(py, reply, first);
+                let claimed = if self.limits.is_some() && self.note_budget(&reply) {
+                    Vec::new()
+                } else {
+                    Self::parse_claim(py, reply, first)
+                };
                 // keep seqs dense when nothing else took any meanwhile
                 let _ = self.next_seq.compare_exchange(
                     first + width,
@@ -242,6 +352,8 @@ impl Consumer {
                     "wait timeout must be a finite number of seconds, got {timeout}"
                 ))
             })?;
+        let filtered = self.limits.as_ref().map(|_| self.bells_to_wait_on());
+        let bells = filtered.as_ref().unwrap_or(&self.bells);
         let result = py.detach(|| {
             let mut guard = self
                 .block_conn
@@ -249,7 +361,7 @@ impl Consumer {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let result = guard.run_blocking(block, |c| {
                 redis::cmd("BLPOP")
-                    .arg(&self.bells)
+                    .arg(bells)
                     .arg(block.as_secs_f64())
                     .query::<Option<(String, String)>>(c)
             });
@@ -300,6 +412,14 @@ impl Consumer {
     fn unsettled(&self) -> bool {
         let lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         !lost.acks.is_empty() || !lost.claims.is_empty()
+    }
+
+    /// After a claim that came back empty: seconds until a rate-limited queue or task with pending work has budget
+    /// again (0.0: claim again at once), or None when nothing pending is waiting for budget.
+    #[getter]
+    fn budget_wait(&self) -> Option<f64> {
+        let budget = self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        budget.as_ref().map(|(wait, _)| *wait)
     }
 
     /// This child's identity in failure records: `<daemon>/<pid>`.

@@ -48,6 +48,22 @@ impl Keys {
         format!("{}:failed:{name}", self.ns)
     }
 
+    /// A rate-limited queue's GCRA bucket (hash: `tat`, `wake`).
+    pub fn rate_queue(&self, name: &str) -> String {
+        format!("{}:rate:queue:{name}", self.ns)
+    }
+
+    /// A rate-limited task's GCRA bucket (hash: `tat`, `wake`), shared by every queue the task runs from.
+    pub fn rate_task(&self, task: &str) -> String {
+        format!("{}:rate:task:{task}", self.ns)
+    }
+
+    /// Elements of a rate-limited task set aside by claim_limited.lua until the task has budget again; part of
+    /// `queue` (claimed before the queue's own list).
+    pub fn parked(&self, queue: &str, task: &str) -> String {
+        format!("{}:parked:{queue}:{task}", self.ns)
+    }
+
     /// The pseudo queue name under which a daemon's relayed broadcasts sit (`<namespace>:bcast:<daemon>`).
     pub fn broadcast_queue_name(daemon: &str) -> String {
         format!("bcast:{daemon}")
@@ -111,6 +127,9 @@ mod tests {
         assert_eq!(k.inflight("d1"), "{app}:inflight:d1");
         assert_eq!(k.failed("q"), "{app}:failed:q");
         assert_eq!(k.broadcast_channel(), "app-broadcast");
+        assert_eq!(k.rate_queue("q"), "{app}:rate:queue:q");
+        assert_eq!(k.rate_task("send"), "{app}:rate:task:send");
+        assert_eq!(k.parked("q", "send"), "{app}:parked:q:send");
         let names = ["a".to_owned(), "b".to_owned()];
         assert_eq!(
             k.targets(&names),

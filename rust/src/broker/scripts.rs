@@ -23,6 +23,7 @@ macro_rules! script {
 script!(enqueue, "lua/enqueue.lua");
 script!(enqueue_eta, "lua/enqueue_eta.lua");
 script!(claim, "lua/claim.lua");
+script!(claim_limited, "lua/claim_limited.lua");
 script!(finish, "lua/finish.lua");
 script!(requeue, "lua/requeue.lua");
 script!(reap, "lua/reap.lua");

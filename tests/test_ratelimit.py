@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +39,9 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[StartWorker]:
     started: list[Worker] = []
 
     def start(children: int = 1, **options: Any) -> Worker:
-        worker = Worker(tmp_path, redis_url, name=f"rl{len(started)}", app=APP, concurrency=children, **options)
+        worker = Worker(
+            tmp_path, redis_url, name=f"rl{len(started)}", app=f"{APP}.wakaq", concurrency=children, **options
+        )
         started.append(worker)
         worker.wait_ready(children=children)
         return worker
@@ -81,7 +84,14 @@ def push(redis_url: str, items: list[tuple[str, str, list[Any], dict[str, Any]]]
 
 @pytest.mark.parametrize(
     ("value", "per_second", "burst"),
-    [("100/s", 100.0, 10), ("60/m", 1.0, 1), ("3600/h", 1.0, 1), (" 2.5 / s ", 2.5, 1), (250, 250.0, 25), (0.5, 0.5, 1)],
+    [
+        ("100/s", 100.0, 10),
+        ("60/m", 1.0, 1),
+        ("3600/h", 1.0, 1),
+        (" 2.5 / s ", 2.5, 1),
+        (250, 250.0, 25),
+        (0.5, 0.5, 1),
+    ],
 )
 def test_rate_values(value: object, per_second: float, burst: int) -> None:
     rate = to_rate(value, "queue 'q'")
@@ -90,10 +100,12 @@ def test_rate_values(value: object, per_second: float, burst: int) -> None:
     assert rate.burst == burst
     interval, tau = rate.script_args()
     assert interval == pytest.approx(1e6 / per_second)
-    assert tau == pytest.approx((burst - 1) * interval)
+    assert tau == pytest.approx((burst - 1) * interval + min(interval / 2, 50_000))
 
 
-@pytest.mark.parametrize("value", ["100", "100/d", "0/s", "-1/s", "/s", "1e3/s", "ten/s", 0, -5, float("inf"), True, []])
+@pytest.mark.parametrize(
+    "value", ["100", "100/d", "0/s", "-1/s", "/s", "1e3/s", "ten/s", 0, -5, float("inf"), True, []]
+)
 def test_bad_rate_values_name_the_value(value: object) -> None:
     with pytest.raises(WakaQError, match="invalid rate_limit") as raised:
         Queue("email", rate_limit=value)  # type: ignore[arg-type]
@@ -275,7 +287,8 @@ def test_a_task_limit_across_daemons(redis_url: str, rclient: Any, start_worker:
     assert max(t for t, _ in stamps(rclient, "free")) - first < 3.0, "free tasks waited behind capped ones"
     wait_until(lambda: redis_now(rclient) > first + 4.5, timeout=20, interval=0.2, what="4.5 s of capped tasks")
     window = [t for t, _ in stamps(rclient, "capped") if first + 1 <= t < first + 4]
-    assert 57 <= len(window) <= 63, f"{len(window)} capped tasks in 3 s at 20/s"
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(window)]
+    assert 57 <= len(window) <= 63, f"{len(window)} capped tasks in 3 s at 20/s: {gaps}"
 
 
 def test_idle_children_do_not_spin_while_a_queue_waits_for_budget(

@@ -19,6 +19,8 @@ from wakaq.exceptions import WakaQError
 PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 #: how many tasks may start at once after a quiet spell: those of this many seconds at the rate (at least 1)
 BURST_SECONDS = 0.1
+#: how late a waking child may claim a token without it being lost (at most half an interval, so the burst stays)
+SLACK_SECONDS = 0.05
 
 RateValue = str | int | float | None
 ConsumerLimits = tuple[list[tuple[float, float]] | None, list[tuple[str, float, float]] | None]
@@ -48,8 +50,12 @@ class Rate:
         return self.period * 1e6 / self.count
 
     def script_args(self) -> tuple[float, float]:
-        """(T, tau) in microseconds, as claim_limited.lua takes them: tau = (burst - 1) * T."""
-        return self.interval_us, (self.burst - 1) * self.interval_us
+        """(T, tau) in microseconds, as claim_limited.lua takes them: tau = (burst - 1) * T + slack.
+
+        NOTE: the slack (min(T / 2, 50 ms)) lets a child that wakes a little late still take the token it was told
+        to come for; without it every late wake-up would push the schedule back and the rate would fall short."""
+        interval = self.interval_us
+        return interval, (self.burst - 1) * interval + min(interval / 2, SLACK_SECONDS * 1e6)
 
     def __str__(self) -> str:
         return self.text

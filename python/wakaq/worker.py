@@ -212,33 +212,55 @@ class Child:
         self.batch = 1
         if self.stopping:
             return  # NOTE: a claim interrupted by SIGTERM also comes back empty: stop now, not after a wait
-        timeout, waits = self.app.wait_timeout, CLAIM_EVERY_IDLE_WAITS
         if self.rate_limited and (budget := self.consumer.budget_wait) is not None:
-            # NOTE: pending work waits for budget: claim again when it returns (the claim script staggers the
-            # children's waits one token apart), not after the usual quiet waits, and never in a busy loop
-            if budget <= 0:
-                return
-            timeout, waits = min(budget, timeout), 1
-        if not self.async_tasks:
-            for _ in range(waits):
+            await self._budget_wait(budget)
+            return
+        if not self.async_tasks and (self._wait_future is None or self._wait_future.done()):
+            for _ in range(CLAIM_EVERY_IDLE_WAITS):
                 try:
-                    if self.consumer.wait(timeout) or self.stopping:
+                    if self.consumer.wait(self.app.wait_timeout) or self.stopping:
                         return
                 except BrokerError as e:
                     await self._outage(e)
                     return
             return
+        await self._wait_in_thread(None)
+
+    async def _wait_in_thread(self, timeout: float | None) -> bool:
+        """Block on the doorbells in a thread, until a token, an async task finishing, or `timeout` (seconds).
+        False when only a timeout (this one or the doorbell wait's own) ended it."""
         if self._wait_future is None or self._wait_future.done():
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakaq-wait")
             loop = asyncio.get_running_loop()
-            self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, timeout)
-        finished = asyncio.ensure_future(self._async_finish())
-        waiting: list[asyncio.Future[Any]] = [self._wait_future, finished]
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finished.cancel()
-        if self._wait_future.done() and isinstance(error := self._wait_future.exception(), BrokerError):
-            await self._outage(error)
+            self._wait_future = loop.run_in_executor(self._executor, self.consumer.wait, self.app.wait_timeout)
+        waiting: list[asyncio.Future[Any]] = [self._wait_future]
+        finished = asyncio.ensure_future(self._async_finish()) if self.async_tasks else None
+        if finished is not None:
+            waiting.append(finished)
+        await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        woken = finished is not None and finished.done()
+        if finished is not None:
+            finished.cancel()
+        if self._wait_future.done():
+            if isinstance(error := self._wait_future.exception(), BrokerError):
+                await self._outage(error)
+                return True
+            woken = woken or self._wait_future.exception() is not None or bool(self._wait_future.result())
+        return woken
+
+    async def _budget_wait(self, budget: float) -> None:
+        """Pending work waits for rate-limit budget: claim again when it returns (the claim script staggers the
+        children's waits one token apart), or sooner for a doorbell of a queue that has budget; never a busy loop.
+
+        NOTE: timed here, not by BLPOP's own timeout: Redis checks blocked clients' timeouts only when its event loop
+        turns (10 times a second on an idle server), which rounds short waits up to 100 ms and wastes the budget. A
+        doorbell wait that merely timed out meanwhile is started again: claiming before the slot the script gave
+        this child would only get it a later one."""
+        deadline = time.monotonic() + min(budget, self.app.wait_timeout)
+        while (left := deadline - time.monotonic()) > 0 and not self.stopping:
+            if await self._wait_in_thread(left):
+                return
 
     # ---- redis outages -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ wakaq = WakaQ(
     concurrency=int(env("WAKAQ_TEST_CONCURRENCY", "1")),
     wait_timeout=float(env("WAKAQ_TEST_WAIT", "1")),
     worker_log_file=env("WAKAQ_TEST_LOG") or None,
-    worker_log_level=env("WAKAQ_TEST_LOG_LEVEL", "INFO"),
+    worker_log_level=env("WAKAQ_TEST_LOG_LEVEL", "DEBUG"),
 )
 
 # NOTE: `times:<tag>` is one key, so this runs on a cluster too

@@ -17,8 +17,10 @@ import pytest
 from tests.keyspace import CLUSTER, KEYS, scan_keys
 from tests.workers import Worker, wait_until
 from wakaq import Queue, WakaQ, _wakaq
+from wakaq.admin import purge
 from wakaq.exceptions import WakaQError
 from wakaq.ratelimit import Rate, to_rate
+from wakaq.stats import snapshot
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -227,6 +229,18 @@ def test_a_task_limit_parks_its_tasks_and_lets_the_others_pass(redis_url: str, r
     again = c.claim([], 32)
     assert [_wakaq.decode_task(element)[0] for _, _, element in again] == ["capped"]
     assert rclient.llen(KEYS.parked("low", "capped")) == 3
+
+
+def test_parked_tasks_count_as_pending_and_are_purged(app: ModuleType, redis_url: str, rclient: Any) -> None:
+    rate = app.capped.rate_limit
+    c = consumer(redis_url, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
+    push(redis_url, [("low", "capped", [i], {}) for i in range(30)])
+    assert len(c.claim([], 32)) == rate.burst
+    assert rclient.llen(KEYS.parked("low", "capped")) == 30 - rate.burst
+    push(redis_url, [("low", "free", [i], {}) for i in range(5)])
+    assert snapshot(app.wakaq, rclient)["queues"]["low"]["pending_tasks"] == 35 - rate.burst
+    assert purge(app.wakaq, rclient, "low") == {"queue": "low", "purged_tasks": 35 - rate.burst, "purged_eta_tasks": 0}
+    assert rclient.llen(KEYS.parked("low", "capped")) == 0
 
 
 # ---- real daemons -------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from wakaq.connection import redis_py_client
+from wakaq.ratelimit import parked_lists
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -44,14 +45,17 @@ def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
 
 
 def purge(app: WakaQ, r: redis.Redis, queue_name: str) -> dict[str, Any]:
-    """Empty a queue's pending list and eta set atomically; returns how many tasks each held."""
+    """Empty a queue's pending list (with its tasks parked by a task rate limit) and eta set atomically; returns how
+    many tasks each held."""
     queue = app.get_queue(queue_name, "--queue")
+    parked = [key for _, key in parked_lists(app.keys, [queue], app.tasks.values())]
     pipe: Any = r.pipeline(transaction=True)
-    pipe.llen(queue.broker_key)
+    for key in (queue.broker_key, *parked):
+        pipe.llen(key)
     pipe.zcard(queue.broker_eta_key)
-    pipe.delete(queue.broker_key, queue.broker_eta_key)
-    pending, eta, _ = pipe.execute()
-    return {"queue": queue.name, "purged_tasks": pending, "purged_eta_tasks": eta}
+    pipe.delete(queue.broker_key, queue.broker_eta_key, *parked)
+    *pending, eta, _ = pipe.execute()
+    return {"queue": queue.name, "purged_tasks": sum(pending), "purged_eta_tasks": eta}
 
 
 # ---- failed -----------------------------------------------------------------------------------------------------

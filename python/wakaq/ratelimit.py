@@ -93,3 +93,14 @@ def consumer_limits(queues: Iterable[_Limited], tasks: Iterable[_Limited]) -> Co
     if not task_rates and not any(r[0] for r in queue_rates):
         return None, None
     return queue_rates, task_rates
+
+
+class _KeyNames(Protocol):
+    def parked(self, queue: str, task: str) -> str: ...
+
+
+def parked_lists(keys: _KeyNames, queues: Iterable[_Limited], tasks: Iterable[_Limited]) -> list[tuple[str, str]]:
+    """(queue name, key) of every parked list the claim script may fill: pending tasks of a rate-limited task that had
+    no budget when its queue was claimed from. Empty without task limits (then nothing reads Redis for them)."""
+    limited = [t.name for t in tasks if t.rate_limit]
+    return [(q.name, keys.parked(q.name, task)) for q in queues for task in limited]

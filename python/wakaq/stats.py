@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wakaq.constants import RUNTIME_BUCKETS, STATS_FAILED_KINDS, STATS_SEP
+from wakaq.ratelimit import parked_lists
 
 if TYPE_CHECKING:
     import redis
@@ -56,7 +57,13 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         pipe.hgetall(keys.daemon_info(daemon))
         pipe.hvals(keys.inflight(daemon))
         pipe.hgetall(keys.stats(daemon))
+    parked = parked_lists(keys, app.queues, app.tasks.values())
+    for _, key in parked:
+        pipe.llen(key)
     replies = pipe.execute()
+    waiting: Counter[str] = Counter()  # pending tasks parked by a task rate limit (wakaq.ratelimit)
+    for (name, _), count in zip(parked, replies[4 * len(daemon_ids) :], strict=True):
+        waiting[name] += count
 
     cells = _Cells()
     cells.add(retired)
@@ -70,7 +77,7 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     tasks = cells.tasks()
     return {
         "time": now,
-        "queues": _queues(app, depths, inflight, tasks),
+        "queues": _queues(app, depths, inflight, tasks, waiting),
         "daemons": daemons,
         "tasks": tasks,
     }
@@ -79,7 +86,9 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
 # ---- queues -----------------------------------------------------------------------------------------------------
 
 
-def _queues(app: WakaQ, depths: list[int], inflight: Counter[str], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+def _queues(
+    app: WakaQ, depths: list[int], inflight: Counter[str], tasks: list[dict[str, Any]], parked: Counter[str]
+) -> dict[str, Any]:
     per_queue: dict[str, Counter[str]] = {}
     for task in tasks:
         c = per_queue.setdefault(task["queue"], Counter())
@@ -93,7 +102,7 @@ def _queues(app: WakaQ, depths: list[int], inflight: Counter[str], tasks: list[d
             "priority": queue.priority,
             "broker_key": queue.broker_key,
             "broker_eta_key": queue.broker_eta_key,
-            "pending_tasks": depths[3 * i],
+            "pending_tasks": depths[3 * i] + parked.get(queue.name, 0),
             "pending_eta_tasks": depths[3 * i + 1],
             "inflight_tasks": inflight.get(queue.name, 0),
             "failed_tasks": depths[3 * i + 2],

@@ -2,8 +2,8 @@
 
 `WakaQ` satisfies all of them. The package reads bottom-up:
 
-1. values: `exceptions`, `constants`, `config`, `keys`, `expr`, `durable`, `ids`, `context`, this module, `queue`,
-   `schedule`;
+1. values: `exceptions`, `constants`, `config`, `keys`, `expr`, `durable`, `ratelimit`, `ids`, `context`, this module,
+   `queue`, `schedule`;
 2. `connection` (redis-py clients from an app's settings);
 3. running a task's body: `invoke`, and `eager` beside the worker (inline, no Redis);
 4. `task`: a registered function and how it is called (`.delay()` and friends);

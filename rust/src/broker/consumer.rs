@@ -72,7 +72,11 @@ impl Limits {
             claim_keys.extend(task_rates.iter().map(|t| keys.parked(queue, &t.0)));
         }
         let horizon = (wait_timeout.max(0.001) * 1e6).round();
-        let head = vec![names.len().to_string(), task_rates.len().to_string(), format!("{horizon}")];
+        let head = vec![
+            names.len().to_string(),
+            task_rates.len().to_string(),
+            format!("{horizon}"),
+        ];
         // NOTE: index 0 is the daemon's broadcasts: never limited
         let mut tail = vec!["0".to_owned(), "0".to_owned()];
         for i in 0..names.len() - 1 {

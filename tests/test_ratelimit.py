@@ -231,6 +231,19 @@ def test_a_task_limit_parks_its_tasks_and_lets_the_others_pass(redis_url: str, r
     assert rclient.llen(KEYS.parked("low", "capped")) == 3
 
 
+def test_unparking_consumes_only_the_tokens_of_what_it_took(redis_url: str, rclient: Any) -> None:
+    rate = to_rate("100/s", "test")
+    assert rate is not None and rate.burst == 10
+    c = consumer(redis_url, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
+    push(redis_url, [("low", "capped", [i], {}) for i in range(13)])
+    assert len(c.claim([], 32)) == 10
+    assert rclient.llen(KEYS.parked("low", "capped")) == 3
+    time.sleep(0.15)  # the bucket is full again: 10 tokens
+    assert len(c.claim([], 32)) == 3
+    push(redis_url, [("low", "capped", [i], {}) for i in range(5)])
+    assert len(c.claim([], 32)) == 5, "the 3 unparked tasks took 3 tokens, not 10"
+
+
 def test_parked_tasks_count_as_pending_and_are_purged(app: ModuleType, redis_url: str, rclient: Any) -> None:
     rate = app.capped.rate_limit
     c = consumer(redis_url, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])

@@ -102,8 +102,10 @@ local function unpark(i, want, out)
       local b = tbucket(j)
       local k = math.min(want - #out, budget(b))
       if k > 0 then
-        for _, e in ipairs(redis.call('LPOP', list, k)) do out[#out + 1] = e end
-        b.used = b.used + k
+        for _, e in ipairs(redis.call('LPOP', list, k)) do
+          out[#out + 1] = e
+          b.used = b.used + 1
+        end
       else
         hungry(b)
       end

@@ -231,6 +231,26 @@ def test_a_task_limit_parks_its_tasks_and_lets_the_others_pass(redis_url: str, r
     assert rclient.llen(KEYS.parked("low", "capped")) == 3
 
 
+def test_a_task_limit_inside_a_limited_queue(redis_url: str, rclient: Any) -> None:
+    """Both budgets apply: the queue's (100/s, burst 10) caps the claim, the task's (10/s, burst 1) its share."""
+    queue_rate, task_rate = to_rate("100/s", "q"), to_rate("10/s", "t")
+    assert queue_rate is not None and task_rate is not None
+    c = consumer(
+        redis_url,
+        ["limited"],
+        queue_rates=[queue_rate.script_args()],
+        task_rates=[("capped", *task_rate.script_args())],
+    )
+    push(redis_url, [("limited", name, [i], {}) for i in range(20) for name in ("capped", "free")])
+    names = [_wakaq.decode_task(element)[0] for _, _, element in c.claim([], 32)]
+    assert sorted(names) == ["capped"] + ["free"] * 9
+    parked = rclient.llen(KEYS.parked("limited", "capped"))
+    assert parked + rclient.llen(KEYS.queue("limited")) == 30  # nothing lost: parked or still queued
+    while c.claim([], 32):
+        pass  # tokens that came meanwhile
+    assert c.budget_wait is not None
+
+
 def test_unparking_consumes_only_the_tokens_of_what_it_took(redis_url: str, rclient: Any) -> None:
     rate = to_rate("100/s", "test")
     assert rate is not None and rate.burst == 10

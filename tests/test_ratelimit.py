@@ -336,7 +336,9 @@ def test_a_task_limit_across_daemons(redis_url: str, rclient: Any, start_worker:
     wait_until(lambda: redis_now(rclient) > first + 4.5, timeout=20, interval=0.2, what="4.5 s of capped tasks")
     window = [t for t, _ in stamps(rclient, "capped") if first + 1 <= t < first + 4]
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(window)]
-    assert 57 <= len(window) <= 63, f"{len(window)} capped tasks in 3 s at 20/s: {gaps}"
+    # NOTE: at most 60 + burst (2) + 1 start; the lower bound only checks that budget is not wasted (10% slack for
+    # a loaded machine)
+    assert 54 <= len(window) <= 63, f"{len(window)} capped tasks in 3 s at 20/s: {gaps}"
 
 
 def test_idle_children_do_not_spin_while_a_queue_waits_for_budget(
@@ -354,4 +356,4 @@ def test_idle_children_do_not_spin_while_a_queue_waits_for_budget(
     ran = [t for t, _ in stamps(rclient, "limited") if t >= started]
     print(f"{per_second:.1f} EVALSHA/s (claims and the parents' scripts) for {len(ran) / 3:.1f} tasks/s")
     assert per_second < 40, f"{per_second:.0f} claims/s for {len(ran) / 3:.1f} tasks/s"
-    assert 12 <= len(ran) <= 17
+    assert 11 <= len(ran) <= 17  # 15 at 5/s, at most + burst (1) + 1

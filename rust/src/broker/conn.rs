@@ -64,6 +64,9 @@ pub struct Conn {
     answered_at: Instant,
     tls: bool,
     last_failure: Stage,
+    /// Connections made so far: a change tells a caller that state it wrote may be gone (a failover to a replica
+    /// that had not seen its last writes).
+    connects: u64,
 }
 
 /// Where the last failure happened, for the hints of `explain`.
@@ -103,7 +106,13 @@ impl Conn {
             answered_at: Instant::now(),
             tls: is_tls_url(url),
             last_failure: Stage::Answered,
+            connects: 0,
         })
+    }
+
+    /// How many connections were made so far (0 before the first call).
+    pub fn connects(&self) -> u64 {
+        self.connects
     }
 
     /// A Redis Cluster connection: keys use the hash-tagged layout (keys.rs).
@@ -147,6 +156,7 @@ impl Conn {
             live.set_timeouts(self.socket_timeout, self.socket_timeout)?;
             self.live = Some(live);
             self.proven = false;
+            self.connects += 1;
         }
         self.live
             .as_mut()

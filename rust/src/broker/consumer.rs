@@ -1,6 +1,7 @@
 //! `Consumer`: one forked child's side of the delivery protocol (claim, wait, settle, release).
 //! Created in the child after fork, so its connections are its own.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -38,6 +39,12 @@ pub struct Consumer {
     /// After a failed claim: acks not known to have landed, and seqs that Redis may have claimed for us
     /// (the reply was lost, not necessarily the work). Settled before the next claim.
     unsettled: Mutex<Unsettled>,
+    /// Seqs claimed through this Consumer and not yet settled (acked, failed, retried, released): what this child
+    /// holds. After the connection was made again, in-flight fields of this child that are not held are stale and
+    /// go back to their queues (`reconcile`).
+    held: Mutex<HashSet<u64>>,
+    /// `Conn::connects` when the in-flight fields were last reconciled.
+    reconciled: AtomicU64,
 }
 
 /// claim_limited.lua's extra ARGV (its extra KEYS follow the bells in `claim_keys`).
@@ -140,6 +147,48 @@ impl Consumer {
             again.acks.append(acks);
             return Err(e);
         }
+        Ok(())
+    }
+
+    fn hold(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After a new connection: give back this child's in-flight fields that it does not hold.
+    ///
+    /// NOTE: a failover promotes a replica that may not have seen the last writes: an ack that the old master
+    /// answered can be missing there, leaving a field for a task that already ran. The child is alive, so nothing
+    /// else would ever requeue it (the parent requeues a child's fields only when it dies) and it would sit in
+    /// flight until the daemon stops. Requeued, it runs again: at least once, as for any lost reply. Claims whose
+    /// reply was lost are settled before (`settle_lost_claims`); `acks` are being acknowledged by this claim.
+    fn reconcile(&self, py: Python<'_>, acks: &[u64]) -> PyResult<()> {
+        let connects = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .connects();
+        // NOTE: the first connection has nothing to reconcile (no field of this child can predate it)
+        if connects <= 1 || connects == self.reconciled.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let fields: Vec<String> = run(py, &self.conn, |c| redis::cmd("HKEYS").arg(&self.inflight).query(c))?;
+        let connects = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .connects();
+        let stale: Vec<u64> = {
+            let held = self.hold();
+            fields
+                .iter()
+                .filter_map(|f| f.strip_prefix(&self.field_prefix)?.parse::<u64>().ok())
+                .filter(|seq| !held.contains(seq) && !acks.contains(seq))
+                .collect()
+        };
+        if !stale.is_empty() {
+            self.requeue_seqs(py, &stale)?;
+        }
+        self.reconciled.store(connects, Ordering::Relaxed);
         Ok(())
     }
 
@@ -265,6 +314,8 @@ impl Consumer {
             limits,
             budget: Mutex::new(None),
             unsettled: Mutex::new(Unsettled::default()),
+            held: Mutex::new(HashSet::new()),
+            reconciled: AtomicU64::new(0),
         })
     }
 
@@ -279,6 +330,13 @@ impl Consumer {
     fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Claimed> {
         let mut acks = acks;
         self.settle_lost_claims(py, &mut acks)?;
+        if !acks.is_empty() {
+            let mut held = self.hold();
+            for a in &acks {
+                held.remove(a);
+            }
+        }
+        self.reconcile(py, &acks)?;
         let width = u64::from(max_count);
         // NOTE: fresh seqs for every attempt, also the connection's own retry of a stale connection: an attempt
         // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite
@@ -330,6 +388,9 @@ impl Consumer {
                 } else {
                     Self::parse_claim(py, reply, first)
                 };
+                if !claimed.is_empty() {
+                    self.hold().extend(claimed.iter().map(|c| c.0));
+                }
                 // keep seqs dense when nothing else took any meanwhile
                 let _ = self.next_seq.compare_exchange(
                     first + width,
@@ -407,6 +468,12 @@ impl Consumer {
         if seqs.is_empty() {
             return Ok(0);
         }
+        {
+            let mut held = self.hold();
+            for s in &seqs {
+                held.remove(s);
+            }
+        }
         self.requeue_seqs(py, &seqs)
     }
 
@@ -446,6 +513,13 @@ impl Consumer {
         traceback: &str,
         acks: &[u64],
     ) -> PyResult<()> {
+        {
+            let mut held = self.hold();
+            held.remove(&seq);
+            for a in acks {
+                held.remove(a);
+            }
+        }
         let (list, bell, failed) = (self.keys.queue(queue), self.keys.bell(queue), self.keys.failed(queue));
         run(py, &self.conn, |c| {
             let mut inv = scripts::finish().key(&self.inflight);

@@ -405,7 +405,15 @@ impl Consumer {
     /// Settle task `seq` as a retry due at `due` (unix seconds): its in-flight entry goes and `payload` joins
     /// `queue`'s eta set in one script (and the eta channel hears of it when it is the earliest); also acks `acks`.
     #[pyo3(signature = (seq, queue, payload, due, acks = Vec::new()))]
-    fn retry_at(&self, py: Python<'_>, seq: u64, queue: &str, payload: &[u8], due: f64, acks: Vec<u64>) -> PyResult<()> {
+    fn retry_at(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        queue: &str,
+        payload: &[u8],
+        due: f64,
+        acks: Vec<u64>,
+    ) -> PyResult<()> {
         if !due.is_finite() {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "due must be a finite unix time, got {due}"

@@ -389,3 +389,20 @@ def test_async_tasks_retry_too(app: ModuleType, worker: Any, rclient: redis.Redi
     assert [e["attempt"] for e in runs] == [1, 2, 3]
     assert runs[2]["errors"] == ["TimeoutError: async run 1", "TimeoutError: async run 2"]
     assert failed_records(rclient) == []
+
+
+def test_soft_timeouts_and_exceptions_share_the_retry_counter(
+    app: ModuleType, worker: Any, rclient: redis.Redis
+) -> None:
+    app.slow_then_flaky.delay("s")
+    worker()
+    wait_until(lambda: failed_records(rclient), 20, what="the failed record")
+    runs = events(rclient, "slow_then_flaky")
+    assert [e["attempt"] for e in runs] == [1, 2, 3]  # max_retries 2 in all, not 2 of each kind
+    assert runs[2]["errors"] == ["SoftTimeout: soft timeout", "TimeoutError: flaky, run 2"]
+    (record,) = failed_records(rclient)
+    assert record["reason"].endswith(
+        "(retries exhausted: attempt 3, max_retries 2; attempt 1: SoftTimeout: soft timeout; "
+        "attempt 2: TimeoutError: flaky, run 2; attempt 3: TimeoutError: flaky, run 3)"
+    )
+    wait_until(lambda: settled(rclient), what="nothing left")

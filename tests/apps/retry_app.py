@@ -116,3 +116,13 @@ async def async_flaky(key: str, fails: int) -> None:
     record("async_flaky", key=key, run=run)
     if run <= fails:
         raise TimeoutError(f"async run {run}")
+
+
+@wakaq.task(retry_on=TimeoutError, max_retries=2, retry_backoff=0.05, soft_timeout=0.5, hard_timeout=5)
+def slow_then_flaky(key: str) -> None:
+    """Run 1 passes its soft timeout, the next ones raise TimeoutError: one `retry` counter for both."""
+    run = runs(key)
+    record("slow_then_flaky", key=key, run=run)
+    if run == 1:
+        time.sleep(3)
+    raise TimeoutError(f"flaky, run {run}")

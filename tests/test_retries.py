@@ -344,7 +344,7 @@ def test_raise_retry_waits_in_the_eta_set_while_the_child_runs_other_tasks(
     (quick,) = events(rclient, "quick")
     # the one child ran another task while the retry waited (no sleep in the child), and the retry came ~1 s later
     assert first["t"] < quick["t"] < second["t"] and quick["eta_waiting"] == 1
-    assert second["t"] - first["t"] >= 0.9 and abs(due - (first["t"] + 1)) < 0.5
+    assert first["t"] + 1 <= due < first["t"] + 3 and second["t"] >= due - 0.05
     assert second["attempt"] == 2 and second["errors"] == ["Retry: retry requested"]
     wait_until(lambda: settled(rclient), what="nothing left")
     assert failed_records(rclient) == []

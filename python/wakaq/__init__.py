@@ -2,9 +2,11 @@
 
 from wakaq._wakaq import __version__
 from wakaq.app import WakaQ
+from wakaq.current import current_task
 from wakaq.exceptions import SoftTimeout, WakaQError
 from wakaq.queue import Queue
+from wakaq.retries import Retry
 from wakaq.schedule import CronTask
 from wakaq.task import Task
 
-__all__ = ["CronTask", "Queue", "SoftTimeout", "Task", "WakaQ", "WakaQError", "__version__"]
+__all__ = ["CronTask", "Queue", "Retry", "SoftTimeout", "Task", "WakaQ", "WakaQError", "__version__", "current_task"]

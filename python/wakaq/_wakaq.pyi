@@ -161,6 +161,9 @@ class Consumer:
         """Record task `seq` as failed (reason, traceback) and ack `acks`."""
     def retry(self, seq: int, queue: str, payload: bytes, acks: Sequence[int] = ...) -> None:
         """Re-enqueue task `seq` at the end of `queue` as `payload` (soft-timeout retry) and ack `acks`."""
+    def retry_at(self, seq: int, queue: str, payload: bytes, due: float, acks: Sequence[int] = ...) -> None:
+        """Settle task `seq` by adding `payload` to `queue`'s eta set due at `due` (unix seconds), in the same script
+        that removes its in-flight entry (finish.lua "eta"), and ack `acks`. ValueError for a non-finite `due`."""
     def release(self, seqs: Sequence[int]) -> int:
         """Return claimed, not started tasks to the front of their queues (shutdown)."""
 

@@ -4,7 +4,9 @@ Every configuration error raises `WakaQError` at construction (or at `@app.task`
 naming the offending value, so a typo fails at import time instead of on a worker at 3am.
 
 Resolution rules (WakaQ's): a task's timeouts come from the task, else its queue, else the app, separately for soft
-and hard; `max_retries` (soft timeouts only) from the task, else the queue, else the app (default 0: no retry).
+and hard; `max_retries` (soft timeouts, and exceptions in `retry_on` or `raise Retry`) from the task, else the
+queue, else the app (default 0: no retry). The other retry settings (`retry_on`, `retry_backoff`, `retry_backoff_max`,
+`retry_jitter`) come from the task, else the app (`retry_policy_for`, wakaq.retries).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from wakaq.keys import DEFAULT_PREFIX, Keys
 from wakaq.protocols import Wrapper
 from wakaq.queue import Queue, check_timeout_order, sort_queues
 from wakaq.ratelimit import RateValue, to_rate
+from wakaq.retries import BackoffValue, RetryOnValue, RetryOptions, RetryPolicy, resolve
 from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
 
@@ -106,6 +109,10 @@ class WakaQ:
         durable_enqueue: bool | int = False,
         durable_timeout: float | timedelta = DEFAULT_DURABLE_TIMEOUT,
         start_method: str = "fork",
+        retry_on: RetryOnValue = (),
+        retry_backoff: BackoffValue = None,
+        retry_backoff_max: BackoffValue = None,
+        retry_jitter: bool | None = None,
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self._init_connection(
@@ -122,6 +129,8 @@ class WakaQ:
         self.durable_timeout = to_durable_timeout(durable_timeout)
         self._init_limits(concurrency, async_concurrency, max_retries, max_mem_percent, max_tasks_per_worker)
         self._init_timeouts(soft_timeout, hard_timeout)
+        #: the app's retry settings (wakaq.retries), defaults of every task's
+        self.retry_options = RetryOptions.create(retry_on, retry_backoff, retry_backoff_max, retry_jitter, "the app")
         self._init_queues(queues, exclude_queues)
         self._init_logging(worker_log_file, scheduler_log_file, worker_log_level, scheduler_log_level)
         self.schedules = self._init_schedules(schedules)
@@ -271,6 +280,10 @@ class WakaQ:
         soft_timeout: TimeoutValue = None,
         hard_timeout: TimeoutValue = None,
         rate_limit: RateValue = None,
+        retry_on: RetryOnValue = None,
+        retry_backoff: BackoffValue = None,
+        retry_backoff_max: BackoffValue = None,
+        retry_jitter: bool | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
     def task(
         self,
@@ -281,14 +294,22 @@ class WakaQ:
         soft_timeout: TimeoutValue = None,
         hard_timeout: TimeoutValue = None,
         rate_limit: RateValue = None,
+        retry_on: RetryOnValue = None,
+        retry_backoff: BackoffValue = None,
+        retry_backoff_max: BackoffValue = None,
+        retry_jitter: bool | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-        """Register a task: `@app.task` or `@app.task(queue=..., max_retries=..., soft_timeout=..., ...)`."""
+        """Register a task: `@app.task` or `@app.task(queue=..., max_retries=..., soft_timeout=..., ...)`. The
+        `retry_*` options (None: the app's) are described in wakaq.retries."""
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             t = Task(
                 f, self, queue=queue, max_retries=max_retries, soft_timeout=soft_timeout, hard_timeout=hard_timeout
             )
             t.rate_limit = to_rate(rate_limit, f"task {t.name!r}")
+            if (retry_on, retry_backoff, retry_backoff_max, retry_jitter) != (None, None, None, None):
+                options = (retry_on, retry_backoff, retry_backoff_max, retry_jitter)
+                t.retry_options = RetryOptions.create(*options, f"task {t.name!r}")
             if t.name in self.tasks:
                 raise WakaQError(f"duplicate task name {t.name!r}")
             queue_ = t.queue or self.default_queue
@@ -312,6 +333,10 @@ class WakaQ:
         if queue is not None and queue.max_retries is not None:
             return queue.max_retries
         return self.max_retries
+
+    def retry_policy_for(self, task: Task[Any, Any], queue: Queue) -> RetryPolicy:
+        """Effective retry settings of a task running from `queue` (the worker works this out once per pair)."""
+        return resolve(task.retry_options, self.retry_options, self.max_retries_for(task, queue))
 
     def _queue_timeouts(self, queue: Queue) -> tuple[timedelta | None, timedelta | None]:
         return queue.soft_timeout or self.soft_timeout, queue.hard_timeout or self.hard_timeout

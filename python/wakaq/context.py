@@ -16,6 +16,10 @@ running_task: ContextVar[Any] = ContextVar("wakaq_task", default=None)
 # NOTE: set only for tasks whose payload carries meta (an opt-in feature is used): plain tasks pay nothing
 running_meta: ContextVar[dict[str, Any] | None] = ContextVar("wakaq_task_meta", default=None)
 
+# NOTE: the running task's payload `retry` (attempt - 1); set only when it is not 0 or the task has meta, so a plain
+# first run pays nothing (the default, 0, is right for it)
+running_retry: ContextVar[int] = ContextVar("wakaq_task_retry", default=0)
+
 
 def current_meta() -> dict[str, Any] | None:
     """The payload meta of the task running in this context (None for plain tasks and outside a task)."""

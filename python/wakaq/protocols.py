@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from wakaq._wakaq import Broker
     from wakaq.queue import Queue
+    from wakaq.retries import RetryPolicy
 
 # NOTE: `wrapper(fn, args, kwargs)`, sync or async (see `WakaQ.wrap_tasks_with`)
 Wrapper = Callable[[Callable[..., Any], Sequence[Any], dict[str, Any]], Any]
@@ -73,5 +74,7 @@ class TaskHost(Protocol):
     def get_queue(self, queue: str | Queue, where: str) -> Queue: ...
 
     def max_retries_for(self, task: Any, queue: Queue | None) -> int: ...
+
+    def retry_policy_for(self, task: Any, queue: Queue) -> RetryPolicy: ...
 
     def timeouts_for(self, task: Any, queue: Queue) -> tuple[timedelta | None, timedelta | None]: ...

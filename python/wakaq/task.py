@@ -20,6 +20,7 @@ from wakaq.eager import run_eager
 from wakaq.exceptions import WakaQError
 from wakaq.queue import Queue, check_timeout_order
 from wakaq.ratelimit import Rate
+from wakaq.retries import RetryOptions
 
 if TYPE_CHECKING:
     from wakaq.protocols import TaskHost
@@ -44,6 +45,8 @@ class Task(Generic[P, R]):
     is_async: bool
     #: a global limit on its starts (`@app.task(rate_limit=...)`, wakaq.ratelimit); None: unlimited
     rate_limit: Rate | None = None
+    #: `@app.task(retry_on=..., retry_backoff=...)` (wakaq.retries); None: the app's retry settings
+    retry_options: RetryOptions | None = None
 
     def __init__(
         self,
@@ -93,7 +96,7 @@ class Task(Generic[P, R]):
         eta = kwargs.pop("eta", None)
         due = None if eta is None else due_time(eta)
         if self.app.eager:
-            return run_eager(self, args, kwargs)
+            return run_eager(self, args, kwargs, queue)
         # NOTE: durable enqueue off costs one attribute test here: the calls below are the ones without it.
         if self.app.durable_replicas:
             self._push_durably(queue, args, kwargs, due, self.app.durable_replicas)
@@ -120,7 +123,7 @@ class Task(Generic[P, R]):
         due = None if eta is None else due_time(eta)
         replicas = replicas_of(durable, self.app.durable_replicas)
         if self.app.eager:
-            return run_eager(self, args, kwargs)
+            return run_eager(self, args, kwargs, target)
         if replicas:
             self._push_durably(target, args, kwargs, due, replicas)
         elif due is None:
@@ -148,7 +151,7 @@ class Task(Generic[P, R]):
         items = [(target, self.name, args, kwargs) for args, kwargs in calls]
         if self.app.eager:
             for _, _, args, kwargs in items:
-                run_eager(self, args, kwargs)
+                run_eager(self, args, kwargs, self.app.get_queue(target, "delay_many"))
             return len(items)
         if not items:
             return 0

@@ -22,9 +22,9 @@ from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from wakaq import _wakaq
+from wakaq import _wakaq, retries
 from wakaq.connection import is_config_failure
-from wakaq.context import running_meta, set_meta
+from wakaq.context import running_meta, running_retry, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
@@ -58,6 +58,7 @@ class Plan:
     hard: float
     chain: Callable[..., Any] | None  # the wrapped function; None when an async part needs the event loop
     cell: int  # where this pair is counted (`_wakaq.counter_cell`: shared memory the parent publishes)
+    retry: retries.RetryPolicy  # what a failure is retried for and how (wakaq.retries)
 
 
 @dataclass(slots=True)
@@ -361,11 +362,11 @@ class Child:
         except PayloadError as e:
             await self._fail(claimed, f"undecodable payload: {e}", kind="undecodable")
             return
-        # NOTE: plain tasks (meta None) pay one test here and one in the finally
-        token = None
-        if meta is not None:
+        # NOTE: plain first runs (meta None, retry 0) pay one test here and one in the finally
+        tokens = None
+        if meta is not None or retry:
             claimed.meta = meta
-            token = set_meta(meta)
+            tokens = (set_meta(meta), running_retry.set(retry))
         try:
             plan = self._plan(name, claimed)
             if plan is None:
@@ -377,8 +378,9 @@ class Child:
             else:
                 await self._run_sync(plan, claimed, args, kwargs, retry)
         finally:
-            if token is not None:
-                running_meta.reset(token)
+            if tokens is not None:
+                running_meta.reset(tokens[0])
+                running_retry.reset(tokens[1])
 
     def _plan(self, name: str, claimed: Claimed) -> Plan | None:
         """What running `name` from this queue takes (timeouts, wrapper chain), worked out once per pair."""
@@ -392,7 +394,8 @@ class Child:
             in_loop = needs_event_loop(self.app, task)
             chain = None if in_loop else compose(self.app, task)
             cell = _wakaq.counter_cell(claimed.queue_name, name)
-            plan = Plan(task, queue, _seconds(soft), _seconds(hard), chain, cell)
+            retry = self.app.retry_policy_for(task, queue)
+            plan = Plan(task, queue, _seconds(soft), _seconds(hard), chain, cell, retry)
             self._plans[(name, claimed.queue_name)] = plan
         return plan
 
@@ -539,26 +542,56 @@ class Child:
     async def _settle(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int, outcome: BaseException
     ) -> None:
-        """A task that did not succeed: a soft timeout (retried while retries are left) or a failure."""
+        """A task that did not succeed: a soft timeout (retried while retries are left), an exception to retry
+        (`retry_on`, `Retry`), or a failure."""
         self.done += 1
         if claimed.seq in self.soft_timed_out:
             self.soft_timed_out.discard(claimed.seq)
             await self._soft_timeout(plan, claimed, args, kwargs, retry)
+        elif claimed.meta is not None or isinstance(outcome, plan.retry.catches):
+            await self._retry_or_fail(plan, claimed, retry, outcome)
         else:
             await self._fail(claimed, _describe(outcome), _format_tb(outcome), cell=plan.cell)
+
+    async def _retry_or_fail(self, plan: Plan, claimed: Claimed, retry: int, outcome: BaseException) -> None:
+        """Retry through the eta set (or the queue, when due now), atomically with settling the claim; when it is
+        not to be retried, or its retries are used up, record it failed with every attempt's reason."""
+        step = None
+        if isinstance(outcome, plan.retry.catches) and claimed.queue is not None:
+            step = retries.next_attempt(plan.retry, retry, outcome, claimed.meta)
+        if step is None:
+            reason = retries.failure_reason(_describe(outcome), claimed.meta, retry, plan.retry.max_retries)
+            await self._fail(claimed, reason, _format_tb(outcome), cell=plan.cell)
+            return
+        name, args, kwargs, _, _ = _wakaq.decode_task_meta(claimed.payload)  # NOTE: as sent, not as the task left them
+        payload = _wakaq.encode_task(name, args, kwargs, retry + 1, step.meta)
+        when = "now" if step.due is None else f"in {step.due - time.time():.3g}s"
+        log.warning(
+            "task %s failed (%s), retry %d of %d %s", name, _describe(outcome), retry + 1, plan.retry.max_retries, when
+        )
+        _wakaq.count_task(plan.cell, "retried")
+        acks = self._take_acks()
+        if step.due is None:
+            await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, acks)
+        else:
+            await self._redis(self.consumer.retry_at, claimed.seq, claimed.queue_name, payload, step.due, acks)
 
     async def _soft_timeout(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
     ) -> None:
         task = plan.task
-        limit = self.app.max_retries_for(task, plan.queue)
+        limit = plan.retry.max_retries
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
-            payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1, claimed.meta)
+            meta = retries.soft_timeout_meta(plan.retry, claimed.meta)
+            payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1, meta)
             _wakaq.count_task(plan.cell, "retried")
             await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, self._take_acks())
         else:
-            await self._fail(claimed, f"soft timeout (retried {retry} of {limit} times)", cell=plan.cell)
+            reason = f"soft timeout (retried {retry} of {limit} times)"
+            if retries.errors_of(claimed.meta):
+                reason = retries.failure_reason("SoftTimeout: soft timeout", claimed.meta, retry, limit)
+            await self._fail(claimed, reason, cell=plan.cell)
 
     async def _fail(
         self, claimed: Claimed, reason: str, tb: str = "", *, cell: int | None = None, kind: str = "exception"

@@ -454,13 +454,35 @@ impl Consumer {
         traceback: &str,
         acks: Vec<u64>,
     ) -> PyResult<()> {
-        self.finish(py, seq, "fail", queue, payload, reason, traceback, &acks)
+        self.finish(py, seq, "fail", queue, payload, (reason, traceback), &acks, None)
     }
 
     /// Re-enqueue task `seq` at the end of `queue` as `payload` (a soft-timeout retry); also acks `acks`.
     #[pyo3(signature = (seq, queue, payload, acks = Vec::new()))]
     fn retry(&self, py: Python<'_>, seq: u64, queue: &str, payload: &[u8], acks: Vec<u64>) -> PyResult<()> {
-        self.finish(py, seq, "retry", queue, payload, "", "", &acks)
+        self.finish(py, seq, "retry", queue, payload, ("", ""), &acks, None)
+    }
+
+    /// Settle task `seq` as a retry due at `due` (unix seconds): its in-flight entry goes and `payload` joins
+    /// `queue`'s eta set in one script (and the eta channel hears of it when it is the earliest); also acks `acks`.
+    #[pyo3(signature = (seq, queue, payload, due, acks = Vec::new()))]
+    fn retry_at(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        queue: &str,
+        payload: &[u8],
+        due: f64,
+        acks: Vec<u64>,
+    ) -> PyResult<()> {
+        if !due.is_finite() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "due must be a finite unix time, got {due}"
+            )));
+        }
+        let (eta, channel) = (self.keys.eta(queue), self.keys.eta_channel());
+        let score = format!("{due:.6}");
+        self.finish(py, seq, "eta", queue, payload, (&score, &channel), &acks, Some(&eta))
     }
 
     /// Give claimed, not started tasks back to the front of their queues (shutdown). Returns the count.
@@ -501,6 +523,8 @@ impl Consumer {
 }
 
 impl Consumer {
+    /// One finish.lua call. `text`: (reason, traceback) for "fail", (due, eta channel) for "eta"; `eta`: the
+    /// queue's eta zset, passed as KEYS[5] in "eta" mode only (the other modes send what they always sent).
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
@@ -509,9 +533,9 @@ impl Consumer {
         mode: &str,
         queue: &str,
         payload: &[u8],
-        reason: &str,
-        traceback: &str,
+        text: (&str, &str),
         acks: &[u64],
+        eta: Option<&str>,
     ) -> PyResult<()> {
         {
             let mut held = self.hold();
@@ -524,8 +548,11 @@ impl Consumer {
         run(py, &self.conn, |c| {
             let mut inv = scripts::finish().key(&self.inflight);
             inv.key(&list).key(&bell).key(&failed);
+            if let Some(eta) = eta {
+                inv.key(eta);
+            }
             inv.arg(&self.field_prefix).arg(seq).arg(mode).arg(queue).arg(payload);
-            inv.arg(reason).arg(traceback).arg(&self.worker).arg(FAILED_KEEP);
+            inv.arg(text.0).arg(text.1).arg(&self.worker).arg(FAILED_KEEP);
             for a in acks {
                 inv.arg(*a);
             }

@@ -31,6 +31,20 @@ local function ring(bell)
   end
 end
 
+-- Add an eta payload due at `due` (unix seconds) to the zset `key`, deduped (ZADD NX on the payload bytes); when it
+-- is new and the earliest of its set, publish the set's key on `channel` so worker parents re-plan their promotion
+-- sleep (enqueue_eta.lua, and finish.lua's "eta" mode). Returns 1 when added.
+local function add_eta(key, due, payload, channel)
+  local added = redis.call('ZADD', key, 'NX', due, payload)
+  if added == 1 then
+    local first = redis.call('ZRANGE', key, 0, 0)
+    if first[1] == payload then
+      redis.call('PUBLISH', channel, key)
+    end
+  end
+  return added
+end
+
 -- msgpack writers for failure records (Lua 5.1 has no string.pack)
 local function be(n, bytes)
   local out = {}

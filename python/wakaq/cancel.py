@@ -105,8 +105,9 @@ def cancel(app: CancelHost, task: str, terminate: bool = False, r: Any = None) -
     admin"; a running one is left alone (RUNNING) unless `terminate`, which asks its daemon to interrupt it."""
     with _client(app, r) as client:
         wanted = _id_matcher(task)
-        for found in _queued(app, client, wanted.prefilter):
-            if wanted.matches(found) and _remove(app, client, found):
+        removed: dict[str, int] = {}
+        for found in _queued(app, client, wanted.prefilter, removed):
+            if wanted.matches(found) and _remove(app, client, found, removed):
                 return Outcome.CANCELLED
         for found in _running(app, client, wanted.prefilter):
             if not wanted.matches(found):
@@ -125,9 +126,10 @@ def cancel_task(app: CancelHost, name: str, queue: str | None = None, r: Any = N
     ones are left alone."""
     needle = name.encode()
     cancelled = 0
+    removed: dict[str, int] = {}
     with _client(app, r) as client:
-        for found in _queued(app, client, needle, queue):
-            if found.name == name and _remove(app, client, found):
+        for found in _queued(app, client, needle, removed, queue):
+            if found.name == name and _remove(app, client, found, removed):
                 cancelled += 1
     return cancelled
 
@@ -139,7 +141,7 @@ def list_tasks(
     needle = name.encode() if name is not None else None
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, bytes]] = set()
-    for found in [*_queued(app, r, needle, queue, overlap=0), *_running(app, r, needle)]:
+    for found in [*_queued(app, r, needle, {}, queue, overlap=0), *_running(app, r, needle)]:
         if len(out) >= limit:
             break
         if (name is not None and found.name != name) or (queue is not None and found.queue != queue):
@@ -169,20 +171,26 @@ def _id_matcher(task: str) -> _IdMatcher:
 
 
 def _queued(
-    app: CancelHost, r: Any, needle: bytes | None, queue: str | None = None, overlap: int = OVERLAP
+    app: CancelHost,
+    r: Any,
+    needle: bytes | None,
+    removed: dict[str, int],
+    queue: str | None = None,
+    overlap: int = OVERLAP,
 ) -> Iterator[Found]:
     """Every pending, parked and eta task (of `queue`, or all), read in windows; with `needle`, only elements that
-    contain it are decoded."""
+    contain it are decoded. `removed`: per key, how many elements the caller removed so far (`_remove` counts
+    them), so the next window starts that much earlier."""
     queues = [q for q in app.queues if queue is None or q.name == queue]
     for q in queues:
         sources = [("pending", app.keys.queue(q.name))]
         sources += [("parked", key) for _, key in parked_lists(app.keys, [q], app.tasks.values())]
         for state, key in sources:
-            for element in _scan_list(r, key, overlap):
+            for element in _scan(r, key, overlap, removed, _lrange):
                 if needle is None or needle in element:
                     yield _found(q.name, state, key, element)
         eta_key = app.keys.eta(q.name)
-        for member, score in _scan_zset(r, eta_key):
+        for member, score in _scan(r, eta_key, overlap, removed, _zrange):
             if needle is None or needle in member:
                 found = _found(q.name, "eta", eta_key, member)
                 found.eta = score
@@ -204,24 +212,25 @@ def _running(app: CancelHost, r: Any, needle: bytes | None) -> Iterator[Found]:
             yield found
 
 
-def _scan_list(r: Any, key: str, overlap: int) -> Iterator[bytes]:
+def _scan(r: Any, key: str, overlap: int, removed: dict[str, int], read: Any) -> Iterator[Any]:
+    """A list or zset in windows of CHUNK by index. WARN: removing an element shifts every later one a place to the
+    front: without taking the caller's removals off the next start, a window would skip that many elements."""
     start = 0
     while True:
-        chunk = r.lrange(key, start, start + CHUNK - 1)
+        before = removed.get(key, 0)
+        chunk = read(r, key, start, start + CHUNK - 1)
         yield from chunk
         if len(chunk) < CHUNK:
             return
-        start += CHUNK - overlap
+        start = max(0, start + CHUNK - overlap - (removed.get(key, 0) - before))
 
 
-def _scan_zset(r: Any, key: str) -> Iterator[tuple[bytes, float]]:
-    start = 0
-    while True:
-        chunk = r.zrange(key, start, start + CHUNK - 1, withscores=True)
-        yield from chunk
-        if len(chunk) < CHUNK:
-            return
-        start += CHUNK - OVERLAP
+def _lrange(r: Any, key: str, start: int, stop: int) -> list[bytes]:
+    return list(r.lrange(key, start, stop))
+
+
+def _zrange(r: Any, key: str, start: int, stop: int) -> list[tuple[bytes, float]]:
+    return list(r.zrange(key, start, stop, withscores=True))
 
 
 def _found(queue: str, state: str, key: str, element: bytes) -> Found:
@@ -250,7 +259,7 @@ def _describe(found: Found) -> dict[str, Any]:
 # ---- removing ---------------------------------------------------------------------------------------------------
 
 
-def _remove(app: CancelHost, r: Any, found: Found) -> bool:
+def _remove(app: CancelHost, r: Any, found: Found, removed: dict[str, int]) -> bool:
     """Remove exactly this element and record it failed, atomically; False when it is gone (claimed meanwhile)."""
     _, payload = _wakaq.split_element(found.element)
     seconds, micros = r.time()
@@ -267,7 +276,10 @@ def _remove(app: CancelHost, r: Any, found: Found) -> bool:
     )
     mode = "zset" if found.state == "eta" else "list"
     keys = [found.key, app.keys.failed(found.queue)]
-    return bool(r.eval(_script(), 2, *keys, mode, found.element, record, FAILED_KEEP))
+    if not r.eval(_script(), 2, *keys, mode, found.element, record, FAILED_KEEP):
+        return False
+    removed[found.key] = removed.get(found.key, 0) + 1
+    return True
 
 
 _SOURCE: list[str] = []

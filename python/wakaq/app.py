@@ -56,9 +56,8 @@ from wakaq.task import QueueArg, Task
 if TYPE_CHECKING:
     import ssl as _ssl
 
-    from wakaq.cancel import Outcome
-
     from wakaq._wakaq import Broker
+    from wakaq.cancel import Outcome
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -327,7 +327,12 @@ impl PubSub {
             }
         }
         let (bcast, eta, control) = &self.channels;
-        out.extend(encode_command(&[b"SUBSCRIBE", bcast.as_bytes(), eta.as_bytes(), control.as_bytes()]));
+        out.extend(encode_command(&[
+            b"SUBSCRIBE",
+            bcast.as_bytes(),
+            eta.as_bytes(),
+            control.as_bytes(),
+        ]));
         // NOTE: written while the socket is still blocking (bounded by the write timeout); the replies are
         // read later by the poll loop like any other frame.
         let sent = stream.io().write_all(&out).and_then(|()| stream.io().flush());
@@ -568,7 +573,12 @@ mod tests {
         assert_eq!(ev, vec![Event::Connected]);
         let (mut peer, _) = server.accept().expect("accept");
         let mut expect = encode_command(&[b"AUTH", b"secret"]);
-        expect.extend(encode_command(&[b"SUBSCRIBE", b"wakaq-broadcast", b"wakaq-eta", b"wakaq-control"]));
+        expect.extend(encode_command(&[
+            b"SUBSCRIBE",
+            b"wakaq-broadcast",
+            b"wakaq-eta",
+            b"wakaq-control",
+        ]));
         let mut got = vec![0u8; expect.len()];
         peer.read_exact(&mut got).expect("read");
         assert_eq!(got, expect);
@@ -633,7 +643,12 @@ mod tests {
             let conn = rustls::ServerConnection::new(server_config).expect("server connection");
             let mut tls = StreamOwned::new(conn, tcp);
             let mut expect = encode_command(&[b"AUTH", b"secret"]);
-            expect.extend(encode_command(&[b"SUBSCRIBE", b"wakaq-broadcast", b"wakaq-eta", b"wakaq-control"]));
+            expect.extend(encode_command(&[
+                b"SUBSCRIBE",
+                b"wakaq-broadcast",
+                b"wakaq-eta",
+                b"wakaq-control",
+            ]));
             let mut got = vec![0u8; expect.len()];
             tls.read_exact(&mut got).expect("read");
             assert_eq!(got, expect);

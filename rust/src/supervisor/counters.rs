@@ -29,6 +29,7 @@ pub const BUCKET0: usize = 8;
 pub const CANCELLED: usize = BUCKET0 + BUCKETS_NS.len() + 1;
 /// u64s per cell (29 used, padded to 256 bytes).
 pub const FIELDS: usize = 32;
+const _: () = assert!(CANCELLED < FIELDS);
 const HEADER: usize = 8;
 
 /// Upper bounds of the run-time buckets in ns: 1-2.5-5 per decade from 100 us to 100 s (constants.py has the
@@ -359,7 +360,6 @@ mod tests {
         assert_eq!(field_name(BUCKET0 + BUCKETS_NS.len()).as_deref(), Some("rt19"));
         assert_eq!(field_name(CANCELLED).as_deref(), Some("cancelled"));
         assert_eq!(field_name(CANCELLED + 1), None);
-        assert!(CANCELLED < FIELDS);
     }
 
     #[test]

@@ -611,7 +611,8 @@ impl Parent {
                 continue;
             };
             let Some(c) = self.children.iter().find(|c| c.pid_u32() == pid && c.killed.is_none()) else {
-                self.log.info(&format!("cancel of task {seq}: child {pid} is not running here"));
+                self.log
+                    .info(&format!("cancel of task {seq}: child {pid} is not running here"));
                 continue;
             };
             let posted = self.slots.get(c.slot).is_some_and(|s| s.post_cancel(seq));

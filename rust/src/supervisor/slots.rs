@@ -1,4 +1,4 @@
-//! Shared-memory child slots: one anonymous `MAP_SHARED` mapping made before the first fork, one cache line
+//! Shared-memory child slots: one anonymous `MAP_SHARED` mapping made before the first fork, two cache lines
 //! per child index. The child writes its running task into its own slot (atomics only: no syscall, no
 //! allocation, no lock); the parent's watchdog reads every slot each tick.
 //!

@@ -17,7 +17,7 @@ import redis
 from tests.keyspace import KEYS
 from tests.workers import Worker, events, wait_until
 from wakaq._wakaq import encode_task, unpackb
-from wakaq.cancel import CANCELLED_REASON, Outcome, derived_id, list_tasks
+from wakaq.cancel import CANCELLED_REASON, CHUNK, Outcome, cancel_task, derived_id, list_tasks
 from wakaq.ids import new_id
 
 pytestmark = pytest.mark.timeout(90)
@@ -115,6 +115,37 @@ def test_cancel_task_by_name_counts_exactly_across_windows(app: ModuleType, rcli
     finally:
         worker.stop()
     assert events(rclient, "note") == []
+
+
+class CountingReads:
+    """The real redis-py client, with the range reads it is asked for recorded."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.reads = client, []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if name not in ("lrange", "zrange"):
+            return attr
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            self.reads.append((name, args[0], args[1], args[2]))
+            return attr(*args, **kwargs)
+
+        return read
+
+
+def test_reads_are_bounded_windows_and_a_listing_stops_at_its_limit(app: ModuleType, rclient: Any) -> None:
+    rclient.rpush(KEYS.queue("low"), *(encode_task("note", [str(i)], {}, 0) for i in range(2000)))
+    counting = CountingReads(rclient)
+    assert [t["args"] for t in list_tasks(app.wakaq, counting, limit=3)] == [["0"], ["1"], ["2"]]
+    high, low = KEYS.queue("high"), KEYS.queue("low")
+    assert counting.reads == [("lrange", high, 0, 499), ("zrange", KEYS.eta("high"), 0, 499), ("lrange", low, 0, 499)]
+    counting.reads.clear()
+    assert cancel_task(app.wakaq, "note", r=counting) == 2000
+    assert counting.reads and all(stop - start + 1 == CHUNK for _, _, start, stop in counting.reads)
+    assert rclient.llen(KEYS.queue("low")) == 0
+    assert rclient.llen(KEYS.failed("low")) == 2000
 
 
 # ---- running tasks ----------------------------------------------------------------------------------------------

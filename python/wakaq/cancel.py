@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from importlib import resources
+from itertools import chain
 from typing import Any, Protocol
 
 from wakaq import _wakaq
@@ -116,6 +117,7 @@ def cancel(app: CancelHost, task: str, terminate: bool = False, r: Any = None) -
                 return Outcome.RUNNING
             assert found.running is not None
             daemon, pid, seq = found.running
+            # NOTE: PUBLISH's receiver count is not checked: on a cluster it counts one node's subscribers only
             client.publish(app.keys.control_channel, f"cancel {daemon} {pid} {seq}")
             return Outcome.TERMINATING
     return Outcome.NOT_FOUND
@@ -141,7 +143,8 @@ def list_tasks(
     needle = name.encode() if name is not None else None
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, bytes]] = set()
-    for found in [*_queued(app, r, needle, {}, queue, overlap=0), *_running(app, r, needle)]:
+    # NOTE: lazily, so reading stops at `limit` (a long queue is never read whole for a short listing)
+    for found in chain(_queued(app, r, needle, {}, queue, overlap=0), _running(app, r, needle)):
         if len(out) >= limit:
             break
         if (name is not None and found.name != name) or (queue is not None and found.queue != queue):

@@ -211,6 +211,11 @@ def test_a_stale_or_foreign_terminate_is_harmless(app: ModuleType, rclient: Any,
             rclient.publish(channel, message)
         wait_until(lambda: "cancel of task 1: child 1 is not running here" in worker.log_text(), what="log line")
         wait_until(lambda: tags(rclient, "busy-end") == ["first", "second"], what="the second task finishing")
+        # NOTE: and while the child is idle (blocked on the doorbells): the SIGUSR2 interrupts that wait only
+        rclient.publish(channel, f"cancel {daemon} {pid} {seq}")
+        wait_until(lambda: worker.log_text().count(f"cancel of task {seq} requested") == 2, what="the second request")
+        app.note.delay("after")
+        wait_until(lambda: tags(rclient, "note") == ["after"], what="a task after the idle signal")
         assert worker.children() == [pid]
     finally:
         worker.stop()
@@ -255,6 +260,11 @@ def test_cli_lists_cancels_by_id_and_by_name(app: ModuleType, rclient: Any) -> N
     assert result.returncode == 2 and "give a task id, `list`, or --task NAME" in result.stderr
     result = cli("list", "--queue", "nope")
     assert result.returncode == 2 and "unknown queue 'nope'" in result.stderr
+    script = Path(sys.executable).parent / "wakaq-cancel"
+    installed = subprocess.run(
+        [str(script), "--app", APP, "list"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert installed.returncode == 0 and json.loads(installed.stdout)[0]["name"] == "other", installed.stderr
 
 
 def test_cancel_reaches_a_worker_through_the_cli(app: ModuleType, rclient: redis.Redis, tmp_path: Path) -> None:

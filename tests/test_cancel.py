@@ -17,7 +17,8 @@ import redis
 from tests.keyspace import KEYS
 from tests.workers import Worker, events, wait_until
 from wakaq._wakaq import encode_task, unpackb
-from wakaq.cancel import CANCELLED_REASON, CHUNK, Outcome, cancel_task, derived_id, list_tasks
+from wakaq.cancel import CHUNK, Outcome, cancel_task, derived_id, list_tasks, task_id
+from wakaq.constants import CANCELLED_REASON
 from wakaq.ids import new_id
 
 pytestmark = pytest.mark.timeout(90)
@@ -61,6 +62,8 @@ def test_cancel_pending_by_derived_and_meta_id(app: ModuleType, rclient: Any) ->
     meta_id = new_id()
     broker.push("low", "note", ["m"], {}, 0, {"id": meta_id})
     plain_id = derived_id(encode_task("note", ["a"], {}, 0))
+    assert task_id(encode_task("note", ["a"], {}, 0)) == plain_id and len(plain_id) == 17
+    assert task_id(encode_task("note", ["a"], {}, 0, {"id": meta_id})) == meta_id
     listed = {t["id"]: t for t in list_tasks(app.wakaq, rclient)}
     assert listed[plain_id]["args"] == ["a"] and listed[plain_id]["state"] == "pending"
     assert listed[meta_id]["args"] == ["m"]

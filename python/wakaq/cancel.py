@@ -14,7 +14,7 @@ already subscribes beside broadcasts, and a child's SIGUSR2 handler is only ever
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -24,13 +24,12 @@ from typing import Any, Protocol
 
 from wakaq import _wakaq
 from wakaq.connection import redis_py_client
+from wakaq.constants import CANCELLED_REASON
 from wakaq.exceptions import PayloadError
 from wakaq.keys import Keys
 from wakaq.protocols import RedisSettings
 from wakaq.ratelimit import parked_lists
 
-#: the failure reason written for every cancelled task (the worker writes the same for a terminated one)
-CANCELLED_REASON = "cancelled by admin"
 #: elements read per LRANGE/ZRANGE/HSCAN
 CHUNK = 500
 #: windows of a list overlap by this much: children pop from the left while we read, which shifts what is left
@@ -104,18 +103,17 @@ def derived_id(payload: bytes) -> str:
 def cancel(app: CancelHost, task: str, terminate: bool = False, r: Any = None) -> Outcome:
     """Cancel the task with id `task`: a pending, parked or eta one is removed and recorded failed "cancelled by
     admin"; a running one is left alone (RUNNING) unless `terminate`, which asks its daemon to interrupt it."""
-    with _client(app, r) as client:
-        wanted = _id_matcher(task)
+    with _Client(app, r) as client:
+        keep = _id_filter(task)
         removed: dict[str, int] = {}
-        for found in _queued(app, client, wanted.prefilter, removed):
-            if wanted.matches(found) and _remove(app, client, found, removed):
+        for found in _queued(app, client, keep, removed):
+            if found.id == task and _remove(app, client, found, removed):
                 return Outcome.CANCELLED
-        for found in _running(app, client, wanted.prefilter):
-            if not wanted.matches(found):
+        for found in _running(app, client, keep):
+            if found.id != task or found.running is None:
                 continue
             if not terminate:
                 return Outcome.RUNNING
-            assert found.running is not None
             daemon, pid, seq = found.running
             # NOTE: PUBLISH's receiver count is not checked: on a cluster it counts one node's subscribers only
             client.publish(app.keys.control_channel, f"cancel {daemon} {pid} {seq}")
@@ -126,11 +124,11 @@ def cancel(app: CancelHost, task: str, terminate: bool = False, r: Any = None) -
 def cancel_task(app: CancelHost, name: str, queue: str | None = None, r: Any = None) -> int:
     """Cancel every pending, parked and eta task named `name` (of one queue, or all); returns how many. Running
     ones are left alone."""
-    needle = name.encode()
+    keep = _containing(name.encode())
     cancelled = 0
     removed: dict[str, int] = {}
-    with _client(app, r) as client:
-        for found in _queued(app, client, needle, removed, queue):
+    with _Client(app, r) as client:
+        for found in _queued(app, client, keep, removed, queue):
             if found.name == name and _remove(app, client, found, removed):
                 cancelled += 1
     return cancelled
@@ -140,11 +138,11 @@ def list_tasks(
     app: CancelHost, r: Any, queue: str | None = None, name: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """At most `limit` pending, parked, eta and running tasks (of one queue / task name) with their ids."""
-    needle = name.encode() if name is not None else None
+    keep = _containing(name.encode()) if name is not None else None
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, bytes]] = set()
     # NOTE: lazily, so reading stops at `limit` (a long queue is never read whole for a short listing)
-    for found in chain(_queued(app, r, needle, {}, queue, overlap=0), _running(app, r, needle)):
+    for found in chain(_queued(app, r, keep, {}, queue, overlap=0), _running(app, r, keep)):
         if len(out) >= limit:
             break
         if (name is not None and found.name != name) or (queue is not None and found.queue != queue):
@@ -159,30 +157,32 @@ def list_tasks(
 # ---- finding ----------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _IdMatcher:
-    id: str
-    prefilter: bytes | None  # bytes every matching element contains (a meta id is stored literally)
-
-    def matches(self, found: Found) -> bool:
-        return found.id == self.id
+#: which raw elements are worth decoding
+Keep = Callable[[bytes], bool]
 
 
-def _id_matcher(task: str) -> _IdMatcher:
-    derived = len(task) == 17 and task.startswith("p")
-    return _IdMatcher(task, None if derived else task.encode())
+def _containing(needle: bytes) -> Keep:
+    """Elements whose bytes contain `needle` (a task name and a meta id are stored literally in the payload)."""
+    return lambda element: needle in element
+
+
+def _id_filter(task: str) -> Keep:
+    """Elements that may have id `task`: a derived id is checked on the payload's hash before anything is decoded."""
+    if len(task) == 17 and task.startswith("p"):
+        return lambda element: derived_id(_wakaq.split_element(element)[1]) == task
+    return _containing(task.encode())
 
 
 def _queued(
     app: CancelHost,
     r: Any,
-    needle: bytes | None,
+    keep: Keep | None,
     removed: dict[str, int],
     queue: str | None = None,
     overlap: int = OVERLAP,
 ) -> Iterator[Found]:
-    """Every pending, parked and eta task (of `queue`, or all), read in windows; with `needle`, only elements that
-    contain it are decoded. `removed`: per key, how many elements the caller removed so far (`_remove` counts
+    """Every pending, parked and eta task (of `queue`, or all), read in windows; with `keep`, only the elements it
+    keeps are decoded. `removed`: per key, how many elements the caller removed so far (`_remove` counts
     them), so the next window starts that much earlier."""
     queues = [q for q in app.queues if queue is None or q.name == queue]
     for q in queues:
@@ -190,17 +190,17 @@ def _queued(
         sources += [("parked", key) for _, key in parked_lists(app.keys, [q], app.tasks.values())]
         for state, key in sources:
             for element in _scan(r, key, overlap, removed, _lrange):
-                if needle is None or needle in element:
+                if keep is None or keep(element):
                     yield _found(q.name, state, key, element)
         eta_key = app.keys.eta(q.name)
         for member, score in _scan(r, eta_key, overlap, removed, _zrange):
-            if needle is None or needle in member:
+            if keep is None or keep(member):
                 found = _found(q.name, "eta", eta_key, member)
                 found.eta = score
                 yield found
 
 
-def _running(app: CancelHost, r: Any, needle: bytes | None) -> Iterator[Found]:
+def _running(app: CancelHost, r: Any, keep: Keep | None) -> Iterator[Found]:
     """Every task in some daemon's in-flight hash (claimed: running, or about to run in that child)."""
     daemons = sorted(d.decode() for d in r.smembers(app.keys.daemons))
     for daemon in daemons:
@@ -208,7 +208,7 @@ def _running(app: CancelHost, r: Any, needle: bytes | None) -> Iterator[Found]:
         for field_, entry in r.hscan_iter(key, count=CHUNK):
             queue, sep, element = bytes(entry).partition(b"\n")
             pid, _, seq = bytes(field_).partition(b":")
-            if not sep or not pid.isdigit() or not seq.isdigit() or (needle is not None and needle not in element):
+            if not sep or not pid.isdigit() or not seq.isdigit() or (keep is not None and not keep(element)):
                 continue
             found = _found(queue.decode(errors="replace"), "running", key, element)
             found.running = (daemon, int(pid), int(seq))
@@ -294,7 +294,7 @@ def _script() -> str:
     return _SOURCE[0]
 
 
-class _client:
+class _Client:
     """The caller's redis-py client, or a new one closed afterwards."""
 
     def __init__(self, app: CancelHost, r: Any) -> None:

@@ -51,6 +51,8 @@ RUNTIME_BUCKETS = (
 #: hard timeout (SIGKILL by the parent), dead-listed (the child died while running it too often), undecodable payload,
 #: cancelled by an admin while it ran (wakaq.cancel)
 STATS_FAILED_KINDS = ("exception", "hard_timeout", "dead", "undecodable", "cancelled")
+#: the failure reason of a task an admin cancelled: removed before it ran (wakaq.cancel) or interrupted (the worker)
+CANCELLED_REASON = "cancelled by admin"
 #: separator inside stats hash fields `<counter>\x1f<queue>\x1f<task>` (queue names hold no control characters)
 STATS_SEP = "\x1f"
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq
 from wakaq.connection import is_config_failure
+from wakaq.constants import CANCELLED_REASON
 from wakaq.context import running_meta, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancelled
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
@@ -46,8 +47,6 @@ MAX_BACKOFF = 1.0
 #: An idle child claims after this many quiet doorbell waits even without a token, for tasks pushed without
 #: ringing (WakaQ's own producers during a migration): they wait at most this many `wait_timeout`s.
 CLAIM_EVERY_IDLE_WAITS = 5
-#: the failure reason of a task an admin cancelled (wakaq.cancel writes the same for tasks it removes)
-CANCELLED_REASON = "cancelled by admin"
 
 
 @dataclass(slots=True, frozen=True)
@@ -170,6 +169,8 @@ class Child:
                     break
 
     def _cancel_sync(self, seq: int) -> None:
+        """NOTE: as for SIGQUIT, a request landing between `task_started` and the task's own code (or after it
+        returned) interrupts nothing: the task then runs (or ends) normally."""
         if self._armed:
             self.cancelled.add(seq)
             raise TaskCancelled(CANCELLED_REASON)

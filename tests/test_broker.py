@@ -51,6 +51,8 @@ def test_key_layout_matches_python_keys(cluster: bool) -> None:
     assert layout["stats_retired"] == keys.stats_retired
     assert layout["broadcast_channel"] == keys.broadcast_channel
     assert layout["eta_channel"] == keys.eta_channel
+    assert layout["control_channel"] == keys.control_channel == "wakaq-control"
+    assert _wakaq.key_layout("app")["control_channel"] == Keys("app").control_channel == "app-control"
     assert layout["rate_queue"] == keys.rate_queue("{queue}")
     assert layout["rate_task"] == keys.rate_task("{task}")
     assert layout["parked"] == keys.parked("{queue}", "{task}")

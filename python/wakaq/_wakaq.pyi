@@ -19,6 +19,7 @@ __all__ = [
     "run_spawned_child",
     "run_worker",
     "split_element",
+    "take_cancels",
     "task_finished",
     "task_started",
     "unpackb",
@@ -209,9 +210,13 @@ def counter_cell(queue: str, task: str | None = None) -> int:
     """Child: the shared-memory counter cell of task `task` (None: undecodable) from `queue`; 0 outside a child."""
 
 def count_task(cell: int, event: str, seconds: float | None = None) -> None:
-    """Child: count "started", "retried", "exception" or "undecodable" for `cell`; with `seconds`, the end of an
-    async task and its run time (counted as done for "done"). No-op outside a child; ValueError for another
-    event."""
+    """Child: count "started", "retried", "exception", "undecodable" or "cancelled" for `cell`; with `seconds`, the
+    end of an async task and its run time (counted as done for "done"). No-op outside a child; ValueError for
+    another event."""
+
+def take_cancels() -> list[int]:
+    """Child (SIGUSR2 handler): seqs an admin asked this child to cancel, taken from its slot's mailbox; [] outside
+    a child."""
 
 def async_deadline(seq: int, hard_timeout_at: float, cell: int | None = None) -> None:
     """Child: the earliest hard deadline (`time.monotonic()` seconds) of its async tasks, 0 for none.

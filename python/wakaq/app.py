@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     import ssl as _ssl
 
     from wakaq._wakaq import Broker
+    from wakaq.cancel import Outcome
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -378,6 +379,27 @@ class WakaQ:
         """Called (no arguments) after each task, also when it raised."""
         self.after_task_finished_callback = callback
         return callback
+
+    # ---- cancel ---------------------------------------------------------------------------------------------
+
+    def cancel(self, task_id: str, terminate: bool = False) -> Outcome:
+        """Cancel a task by id (a results handle's id, or one `wakaq-cancel list` prints): a pending, rate-limit
+        parked or eta task is removed and recorded failed "cancelled by admin" (`Outcome.CANCELLED`). A running one
+        keeps running (`Outcome.RUNNING`) unless `terminate=True`: then `TaskCancelled` is raised inside it, as a
+        soft timeout is, and it is recorded failed, not retried (`Outcome.TERMINATING`). `Outcome.NOT_FOUND`
+        otherwise. An `Outcome` is a str ("cancelled", "running", "terminating", "not found")."""
+        from wakaq.cancel import cancel
+
+        return cancel(self, task_id, terminate)
+
+    def cancel_task(self, name: str, queue: str | None = None) -> int:
+        """Cancel every pending, parked and eta task named `name` (of `queue`, or of every queue); returns how
+        many were removed (each recorded failed "cancelled by admin"). Running ones are left alone."""
+        from wakaq.cancel import cancel_task
+
+        if queue is not None:
+            queue = self.get_queue(queue, "cancel_task").name
+        return cancel_task(self, name, queue)
 
     # ---- broker ---------------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`, `wakaq-web`.
+"""Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`,
+`wakaq-cancel`, `wakaq-web`.
 
 Also `python -m wakaq <command> ...`. Each entry point returns its exit code (see `constants.py`): errors are one
 line on stderr, `<prog>: error: <what>`, never a traceback: 2 for bad arguments or an --app that cannot be
@@ -222,6 +223,39 @@ def _failed(app: WakaQ, args: argparse.Namespace) -> None:
             _print(admin.drop_failed(app, r, queues))
 
 
+def cancel(argv: Sequence[str] | None = None) -> int:
+    """wakaq-cancel: list tasks with their ids, cancel one by id, or every pending task of a name."""
+    parser = _parser(
+        "wakaq-cancel",
+        "Cancel a pending or eta task by id (`list` prints ids), or with --task NAME every pending and eta task of "
+        "that name. A running task is interrupted only with --terminate.",
+    )
+    parser.add_argument("target", nargs="?", help="a task id, or `list`")
+    parser.add_argument("--task", help="list: only tasks of this name; without an id: cancel all pending of it")
+    parser.add_argument("--queue", help="only this queue (list, --task)")
+    parser.add_argument("--limit", type=int, default=100, help="list: print at most this many tasks")
+    parser.add_argument("--terminate", action="store_true", help="interrupt the task if it is running")
+    return _run(parser, _cancel, argv)
+
+
+def _cancel(app: WakaQ, args: argparse.Namespace) -> int | None:
+    from wakaq import admin, cancel
+
+    queue = app.get_queue(args.queue, "--queue").name if args.queue is not None else None
+    with admin.connect(app) as r:
+        if args.target == "list":
+            _print(cancel.list_tasks(app, r, queue, args.task, max(1, args.limit)))
+        elif args.target is not None:
+            outcome = cancel.cancel(app, args.target, args.terminate, r)
+            _print({"id": args.target, "result": outcome.value})
+            return EXIT_FAILURE if outcome is cancel.Outcome.NOT_FOUND else None
+        elif args.task is not None:
+            _print({"task": args.task, "cancelled": cancel.cancel_task(app, args.task, queue, r)})
+        else:
+            raise WakaQError("give a task id, `list`, or --task NAME")
+    return None
+
+
 def web(argv: Sequence[str] | None = None) -> int:
     """wakaq-web: serve the dashboard and /metrics (needs `pip install 'wakaq[web]'`)."""
     from wakaq.web.server import add_arguments
@@ -243,6 +277,7 @@ COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "info": info,
     "purge": purge,
     "failed": failed,
+    "cancel": cancel,
     "web": web,
 }
 

@@ -48,8 +48,11 @@ RUNTIME_BUCKETS = (
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0,
 )  # fmt: skip
 #: kinds of failure counted per task: an exception (also soft timeouts out of retries and unknown task names), a
-#: hard timeout (SIGKILL by the parent), dead-listed (the child died while running it too often), undecodable payload
-STATS_FAILED_KINDS = ("exception", "hard_timeout", "dead", "undecodable")
+#: hard timeout (SIGKILL by the parent), dead-listed (the child died while running it too often), undecodable payload,
+#: cancelled by an admin while it ran (wakaq.cancel)
+STATS_FAILED_KINDS = ("exception", "hard_timeout", "dead", "undecodable", "cancelled")
+#: the failure reason of a task an admin cancelled: removed before it ran (wakaq.cancel) or interrupted (the worker)
+CANCELLED_REASON = "cancelled by admin"
 #: separator inside stats hash fields `<counter>\x1f<queue>\x1f<task>` (queue names hold no control characters)
 STATS_SEP = "\x1f"
 

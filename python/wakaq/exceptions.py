@@ -9,6 +9,11 @@ class SoftTimeout(WakaQError):
     """Raised inside a running sync task when it passes its soft timeout."""
 
 
+class TaskCancelled(WakaQError):
+    """Raised inside a running task an admin cancelled with `terminate=True` (`app.cancel`, `wakaq-cancel`); the
+    task is recorded failed with reason "cancelled by admin" and not retried."""
+
+
 class PayloadError(WakaQError, ValueError):
     """Bytes that are not a valid task payload (garbage, truncated, wrong shape, too deep)."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 DEFAULT_PREFIX = "wakaq"
 BROADCAST_CHANNEL = "wakaq-broadcast"
 ETA_CHANNEL = "wakaq-eta"
+CONTROL_CHANNEL = "wakaq-control"
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,8 @@ class Keys:
     @property
     def eta_channel(self) -> str:
         return ETA_CHANNEL if self.prefix == DEFAULT_PREFIX else f"{self.prefix}-eta"
+
+    @property
+    def control_channel(self) -> str:
+        """Admin requests to the daemons' parents (`cancel <daemon> <pid> <seq>`, see wakaq.cancel)."""
+        return CONTROL_CHANNEL if self.prefix == DEFAULT_PREFIX else f"{self.prefix}-control"

@@ -4,7 +4,7 @@
 
 1. values: `exceptions`, `constants`, `config`, `keys`, `expr`, `durable`, `ratelimit`, `ids`, `context`, this module,
    `queue`, `schedule`;
-2. `connection` (redis-py clients from an app's settings);
+2. `connection` (redis-py clients from an app's settings), `cancel` (cancelling tasks, on such a client);
 3. running a task's body: `invoke`, and `eager` beside the worker (inline, no Redis);
 4. `task`: a registered function and how it is called (`.delay()` and friends);
 5. `app`: `WakaQ`, which wires queues, schedules and tasks together;

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq import _wakaq, retries
 from wakaq.connection import is_config_failure
+from wakaq.constants import CANCELLED_REASON
 from wakaq.context import running_meta, running_retry, set_meta
-from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout
+from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancelled
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
 from wakaq.ratelimit import consumer_limits
@@ -109,6 +110,8 @@ class Child:
         self.async_tasks: dict[asyncio.Task[None], Claimed] = {}
         self.async_deadlines: dict[int, tuple[float, int]] = {}  # seq -> (hard deadline, counter cell)
         self.soft_timed_out: set[int] = set()
+        #: seqs an admin cancelled while they ran (SIGUSR2): settled as failed, never retried
+        self.cancelled: set[int] = set()
         self.batch = 1
         self._plans: dict[tuple[str, str], Plan] = {}
         self.debug = log.isEnabledFor(logging.DEBUG)
@@ -123,6 +126,7 @@ class Child:
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGQUIT, self._on_sigquit)
+        signal.signal(signal.SIGUSR2, self._on_cancel)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
@@ -150,6 +154,40 @@ class Child:
         # NOTE: the loop is elsewhere: cancel the task from the loop (call_soon_threadsafe is signal-safe: a
         # deque append and a byte to the loop's self-pipe), as an async task's soft timeout does
         inner.get_loop().call_soon_threadsafe(self._soft_cancel, inner, seq)
+
+    def _on_cancel(self, signum: int, frame: FrameType | None) -> None:
+        """The parent sends SIGUSR2 after posting seqs an admin cancelled (`terminate=True`) into this child's
+        slot. Like a soft timeout, a sync task gets `TaskCancelled` raised inside its own code (or its asyncio task
+        cancelled), an async task is cancelled. A seq that already finished is ignored: seqs are never reused in a
+        child, so a late request can never hit the next task."""
+        for seq in _wakaq.take_cancels():
+            if seq == self.sync_seq:
+                self._cancel_sync(seq)
+                continue
+            for atask, claimed in self.async_tasks.items():
+                if claimed.seq == seq:
+                    atask.get_loop().call_soon_threadsafe(self._cancel_async, atask, seq)
+                    break
+
+    def _cancel_sync(self, seq: int) -> None:
+        """NOTE: as for SIGQUIT, a request landing between `task_started` and the task's own code (or after it
+        returned) interrupts nothing: the task then runs (or ends) normally."""
+        if self._armed:
+            self.cancelled.add(seq)
+            raise TaskCancelled(CANCELLED_REASON)
+        inner = self._loop_task
+        if inner is None or inner.done():
+            return
+        coro = inner.get_coro()
+        if asyncio.current_task() is inner and getattr(coro, "cr_running", False):
+            self.cancelled.add(seq)
+            raise TaskCancelled(CANCELLED_REASON)
+        inner.get_loop().call_soon_threadsafe(self._cancel_async, inner, seq)
+
+    def _cancel_async(self, atask: asyncio.Task[Any], seq: int) -> None:
+        if not atask.done():
+            self.cancelled.add(seq)
+            atask.cancel(CANCELLED_REASON)
 
     # ---- main loop -----------------------------------------------------------------------------------
 
@@ -517,7 +555,7 @@ class Child:
         try:
             await run_async(self.app, task, args, kwargs)
         except asyncio.CancelledError as e:
-            if claimed.seq not in self.soft_timed_out:
+            if claimed.seq not in self.soft_timed_out and claimed.seq not in self.cancelled:
                 raise
             outcome = e
         except BaseException as e:
@@ -545,7 +583,11 @@ class Child:
         """A task that did not succeed: a soft timeout (retried while retries are left), an exception to retry
         (`retry_on`, `Retry`), or a failure."""
         self.done += 1
-        if claimed.seq in self.soft_timed_out:
+        if self.cancelled and claimed.seq in self.cancelled:
+            self.cancelled.discard(claimed.seq)
+            self.soft_timed_out.discard(claimed.seq)
+            await self._fail(claimed, CANCELLED_REASON, _format_tb(outcome), cell=plan.cell, kind="cancelled")
+        elif claimed.seq in self.soft_timed_out:
             self.soft_timed_out.discard(claimed.seq)
             await self._soft_timeout(plan, claimed, args, kwargs, retry)
         elif claimed.meta is not None or isinstance(outcome, plan.retry.catches):

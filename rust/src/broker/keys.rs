@@ -104,6 +104,11 @@ impl Keys {
     pub fn eta_channel(&self) -> String {
         format!("{}-eta", self.prefix)
     }
+
+    /// Admin requests to the daemons' parents: `cancel <daemon> <pid> <seq>` (python/wakaq/cancel.py).
+    pub fn control_channel(&self) -> String {
+        format!("{}-control", self.prefix)
+    }
 }
 
 #[cfg(test)]

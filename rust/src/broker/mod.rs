@@ -42,6 +42,7 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("stats_retired", k.stats_retired())?;
     d.set_item("broadcast_channel", k.broadcast_channel())?;
     d.set_item("eta_channel", k.eta_channel())?;
+    d.set_item("control_channel", k.control_channel())?;
     d.set_item("rate_queue", k.rate_queue("{queue}"))?;
     d.set_item("rate_task", k.rate_task("{task}"))?;
     d.set_item("parked", k.parked("{queue}", "{task}"))?;

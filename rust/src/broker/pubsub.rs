@@ -1,6 +1,6 @@
 //! The supervisor's pub/sub listener: a minimal RESP2 subscriber on its own socket (TCP, TLS over TCP, or
 //! Unix), so its fd can sit in the parent's `poll` set (redis-rs's sync `PubSub` does not expose one).
-//! Subscribes to the broadcast and eta channels, reads without blocking, reconnects with backoff.
+//! Subscribes to the broadcast, eta and control channels, reads without blocking, reconnects with backoff.
 //!
 //! TLS (`rediss://`): a rustls `StreamOwned` over the TcpStream; the raw TCP fd is what the parent polls.
 //! The handshake, AUTH and SUBSCRIBE are done blocking with a short timeout (like the TCP connect), then the
@@ -40,10 +40,11 @@ const MAX_BUFFERED: usize = 64 * 1024 * 1024;
 /// `connect_timeout` says; a slow network only delays the subscription, retried with backoff.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// `(broadcast, eta)` channel names for a key prefix (`wakaq` -> `wakaq-broadcast`, `wakaq-eta`).
-pub fn channel_names(prefix: &str) -> (String, String) {
+/// `(broadcast, eta, control)` channel names for a key prefix (`wakaq` -> `wakaq-broadcast`, `wakaq-eta`,
+/// `wakaq-control`).
+pub fn channel_names(prefix: &str) -> (String, String, String) {
     let keys = Keys::new(prefix, false);
-    (keys.broadcast_channel(), keys.eta_channel())
+    (keys.broadcast_channel(), keys.eta_channel(), keys.control_channel())
 }
 
 /// What arrived on the subscription.
@@ -53,6 +54,8 @@ pub enum Event {
     Broadcast(Vec<u8>),
     /// Some eta set got a new earliest task: re-plan promotion.
     Eta,
+    /// An admin request on the control channel (e.g. `cancel <daemon> <pid> <seq>`), for the parent to parse.
+    Control(Vec<u8>),
     /// (Re)subscribed: messages may have been missed while disconnected.
     Connected,
 }
@@ -210,7 +213,7 @@ pub struct PubSub {
     sentinel: Option<Sentinels>,
     username: Option<String>,
     password: Option<String>,
-    channels: (String, String),
+    channels: (String, String, String),
     connect_timeout: Duration,
     tls: Option<Arc<ClientConfig>>,
     conn: Option<Conn>,
@@ -323,8 +326,13 @@ impl PubSub {
                 None => out.extend(encode_command(&[b"AUTH", pw.as_bytes()])),
             }
         }
-        let (bcast, eta) = &self.channels;
-        out.extend(encode_command(&[b"SUBSCRIBE", bcast.as_bytes(), eta.as_bytes()]));
+        let (bcast, eta, control) = &self.channels;
+        out.extend(encode_command(&[
+            b"SUBSCRIBE",
+            bcast.as_bytes(),
+            eta.as_bytes(),
+            control.as_bytes(),
+        ]));
         // NOTE: written while the socket is still blocking (bounded by the write timeout); the replies are
         // read later by the poll loop like any other frame.
         let sent = stream.io().write_all(&out).and_then(|()| stream.io().flush());
@@ -423,7 +431,7 @@ fn fill(conn: &mut Conn) -> Result<(), String> {
 }
 
 /// Ok(true) when the frame confirms a subscription.
-fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Event>) -> Result<bool, String> {
+fn handle_frame(frame: Frame, channels: &(String, String, String), events: &mut Vec<Event>) -> Result<bool, String> {
     match frame {
         Frame::Error(e) => {
             let text = String::from_utf8_lossy(&e);
@@ -443,7 +451,7 @@ fn handle_frame(frame: Frame, channels: &(String, String), events: &mut Vec<Even
 }
 
 /// Ok(true) for a subscribe confirmation; messages on our channels become events.
-fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<Event>) -> bool {
+fn handle_push(items: Vec<Frame>, channels: &(String, String, String), events: &mut Vec<Event>) -> bool {
     let mut it = items.into_iter();
     let (Some(Frame::Bulk(Some(kind))), Some(Frame::Bulk(Some(channel)))) = (it.next(), it.next()) else {
         return false;
@@ -460,6 +468,10 @@ fn handle_push(items: Vec<Frame>, channels: &(String, String), events: &mut Vec<
         }
     } else if channel == channels.1.as_bytes() {
         events.push(Event::Eta);
+    } else if channel == channels.2.as_bytes() {
+        if let Some(Frame::Bulk(Some(payload))) = it.next() {
+            events.push(Event::Control(payload));
+        }
     }
     false
 }
@@ -490,9 +502,13 @@ mod tests {
     fn channels_follow_prefix() {
         assert_eq!(
             channel_names("wakaq"),
-            ("wakaq-broadcast".to_owned(), "wakaq-eta".to_owned())
+            (
+                "wakaq-broadcast".to_owned(),
+                "wakaq-eta".to_owned(),
+                "wakaq-control".to_owned()
+            )
         );
-        assert_eq!(channel_names("app"), ("app-broadcast".to_owned(), "app-eta".to_owned()));
+        assert_eq!(channel_names("app").2, "app-control");
     }
 
     #[test]
@@ -529,12 +545,20 @@ mod tests {
             &sub,
             &msg("wakaq-broadcast", b"\x81\xa1x"),
             &msg("wakaq-eta", b"q"),
+            &msg("wakaq-control", b"cancel d 1 2"),
             &msg("other", b"z"),
         ] {
             let (frame, _) = parse(f).expect("ok").expect("complete");
             handle_frame(frame, &ch, &mut ev).expect("handled");
         }
-        assert_eq!(ev, vec![Event::Broadcast(b"\x81\xa1x".to_vec()), Event::Eta]);
+        assert_eq!(
+            ev,
+            vec![
+                Event::Broadcast(b"\x81\xa1x".to_vec()),
+                Event::Eta,
+                Event::Control(b"cancel d 1 2".to_vec())
+            ]
+        );
         assert!(handle_frame(Frame::Error(b"NOAUTH".to_vec()), &ch, &mut ev).is_err());
     }
 
@@ -549,7 +573,12 @@ mod tests {
         assert_eq!(ev, vec![Event::Connected]);
         let (mut peer, _) = server.accept().expect("accept");
         let mut expect = encode_command(&[b"AUTH", b"secret"]);
-        expect.extend(encode_command(&[b"SUBSCRIBE", b"wakaq-broadcast", b"wakaq-eta"]));
+        expect.extend(encode_command(&[
+            b"SUBSCRIBE",
+            b"wakaq-broadcast",
+            b"wakaq-eta",
+            b"wakaq-control",
+        ]));
         let mut got = vec![0u8; expect.len()];
         peer.read_exact(&mut got).expect("read");
         assert_eq!(got, expect);
@@ -614,7 +643,12 @@ mod tests {
             let conn = rustls::ServerConnection::new(server_config).expect("server connection");
             let mut tls = StreamOwned::new(conn, tcp);
             let mut expect = encode_command(&[b"AUTH", b"secret"]);
-            expect.extend(encode_command(&[b"SUBSCRIBE", b"wakaq-broadcast", b"wakaq-eta"]));
+            expect.extend(encode_command(&[
+                b"SUBSCRIBE",
+                b"wakaq-broadcast",
+                b"wakaq-eta",
+                b"wakaq-control",
+            ]));
             let mut got = vec![0u8; expect.len()];
             tls.read_exact(&mut got).expect("read");
             assert_eq!(got, expect);

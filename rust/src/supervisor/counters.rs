@@ -25,8 +25,11 @@ pub const UNDECODABLE: usize = 6;
 pub const RUNTIME_US: usize = 7;
 /// First histogram bucket; `BUCKETS_NS.len() + 1` buckets follow (the last one is +Inf).
 pub const BUCKET0: usize = 8;
-/// u64s per cell (28 used, padded to 256 bytes).
+/// Tasks an admin cancelled while they ran (python/wakaq/cancel.py); after the buckets, so their indexes stay put.
+pub const CANCELLED: usize = BUCKET0 + BUCKETS_NS.len() + 1;
+/// u64s per cell (29 used, padded to 256 bytes).
 pub const FIELDS: usize = 32;
+const _: () = assert!(CANCELLED < FIELDS);
 const HEADER: usize = 8;
 
 /// Upper bounds of the run-time buckets in ns: 1-2.5-5 per decade from 100 us to 100 s (constants.py has the
@@ -68,6 +71,7 @@ pub fn field_name(i: usize) -> Option<String> {
     match i {
         _ if i < BUCKET0 => Some(SCALARS[i].to_owned()),
         _ if i <= BUCKET0 + BUCKETS_NS.len() => Some(format!("rt{}", i - BUCKET0)),
+        CANCELLED => Some("cancelled".to_owned()),
         _ => None,
     }
 }
@@ -354,8 +358,8 @@ mod tests {
         assert_eq!(bucket_of(100_001), 1);
         assert_eq!(bucket_of(u64::MAX), BUCKETS_NS.len());
         assert_eq!(field_name(BUCKET0 + BUCKETS_NS.len()).as_deref(), Some("rt19"));
-        assert_eq!(field_name(BUCKET0 + BUCKETS_NS.len() + 1), None);
-        assert!(BUCKET0 + BUCKETS_NS.len() < FIELDS);
+        assert_eq!(field_name(CANCELLED).as_deref(), Some("cancelled"));
+        assert_eq!(field_name(CANCELLED + 1), None);
     }
 
     #[test]

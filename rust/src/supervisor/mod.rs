@@ -96,7 +96,7 @@ fn counter_cell(queue: &str, task: Option<&str>) -> usize {
     counters::cell_for(queue, task)
 }
 
-/// Child: count one event of a task (`"started"`, `"retried"`, `"exception"`, `"undecodable"`), or, with
+/// Child: count one event of a task (`"started"`, `"retried"`, `"exception"`, `"undecodable"`, `"cancelled"`), or, with
 /// `seconds`, the end of an async task and its run time (`"done"`; any other event: ended without success,
 /// counted as a failure separately).
 #[pyfunction]
@@ -108,6 +108,7 @@ fn count_task(cell: usize, event: &str, seconds: Option<f64>) -> PyResult<()> {
         "retried" => counters::RETRIED,
         "exception" => counters::EXCEPTION,
         "undecodable" => counters::UNDECODABLE,
+        "cancelled" => counters::CANCELLED,
         _ => {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "unknown task event {event:?}"
@@ -121,6 +122,15 @@ fn count_task(cell: usize, event: &str, seconds: Option<f64>) -> PyResult<()> {
         None => counters::count(cell, what),
     }
     Ok(())
+}
+
+/// Child (its SIGUSR2 handler): seqs of tasks an admin asked this child to cancel, posted by the parent into the
+/// slot's mailbox; empty outside a supervised child.
+#[pyfunction]
+fn take_cancels() -> Vec<u64> {
+    let mut seqs = Vec::new();
+    slots::with_current(|s| seqs = s.take_cancels());
+    seqs
 }
 
 /// Child: the earliest hard deadline of its async tasks (monotonic seconds, `time.monotonic()`), 0 for none.
@@ -140,5 +150,6 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(async_deadline, m)?)?;
     m.add_function(wrap_pyfunction!(counter_cell, m)?)?;
     m.add_function(wrap_pyfunction!(count_task, m)?)?;
+    m.add_function(wrap_pyfunction!(take_cancels, m)?)?;
     Ok(())
 }

@@ -145,6 +145,7 @@ impl Parent {
             }
             self.guard_memory();
             self.promote_eta();
+            self.handle_control();
             self.relay_broadcasts();
             self.heartbeat();
             self.link.flush(&mut self.log);
@@ -599,6 +600,35 @@ impl Parent {
         };
     }
 
+    /// Admin requests on the control channel: `cancel <daemon> <pid> <seq>` for one of our live children posts
+    /// `seq` into its slot's mailbox and sends it SIGUSR2 (the child raises `TaskCancelled` in that task, or
+    /// ignores a seq that already finished: seqs are never reused in a child). Other daemons' requests, pids
+    /// that are not (or no longer) our children and malformed messages are ignored.
+    fn handle_control(&mut self) {
+        for event in &self.events {
+            let Event::Control(message) = event else { continue };
+            let Some((pid, seq)) = parse_cancel(message, &self.cfg.daemon_id) else {
+                continue;
+            };
+            let Some(c) = self.children.iter().find(|c| c.pid_u32() == pid && c.killed.is_none()) else {
+                self.log
+                    .info(&format!("cancel of task {seq}: child {pid} is not running here"));
+                continue;
+            };
+            let posted = self.slots.get(c.slot).is_some_and(|s| s.post_cancel(seq));
+            if posted {
+                c.signal(libc::SIGUSR2);
+                self.log.info(&format!(
+                    "child {pid} (slot {}): cancel of task {seq} requested, sent SIGUSR2",
+                    c.slot
+                ));
+            } else {
+                self.log
+                    .warning(&format!("child {pid}: cancel of task {seq} dropped (mailbox full)"));
+            }
+        }
+    }
+
     fn relay_broadcasts(&mut self) {
         for event in std::mem::take(&mut self.events) {
             let Event::Broadcast(payload) = event else { continue };
@@ -718,6 +748,18 @@ impl Drop for Parent {
     }
 }
 
+/// `(pid, seq)` of a `cancel <daemon> <pid> <seq>` control message addressed to `daemon`.
+fn parse_cancel(message: &[u8], daemon: &str) -> Option<(u32, u64)> {
+    let text = std::str::from_utf8(message).ok()?;
+    let mut words = text.split(' ');
+    if words.next()? != "cancel" || words.next()? != daemon {
+        return None;
+    }
+    let pid = words.next()?.parse().ok()?;
+    let seq = words.next()?.parse().ok()?;
+    words.next().is_none().then_some((pid, seq))
+}
+
 fn signal_name(sig: libc::c_int) -> String {
     match sig {
         libc::SIGINT => "SIGINT".to_owned(),
@@ -741,5 +783,20 @@ fn flush_python_stdio(py: Python<'_>) {
         for name in ["stdout", "stderr"] {
             let _ = sys.getattr(name).and_then(|s| s.call_method0("flush"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cancel;
+
+    #[test]
+    fn cancel_messages() {
+        assert_eq!(parse_cancel(b"cancel d1 42 7", "d1"), Some((42, 7)));
+        assert_eq!(parse_cancel(b"cancel d2 42 7", "d1"), None);
+        assert_eq!(parse_cancel(b"cancel d1 42", "d1"), None);
+        assert_eq!(parse_cancel(b"cancel d1 42 7 8", "d1"), None);
+        assert_eq!(parse_cancel(b"cancel d1 x 7", "d1"), None);
+        assert_eq!(parse_cancel(b"stop d1 42 7", "d1"), None);
     }
 }

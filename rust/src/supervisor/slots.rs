@@ -1,17 +1,24 @@
-//! Shared-memory child slots: one anonymous `MAP_SHARED` mapping made before the first fork, one cache line
+//! Shared-memory child slots: one anonymous `MAP_SHARED` mapping made before the first fork, two cache lines
 //! per child index. The child writes its running task into its own slot (atomics only: no syscall, no
 //! allocation, no lock); the parent's watchdog reads every slot each tick.
 //!
 //! Each slot is a tiny seqlock: the child (the only writer) makes `version` odd, writes the fields, makes it
 //! even again; the parent retries a read that saw an odd or changed version, so it never acts on a torn
 //! mix of two tasks.
+//!
+//! The second cache line is a mailbox the other way: the parent posts seqs of tasks an admin asked to cancel
+//! (`post_cancel`, then SIGUSR2), the child takes them in its signal handler (`take_cancels`). Each entry is one
+//! atomic (0 = empty) written by compare-and-swap, so no seqlock is needed there.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
 
 use super::clock::monotonic_ns;
 
-/// One child's state. 8 x u64 = 64 bytes = one cache line, so children never share a line.
+/// Cancel requests a slot holds until the child takes them; more at once are refused (logged by the parent).
+pub const MAILBOX: usize = 8;
+
+/// One child's state. 8 x u64 = 64 bytes = one cache line, then the mailbox line, so children never share a line.
 #[repr(C, align(64))]
 #[derive(Default)]
 pub struct Slot {
@@ -23,6 +30,8 @@ pub struct Slot {
     async_seq: AtomicU64,
     async_hard_deadline: AtomicU64,
     tasks_done: AtomicU64,
+    /// Parent -> child: seqs to cancel (0 = empty entry).
+    cancels: [AtomicU64; MAILBOX],
 }
 
 /// A consistent copy of a slot. Times are `CLOCK_MONOTONIC` ns; 0 means none.
@@ -137,6 +146,27 @@ impl Slot {
         self.read().unwrap_or_else(|| self.load_fields())
     }
 
+    /// Parent side: ask the child to cancel task `seq` (the caller then sends SIGUSR2). False when the mailbox is
+    /// full (the child has not taken earlier requests yet) or `seq` is 0.
+    pub fn post_cancel(&self, seq: u64) -> bool {
+        seq != 0
+            && self.cancels.iter().any(|entry| {
+                entry
+                    .compare_exchange(0, seq, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            })
+    }
+
+    /// Child side (its SIGUSR2 handler): every posted seq, emptying the mailbox. Lock-free, so a request posted
+    /// meanwhile is either taken now or left for the next signal.
+    pub fn take_cancels(&self) -> Vec<u64> {
+        self.cancels
+            .iter()
+            .map(|entry| entry.swap(0, Ordering::AcqRel))
+            .filter(|&seq| seq != 0)
+            .collect()
+    }
+
     /// Parent side, before forking a new child into this slot (nobody else writes it then).
     pub fn clear(&self) {
         for field in [
@@ -150,6 +180,9 @@ impl Slot {
             &self.tasks_done,
         ] {
             field.store(0, Ordering::Relaxed);
+        }
+        for entry in &self.cancels {
+            entry.store(0, Ordering::Relaxed);
         }
         fence(Ordering::Release);
     }
@@ -222,9 +255,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slot_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Slot>(), 64);
+    fn slot_is_two_cache_lines() {
+        assert_eq!(std::mem::size_of::<Slot>(), 128);
         assert_eq!(std::mem::align_of::<Slot>(), 64);
+    }
+
+    #[test]
+    fn cancel_mailbox() {
+        let t = SlotTable::new(1).expect("mmap");
+        let s = t.get(0).expect("slot");
+        assert!(s.take_cancels().is_empty());
+        assert!(!s.post_cancel(0));
+        for seq in 1..=MAILBOX as u64 {
+            assert!(s.post_cancel(seq));
+        }
+        assert!(!s.post_cancel(99), "full");
+        assert_eq!(s.take_cancels(), (1..=MAILBOX as u64).collect::<Vec<_>>());
+        assert!(s.post_cancel(5));
+        s.clear();
+        assert!(s.take_cancels().is_empty());
     }
 
     #[test]
@@ -232,7 +281,7 @@ mod tests {
         let t = SlotTable::new(3).expect("mmap");
         let a = std::ptr::from_ref(t.get(0).expect("slot 0")) as usize;
         let c = std::ptr::from_ref(t.get(2).expect("slot 2")) as usize;
-        assert_eq!(c - a, 128);
+        assert_eq!(c - a, 256);
         assert_eq!(a % 64, 0);
         assert!(t.get(3).is_none());
     }

@@ -1,0 +1,70 @@
+"""App for tests/test_cancel.py: tasks that record what happened to them in the Redis list `events`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import redis
+
+from wakaq import WakaQ
+from wakaq.connection import redis_py_client
+from wakaq.exceptions import TaskCancelled
+
+env = os.environ.get
+
+wakaq = WakaQ(
+    url=os.environ["WAKAQ_TEST_URL"],
+    queues=["high", "low"],
+    concurrency=1,
+    wait_timeout=0.5,
+    worker_log_file=env("WAKAQ_TEST_LOG") or None,
+    worker_log_level="DEBUG",
+    start_method=env("WAKAQ_TEST_START_METHOD", "fork"),
+)
+
+_client: redis.Redis | None = None
+
+
+def record(task: str, **fields: Any) -> None:
+    global _client
+    if _client is None:
+        _client = redis_py_client(wakaq)
+    _client.rpush("events", json.dumps({"task": task, "pid": os.getpid(), **fields}))
+
+
+@wakaq.task(queue="low")
+def note(tag: str) -> None:
+    record("note", tag=tag)
+
+
+@wakaq.task(queue="low")
+def other(tag: str) -> None:
+    record("other", tag=tag)
+
+
+@wakaq.task(queue="low")
+def busy(seconds: float, tag: str) -> None:
+    record("busy-start", tag=tag)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    except TaskCancelled:
+        record("busy-cancelled", tag=tag)
+        raise
+    record("busy-end", tag=tag)
+
+
+@wakaq.task(queue="low")
+async def async_busy(seconds: float, tag: str) -> None:
+    record("async-start", tag=tag)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        record("async-cancelled", tag=tag)
+        raise
+    record("async-end", tag=tag)

@@ -2,9 +2,10 @@
 
 from wakaq._wakaq import __version__
 from wakaq.app import WakaQ
-from wakaq.exceptions import SoftTimeout, WakaQError
+from wakaq.exceptions import SoftTimeout, TaskFailed, WakaQError
 from wakaq.queue import Queue
+from wakaq.results import TaskHandle
 from wakaq.schedule import CronTask
 from wakaq.task import Task
 
-__all__ = ["CronTask", "Queue", "SoftTimeout", "Task", "WakaQ", "WakaQError", "__version__"]
+__all__ = ["CronTask", "Queue", "SoftTimeout", "Task", "TaskFailed", "TaskHandle", "WakaQ", "WakaQError", "__version__"]

@@ -145,11 +145,17 @@ def release_unique(app: ResultsHost, lock: str, task_id: str) -> bool:
         return bool(client(app).release_unique(keys=[lock], args=[task_id]))
 
 
-def finish_meta(app: ResultsHost, meta: Mapping[str, Any], status: str, **options: Any) -> None:
+def finish_meta(
+    app: ResultsHost,
+    meta: Mapping[str, Any],
+    status: str,
+    value: bytes | None = None,
+    error: tuple[str, str] | None = None,
+) -> None:
     """The worker's final step for a task with meta, before its ack: write the result (and release the lock in the
     same script), or only release the lock of a unique task that stores no results."""
     if meta.get("results"):
-        mark_meta(app, meta, status, **options)
+        mark_meta(app, meta, status, value=value, error=error)
     elif lock := meta.get("unique"):
         release_unique(app, lock, meta["id"])
 

@@ -599,9 +599,9 @@ class Child:
                 log.error("task result not stored (%s): %s", claimed.queue_name, e)
                 error = ("TypeError", f"cannot encode the task's return value: {e}")
         if error is None:
-            await self._redis(finish_meta, self.app, meta, DONE, value=packed)
+            await self._redis(finish_meta, self.app, meta, DONE, packed)
         else:
-            await self._redis(finish_meta, self.app, meta, FAILED, error=error)
+            await self._redis(finish_meta, self.app, meta, FAILED, None, error)
 
     async def _call_hook(self, name: str, *args: Any) -> None:
         hook: Callable[..., Any] | None = getattr(self.app, name, None)

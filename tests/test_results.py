@@ -51,7 +51,9 @@ def test_plain_delay_returns_none_and_its_payload_has_no_meta(app: ModuleType, r
     assert not rclient.exists(KEYS.result(handle.id)), "no record is written at enqueue"
 
 
-def test_status_sequence_and_result_of_a_sync_task(app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path) -> None:
+def test_status_sequence_and_result_of_a_sync_task(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+) -> None:
     handle = app.slow.delay(1.0, "seq")
     assert handle.status() == PENDING
     worker = start_worker(tmp_path, redis_url)
@@ -87,9 +89,7 @@ def test_result_ttl_of_the_task_is_the_records_ttl(
     assert 590_000 < rclient.pttl(KEYS.result_ready(handle.id)) <= 600_000
 
 
-def test_async_task_result_and_aresult_does_not_block_the_loop(
-    app: ModuleType, redis_url: str, tmp_path: Path
-) -> None:
+def test_async_task_result_and_aresult_does_not_block_the_loop(app: ModuleType, redis_url: str, tmp_path: Path) -> None:
     handle = app.async_pair.delay("x")
 
     async def wait_and_tick() -> tuple[Any, int]:
@@ -119,9 +119,7 @@ def test_async_task_result_and_aresult_does_not_block_the_loop(
     assert handle.result(timeout=0) == value
 
 
-def test_failed_tasks_raise_task_failed_with_type_and_message(
-    app: ModuleType, redis_url: str, tmp_path: Path
-) -> None:
+def test_failed_tasks_raise_task_failed_with_type_and_message(app: ModuleType, redis_url: str, tmp_path: Path) -> None:
     sync_failure = app.broken.delay("no such thing")
     async_failure = app.async_broken.delay()
     bad_value = app.unencodable.delay()
@@ -145,7 +143,7 @@ def test_failed_tasks_raise_task_failed_with_type_and_message(
 def test_result_times_out(app: ModuleType) -> None:
     handle = app.add.delay(1, 2)
     began = time.monotonic()
-    with pytest.raises(TimeoutError, match="has not finished after 0.3s"):
+    with pytest.raises(TimeoutError, match=r"has not finished after 0\.3s"):
         handle.result(timeout=0.3)
     assert 0.3 <= time.monotonic() - began < 2.0
     began = time.monotonic()

@@ -41,7 +41,9 @@ class TaskFailed(WakaQError):
     retries left, "cancelled" tasks carry what the canceller wrote."""
 
     def __init__(self, task_id: str, error_type: str, message: str, status: str = "failed") -> None:
-        super().__init__(f"task {task_id} {status}: {error_type}: {message}" if message else f"task {task_id} {status}: {error_type}")
+        super().__init__(
+            f"task {task_id} {status}: {error_type}: {message}" if message else f"task {task_id} {status}: {error_type}"
+        )
         #: the task's id, the exception's type name, its message, the final status ("failed" or "cancelled")
         self.task_id, self.error_type, self.message, self.status = task_id, error_type, message, status
 

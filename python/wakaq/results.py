@@ -182,14 +182,14 @@ class TaskHandle:
     def record(self) -> dict[str, bytes]:
         """The raw record (field -> bytes); empty while pending or once expired."""
         with redis_errors(self.app):
-            raw = client(self.app).redis.hgetall(self.app.keys.result(self.id))
+            raw: dict[bytes, bytes] = client(self.app).redis.hgetall(self.app.keys.result(self.id))  # type: ignore[assignment]
         return {k.decode(): v for k, v in raw.items()}
 
     def status(self) -> str:
-        """"pending" (not started, or no record: unknown id, expired), "running", "retrying", "done", "failed",
+        """ "pending" (not started, or no record: unknown id, expired), "running", "retrying", "done", "failed",
         "cancelled"."""
         with redis_errors(self.app):
-            raw = client(self.app).redis.hget(self.app.keys.result(self.id), "status")
+            raw: bytes | None = client(self.app).redis.hget(self.app.keys.result(self.id), "status")  # type: ignore[assignment]
         return PENDING if raw is None else raw.decode()
 
     def result(self, timeout: float | None = None) -> Any:
@@ -228,7 +228,8 @@ class TaskHandle:
         instead of taking it: every waiter wakes, and the list keeps its TTL (it never becomes empty)."""
         ready = self.app.keys.result_ready(self.id)
         with redis_errors(self.app):
-            client(self.app).redis.blmove(ready, ready, max(0.01, seconds), "LEFT", "RIGHT")
+            # NOTE: Redis takes a float timeout (6.0+); redis-py's annotation says int
+            client(self.app).redis.blmove(ready, ready, max(0.01, seconds), "LEFT", "RIGHT")  # type: ignore[arg-type]
 
 
 def _outcome(task_id: str, record: dict[str, bytes]) -> Any:

@@ -19,8 +19,8 @@ from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager
 from wakaq.exceptions import WakaQError
-from wakaq.queue import Queue, check_timeout_order
 from wakaq.ids import new_id
+from wakaq.queue import Queue, check_timeout_order
 from wakaq.ratelimit import Rate
 from wakaq.results import EagerHandle, TaskHandle
 from wakaq.unique import DEFAULT_UNIQUE_FOR, default_key

@@ -48,7 +48,13 @@ def enqueue(
     """Take the lock and push `payload` in one script; None when enqueued, else the id of the task holding it."""
     keys = app.keys
     target = keys.queue(queue) if due is None else keys.eta(queue)
-    args = [task_id, max(1, int(ttl * 1000)), payload, "" if due is None else repr(due), eta_channel]
+    args: list[str | int | bytes] = [
+        task_id,
+        max(1, int(ttl * 1000)),
+        payload,
+        "" if due is None else repr(due),
+        eta_channel,
+    ]
     with redis_errors(app):
         pushed, holder = client(app).enqueue_unique(keys=[lock, target, keys.bell(queue)], args=args)
     if pushed:

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,6 +48,12 @@ FINAL = frozenset({DONE, FAILED, CANCELLED})
 WAIT_SLICE = 1.0
 
 
+#: runs a script of python/wakaq/lua/ by name ("result_mark", "unique_release"): (name, keys, args) -> reply. The
+#: worker child passes its Rust `Consumer.meta_script` (its own connection, no redis-py); anything else uses the app's
+#: redis-py client.
+ScriptRunner = Callable[[str, Sequence[str], Sequence[bytes]], int]
+
+
 class ResultsHost(Protocol):
     """The app as results need it: its key layout and its connection settings (`WakaQ` satisfies it)."""
 
@@ -65,9 +71,10 @@ class _Client:
     def __init__(self, app: ResultsHost) -> None:
         self.pid = os.getpid()
         self.redis: redis.Redis = redis_py_client(app)
-        self.mark = self.redis.register_script(_lua("result_mark.lua"))
-        self.enqueue_unique = self.redis.register_script(_lua("unique_enqueue.lua"))
-        self.release_unique = self.redis.register_script(_lua("unique_release.lua"))
+        self.scripts = {
+            name: self.redis.register_script(_lua(f"{name}.lua"))
+            for name in ("result_mark", "unique_release", "unique_enqueue")
+        }
 
 
 _clients: weakref.WeakKeyDictionary[Any, _Client] = weakref.WeakKeyDictionary()
@@ -79,6 +86,13 @@ def client(app: ResultsHost) -> _Client:
     if found is None or found.pid != os.getpid():
         found = _clients[app] = _Client(app)
     return found
+
+
+def _run(app: ResultsHost, via: ScriptRunner | None, name: str, keys: list[str], args: list[Any]) -> Any:
+    if via is not None:
+        return via(name, keys, [a if isinstance(a, bytes) else str(a).encode() for a in args])
+    with redis_errors(app):
+        return client(app).scripts[name](keys=keys, args=args)
 
 
 def _lua(name: str) -> str:
@@ -109,12 +123,14 @@ def mark(
     value: bytes | None = None,
     error: tuple[str, str] | None = None,
     unique: str | None = None,
+    via: ScriptRunner | None = None,
 ) -> bool:
     """Write `status` for `task_id` (TTL `ttl` seconds); False when refused because a final status is stored.
 
     `value`: the packed return value (done); `error`: (type name, message) (failed, cancelled, retrying: the last
     attempt's error). `unique`: the task's lock key, released (if it still holds this task's id) on a final status,
-    in the same script. BrokerError when Redis is unreachable (the call is idempotent: send it again)."""
+    in the same script. `via`: see `ScriptRunner`. BrokerError when Redis is unreachable (the call is idempotent:
+    send it again)."""
     if status not in STATUSES or status == PENDING:
         raise ValueError(f"cannot mark a task {status!r}; one of {', '.join(STATUSES[1:])}")
     keys = app.keys
@@ -127,22 +143,27 @@ def mark(
     if unique:
         names.append(unique)
     args = [status, max(1, int(ttl * 1000)), "1" if status in FINAL else "0", task_id, *fields]
-    with redis_errors(app):
-        return bool(client(app).mark(keys=names, args=args))
+    return bool(_run(app, via, "result_mark", names, args))
 
 
-def mark_meta(app: ResultsHost, meta: Mapping[str, Any] | None, status: str, **options: Any) -> bool:
+def mark_meta(
+    app: ResultsHost,
+    meta: Mapping[str, Any] | None,
+    status: str,
+    value: bytes | None = None,
+    error: tuple[str, str] | None = None,
+    via: ScriptRunner | None = None,
+) -> bool:
     """`mark` for a running task's payload meta: a no-op (False) unless the task stores results. A final status
     also releases the task's uniqueness lock (meta `unique`)."""
     if not meta or not meta.get("results"):
         return False
-    return mark(app, meta["id"], status, meta["results"], unique=meta.get("unique"), **options)
+    return mark(app, meta["id"], status, meta["results"], value=value, error=error, unique=meta.get("unique"), via=via)
 
 
-def release_unique(app: ResultsHost, lock: str, task_id: str) -> bool:
+def release_unique(app: ResultsHost, lock: str, task_id: str, via: ScriptRunner | None = None) -> bool:
     """Delete the uniqueness lock `lock` if `task_id` still holds it (compare-and-delete)."""
-    with redis_errors(app):
-        return bool(client(app).release_unique(keys=[lock], args=[task_id]))
+    return bool(_run(app, via, "unique_release", [lock], [task_id]))
 
 
 def finish_meta(
@@ -151,13 +172,14 @@ def finish_meta(
     status: str,
     value: bytes | None = None,
     error: tuple[str, str] | None = None,
+    via: ScriptRunner | None = None,
 ) -> None:
     """The worker's final step for a task with meta, before its ack: write the result (and release the lock in the
     same script), or only release the lock of a unique task that stores no results."""
     if meta.get("results"):
-        mark_meta(app, meta, status, value=value, error=error)
+        mark_meta(app, meta, status, value, error, via)
     elif lock := meta.get("unique"):
-        release_unique(app, lock, meta["id"])
+        release_unique(app, lock, meta["id"], via)
 
 
 # ---- reading ------------------------------------------------------------------------------------------------

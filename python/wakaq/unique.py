@@ -56,7 +56,7 @@ def enqueue(
         eta_channel,
     ]
     with redis_errors(app):
-        pushed, holder = client(app).enqueue_unique(keys=[lock, target, keys.bell(queue)], args=args)
+        pushed, holder = client(app).scripts["unique_enqueue"](keys=[lock, target, keys.bell(queue)], args=args)
     if pushed:
         return None
     return holder.decode() if isinstance(holder, bytes) else str(holder)

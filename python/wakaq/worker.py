@@ -371,7 +371,7 @@ class Child:
             claimed.meta = meta
             token = set_meta(meta)
             if "results" in meta:
-                await self._redis(mark_meta, self.app, meta, RUNNING)
+                await self._redis(mark_meta, self.app, meta, RUNNING, None, None, self.consumer.meta_script)
         try:
             plan = self._plan(name, claimed)
             if plan is None:
@@ -587,7 +587,7 @@ class Child:
 
     async def _finish_meta(self, claimed: Claimed, value: Any = None, error: tuple[str, str] | None = None) -> None:
         """Results and uniqueness: write the final record and release the lock, BEFORE the ack (first writer wins,
-        so a rerun after a crash between this write and the ack cannot change it)."""
+        so a rerun after a crash between this write and the ack cannot change it). On the Consumer's connection."""
         meta = claimed.meta
         if meta is None or "id" not in meta:
             return
@@ -599,9 +599,9 @@ class Child:
                 log.error("task result not stored (%s): %s", claimed.queue_name, e)
                 error = ("TypeError", f"cannot encode the task's return value: {e}")
         if error is None:
-            await self._redis(finish_meta, self.app, meta, DONE, packed)
+            await self._redis(finish_meta, self.app, meta, DONE, packed, None, self.consumer.meta_script)
         else:
-            await self._redis(finish_meta, self.app, meta, FAILED, None, error)
+            await self._redis(finish_meta, self.app, meta, FAILED, None, error, self.consumer.meta_script)
 
     async def _call_hook(self, name: str, *args: Any) -> None:
         hook: Callable[..., Any] | None = getattr(self.app, name, None)

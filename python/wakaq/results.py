@@ -11,6 +11,8 @@ Keys (`wakaq.keys.Keys`): `<ns>:result:<id>` (hash: status, value, error_type, e
 also for an unknown id or an expired record.
 
 Other features call `mark` / `mark_meta` (a retries feature writes "retrying", a cancel feature "cancelled").
+Producers and handles use a redis-py client (`client`); the worker child passes `via=Consumer.meta_script` and runs
+the same scripts on its Rust connection.
 """
 
 from __future__ import annotations

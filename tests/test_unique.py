@@ -110,6 +110,20 @@ def test_duplicate_while_running_then_allowed_after_it_finished(
     assert len(events(rclient, "unique-start")) == 2
 
 
+def test_a_unique_eta_task_releases_its_lock_when_it_ran(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+) -> None:
+    lock = lock_of(app, "unique_slow", 0.1, tag="eta")
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        assert app.unique_slow.delay(0.1, tag="eta", eta=0.5) is not None
+        assert rclient.pttl(lock) > 29_000
+        wait_until(lambda: events(rclient, "unique-end"), what="the eta task to run")
+        wait_until(lambda: not rclient.exists(lock), what="the lock released")
+    finally:
+        worker.stop()
+
+
 def test_a_failed_unique_task_releases_its_lock(app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path) -> None:
     handle = app.broken.delay("x", unique_key="breaks")
     worker = start_worker(tmp_path, redis_url)

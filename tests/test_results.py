@@ -267,3 +267,22 @@ def test_store_results_options_are_validated(redis_url: str) -> None:
     def off() -> None: ...
 
     assert (on.result_ttl, on.tracked, off.result_ttl, off.tracked) == (3600.0, True, None, False)
+
+
+def test_requeue_of_a_failed_task_reopens_its_record(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+) -> None:
+    from wakaq import admin
+
+    handle = app.broken.delay("first")
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        with pytest.raises(TaskFailed):
+            handle.result(timeout=10)
+    finally:
+        worker.stop()
+    assert admin.requeue_failed(app.wakaq, rclient, ["low"]) == {"requeued": 1, "skipped": 0}
+    assert handle.status() == PENDING
+    assert not rclient.exists(KEYS.result_ready(handle.id))
+    (raw,) = rclient.lrange(KEYS.queue("low"), 0, -1)
+    assert decode_task_meta(raw)[4] == {"id": handle.id, "results": 86400}

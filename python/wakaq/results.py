@@ -184,6 +184,22 @@ def finish_meta(
         release_unique(app, lock, meta["id"], via)
 
 
+def reopen(app: ResultsHost, r: Any, payload: bytes) -> bool:
+    """Before an operator requeues a failed task (`wakaq-failed requeue`): drop its result record, so the new run
+    can write one (first writer wins would refuse it) and its handle reads "pending" again. `r`: a redis-py client
+    of the app. True when the payload stores results. Its uniqueness lock is not taken again."""
+    from wakaq._wakaq import decode_task_meta
+
+    try:
+        meta = decode_task_meta(payload)[4]
+    except ValueError:
+        return False
+    if not meta or not meta.get("results") or not isinstance(meta.get("id"), str):
+        return False
+    r.delete(app.keys.result(meta["id"]), app.keys.result_ready(meta["id"]))
+    return True
+
+
 # ---- reading ------------------------------------------------------------------------------------------------
 
 

@@ -269,10 +269,12 @@ def test_store_results_options_are_validated(redis_url: str) -> None:
     assert (on.result_ttl, on.tracked, off.result_ttl, off.tracked) == (3600.0, True, None, False)
 
 
+@pytest.mark.parametrize("way", ["wakaq-failed", "dashboard"])
 def test_requeue_of_a_failed_task_reopens_its_record(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path, way: str
 ) -> None:
     from wakaq import admin
+    from wakaq.web import records
 
     handle = app.broken.delay("first")
     worker = start_worker(tmp_path, redis_url)
@@ -281,7 +283,10 @@ def test_requeue_of_a_failed_task_reopens_its_record(
             handle.result(timeout=10)
     finally:
         worker.stop()
-    assert admin.requeue_failed(app.wakaq, rclient, ["low"]) == {"requeued": 1, "skipped": 0}
+    if way == "wakaq-failed":
+        assert admin.requeue_failed(app.wakaq, rclient, ["low"]) == {"requeued": 1, "skipped": 0}
+    else:
+        assert records.requeue_all(app.wakaq, rclient, "low") == {"requeued": 1, "skipped": 0}
     assert handle.status() == PENDING
     assert not rclient.exists(KEYS.result_ready(handle.id))
     (raw,) = rclient.lrange(KEYS.queue("low"), 0, -1)

@@ -267,6 +267,8 @@ class TaskHandle:
         """Block until a final write's token (or `seconds`). NOTE: BLMOVE from the list to itself rotates the token
         instead of taking it: every waiter wakes, and the list keeps its TTL (it never becomes empty)."""
         ready = self.app.keys.result_ready(self.id)
+        if self.app.socket_timeout:
+            seconds = min(seconds, self.app.socket_timeout / 2)  # NOTE: a block past it would read as a timeout
         with redis_errors(self.app):
             # NOTE: Redis takes a float timeout (6.0+); redis-py's annotation says int
             client(self.app).redis.blmove(ready, ready, max(0.01, seconds), "LEFT", "RIGHT")  # type: ignore[arg-type]

@@ -3,10 +3,24 @@
 from wakaq._wakaq import __version__
 from wakaq.app import WakaQ
 from wakaq.current import current_task
-from wakaq.exceptions import SoftTimeout, WakaQError
+from wakaq.exceptions import SoftTimeout, TaskCancelled, TaskFailed, WakaQError
 from wakaq.queue import Queue
+from wakaq.results import TaskHandle
 from wakaq.retries import Retry
 from wakaq.schedule import CronTask
 from wakaq.task import Task
 
-__all__ = ["CronTask", "Queue", "Retry", "SoftTimeout", "Task", "WakaQ", "WakaQError", "__version__", "current_task"]
+__all__ = [
+    "CronTask",
+    "Queue",
+    "Retry",
+    "SoftTimeout",
+    "Task",
+    "TaskCancelled",
+    "TaskFailed",
+    "TaskHandle",
+    "WakaQ",
+    "WakaQError",
+    "__version__",
+    "current_task",
+]

@@ -167,6 +167,9 @@ class Consumer:
         that removes its in-flight entry (finish.lua "eta"), and ack `acks`. ValueError for a non-finite `due`."""
     def release(self, seqs: Sequence[int]) -> int:
         """Return claimed, not started tasks to the front of their queues (shutdown)."""
+    def meta_script(self, name: str, keys: Sequence[str], args: Sequence[bytes]) -> int:
+        """Run "result_mark" or "unique_release" (python/wakaq/lua/) on this child's connection (wakaq.results);
+        ValueError for another name."""
 
 def split_element(element: bytes) -> tuple[int, bytes]:
     """(delivery count, payload) of a queue element."""

@@ -14,6 +14,7 @@ import redis
 
 from wakaq.connection import redis_py_client
 from wakaq.ratelimit import parked_lists
+from wakaq.results import reopen
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -134,6 +135,7 @@ def requeue_failed(app: WakaQ, r: redis.Redis, queues: list[str]) -> dict[str, i
             if queue not in app.queues_by_name or not isinstance(payload, bytes) or not payload:
                 skipped += 1
                 continue
+            reopen(app, r, payload)  # NOTE: a task that stores results: its new run may write a new outcome
             app.broker.push_raw(queue, payload)  # type: ignore[attr-defined]
             r.lrem(key, -1, raw)
             requeued += 1

@@ -39,6 +39,7 @@ from wakaq.constants import (
     DEFAULT_HEARTBEAT_TIMEOUT,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    DEFAULT_RESULT_TTL,
     DEFAULT_SCHEDULER_LOG_LEVEL,
     DEFAULT_SOCKET_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -52,9 +53,11 @@ from wakaq.keys import DEFAULT_PREFIX, Keys
 from wakaq.protocols import Wrapper
 from wakaq.queue import Queue, check_timeout_order, sort_queues
 from wakaq.ratelimit import RateValue, to_rate
+from wakaq.results import TaskHandle
 from wakaq.retries import BackoffValue, RetryOnValue, RetryOptions, RetryPolicy, resolve
 from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
+from wakaq.unique import to_unique_for
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -114,6 +117,8 @@ class WakaQ:
         retry_backoff: BackoffValue = None,
         retry_backoff_max: BackoffValue = None,
         retry_jitter: bool | None = None,
+        store_results: bool = False,
+        result_ttl: float | timedelta = DEFAULT_RESULT_TTL,
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self._init_connection(
@@ -128,6 +133,9 @@ class WakaQ:
         #: durable enqueue: replicas every push waits for (0 = off), and for how long (wakaq.durable)
         self.durable_replicas = to_replicas(durable_enqueue, "durable_enqueue")
         self.durable_timeout = to_durable_timeout(durable_timeout)
+        #: results (wakaq.results): the default for tasks that do not say, and the records' TTL in seconds
+        self.store_results = _to_bool(store_results, "store_results")
+        self.result_ttl: float = to_seconds(result_ttl, "result_ttl", allow_none=False)  # type: ignore[assignment]
         self._init_limits(concurrency, async_concurrency, max_retries, max_mem_percent, max_tasks_per_worker)
         self._init_timeouts(soft_timeout, hard_timeout)
         #: the app's retry settings (wakaq.retries), defaults of every task's
@@ -285,6 +293,9 @@ class WakaQ:
         retry_backoff: BackoffValue = None,
         retry_backoff_max: BackoffValue = None,
         retry_jitter: bool | None = None,
+        store_results: bool | None = None,
+        result_ttl: float | timedelta | None = None,
+        unique_for: float | timedelta | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
     def task(
         self,
@@ -299,9 +310,14 @@ class WakaQ:
         retry_backoff: BackoffValue = None,
         retry_backoff_max: BackoffValue = None,
         retry_jitter: bool | None = None,
+        store_results: bool | None = None,
+        result_ttl: float | timedelta | None = None,
+        unique_for: float | timedelta | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-        """Register a task: `@app.task` or `@app.task(queue=..., max_retries=..., soft_timeout=..., ...)`. The
-        `retry_*` options (None: the app's) are described in wakaq.retries."""
+        """Register a task: `@app.task` or `@app.task(queue=..., max_retries=..., soft_timeout=..., ...)`.
+
+        The `retry_*` options (None: the app's) are described in wakaq.retries; `store_results` (default: the app's)
+        and `result_ttl`: see the README's "Results"; `unique_for`: "Unique tasks"."""
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             t = Task(
@@ -311,6 +327,7 @@ class WakaQ:
             if (retry_on, retry_backoff, retry_backoff_max, retry_jitter) != (None, None, None, None):
                 options = (retry_on, retry_backoff, retry_backoff_max, retry_jitter)
                 t.retry_options = RetryOptions.create(*options, f"task {t.name!r}")
+            self._init_tracking(t, store_results, result_ttl, unique_for)
             if t.name in self.tasks:
                 raise WakaQError(f"duplicate task name {t.name!r}")
             queue_ = t.queue or self.default_queue
@@ -320,6 +337,24 @@ class WakaQ:
             return t
 
         return register(fn) if fn is not None else register
+
+    def _init_tracking(
+        self,
+        task: Task[Any, Any],
+        store_results: bool | None,
+        result_ttl: float | timedelta | None,
+        unique_for: float | timedelta | None,
+    ) -> None:
+        where = f"task {task.name!r}"
+        stores = self.store_results if store_results is None else _to_bool(store_results, f"store_results of {where}")
+        ttl = to_seconds(result_ttl, f"result_ttl of {where}")
+        task.result_ttl = max(1.0, ttl or self.result_ttl) if stores else None
+        task.unique_for = to_unique_for(unique_for, where)
+        task.tracked = task.result_ttl is not None or task.unique_for is not None
+
+    def result_handle(self, task_id: str) -> TaskHandle:
+        """The handle of a task sent with results on, from its id (`handle.id`)."""
+        return TaskHandle(self, task_id)
 
     def timeouts_for(self, task: Task[Any, Any], queue: Queue) -> tuple[timedelta | None, timedelta | None]:
         """Effective (soft, hard) timeouts of a task running from `queue`: task, else queue, else app."""
@@ -388,8 +423,10 @@ class WakaQ:
         keeps running (`Outcome.RUNNING`) unless `terminate=True`: then `TaskCancelled` is raised inside it, as a
         soft timeout is, and it is recorded failed, not retried (`Outcome.TERMINATING`). `Outcome.NOT_FOUND`
         otherwise. An `Outcome` is a str ("cancelled", "running", "terminating", "not found")."""
-        from wakaq.cancel import cancel
+        from wakaq.cancel import Outcome, cancel
 
+        if self.eager:
+            return Outcome.NOT_FOUND  # NOTE: eager tasks ran inside their .delay(): nothing is ever pending
         return cancel(self, task_id, terminate)
 
     def cancel_task(self, name: str, queue: str | None = None) -> int:
@@ -399,6 +436,8 @@ class WakaQ:
 
         if queue is not None:
             queue = self.get_queue(queue, "cancel_task").name
+        if self.eager:
+            return 0
         return cancel_task(self, name, queue)
 
     # ---- broker ---------------------------------------------------------------------------------------------
@@ -420,6 +459,12 @@ class WakaQ:
 
     def __repr__(self) -> str:
         return f"<WakaQ queues={[q.name for q in self.queues]} tasks={len(self.tasks)}>"
+
+
+def _to_bool(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise WakaQError(f"{what} must be True or False, got {value!r}")
+    return value
 
 
 def _eval_concurrency(concurrency: int | str) -> int:

@@ -29,6 +29,7 @@ from wakaq.exceptions import PayloadError
 from wakaq.keys import Keys
 from wakaq.protocols import RedisSettings
 from wakaq.ratelimit import parked_lists
+from wakaq.results import CANCELLED, finish_meta
 
 #: elements read per LRANGE/ZRANGE/HSCAN
 CHUNK = 500
@@ -282,7 +283,22 @@ def _remove(app: CancelHost, r: Any, found: Found, removed: dict[str, int]) -> b
     if not r.eval(_script(), 2, *keys, mode, found.element, record, FAILED_KEEP):
         return False
     removed[found.key] = removed.get(found.key, 0) + 1
+    _settle_meta(app, payload)
     return True
+
+
+def _settle_meta(app: CancelHost, payload: bytes) -> None:
+    """A removed task that stores results or holds a uniqueness lock: its record says "cancelled" (final: a waiting
+    `result()` raises TaskFailed) and its lock is released.
+
+    NOTE: after the removal, not in its script: an admin stopped between the two leaves the record "pending" and the
+    lock held, until their TTLs (the task itself is recorded failed either way)."""
+    try:
+        meta = _wakaq.decode_task_meta(payload)[4]
+    except PayloadError:
+        return
+    if meta and isinstance(meta.get("id"), str) and (meta.get("results") or meta.get("unique")):
+        finish_meta(app, meta, CANCELLED, error=("TaskCancelled", CANCELLED_REASON))
 
 
 _SOURCE: list[str] = []

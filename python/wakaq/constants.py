@@ -12,6 +12,8 @@ DEFAULT_SOCKET_TIMEOUT = 15.0
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_HEALTH_CHECK_INTERVAL = 30.0
 DEFAULT_WAIT_TIMEOUT = 1.0
+#: how long a task's result record is kept (wakaq.results), seconds: one day
+DEFAULT_RESULT_TTL = 86400.0
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
 DEFAULT_WORKER_LOG_LEVEL = logging.INFO
 #: how the worker starts its children: "fork" (the default) or "spawn" (fresh interpreters, fork+exec)

@@ -38,3 +38,19 @@ class DurabilityError(BrokerError):
 
 class AppImportError(WakaQError):
     """`--app` does not name an importable WakaQ instance (command line tools)."""
+
+
+class TaskFailed(WakaQError):
+    """`TaskHandle.result()` of a task that failed: the name of the exception it raised and its message (the
+    exception itself is never pickled across processes). `error_type` is "SoftTimeout" for a soft timeout with no
+    retries left, "cancelled" tasks carry what the canceller wrote."""
+
+    def __init__(self, task_id: str, error_type: str, message: str, status: str = "failed") -> None:
+        super().__init__(
+            f"task {task_id} {status}: {error_type}: {message}" if message else f"task {task_id} {status}: {error_type}"
+        )
+        #: the task's id, the exception's type name, its message, the final status ("failed" or "cancelled")
+        self.task_id, self.error_type, self.message, self.status = task_id, error_type, message, status
+
+    def __str__(self) -> str:
+        return str(self.args[0])

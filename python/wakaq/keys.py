@@ -45,6 +45,15 @@ class Keys:
     def parked(self, queue: str, task: str) -> str:
         return f"{self.namespace}:parked:{queue}:{task}"
 
+    def result(self, task_id: str) -> str:
+        return f"{self.namespace}:result:{task_id}"
+
+    def result_ready(self, task_id: str) -> str:
+        return f"{self.namespace}:result:{task_id}:ready"
+
+    def unique(self, key: str) -> str:
+        return f"{self.namespace}:unique:{key}"
+
     def broadcast_queue(self, daemon: str) -> str:
         return f"{self.namespace}:bcast:{daemon}"
 

@@ -5,7 +5,8 @@
 1. values: `exceptions`, `constants`, `config`, `keys`, `expr`, `durable`, `ratelimit`, `ids`, `context`, this module,
    `queue`, `schedule`;
 2. `connection` (redis-py clients from an app's settings), `cancel` (cancelling tasks, on such a client);
-3. running a task's body: `invoke`, and `eager` beside the worker (inline, no Redis);
+3. running a task's body: `invoke`, and `eager` beside the worker (inline, no Redis); `results` (task handles,
+   result records) and `unique` (the unique enqueue) beside them;
 4. `task`: a registered function and how it is called (`.delay()` and friends);
 5. `app`: `WakaQ`, which wires queues, schedules and tasks together;
 6. what runs an app: `worker`, `daemon`, `scheduler`, `admin`, `stats`, `metrics`, `watch`, `cli`, `web`.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from wakaq._wakaq import Broker
+    from wakaq.keys import Keys
     from wakaq.queue import Queue
     from wakaq.retries import RetryPolicy
 
@@ -55,9 +57,11 @@ class RedisSettings(Protocol):
     tls_options: dict[str, Any]
 
 
-class TaskHost(Protocol):
-    """The app as a Task sees it: where to send it, how to run it inline, what wraps its body."""
+class TaskHost(RedisSettings, Protocol):
+    """The app as a Task sees it: where to send it, how to run it inline, what wraps its body; its keys and
+    connection settings (results and unique tasks use a redis-py client)."""
 
+    keys: Keys
     eager: bool
     durable_replicas: int
     durable_timeout: float

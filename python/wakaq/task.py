@@ -14,13 +14,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from wakaq._wakaq import encode_task
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager
 from wakaq.exceptions import WakaQError
+from wakaq.ids import new_id
 from wakaq.queue import Queue, check_timeout_order
 from wakaq.ratelimit import Rate
+from wakaq.results import EagerHandle, TaskHandle
 from wakaq.retries import RetryOptions
+from wakaq.unique import DEFAULT_UNIQUE_FOR, default_key
+from wakaq.unique import enqueue as enqueue_unique
 
 if TYPE_CHECKING:
     from wakaq.protocols import TaskHost
@@ -47,6 +52,12 @@ class Task(Generic[P, R]):
     rate_limit: Rate | None = None
     #: `@app.task(retry_on=..., retry_backoff=...)` (wakaq.retries); None: the app's retry settings
     retry_options: RetryOptions | None = None
+    #: results (wakaq.results): the record's TTL in seconds when this task stores results, else None
+    result_ttl: float | None = None
+    #: uniqueness (wakaq.unique): the lock's TTL in seconds, else None
+    unique_for: float | None = None
+    #: results or uniqueness is on: `.delay()` takes the tracked path and returns a handle
+    tracked: bool = False
 
     def __init__(
         self,
@@ -87,14 +98,22 @@ class Task(Generic[P, R]):
     def delay(self, *args: Any, queue: QueueArg | None, eta: EtaValue | None = None, **kwargs: Any) -> Any: ...
     @overload
     def delay(self, *args: Any, eta: EtaValue | None, **kwargs: Any) -> Any: ...
+    @overload
+    def delay(self, *args: Any, unique_key: str | None, **kwargs: Any) -> Any: ...
     def delay(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task on a worker: `queue=` overrides its queue, `eta=` delays it (timedelta, datetime, seconds).
 
-        Returns None; in eager mode it runs inline and returns what the task returned (see `wakaq.testing`).
+        Returns None; in eager mode it runs inline and returns what the task returned (see `wakaq.testing`). A task
+        that stores results or is unique (`unique_for`, or `unique_key=` here) returns a `TaskHandle` instead (None
+        for a duplicate of a unique task without results, see `_delay_tracked`).
         """
         queue = self.app.get_queue(kwargs.pop("queue", None) or self.queue or self.app.default_queue, "delay")
         eta = kwargs.pop("eta", None)
         due = None if eta is None else due_time(eta)
+        # NOTE: a plain task pays one attribute test (and a test of a non-empty kwargs) for results and uniqueness
+        if self.tracked or (kwargs and "unique_key" in kwargs):
+            unique_key = kwargs.pop("unique_key", None)
+            return self._delay_tracked(queue, args, kwargs, due, unique_key, self.app.durable_replicas)
         if self.app.eager:
             return run_eager(self, args, kwargs, queue)
         # NOTE: durable enqueue off costs one attribute test here: the calls below are the ones without it.
@@ -114,14 +133,17 @@ class Task(Generic[P, R]):
         queue: QueueArg | None = None,
         eta: EtaValue | None = None,
         durable: DurableArg = None,
+        unique_key: str | None = None,
     ) -> Any:
         """`.delay()` with the options apart from the task's own arguments, so none can collide with them:
         `durable` = None (the app's `durable_enqueue`), False, True (1 replica) or a number of replicas (raises
-        `DurabilityError` when fewer confirm within `durable_timeout`)."""
+        `DurabilityError` when fewer confirm within `durable_timeout`); `unique_key`: see `.delay()`."""
         target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_with_options")
         args, kwargs = tuple(args), dict(kwargs or {})
         due = None if eta is None else due_time(eta)
         replicas = replicas_of(durable, self.app.durable_replicas)
+        if self.tracked or unique_key is not None:
+            return self._delay_tracked(target, args, kwargs, due, unique_key, replicas)
         if self.app.eager:
             return run_eager(self, args, kwargs, target)
         if replicas:
@@ -132,12 +154,50 @@ class Task(Generic[P, R]):
             self.app.broker.push_eta(target.name, self.name, args, kwargs, due)
         return None
 
-    def _push_durably(self, queue: Queue, args: Any, kwargs: Any, due: float | None, replicas: int) -> None:
+    def _push_durably(
+        self, queue: Queue, args: Any, kwargs: Any, due: float | None, replicas: int, meta: Any = None
+    ) -> None:
         wait = self.app.durable_timeout
+        broker = self.app.broker
         if due is None:
-            self.app.broker.push(queue.name, self.name, args, kwargs, replicas=replicas, replica_timeout=wait)
+            broker.push(queue.name, self.name, args, kwargs, 0, meta, replicas=replicas, replica_timeout=wait)
         else:
-            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due, replicas=replicas, replica_timeout=wait)
+            broker.push_eta(queue.name, self.name, args, kwargs, due, meta, replicas=replicas, replica_timeout=wait)
+
+    def _delay_tracked(
+        self, queue: Queue, args: Any, kwargs: Any, due: float | None, unique_key: str | None, replicas: int
+    ) -> TaskHandle | EagerHandle | None:
+        """`.delay()` with results and/or uniqueness: the payload carries meta `id` (and `results`, `unique`).
+
+        Returns the new task's handle; for a duplicate of a unique task (its key is held by a pending or running
+        task), the holder's handle when results are stored, else None. Eager mode runs the task at once and returns
+        an `EagerHandle` (uniqueness is not checked there)."""
+        task_id = new_id()
+        if self.app.eager:
+            return _eager_handle(task_id, self, args, kwargs, queue)
+        meta: dict[str, Any] = {"id": task_id}
+        ttl = self.result_ttl
+        if ttl:
+            meta["results"] = int(ttl)
+        lock_for = self.unique_for if unique_key is None else (self.unique_for or DEFAULT_UNIQUE_FOR)
+        if lock_for is None:
+            if replicas:
+                self._push_durably(queue, args, kwargs, due, replicas, meta)
+            elif due is None:
+                self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
+            else:
+                self.app.broker.push_eta(queue.name, self.name, args, kwargs, due, meta)
+            return TaskHandle(self.app, task_id)
+        keys = self.app.keys
+        lock = keys.unique(unique_key if unique_key is not None else default_key(self.name, args, kwargs))
+        meta["unique"] = lock
+        payload = encode_task(self.name, args, kwargs, 0, meta)
+        # NOTE: an eta task holds its lock while it waits too
+        span = lock_for + (max(0.0, due - time.time()) if due is not None else 0.0)
+        holder = enqueue_unique(self.app, queue.name, lock, task_id, span, payload, due, keys.eta_channel)
+        if holder is None:
+            return TaskHandle(self.app, task_id)
+        return TaskHandle(self.app, holder) if ttl else None
 
     def delay_many(
         self,
@@ -166,6 +226,13 @@ class Task(Generic[P, R]):
             run_eager(self, args, kwargs)
             return 1
         return self.app.broker.broadcast(self.name, args, kwargs)
+
+
+def _eager_handle(task_id: str, task: Task[Any, Any], args: Any, kwargs: Any, queue: Queue) -> EagerHandle:
+    try:
+        return EagerHandle(task_id, run_eager(task, args, kwargs, queue))
+    except Exception as e:
+        return EagerHandle(task_id, error=e)
 
 
 def due_time(eta: object) -> float:

@@ -30,6 +30,7 @@ from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancell
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
 from wakaq.ratelimit import consumer_limits
+from wakaq.results import CANCELLED, DONE, FAILED, RETRYING, RUNNING, finish_meta, mark_meta
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -71,6 +72,7 @@ class Claimed:
     deliveries: int
     meta: dict[str, Any] | None = None  # the payload's meta: None unless an opt-in feature is used
     soft_timer: asyncio.TimerHandle | None = None  # an async task's soft timeout, cancelled when it ends
+    error: BaseException | None = None  # what the task raised (for its result record)
 
 
 def _seconds(value: timedelta | None) -> float:
@@ -120,6 +122,8 @@ class Child:
         self._backoff = 0.0
         self._finished = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
+        #: the return value of the sync task that just ran (one sync task runs at a time)
+        self._sync_value: Any = None
 
     # ---- signals -------------------------------------------------------------------------------------
 
@@ -405,6 +409,8 @@ class Child:
         if meta is not None or retry:
             claimed.meta = meta
             tokens = (set_meta(meta), running_retry.set(retry))
+            if meta is not None and "results" in meta:
+                await self._redis(mark_meta, self.app, meta, RUNNING, None, None, self.consumer.meta_script)
         try:
             plan = self._plan(name, claimed)
             if plan is None:
@@ -458,6 +464,9 @@ class Child:
             _wakaq.task_finished(done)
         try:
             if outcome is None:
+                if claimed.meta is not None:
+                    await self._finish_meta(claimed, self._sync_value)
+                self._sync_value = None
                 self._succeeded(task, claimed)
             else:
                 await self._settle(plan, claimed, args, kwargs, retry, outcome)
@@ -470,7 +479,7 @@ class Child:
         try:
             self._armed = True
             try:
-                run_prepared(self.app, task, chain, args, kwargs)
+                self._sync_value = run_prepared(self.app, task, chain, args, kwargs)
             finally:
                 # NOTE: a SIGQUIT landing after the task returned, before this line, still raises inside the
                 # outer try: the task is retried (a soft timeout that came late), never a crashed child
@@ -497,7 +506,7 @@ class Child:
 
     async def _in_loop(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> BaseException | None:
         try:
-            await run_async(self.app, task, args, kwargs)
+            self._sync_value = await run_async(self.app, task, args, kwargs)
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -552,8 +561,9 @@ class Child:
             log.debug("starting task %s", task.name)
         outcome: BaseException | None = None
         began = time.monotonic()
+        value = None
         try:
-            await run_async(self.app, task, args, kwargs)
+            value = await run_async(self.app, task, args, kwargs)
         except asyncio.CancelledError as e:
             if claimed.seq not in self.soft_timed_out and claimed.seq not in self.cancelled:
                 raise
@@ -564,6 +574,8 @@ class Child:
             outcome = e
         _wakaq.count_task(plan.cell, "done" if outcome is None else "exception", time.monotonic() - began)
         if outcome is None:
+            if claimed.meta is not None:
+                await self._finish_meta(claimed, value)
             self._succeeded(task, claimed)
         else:
             await self._settle(plan, claimed, args, kwargs, retry, outcome)
@@ -583,6 +595,7 @@ class Child:
         """A task that did not succeed: a soft timeout (retried while retries are left), an exception to retry
         (`retry_on`, `Retry`), or a failure."""
         self.done += 1
+        claimed.error = outcome
         if self.cancelled and claimed.seq in self.cancelled:
             self.cancelled.discard(claimed.seq)
             self.soft_timed_out.discard(claimed.seq)
@@ -612,6 +625,7 @@ class Child:
             "task %s failed (%s), retry %d of %d %s", name, _describe(outcome), retry + 1, plan.retry.max_retries, when
         )
         _wakaq.count_task(plan.cell, "retried")
+        await self._mark_retrying(step.meta, outcome, _describe(outcome))
         acks = self._take_acks()
         if step.due is None:
             await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, acks)
@@ -628,6 +642,7 @@ class Child:
             meta = retries.soft_timeout_meta(plan.retry, claimed.meta)
             payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1, meta)
             _wakaq.count_task(plan.cell, "retried")
+            await self._mark_retrying(meta, claimed.error, "soft timeout")
             await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, self._take_acks())
         else:
             reason = f"soft timeout (retried {retry} of {limit} times)"
@@ -642,8 +657,38 @@ class Child:
             cell = _wakaq.counter_cell(claimed.queue_name, None)
         _wakaq.count_task(cell, kind)
         log.error("task failed (%s): %s%s", claimed.queue_name, reason, "\n" + tb.rstrip() if tb else "")
+        if claimed.meta is not None:
+            final = CANCELLED if kind == "cancelled" else FAILED
+            await self._finish_meta(claimed, error=_error_of(claimed.error, reason), final=final)
         acks = self._take_acks()
         await self._redis(self.consumer.fail, claimed.seq, claimed.queue_name, claimed.payload, reason, tb, acks)
+
+    async def _mark_retrying(self, meta: dict[str, Any] | None, error: BaseException | None, reason: str) -> None:
+        """A task that stores results is retried: its record says "retrying" (with this attempt's error) until the
+        next attempt starts. Written before the retry is settled; a crash in between reruns the attempt."""
+        if meta is not None and meta.get("results"):
+            cause = _error_of(error, reason)
+            await self._redis(mark_meta, self.app, meta, RETRYING, None, cause, self.consumer.meta_script)
+
+    async def _finish_meta(
+        self, claimed: Claimed, value: Any = None, error: tuple[str, str] | None = None, final: str = FAILED
+    ) -> None:
+        """Results and uniqueness: write the final record and release the lock, BEFORE the ack (first writer wins,
+        so a rerun after a crash between this write and the ack cannot change it). On the Consumer's connection."""
+        meta = claimed.meta
+        if meta is None or "id" not in meta:
+            return
+        packed = None
+        if error is None and meta.get("results"):
+            try:
+                packed = _wakaq.packb(value)
+            except TypeError as e:
+                log.error("task result not stored (%s): %s", claimed.queue_name, e)
+                error = ("TypeError", f"cannot encode the task's return value: {e}")
+        if error is None:
+            await self._redis(finish_meta, self.app, meta, DONE, packed, None, self.consumer.meta_script)
+        else:
+            await self._redis(finish_meta, self.app, meta, final, None, error, self.consumer.meta_script)
 
     async def _call_hook(self, name: str, *args: Any) -> None:
         hook: Callable[..., Any] | None = getattr(self.app, name, None)
@@ -659,6 +704,15 @@ def _describe(exc: BaseException) -> str:
         return f"task called sys.exit({exc.code!r})"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _error_of(exc: BaseException | None, reason: str) -> tuple[str, str]:
+    """(type name, message) of a failure, for its result record."""
+    if reason.startswith("soft timeout"):
+        return "SoftTimeout", reason
+    if exc is None:
+        return "WakaQError", reason
+    return type(exc).__name__, str(exc) or reason
 
 
 def _format_tb(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq.admin import _unpack_record as unpack_record
 from wakaq.admin import describe
+from wakaq.results import reopen
 
 if TYPE_CHECKING:
     import redis
@@ -108,7 +109,7 @@ def find_record(app: WakaQ, r: redis.Redis, queue: str, rid: str, index: int) ->
 
 def requeue_one(app: WakaQ, r: redis.Redis, queue: str, raw: bytes) -> str | None:
     """Push the record's task back onto its queue, then remove the record (at-least-once). Why not, or None."""
-    why = _push_back(app, queue, raw)
+    why = _push_back(app, r, queue, raw)
     if why is None:
         r.lrem(app.keys.failed(queue), 1, raw)  # type: ignore[arg-type]
     return why
@@ -131,7 +132,7 @@ def requeue_all(app: WakaQ, r: redis.Redis, queue: str) -> dict[str, int]:
             break
         pipe: Any = r.pipeline(transaction=False)
         for raw in reversed(raws):
-            if _push_back(app, queue, raw) is not None:
+            if _push_back(app, r, queue, raw) is not None:
                 skipped += 1
             else:
                 pipe.lrem(key, -1, raw)
@@ -140,7 +141,7 @@ def requeue_all(app: WakaQ, r: redis.Redis, queue: str) -> dict[str, int]:
     return {"requeued": requeued, "skipped": skipped}
 
 
-def _push_back(app: WakaQ, queue: str, raw: bytes) -> str | None:
+def _push_back(app: WakaQ, r: redis.Redis, queue: str, raw: bytes) -> str | None:
     """Push the record's task payload onto its queue; why it cannot be (the record stays), or None."""
     record = unpack_record(raw)
     target, payload = record.get("queue", queue), record.get("payload")
@@ -148,6 +149,7 @@ def _push_back(app: WakaQ, queue: str, raw: bytes) -> str | None:
         return f"queue {target!r} is not one of this app's queues; drop the record instead"
     if not isinstance(payload, bytes) or not payload:
         return "the record holds no task payload to requeue"
+    reopen(app, r, payload)  # NOTE: a task that stores results: its new run may write a new outcome
     app.broker.push_raw(target, payload)  # type: ignore[attr-defined]
     return None
 

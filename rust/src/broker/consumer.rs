@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 use redis::Value;
 
@@ -519,6 +521,26 @@ impl Consumer {
     #[getter]
     fn worker(&self) -> &str {
         &self.worker
+    }
+
+    /// Run a script of the task features (`"result_mark"` or `"unique_release"`, python/wakaq/lua/) on this
+    /// child's connection; returns its integer reply. Both are idempotent, so a lost reply is sent again.
+    fn meta_script(&self, py: Python<'_>, name: &str, keys: Vec<String>, args: Vec<PyBackedBytes>) -> PyResult<i64> {
+        let script = match name {
+            "result_mark" => scripts::result_mark(),
+            "unique_release" => scripts::unique_release(),
+            _ => return Err(PyValueError::new_err(format!("unknown meta script {name:?}"))),
+        };
+        run(py, &self.conn, |c| {
+            let mut inv = script.prepare_invoke();
+            for key in &keys {
+                inv.key(key);
+            }
+            for arg in &args {
+                inv.arg(&arg[..]);
+            }
+            inv.invoke::<i64>(c)
+        })
     }
 }
 

@@ -1,0 +1,293 @@
+"""Task results (opt-in): TaskHandle, the record the worker writes before the ack, first writer wins.
+
+Real Redis and real `wakaq-worker` processes (tests/apps/results_app.py); also run on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.keyspace import KEYS
+from tests.workers import Worker, events, wait_until
+from wakaq import TaskFailed, TaskHandle, WakaQ
+from wakaq._wakaq import decode_task_meta, packb
+from wakaq.ids import new_id
+from wakaq.results import CANCELLED, DONE, FAILED, FINAL, PENDING, RETRYING, RUNNING, mark, mark_meta
+
+pytestmark = pytest.mark.timeout(90)
+
+APP = "tests.apps.results_app.wakaq"
+
+
+@pytest.fixture
+def app(redis_url: str) -> ModuleType:
+    return importlib.import_module("tests.apps.results_app")
+
+
+def start_worker(tmp_path: Path, redis_url: str, **options: Any) -> Worker:
+    worker = Worker(tmp_path, redis_url, app=APP, **options)
+    worker.wait_ready(children=int(options.get("concurrency", 1)))
+    return worker
+
+
+def test_plain_delay_returns_none_and_its_payload_has_no_meta(app: ModuleType, rclient: Any) -> None:
+    assert app.plain.delay(1) is None
+    assert app.plain.delay_with_options((2,)) is None
+    handle = app.add.delay(1, 2)
+    assert isinstance(handle, TaskHandle)
+    raw = rclient.lrange(KEYS.queue("low"), 0, -1)
+    assert [decode_task_meta(r)[4] for r in raw] == [None, None, {"id": handle.id, "results": 600}]
+    assert handle.status() == PENDING
+    assert not rclient.exists(KEYS.result(handle.id)), "no record is written at enqueue"
+
+
+def test_status_sequence_and_result_of_a_sync_task(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+) -> None:
+    handle = app.slow.delay(1.0, "seq")
+    assert handle.status() == PENDING
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        seen = [handle.status()]
+        deadline = time.monotonic() + 15
+        while seen[-1] != DONE and time.monotonic() < deadline:
+            status = handle.status()
+            if status != seen[-1]:
+                seen.append(status)
+            time.sleep(0.01)
+        assert seen == [PENDING, RUNNING, DONE] or seen == [RUNNING, DONE], seen
+        assert RUNNING in seen
+        assert handle.result(timeout=1) == "slept seq"
+        assert app.add.delay(20, 22).result(timeout=10) == 42
+    finally:
+        worker.stop()
+    ttl = rclient.pttl(KEYS.result(handle.id))
+    assert 0 < ttl <= 86_400_000
+    assert rclient.llen(KEYS.result_ready(handle.id)) == 1
+
+
+def test_result_ttl_of_the_task_is_the_records_ttl(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+) -> None:
+    handle = app.add.delay(1, 1)
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        assert handle.result(timeout=10) == 2
+    finally:
+        worker.stop()
+    assert 590_000 < rclient.pttl(KEYS.result(handle.id)) <= 600_000
+    assert 590_000 < rclient.pttl(KEYS.result_ready(handle.id)) <= 600_000
+
+
+def test_async_task_result_and_aresult_does_not_block_the_loop(app: ModuleType, redis_url: str, tmp_path: Path) -> None:
+    handle = app.async_pair.delay("x")
+
+    async def wait_and_tick() -> tuple[Any, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        tick = asyncio.create_task(ticker())
+        try:
+            # NOTE: the worker starts only after this wait began: the loop must keep turning meanwhile
+            return await handle.aresult(timeout=20), ticks
+        finally:
+            tick.cancel()
+
+    worker = Worker(tmp_path, redis_url, app=APP)
+    try:
+        value, ticks = asyncio.run(wait_and_tick())
+    finally:
+        worker.stop()
+    assert value == {"tag": "x", "items": [1, 2.5, None], "when": timedelta(seconds=3)}
+    assert ticks >= 10, f"the event loop turned only {ticks} times while waiting"
+    assert handle.status() == DONE
+    assert handle.result(timeout=0) == value
+
+
+def test_failed_tasks_raise_task_failed_with_type_and_message(app: ModuleType, redis_url: str, tmp_path: Path) -> None:
+    sync_failure = app.broken.delay("no such thing")
+    async_failure = app.async_broken.delay()
+    bad_value = app.unencodable.delay()
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        with pytest.raises(TaskFailed) as caught:
+            sync_failure.result(timeout=10)
+        assert (caught.value.error_type, caught.value.message) == ("KeyError", "'no such thing'")
+        assert caught.value.task_id == sync_failure.id
+        with pytest.raises(TaskFailed, match="RuntimeError: async boom"):
+            asyncio.run(async_failure.aresult(timeout=10))
+        with pytest.raises(TaskFailed) as caught:
+            bad_value.result(timeout=10)
+        assert caught.value.error_type == "TypeError"
+        assert "cannot encode the task's return value" in caught.value.message
+    finally:
+        worker.stop()
+    assert [sync_failure.status(), async_failure.status(), bad_value.status()] == [FAILED, FAILED, FAILED]
+
+
+def test_result_times_out(app: ModuleType) -> None:
+    handle = app.add.delay(1, 2)
+    began = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"has not finished after 0\.3s"):
+        handle.result(timeout=0.3)
+    assert 0.3 <= time.monotonic() - began < 2.0
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        asyncio.run(handle.aresult(timeout=0.2))
+    assert 0.2 <= time.monotonic() - began < 2.0
+
+
+def test_a_waiting_result_wakes_when_the_record_is_written(app: ModuleType) -> None:
+    """The wait blocks on the ready list, so it returns soon after the write, not at the end of a poll interval;
+    and every waiter wakes (the token is rotated, not taken)."""
+    handle = app.add.delay(1, 2)
+    wakaq: WakaQ = app.wakaq
+
+    async def two_waiters() -> list[Any]:
+        waiting = [asyncio.create_task(handle.aresult(timeout=10)) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        assert not any(w.done() for w in waiting)
+        began = time.monotonic()
+        await asyncio.to_thread(mark, wakaq, handle.id, DONE, 60, value=packb("written"))
+        values = await asyncio.gather(*waiting)
+        assert time.monotonic() - began < 0.9
+        return values
+
+    assert asyncio.run(two_waiters()) == ["written", "written"]
+
+
+def test_child_killed_mid_task_result_written_once(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+) -> None:
+    handle = app.slow.delay(1.5, "killed")
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        wait_until(lambda: handle.status() == RUNNING, what="status running")
+        (start,) = wait_until(lambda: events(rclient, "slow-start"), what="the first run")
+        os.kill(start["pid"], signal.SIGKILL)
+        assert handle.result(timeout=30) == "slept killed"
+        assert handle.status() == DONE
+    finally:
+        worker.stop()
+    assert len(events(rclient, "slow-start")) == 2
+    assert len(events(rclient, "slow-end")) == 1
+    assert rclient.llen(KEYS.result_ready(handle.id)) == 1, "one final write"
+
+
+def test_a_rerun_after_the_final_write_cannot_change_it(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+) -> None:
+    """What a child that crashed after writing its result and before its ack leaves behind: the record is final,
+    the task is delivered again and runs again; its write is refused, the first outcome stays."""
+    task_id = new_id()
+    assert mark(app.wakaq, task_id, DONE, 60, value=packb("first run"))
+    app.wakaq.broker.push("low", "broken", ["second run"], {}, 0, {"id": task_id, "results": 60})
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        wait_until(lambda: events(rclient, "broken"), what="the rerun")
+    finally:
+        worker.stop()
+    handle = app.wakaq.result_handle(task_id)
+    assert handle.status() == DONE
+    assert handle.result(timeout=0) == "first run"
+    assert rclient.llen(KEYS.result_ready(task_id)) == 1
+    assert "KeyError" in worker.log_text(), "the rerun did run and fail"
+
+
+@pytest.mark.parametrize("final", sorted(FINAL))
+def test_mark_first_writer_wins(app: ModuleType, final: str) -> None:
+    wakaq: WakaQ = app.wakaq
+    task_id = new_id()
+    handle = TaskHandle(wakaq, task_id)
+    assert handle == wakaq.result_handle(task_id)
+    assert handle.status() == PENDING
+    assert mark(wakaq, task_id, RUNNING, 60)
+    assert mark(wakaq, task_id, RETRYING, 60, error=("ValueError", "try again"))
+    assert handle.status() == RETRYING
+    assert mark(wakaq, task_id, final, 60, value=packb(1), error=("X", "y") if final != DONE else None)
+    for status in (RUNNING, RETRYING, DONE, FAILED, CANCELLED):
+        assert not mark(wakaq, task_id, status, 60), status
+    assert handle.status() == final
+    with pytest.raises(ValueError, match="cannot mark a task 'pending'"):
+        mark(wakaq, task_id, PENDING, 60)
+
+
+def test_mark_meta_is_a_no_op_without_results(app: ModuleType, rclient: Any) -> None:
+    wakaq: WakaQ = app.wakaq
+    assert not mark_meta(wakaq, None, RETRYING)
+    assert not mark_meta(wakaq, {"id": "a"}, RETRYING)
+    assert mark_meta(wakaq, {"id": "b", "results": 30}, CANCELLED, error=("Cancelled", "by test"))
+    assert not rclient.exists(KEYS.result("a"))
+    with pytest.raises(TaskFailed) as caught:
+        wakaq.result_handle("b").result(timeout=0)
+    assert (caught.value.status, caught.value.error_type, caught.value.message) == (CANCELLED, "Cancelled", "by test")
+
+
+def test_eager_mode_returns_a_finished_handle(app: ModuleType) -> None:
+    from wakaq.testing import eager
+
+    with eager(app.wakaq):
+        assert app.add.delay(2, 3).result() == 5
+        assert app.plain.delay(7) == 7
+        failed = app.broken.delay("eager")
+        assert failed.status() == FAILED
+        with pytest.raises(TaskFailed, match="KeyError: 'eager'"):
+            failed.result()
+        assert asyncio.run(app.async_pair.delay("e").aresult())["tag"] == "e"
+
+
+def test_store_results_options_are_validated(redis_url: str) -> None:
+    from wakaq import WakaQError
+
+    with pytest.raises(WakaQError, match="store_results must be True or False"):
+        WakaQ(queues=["q"], url=redis_url, store_results="yes")  # type: ignore[arg-type]
+    with pytest.raises(WakaQError, match="result_ttl must be a positive number"):
+        WakaQ(queues=["q"], url=redis_url, result_ttl=0)
+    app = WakaQ(queues=["q"], url=redis_url, store_results=True, result_ttl=timedelta(hours=1))
+
+    @app.task
+    def on() -> None: ...
+
+    @app.task(store_results=False)
+    def off() -> None: ...
+
+    assert (on.result_ttl, on.tracked, off.result_ttl, off.tracked) == (3600.0, True, None, False)
+
+
+@pytest.mark.parametrize("way", ["wakaq-failed", "dashboard"])
+def test_requeue_of_a_failed_task_reopens_its_record(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path, way: str
+) -> None:
+    from wakaq import admin
+    from wakaq.web import records
+
+    handle = app.broken.delay("first")
+    worker = start_worker(tmp_path, redis_url)
+    try:
+        with pytest.raises(TaskFailed):
+            handle.result(timeout=10)
+    finally:
+        worker.stop()
+    if way == "wakaq-failed":
+        assert admin.requeue_failed(app.wakaq, rclient, ["low"]) == {"requeued": 1, "skipped": 0}
+    else:
+        assert records.requeue_all(app.wakaq, rclient, "low") == {"requeued": 1, "skipped": 0}
+    assert handle.status() == PENDING
+    assert not rclient.exists(KEYS.result_ready(handle.id))
+    (raw,) = rclient.lrange(KEYS.queue("low"), 0, -1)
+    assert decode_task_meta(raw)[4] == {"id": handle.id, "results": 86400}

@@ -56,6 +56,8 @@ def test_key_layout_matches_python_keys(cluster: bool) -> None:
     assert layout["rate_queue"] == keys.rate_queue("{queue}")
     assert layout["rate_task"] == keys.rate_task("{task}")
     assert layout["parked"] == keys.parked("{queue}", "{task}")
+    assert layout["result"] == keys.result("{id}")
+    assert layout["result_ready"] == keys.result_ready("{id}")
 
 
 def test_push_appends_and_rings_the_bell_once(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
@@ -250,7 +252,10 @@ def test_requeue_of_every_field_keeps_claim_order(rclient: redis.Redis) -> None:
     key = KEYS.inflight("d9")
     expected = _fill_inflight(rclient, key)
     keys = [key, KEYS.stats_retired, KEYS.queue("q"), KEYS.bell("q"), KEYS.failed("q")]
-    assert rclient.eval(_script("requeue.lua"), len(keys), *keys, 1, "", "", 3, "w", 100, "", "", "q") == [50]
+    assert rclient.eval(_script("requeue.lua"), len(keys), *keys, 1, "", "", 3, "w", 100, "", "", "q") == [
+        50,
+        [],
+    ]  # the count, no dead-listed payloads
     assert [x.decode() for x in rclient.lrange(KEYS.queue("q"), 0, -1)] == expected
 
 
@@ -262,7 +267,7 @@ def test_reap_keeps_claim_order(rclient: redis.Redis) -> None:
     daemon = [KEYS.daemons, KEYS.heartbeat("d9"), key, KEYS.broadcast_queue("d9"), KEYS.bell("bcast:d9")]
     stats = [KEYS.stats_retired, KEYS.stats("d9"), KEYS.daemon_info("d9")]
     keys = [*daemon, *stats, KEYS.queue("q"), KEYS.bell("q"), KEYS.failed("q")]
-    assert rclient.eval(_script("reap.lua"), len(keys), *keys, "d9", 1, 3, "w", 100, "q") == [1, 50]
+    assert rclient.eval(_script("reap.lua"), len(keys), *keys, "d9", 1, 3, "w", 100, "q") == [1, 50, []]
     got = rclient.lrange(KEYS.queue("q"), 0, -1)
     assert all(g[:2] == b"\xc1\x01" for g in got), "each carries its delivery count"
     assert [g[2:].decode() for g in got] == expected

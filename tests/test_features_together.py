@@ -107,3 +107,25 @@ def test_terminating_a_running_task_settles_its_result_as_cancelled(
         assert follow.result(timeout=10) == "finished", "the child lives on"
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("task", "error_type", "runs_before"),
+    [("poison", "WorkerLost", 3), ("past_hard_timeout", "HardTimeout", 1)],
+    ids=["dead-listed", "hard-timeout"],
+)
+def test_a_task_the_supervisor_settles_gets_a_final_record_and_frees_its_lock(
+    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path, task: str, error_type: str, runs_before: int
+) -> None:
+    """No child is left to write these: the parent (or a reaper) records the task failed and settles its meta."""
+    worker = start(tmp_path, redis_url)
+    try:
+        handle = getattr(app, task).delay("s")
+        with pytest.raises(TaskFailed) as failed:
+            handle.result(timeout=30)
+        assert failed.value.error_type == error_type and failed.value.status == "failed", failed.value
+        assert len(runs(rclient, "s")) == runs_before
+        assert rclient.llen(KEYS.failed("default")) == 1, "recorded failed once"
+        assert not list(rclient.scan_iter(KEYS.unique("*"))), "the lock is released"
+    finally:
+        worker.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -63,3 +64,16 @@ def slow_unique(key: str, seconds: float) -> str:
     run_of(key, "slow_unique")
     time.sleep(seconds)
     return "finished"
+
+
+@wakaq.task(store_results=True, unique_for=60)
+def poison(key: str) -> None:
+    """SIGKILLs its own child on every run: dead-listed after 3 deliveries."""
+    run_of(key, "poison")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@wakaq.task(store_results=True, unique_for=60, hard_timeout=1)
+def past_hard_timeout(key: str) -> None:
+    run_of(key, "past_hard_timeout")
+    time.sleep(30)

@@ -11,6 +11,7 @@ use super::give_back::{self, Requeue, FAILED_KEEP};
 use super::keys::Keys;
 use super::parent::{BrokerFailure, BrokerResult, ChildInfo, Coordinator, CoordinatorConfig, DaemonInfo};
 use super::scripts;
+use super::tracked::{self, HARD_TIMEOUT};
 
 /// Eta tasks moved per promotion call, so one call never stalls Redis.
 const PROMOTE_BATCH: u32 = 1000;
@@ -195,13 +196,17 @@ impl Coordinator for RedisCoordinator {
             self.keys.bell(&queue),
             self.keys.failed(&queue),
         );
+        let keys = self.keys.clone();
         self.run(|c| {
             let mut inv = scripts::finish().key(&inflight);
             inv.key(&list).key(&bell).key(&failed);
             inv.arg(&fp).arg(seq).arg("fail").arg(&queue).arg(payload.as_slice());
-            inv.arg(reason).arg("").arg(&worker).arg(FAILED_KEEP).invoke::<i64>(c)
+            let settled = inv.arg(reason).arg("").arg(&worker).arg(FAILED_KEEP).invoke::<i64>(c)?;
+            if settled == 1 {
+                tracked::settle_failed(c, &keys, &payload, HARD_TIMEOUT, reason)?;
+            }
+            Ok(())
         })
-        .map(|_| ())
     }
 
     fn promote_eta(&mut self) -> BrokerResult<Option<f64>> {

@@ -7,6 +7,7 @@ use redis::{ConnectionLike, RedisResult, Value};
 use super::element::MAX_DELIVERIES;
 use super::keys::Keys;
 use super::scripts;
+use super::tracked::{self, WORKER_LOST};
 
 /// Failure records kept per queue.
 pub const FAILED_KEEP: u32 = 10_000;
@@ -26,20 +27,48 @@ pub struct Requeue<'a> {
     pub reason: &'a str,
 }
 
-/// `{count, queue names...}` as (count, names).
-fn parse(reply: Vec<Value>) -> (i64, Vec<String>) {
-    let mut items = reply.into_iter();
+/// What requeue.lua (and reap.lua after its first item) returns.
+#[derive(Debug, PartialEq, Eq)]
+struct Reply {
+    count: i64,
+    /// dead-listed payloads that may carry meta, to settle (tracked.rs)
+    dead: Vec<Vec<u8>>,
+    /// queues of entries left in flight
+    missing: Vec<String>,
+}
+
+/// `{count, {dead payloads...}, queue names...}`.
+fn parse(reply: Vec<Value>) -> Reply {
+    let mut items = reply.into_iter().peekable();
     let count = match items.next() {
         Some(Value::Int(n)) => n,
         _ => 0,
     };
-    let names = items
+    let dead = match items.next_if(|v| matches!(v, Value::Array(_))) {
+        Some(Value::Array(values)) => values
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::BulkString(b) => Some(b),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let missing = items
         .filter_map(|v| match v {
             Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
             _ => None,
         })
         .collect();
-    (count, names)
+    Reply { count, dead, missing }
+}
+
+/// Settle the tracked meta of dead-listed tasks (`reason`: why they were dead-listed).
+fn settle_dead(c: &mut dyn ConnectionLike, keys: &Keys, dead: &[Vec<u8>], reason: &str) -> RedisResult<()> {
+    for payload in dead {
+        tracked::settle_failed(c, keys, payload, WORKER_LOST, reason)?;
+    }
+    Ok(())
 }
 
 fn add_missing(names: &mut Vec<String>, missing: Vec<String>) {
@@ -71,7 +100,8 @@ pub fn requeue(c: &mut dyn ConnectionLike, keys: &Keys, names: &[String], r: &Re
         for n in &names {
             inv.arg(n);
         }
-        let (count, missing) = parse(inv.invoke(c)?);
+        let Reply { count, dead, missing } = parse(inv.invoke(c)?);
+        settle_dead(c, keys, &dead, r.reason)?;
         total += count;
         if missing.is_empty() {
             break;
@@ -142,8 +172,9 @@ fn reap_one(c: &mut dyn ConnectionLike, keys: &Keys, id: &str, reaper: &str) -> 
         }
         let reply: Vec<Value> = inv.invoke(c)?;
         let gone = matches!(reply.first(), Some(Value::Int(1)));
-        let (n, missing) = parse(reply.into_iter().skip(1).collect());
-        tasks += n;
+        let Reply { count, dead, missing } = parse(reply.into_iter().skip(1).collect());
+        settle_dead(c, keys, &dead, &format!("worker daemon {id} died while running it"))?;
+        tasks += count;
         if gone || missing.is_empty() {
             return Ok((gone, tasks));
         }
@@ -164,8 +195,20 @@ mod tests {
 
     #[test]
     fn replies_parse() {
-        let reply = vec![Value::Int(3), Value::BulkString(b"q".to_vec())];
-        assert_eq!(parse(reply), (3, vec!["q".to_owned()]));
-        assert_eq!(parse(Vec::new()), (0, Vec::new()));
+        let dead = Value::Array(vec![Value::BulkString(b"p".to_vec())]);
+        let reply = vec![Value::Int(3), dead, Value::BulkString(b"q".to_vec())];
+        let want = Reply {
+            count: 3,
+            dead: vec![b"p".to_vec()],
+            missing: vec!["q".to_owned()],
+        };
+        assert_eq!(parse(reply), want);
+        let none = Reply {
+            count: 0,
+            dead: Vec::new(),
+            missing: Vec::new(),
+        };
+        assert_eq!(parse(vec![Value::Int(0), Value::Array(Vec::new())]), none);
+        assert_eq!(parse(Vec::new()), none);
     }
 }

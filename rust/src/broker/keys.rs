@@ -48,6 +48,16 @@ impl Keys {
         format!("{}:failed:{name}", self.ns)
     }
 
+    /// A results task's record (hash: status, value, error_type, error, at; python/wakaq/results.py).
+    pub fn result(&self, id: &str) -> String {
+        format!("{}:result:{id}", self.ns)
+    }
+
+    /// One token per final write of a result record, for waiters.
+    pub fn result_ready(&self, id: &str) -> String {
+        format!("{}:result:{id}:ready", self.ns)
+    }
+
     /// A rate-limited queue's GCRA bucket (hash: `tat`, `wake`).
     pub fn rate_queue(&self, name: &str) -> String {
         format!("{}:rate:queue:{name}", self.ns)

@@ -18,6 +18,7 @@ pub mod pubsub;
 pub mod scripts;
 pub mod sentinel;
 pub mod tls;
+pub mod tracked;
 
 /// Key templates for a prefix (`cluster`: the Redis Cluster layout), so Python's `wakaq.keys` can be checked
 /// against these.
@@ -46,6 +47,8 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("rate_queue", k.rate_queue("{queue}"))?;
     d.set_item("rate_task", k.rate_task("{task}"))?;
     d.set_item("parked", k.parked("{queue}", "{task}"))?;
+    d.set_item("result", k.result("{id}"))?;
+    d.set_item("result_ready", k.result_ready("{id}"))?;
     Ok(d)
 }
 

@@ -17,6 +17,7 @@ mod error;
 mod ext;
 mod json;
 pub mod marker;
+pub mod meta;
 mod read;
 mod task;
 mod timestamp;

@@ -146,6 +146,10 @@ local function entry_queue(entry)
   return string.sub(entry, 1, nl - 1)
 end
 
+-- Payloads `give_back` dead-listed in this call that may carry meta (a task storing results or holding a lock): the
+-- scripts return them, and the Rust caller settles them (broker/tracked.rs). Plain payloads do not contain "meta".
+local dead_meta = {}
+
 -- Return one in-flight entry ("<queue>\n<element>") to the front of its queue (`to`: its targets); with bump,
 -- count this delivery and dead-list the task at max_deliveries. Returns 1 when requeued, 0 when dead-listed.
 local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
@@ -159,6 +163,7 @@ local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
     if count >= max_deliveries then
       push_failed(to[3], record(queue, payload, reason, '', worker, count), keep)
       count_retired(to[4], 'dead', queue, payload)
+      if string.find(payload, 'meta', 1, true) then table.insert(dead_meta, payload) end
       return 0
     end
     element = string.char(0xc1, count) .. payload

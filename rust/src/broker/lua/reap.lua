@@ -7,7 +7,8 @@
 -- KEYS[9 .. 3n+8] the queue targets (n lists, n bells, n failed lists; see lib.lua)
 -- ARGV[1] daemon id, ARGV[2] n, ARGV[3] max deliveries, ARGV[4] reaper id, ARGV[5] failed bound,
 -- ARGV[6 .. 5+n] the queue names of the targets
--- Returns {1 when reaped now (0: alive, or entries left), tasks requeued, queue names of entries left...}.
+-- Returns {1 when reaped now (0: alive, or entries left), tasks requeued, {dead-listed payloads that may carry
+-- meta...}, queue names of entries left...}.
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0} end
 local to = targets(9, tonumber(ARGV[2]), 6, KEYS[6])
 local reason = 'worker daemon ' .. ARGV[1] .. ' died while running it'
@@ -27,6 +28,7 @@ for _, p in ipairs(newest_first(all, '', nil)) do
   end
 end
 if #missing > 0 then
+  table.insert(missing, 1, dead_meta)
   table.insert(missing, 1, tasks)
   table.insert(missing, 1, 0)
   return missing
@@ -35,4 +37,4 @@ end
 redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
 retire_stats(KEYS[6], KEYS[7], KEYS[8])
 redis.call('SREM', KEYS[1], ARGV[1])
-return {1, tasks}
+return {1, tasks, dead_meta}

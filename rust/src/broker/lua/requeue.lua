@@ -5,8 +5,9 @@
 -- ('' = none, '*' = all), ARGV[4] max deliveries, ARGV[5] worker id, ARGV[6] failed bound,
 -- ARGV[7] reason for a dead-listed task, ARGV[8] only these seqs (comma separated, '' = all),
 -- ARGV[9 .. 8+n] the queue names of the targets
--- Returns {tasks requeued (dead-listed ones not counted), queue names of entries left in place...}: an entry
--- whose queue was not passed stays in flight, for a second call that passes its queue.
+-- Returns {tasks requeued (dead-listed ones not counted), {dead-listed payloads that may carry meta...}, queue
+-- names of entries left in place...}: an entry whose queue was not passed stays in flight, for a second call that
+-- passes its queue.
 local to = targets(3, tonumber(ARGV[1]), 9, KEYS[2])
 local all = redis.call('HGETALL', KEYS[1])
 local fp = ARGV[2]
@@ -30,5 +31,6 @@ for _, p in ipairs(newest_first(all, fp, only)) do
     table.insert(missing, queue)
   end
 end
+table.insert(missing, 1, dead_meta)
 table.insert(missing, 1, n)
 return missing

@@ -79,3 +79,28 @@ def tick() -> None:
 
 
 ETA = timedelta(seconds=2)
+
+
+# ---- the opt-in task features (README "Task features"): shown after the drain -----------------------------------
+
+
+@wakaq.task(store_results=True)
+def square(x: int) -> int:
+    return x * x
+
+
+@wakaq.task(store_results=True, retry_on=TimeoutError, max_retries=3, retry_backoff=0.2, retry_jitter=False)
+def flaky(key: str) -> str:
+    """Times out on its first two attempts, then succeeds: retried through the eta set with backoff."""
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(URL)
+    attempt = int(_client.hincrby(COUNTERS, f"flaky:{key}", 1))
+    if attempt < 3:
+        raise TimeoutError(f"backend slow (attempt {attempt})")
+    return f"ok on attempt {attempt}"
+
+
+@wakaq.task(unique_for=timedelta(minutes=1))
+def rebuild(account: str) -> None:
+    time.sleep(0.5)

@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             started = produce()
             counts, failed, elapsed, rate = progress(client, prefix, started)
             ok = summary(counts, failed, elapsed, rate, client, prefix)
+            ok = features() and ok
             if args.screenshot and dashboard:
                 from demo.screenshot import capture, steady_load
 
@@ -205,6 +206,34 @@ def main(argv: list[str] | None = None) -> int:
                 client.close()
         print("demo OK" if ok and codes == (0, 0) else "demo FAILED")
         return 0 if ok and codes == (0, 0) else 1
+
+
+def features() -> bool:
+    """The opt-in task features, each in one line: results, retries with backoff, uniqueness, cancel."""
+    from datetime import timedelta
+
+    from demo import app
+    from wakaq import TaskFailed
+
+    print("\ntask features (opt-in):")
+    value = app.square.delay(12).result(timeout=10)
+    print(f"  {'results: square.delay(12).result()':48s} {value}")
+    retried = app.flaky.delay(secrets.token_hex(4))
+    outcome = retried.result(timeout=20)
+    print(f"  {'retries: flaky (TimeoutError twice, backoff)':48s} {outcome}")
+    first, second = app.rebuild.delay("acct-1"), app.rebuild.delay("acct-1")
+    unique = first is not None and second is None
+    said_unique = "one enqueued, the duplicate refused" if unique else "NOT unique"
+    print(f"  {'unique: rebuild.delay(a) twice':48s} {said_unique}")
+    later = app.square.delay(5, eta=timedelta(minutes=5))
+    said = app.wakaq.cancel(later.id)
+    try:
+        later.result(timeout=5)
+        cancelled = False
+    except TaskFailed as e:
+        cancelled = e.status == "cancelled"
+    print(f"  {'cancel: an eta task, by its id':48s} {said}, its result says {later.status()}")
+    return value == 144 and outcome == "ok on attempt 3" and unique and cancelled
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ imports it back, directly or through others. Read bottom-up, each module needs o
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "python" / "wakaq"
@@ -92,3 +94,12 @@ def test_imports_flow_one_way() -> None:
     graph = import_graph()
     assert len(graph) > 30
     assert cycles(graph) == []
+
+
+def test_import_wakaq_loads_no_heavy_modules() -> None:
+    """`import wakaq` is on every producer's start-up path: the opt-in features import what they need when used.
+    Failing output before the fix: asyncio, importlib.resources, uuid, random and hashlib were loaded (40 -> 93 ms)."""
+    heavy = ("asyncio", "importlib.resources", "uuid", "random", "hashlib", "redis")
+    code = f"import sys, wakaq; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+    assert loaded == "", f"import wakaq loaded {loaded}"

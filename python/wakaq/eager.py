@@ -30,7 +30,6 @@ This replaces the hand-written `WakaQMock` of WakaQ's README: your app code stay
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -88,6 +87,8 @@ def run_eager(task: EagerTask, args: Sequence[Any], kwargs: Mapping[str, Any], q
 
     def attempt() -> Awaitable[Any]:
         return run_async(app, task, *decode_task(payload)[1:3])
+
+    import asyncio  # NOTE: only for async tasks: `import wakaq` stays free of asyncio
 
     try:
         loop = asyncio.get_running_loop()

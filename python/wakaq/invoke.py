@@ -9,7 +9,6 @@ async; async ones are awaited. `after_task_finished` runs also when the task rai
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Sequence
@@ -58,6 +57,8 @@ def needs_event_loop(app: TaskHost, task: TaskBody) -> bool:
 def run_sync(app: TaskHost, task: TaskBody, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Run a task from synchronous code (no running event loop); async parts go through `asyncio.run`."""
     if needs_event_loop(app, task):
+        import asyncio  # NOTE: only for async parts: `import wakaq` stays free of asyncio
+
         return asyncio.run(run_async(app, task, args, kwargs))
     return run_prepared(app, task, compose(app, task), args, kwargs)
 

@@ -17,14 +17,12 @@ the same scripts on its Rust connection.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 from wakaq.connection import describe_redis_error, redis_py_client
@@ -98,6 +96,8 @@ def _run(app: ResultsHost, via: ScriptRunner | None, name: str, keys: list[str],
 
 
 def _lua(name: str) -> str:
+    from importlib import resources  # NOTE: here, not at the top: `import wakaq` stays free of it
+
     return resources.files("wakaq").joinpath(f"lua/{name}").read_text(encoding="utf8")
 
 
@@ -248,6 +248,8 @@ class TaskHandle:
     async def aresult(self, timeout: float | None = None) -> Any:
         """`result()` for async code: the blocking waits run in a thread, one slice (at most 1 s) at a time, so the
         event loop never blocks and a cancelled wait frees its thread within a second."""
+        import asyncio  # NOTE: here, not at the top (as in EagerHandle): `import wakaq` stays free of asyncio
+
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             found = await asyncio.to_thread(self._final)
@@ -284,6 +286,13 @@ def _outcome(task_id: str, record: dict[str, bytes]) -> Any:
     raise TaskFailed(task_id, error_type, record.get("error", b"").decode(), status)
 
 
+def _is_future(value: Any) -> bool:
+    """An asyncio future (an eager async task scheduled on a running loop). NOTE: no asyncio import for it: a
+    process that never loaded asyncio has no futures."""
+    aio = sys.modules.get("asyncio")
+    return aio is not None and isinstance(value, aio.Future)
+
+
 class EagerHandle:
     """What `.delay()` of a results task returns in eager mode: it ran already, so the result is here. Inside a
     running event loop an async task was only scheduled (as eager `.delay()` does): `await handle.aresult()`."""
@@ -297,7 +306,7 @@ class EagerHandle:
         return f"<EagerHandle {self.id} {self.status()}>"
 
     def status(self) -> str:
-        if isinstance(self._value, asyncio.Future):
+        if _is_future(self._value):
             if not self._value.done():
                 return RUNNING
             return FAILED if self._value.exception() is not None else DONE
@@ -305,7 +314,7 @@ class EagerHandle:
 
     def result(self, timeout: float | None = None) -> Any:
         value = self._value
-        if isinstance(value, asyncio.Future):
+        if _is_future(value):
             if not value.done():
                 raise TimeoutError(f"task {self.id} is still running in this event loop: await handle.aresult()")
             self._settle(value)
@@ -314,10 +323,12 @@ class EagerHandle:
         return self._value
 
     async def aresult(self, timeout: float | None = None) -> Any:
-        if isinstance(self._value, asyncio.Future):
+        if _is_future(self._value):
+            import asyncio
+
             await asyncio.wait([self._value], timeout=timeout)
         return self.result(timeout)
 
-    def _settle(self, future: asyncio.Future[Any]) -> None:
+    def _settle(self, future: Any) -> None:
         error = future.exception()
         self._value, self._error = (None, error) if error is not None else (future.result(), None)

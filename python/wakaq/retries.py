@@ -18,7 +18,6 @@ policy catches only `Retry`, so an exception is recorded failed exactly as befor
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,7 +112,7 @@ class RetryPolicy:
         """Retries of this task record their reasons in meta `errors` (soft-timeout retries too)."""
         return bool(self.retry_on)
 
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+    def delay(self, attempt: int, rand: Callable[[], float] | None = None) -> float:
         """Seconds to wait after attempt `attempt` (1 = the first run) failed: see the module docstring."""
         return backoff_delay(attempt, self.backoff, self.backoff_max, self.jitter, rand)
 
@@ -138,12 +137,18 @@ def resolve(task: RetryOptions | None, app: RetryOptions, max_retries: int) -> R
 
 
 def backoff_delay(
-    attempt: int, base: float, cap: float, jitter: bool, rand: Callable[[], float] = random.random
+    attempt: int, base: float, cap: float, jitter: bool, rand: Callable[[], float] | None = None
 ) -> float:
-    """min(cap, base * 2 ** (attempt - 1)), then uniform in [0, that) with jitter."""
+    """min(cap, base * 2 ** (attempt - 1)), then uniform in [0, that) with jitter (`rand`: `random.random`)."""
     # NOTE: 2.0 ** 1023 is the largest power a float holds; base * it may be inf, which min() turns into the cap
     delay = min(cap, base * 2.0 ** min(max(attempt - 1, 0), 1023))
-    return delay * rand() if jitter else delay
+    if not jitter:
+        return delay
+    if rand is None:
+        import random  # NOTE: here, not at the top: `import wakaq` stays free of it
+
+        rand = random.random
+    return delay * rand()
 
 
 def to_retry_on(value: RetryOnValue, what: str) -> ExceptionTypes:

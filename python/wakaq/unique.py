@@ -10,7 +10,6 @@ older task. A crashed worker's lock expires after its TTL (`unique_for`, plus th
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -29,6 +28,8 @@ def to_unique_for(value: timedelta | float | None, where: str) -> float | None:
 
 def default_key(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     """The task name and a hash of its encoded arguments (the codec is deterministic, so equal calls agree)."""
+    import hashlib  # NOTE: here, not at the top: `import wakaq` stays free of it
+
     from wakaq._wakaq import encode_task
 
     digest = hashlib.sha256(encode_task(name, args, kwargs)).hexdigest()[:32]

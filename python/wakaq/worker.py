@@ -137,27 +137,12 @@ class Child:
         self.stopping = True
 
     def _on_sigquit(self, signum: int, frame: FrameType | None) -> None:
-        """The parent sends SIGQUIT for a sync task past its soft timeout. The handler runs wherever the main
-        thread is, so it raises only inside that task's own code; anywhere else (the selector, another async
-        task, the worker's bookkeeping) it must not raise at all.
+        """The parent sends SIGQUIT for a sync task past its soft timeout.
 
         NOTE: if the task already finished by the time the handler runs, there is nothing to interrupt."""
         seq = self.sync_seq
-        if seq is None:
-            return
-        if self._armed:
-            self.soft_timed_out.add(seq)
-            raise SoftTimeout("soft timeout")
-        inner = self._loop_task
-        if inner is None or inner.done():
-            return
-        coro = inner.get_coro()
-        if asyncio.current_task() is inner and getattr(coro, "cr_running", False):
-            self.soft_timed_out.add(seq)
-            raise SoftTimeout("soft timeout")  # NOTE: inside the task's own step: it propagates in the task
-        # NOTE: the loop is elsewhere: cancel the task from the loop (call_soon_threadsafe is signal-safe: a
-        # deque append and a byte to the loop's self-pipe), as an async task's soft timeout does
-        inner.get_loop().call_soon_threadsafe(self._soft_cancel, inner, seq)
+        if seq is not None:
+            self._interrupt_sync(seq, self.soft_timed_out, SoftTimeout("soft timeout"))
 
     def _on_cancel(self, signum: int, frame: FrameType | None) -> None:
         """The parent sends SIGUSR2 after posting seqs an admin cancelled (`terminate=True`) into this child's
@@ -166,32 +151,40 @@ class Child:
         child, so a late request can never hit the next task."""
         for seq in _wakaq.take_cancels():
             if seq == self.sync_seq:
-                self._cancel_sync(seq)
+                self._interrupt_sync(seq, self.cancelled, TaskCancelled(CANCELLED_REASON))
                 continue
             for atask, claimed in self.async_tasks.items():
                 if claimed.seq == seq:
-                    atask.get_loop().call_soon_threadsafe(self._cancel_async, atask, seq)
+                    atask.get_loop().call_soon_threadsafe(self._cancel, atask, seq, self.cancelled, CANCELLED_REASON)
                     break
 
-    def _cancel_sync(self, seq: int) -> None:
-        """NOTE: as for SIGQUIT, a request landing between `task_started` and the task's own code (or after it
-        returned) interrupts nothing: the task then runs (or ends) normally."""
+    def _interrupt_sync(self, seq: int, marks: set[int], error: BaseException) -> None:
+        """Interrupt the running sync task `seq` from a signal handler (soft timeout, cancel), noting `seq` in
+        `marks` so it is settled as such. The handler runs wherever the main thread is, so it raises `error` only
+        inside that task's own code; anywhere else (the selector, another async task, the worker's bookkeeping) it
+        must not raise at all.
+
+        NOTE: a signal landing between `task_started` and the task's own code (or after it returned) interrupts
+        nothing: the task then runs (or ends) normally."""
         if self._armed:
-            self.cancelled.add(seq)
-            raise TaskCancelled(CANCELLED_REASON)
+            marks.add(seq)
+            raise error
         inner = self._loop_task
         if inner is None or inner.done():
             return
         coro = inner.get_coro()
         if asyncio.current_task() is inner and getattr(coro, "cr_running", False):
-            self.cancelled.add(seq)
-            raise TaskCancelled(CANCELLED_REASON)
-        inner.get_loop().call_soon_threadsafe(self._cancel_async, inner, seq)
+            marks.add(seq)
+            raise error  # NOTE: inside the task's own step: it propagates in the task
+        # NOTE: the loop is elsewhere: cancel the task from the loop (call_soon_threadsafe is signal-safe: a
+        # deque append and a byte to the loop's self-pipe), as an async task's soft timeout does
+        inner.get_loop().call_soon_threadsafe(self._cancel, inner, seq, marks, str(error))
 
-    def _cancel_async(self, atask: asyncio.Task[Any], seq: int) -> None:
+    def _cancel(self, atask: asyncio.Task[Any], seq: int, marks: set[int], why: str) -> None:
+        """Cancel a task's asyncio task (in the loop), noting `seq` in `marks` (soft timeout, cancel)."""
         if not atask.done():
-            self.cancelled.add(seq)
-            atask.cancel(CANCELLED_REASON)
+            marks.add(seq)
+            atask.cancel(why)
 
     # ---- main loop -----------------------------------------------------------------------------------
 
@@ -521,16 +514,12 @@ class Child:
         atask = loop.create_task(coro)
         self.async_tasks[atask] = claimed
         if soft:
-            claimed.soft_timer = loop.call_later(soft, self._soft_cancel, atask, claimed.seq)
+            marks = self.soft_timed_out
+            claimed.soft_timer = loop.call_later(soft, self._cancel, atask, claimed.seq, marks, "soft timeout")
         if hard:
             self.async_deadlines[claimed.seq] = (time.monotonic() + hard, plan.cell)
             self._report_async_deadline()
         atask.add_done_callback(self._async_done)
-
-    def _soft_cancel(self, atask: asyncio.Task[Any], seq: int) -> None:
-        if not atask.done():
-            self.soft_timed_out.add(seq)
-            atask.cancel("soft timeout")
 
     def _async_done(self, atask: asyncio.Task[None]) -> None:
         self._finished.set()

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -255,33 +256,32 @@ def attempts_inline(policy: RetryPolicy, call: Callable[[], T]) -> T:
     exception propagates, the earlier reasons in a note."""
     errors: list[str] = []
     while True:
-        tokens = (running_retry.set(len(errors)), running_meta.set({"errors": list(errors)})) if errors else None
-        try:
+        with _attempt(policy, errors):
             return call()
-        except BaseException as exc:
-            if not isinstance(exc, policy.catches) or len(errors) >= policy.max_retries:
-                _give_up(exc, errors, policy)
-                raise
-            errors.append(describe(exc))
-        finally:
-            if tokens is not None:
-                running_retry.reset(tokens[0])
-                running_meta.reset(tokens[1])
 
 
 async def attempts_inline_async(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
     """`attempts_inline` for an async task (or one with an async wrapper or callback)."""
     errors: list[str] = []
     while True:
-        tokens = (running_retry.set(len(errors)), running_meta.set({"errors": list(errors)})) if errors else None
-        try:
+        with _attempt(policy, errors):
             return await call()
-        except BaseException as exc:
-            if not isinstance(exc, policy.catches) or len(errors) >= policy.max_retries:
-                _give_up(exc, errors, policy)
-                raise
-            errors.append(describe(exc))
-        finally:
-            if tokens is not None:
-                running_retry.reset(tokens[0])
-                running_meta.reset(tokens[1])
+
+
+@contextmanager
+def _attempt(policy: RetryPolicy, errors: list[str]) -> Iterator[None]:
+    """One inline attempt: the retry number and earlier reasons visible to the task (`current_task`); an exception
+    to retry is swallowed and its reason added to `errors` (the caller's loop runs the next attempt), any other, or
+    the last, propagates."""
+    tokens = (running_retry.set(len(errors)), running_meta.set({"errors": list(errors)})) if errors else None
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, policy.catches) or len(errors) >= policy.max_retries:
+            _give_up(exc, errors, policy)
+            raise
+        errors.append(describe(exc))
+    finally:
+        if tokens is not None:
+            running_retry.reset(tokens[0])
+            running_meta.reset(tokens[1])

@@ -91,3 +91,21 @@ def test_benchmark_table_is_generated_from_results() -> None:
     assert readme_table.block(results) in readme_table.README.read_text()
     _systems, rows = readme_table.parse(results)
     assert rows["enqueue: single .delay()"][0] in readme_table.block(results)
+
+
+def test_benchmark_table_gives_a_word_no_unit() -> None:
+    """A leg that lost tasks reads "lost" in RESULTS.md; the README shows "lost", not "lost s"."""
+    from benches.e2e import readme_table
+
+    results = "\n".join(
+        [
+            "| metric | unit | a 1 | b 2 | a/b |",
+            "|---|---|---|---|---|",
+            "| eta: worker start to all run | s | 1.44 [1.21-1.45] | lost | |",
+            "| latency p50 (enqueue to start) | ms | 0.32 [0.3-0.4] | lost | |",
+            "| latency p99 | ms | 0.67 [0.5-0.7] | 0.82 [0.5-0.9] | |",
+        ]
+    )
+    block = readme_table.block(results)
+    assert "| due eta tasks, worker start to all run | 1.44 s | lost |" in block
+    assert "| latency p50 / p99, enqueue to start | 0.32 / 0.67 ms | lost |" in block

@@ -45,11 +45,16 @@ def _split(cell: str) -> tuple[str, str]:
     return value, f" ({note}" if note else ""
 
 
+def _numeric(value: str) -> bool:
+    """A figure, not "-" (not measured) or a word such as "lost" (which gets no unit)."""
+    return bool(re.match(r"[\d.,]+$", value))
+
+
 def _one(rows: Cells, metric: str, fmt: Callable[[str], str]) -> list[str] | None:
     cells = rows.get(metric)
     if cells is None:
         return None
-    return [fmt(v) + note if v != "-" else "-" for v, note in map(_split, cells)]
+    return [fmt(v) + note if _numeric(v) else v for v, note in map(_split, cells)]
 
 
 def _two(rows: Cells, a: str, b: str, fmt: Callable[[str, str], str]) -> list[str] | None:
@@ -59,7 +64,7 @@ def _two(rows: Cells, a: str, b: str, fmt: Callable[[str, str], str]) -> list[st
     out = []
     for x, y in zip(first, second, strict=True):
         (vx, nx), (vy, ny) = _split(x), _split(y)
-        out.append(fmt(vx, vy) + (nx or ny) if "-" not in (vx, vy) else "-")
+        out.append(fmt(vx, vy) + (nx or ny) if _numeric(vx) and _numeric(vy) else (vx if not _numeric(vx) else vy))
     return out
 
 

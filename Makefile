@@ -158,3 +158,7 @@ help: ## list the targets
 .PHONY: bench-startup
 bench-startup: build-release ## where the worker's start-up time goes (imports, first task): benches/startup_profile.py
 	$(PY) benches/startup_profile.py $(BENCH_ARGS)
+
+.PHONY: bench-bounds
+bench-bounds: build-release ## where the CPU goes in drain-io, enqueue and an idle daemon: benches/e2e/cpu_split.py
+	$(PY) benches/e2e/cpu_split.py $(BENCH_ARGS)

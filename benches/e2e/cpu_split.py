@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(HERE)]
 
+import common  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -36,12 +37,7 @@ CORES = os.cpu_count() or 1
 
 
 def ticks(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])
+    return common.cpu_ticks([pid])
 
 
 def us_per(before: dict[str, int], after: dict[str, int], count: int) -> dict[str, float]:
@@ -57,11 +53,10 @@ class Bench:
         os.environ.update(
             BENCH_URL=self.broker.url, BENCH_PROGRESS_URL=self.books.url, BENCH_CONCURRENCY="2", PYTHONPATH=str(HERE)
         )
-        import common
         import redis
         from systems import wakaq_rs
 
-        self.common, self.redis, self.system = common, redis, wakaq_rs.Adapter()
+        self.redis, self.system = redis, wakaq_rs.Adapter()
         self.r = redis.Redis.from_url(self.broker.url)
         self.pr = redis.Redis.from_url(self.books.url)
 
@@ -79,7 +74,6 @@ class Bench:
 
     def drain_io(self) -> dict[str, Any]:
         """CPU per task while the worker drains N io tasks (first task done to last)."""
-        common = self.common
         self.flush()
         self.system.enqueue_bulk("io", self.n)
         opts = common.Options(url=self.broker.url, progress_url=self.books.url, n=self.n, logdir=self.logdir)
@@ -88,7 +82,7 @@ class Bench:
 
             def sample() -> tuple[float, dict[str, int]]:
                 kids = common.descendants(worker.proc.pid)
-                groups = {"worker parent": ticks(worker.proc.pid), "children (run tasks)": sum(map(ticks, kids))}
+                groups = {"worker parent": ticks(worker.proc.pid), "children (run tasks)": common.cpu_ticks(kids)}
                 return time.time(), {**groups, **self.redis_groups()}
 
             deadline = time.monotonic() + 120
@@ -131,12 +125,12 @@ class Bench:
                     os._exit(code)
             pids.append(pid)
         time.sleep(max(0.0, start_at - time.time()))
-        c0 = {"processes (run INCR)": sum(map(ticks, pids)), **self.redis_groups()}
+        c0 = {"processes (run INCR)": common.cpu_ticks(pids), **self.redis_groups()}
         t0 = time.time()
         while int(self.r.get("bench:io") or 0) < 2 * share:
             time.sleep(0.002)
         t1 = time.time()
-        c1 = {"processes (run INCR)": sum(map(ticks, pids)), **self.redis_groups()}
+        c1 = {"processes (run INCR)": common.cpu_ticks(pids), **self.redis_groups()}
         for pid in pids:
             os.waitpid(pid, 0)
         return {"rate": 2 * share / (t1 - t0), "wall": t1 - t0, "us": us_per(c0, c1, 2 * share)}
@@ -240,7 +234,6 @@ class Bench:
         return rows
 
     def idle(self, seconds: float) -> dict[str, Any]:
-        common = self.common
         self.flush()
         opts = common.Options(url=self.broker.url, progress_url=self.books.url, logdir=self.logdir)
         worker = common.WorkerProcess(self.system, opts, "cpu-split-idle")

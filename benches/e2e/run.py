@@ -350,6 +350,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--bulk-chunk", type=int, default=1_000, help="calls per delay_many() (default 1,000)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds one leg may take (default 300)")
+    p.add_argument("--made-by", default="make bench-e2e", help="the command RESULTS.md names as its maker")
     p.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
     p.add_argument(
         "--out-dir",

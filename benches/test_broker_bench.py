@@ -44,6 +44,9 @@ def test_enqueue_bulk_1000(benchmark, broker: _wakaq.Broker, rclient: redis.Redi
 @pytest.mark.parametrize("batch", [1, 32])
 def test_claim_and_ack(benchmark, redis_url: str, broker: _wakaq.Broker, batch: int) -> None:  # type: ignore[no-untyped-def]
     """Per call: acknowledge the previous batch and claim the next `batch` tasks (one round trip)."""
+    import redis
+
+    redis.Redis.from_url(redis_url).sadd("wakaq:daemons", "bench")  # NOTE: claim.lua refuses unregistered daemons
     consumer = _wakaq.Consumer(redis_url, "wakaq", "bench", ["default"], 1.0)
     broker.push_many([("default", "mytask", ARGS, KWARGS)] * 200_000)
     acks: list[int] = []

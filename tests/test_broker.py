@@ -29,7 +29,8 @@ def broker(redis_url: str) -> _wakaq.Broker:
 
 
 @pytest.fixture
-def consumer(redis_url: str) -> _wakaq.Consumer:
+def consumer(redis_url: str, rclient: redis.Redis) -> _wakaq.Consumer:
+    rclient.sadd(KEYS.daemons, DAEMON)  # NOTE: claim.lua refuses a daemon that is not registered
     return _wakaq.Consumer(redis_url, "wakaq", DAEMON, ["high", "low"], 1.0, 5.0)
 
 

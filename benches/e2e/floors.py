@@ -141,6 +141,7 @@ def floor_noop(system: System, opts: Options) -> dict[str, Any]:
         r.rpush(LIST, *payloads[k : k + 1000])
     procs = system.concurrency
     daemon = f"floor-{uuid.uuid4().hex[:8]}"
+    redis.Redis.from_url(opts.url).sadd(f"{PREFIX}:daemons", daemon)  # NOTE: claim.lua refuses unregistered daemons
 
     def body(index: int, start_at: float) -> int:
         consumer = _wakaq.Consumer(opts.url, PREFIX, daemon, [QUEUE], 1.0)

@@ -21,6 +21,7 @@ __all__ = [
     "split_element",
     "take_cancels",
     "task_finished",
+    "task_handling",
     "task_started",
     "unpackb",
 ]
@@ -156,20 +157,46 @@ class Consumer:
         """Ack finished seqs and claim up to max_count: [(seq, queue index, element)]."""
     def wait(self, timeout: float) -> bool:
         """Block on the queues' bells (GIL released); True when a token was taken."""
+    @property
+    def refused(self) -> bool:
+        """The last claim was refused: this daemon is not registered (a reaper took it for dead while it was
+        stalled); its parent registers it again with its next heartbeat."""
+    def done(self, seq: int, queue: str, value: bytes | None = None, acks: Sequence[int] = ...) -> None:
+        """Task `seq` succeeded: its in-flight entry goes, its result record says "done" with `value` (packed) and
+        its uniqueness lock is released, in one script; also acks `acks`."""
     def fail(
-        self, seq: int, queue: str, payload: bytes, reason: str, traceback: str, acks: Sequence[int] = ...
+        self,
+        seq: int,
+        queue: str,
+        reason: str,
+        traceback: str,
+        acks: Sequence[int] = ...,
+        *,
+        error: tuple[str, str] | None = None,
+        status: str = "failed",
     ) -> None:
-        """Record task `seq` as failed (reason, traceback) and ack `acks`."""
-    def retry(self, seq: int, queue: str, payload: bytes, acks: Sequence[int] = ...) -> None:
-        """Re-enqueue task `seq` at the end of `queue` as `payload` (soft-timeout retry) and ack `acks`."""
-    def retry_at(self, seq: int, queue: str, payload: bytes, due: float, acks: Sequence[int] = ...) -> None:
-        """Settle task `seq` by adding `payload` to `queue`'s eta set due at `due` (unix seconds), in the same script
-        that removes its in-flight entry (finish.lua "eta"), and ack `acks`. ValueError for a non-finite `due`."""
+        """Record task `seq` as failed (reason, traceback); its result record gets `status` ("failed" or
+        "cancelled") with `error` (type name, message) and its lock is released, in one script; also acks `acks`."""
+    def retry(
+        self, seq: int, queue: str, payload: bytes, acks: Sequence[int] = ..., *, error: tuple[str, str] | None = None
+    ) -> None:
+        """Re-enqueue task `seq` at the end of `queue` as `payload`; its result record says "retrying"."""
+    def retry_at(
+        self,
+        seq: int,
+        queue: str,
+        payload: bytes,
+        delay: float,
+        acks: Sequence[int] = ...,
+        *,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        """Settle task `seq` by adding `payload` to `queue`'s eta set, due `delay` seconds from now on Redis's
+        clock, in the same script that removes its in-flight entry; ValueError for a non-finite `delay`."""
+    def start(self, seq: int) -> bool:
+        """Task `seq` starts: its result record says "running" (a round trip only when it stores results)."""
     def release(self, seqs: Sequence[int]) -> int:
         """Return claimed, not started tasks to the front of their queues (shutdown)."""
-    def meta_script(self, name: str, keys: Sequence[str], args: Sequence[bytes]) -> int:
-        """Run "result_mark" or "unique_release" (python/wakaq/lua/) on this child's connection (wakaq.results);
-        ValueError for another name."""
 
 def split_element(element: bytes) -> tuple[int, bytes]:
     """(delivery count, payload) of a queue element."""
@@ -204,6 +231,10 @@ def task_started(seq: int, soft_timeout: float, hard_timeout: float, cell: int |
     """Child: a sync task started (seconds from now, 0 = no timeout); the watchdog reads it from shared memory.
     With `cell` (from `counter_cell`) it is also counted as started. A no-op outside a child forked by
     `run_worker`."""
+
+def task_handling(seq: int) -> None:
+    """Child: it works on task `seq` (0: no longer) outside a sync run (decoding, starting an async task): a child
+    that dies now has the delivery counted. No-op outside a child."""
 
 def task_finished(done: bool = True) -> None:
     """Child: the sync task finished (also counts it in the daemon's tasks_done, and as done when `done`, with

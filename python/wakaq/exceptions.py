@@ -9,9 +9,12 @@ class SoftTimeout(WakaQError):
     """Raised inside a running sync task when it passes its soft timeout."""
 
 
-class TaskCancelled(WakaQError):
+class TaskCancelled(BaseException):
     """Raised inside a running task an admin cancelled with `terminate=True` (`app.cancel`, `wakaq-cancel`); the
-    task is recorded failed with reason "cancelled by admin" and not retried."""
+    task is recorded failed with reason "cancelled by admin" and not retried.
+
+    NOTE: a BaseException, like KeyboardInterrupt and asyncio's CancelledError: a task's `except Exception` must not
+    swallow the admin's cancel (it would then finish as done)."""
 
 
 class PayloadError(WakaQError, ValueError):

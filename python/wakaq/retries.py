@@ -176,10 +176,15 @@ def to_backoff(value: int | float | timedelta, what: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class NextAttempt:
-    """A retry to send: at `due` (unix time; None: now, straight back to the queue) with this payload meta."""
+    """A retry to send: at `due` (unix time; None: now, straight back to the queue) with this payload meta.
+
+    NOTE: the worker sends `delay`, not `due`: the retry is due that long after the script runs, on Redis's clock,
+    so a worker whose clock is off does not retry early or late (a `Retry(eta=...)` datetime is turned into a delay
+    here, on this host's clock, as the raiser meant it)."""
 
     due: float | None
     meta: dict[str, Any]
+    delay: float | None = None
 
 
 def describe(exc: BaseException) -> str:
@@ -215,7 +220,9 @@ def next_attempt(
         delay = policy.delay(retry + 1)
     new = with_error(meta, describe(exc))
     new.setdefault("id", new_id())
-    return NextAttempt(now + delay if delay > 0 else None, new)
+    if delay <= 0:
+        return NextAttempt(None, new)
+    return NextAttempt(now + delay, new, delay)
 
 
 def failure_reason(reason: str, meta: Mapping[str, Any] | None, retry: int, limit: int) -> str:

@@ -30,7 +30,7 @@ from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancell
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
 from wakaq.ratelimit import consumer_limits
-from wakaq.results import CANCELLED, DONE, FAILED, RETRYING, RUNNING, finish_meta, mark_meta
+from wakaq.results import CANCELLED, FAILED
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -114,6 +114,8 @@ class Child:
         self.soft_timed_out: set[int] = set()
         #: seqs an admin cancelled while they ran (SIGUSR2): settled as failed, never retried
         self.cancelled: set[int] = set()
+        #: seqs an admin cancelled after this child claimed them and before they started
+        self.cancel_before_start: set[int] = set()
         self.batch = 1
         self._plans: dict[tuple[str, str], Plan] = {}
         self.debug = log.isEnabledFor(logging.DEBUG)
@@ -157,6 +159,11 @@ class Child:
                 if claimed.seq == seq:
                     atask.get_loop().call_soon_threadsafe(self._cancel, atask, seq, self.cancelled, CANCELLED_REASON)
                     break
+            else:
+                # NOTE: claimed but not started yet (later in a claimed batch, or its "running" record being
+                # written): it is recorded cancelled instead of started. A seq that already finished is never
+                # claimed again (seqs are not reused), so remembering it costs one set entry.
+                self.cancel_before_start.add(seq)
 
     def _interrupt_sync(self, seq: int, marks: set[int], error: BaseException) -> None:
         """Interrupt the running sync task `seq` from a signal handler (soft timeout, cancel), noting `seq` in
@@ -323,11 +330,11 @@ class Child:
             self._down = False
         self._backoff = 0.0
 
-    async def _redis(self, call: Callable[..., Any], *args: Any) -> Any:
+    async def _redis(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A settling call (fail, retry, release): retried until Redis answers; these calls are idempotent."""
         while True:
             try:
-                result = call(*args)
+                result = call(*args, **kwargs)
             except BrokerError as e:
                 await self._outage(e)
                 continue
@@ -392,10 +399,26 @@ class Child:
     # ---- one task ------------------------------------------------------------------------------------
 
     async def _handle(self, claimed: Claimed) -> None:
+        # NOTE: from here the parent counts this task's delivery if the child dies (Slot::task_handling)
+        _wakaq.task_handling(claimed.seq)
+        try:
+            await self._handle_claimed(claimed)
+        finally:
+            _wakaq.task_handling(0)
+
+    async def _handle_claimed(self, claimed: Claimed) -> None:
         try:
             name, args, kwargs, retry, meta = _wakaq.decode_task_meta(claimed.payload)
         except PayloadError as e:
             await self._fail(claimed, f"undecodable payload: {e}", kind="undecodable")
+            return
+        if self.cancel_before_start and claimed.seq in self.cancel_before_start:
+            self.cancel_before_start.discard(claimed.seq)
+            claimed.meta = meta
+            claimed.error = TaskCancelled(CANCELLED_REASON)
+            await self._fail(
+                claimed, CANCELLED_REASON, cell=_wakaq.counter_cell(claimed.queue_name, name), kind="cancelled"
+            )
             return
         # NOTE: plain first runs (meta None, retry 0) pay one test here and one in the finally
         tokens = None
@@ -403,7 +426,7 @@ class Child:
             claimed.meta = meta
             tokens = (set_meta(meta), running_retry.set(retry))
             if meta is not None and "results" in meta:
-                await self._redis(mark_meta, self.app, meta, RUNNING, None, None, self.consumer.meta_script)
+                await self._redis(self.consumer.start, claimed.seq)
         try:
             plan = self._plan(name, claimed)
             if plan is None:
@@ -457,10 +480,8 @@ class Child:
             _wakaq.task_finished(done)
         try:
             if outcome is None:
-                if claimed.meta is not None:
-                    await self._finish_meta(claimed, self._sync_value)
-                self._sync_value = None
-                self._succeeded(task, claimed)
+                value, self._sync_value = self._sync_value, None
+                await self._succeeded(task, claimed, value)
             else:
                 await self._settle(plan, claimed, args, kwargs, retry, outcome)
         finally:
@@ -563,20 +584,37 @@ class Child:
             outcome = e
         _wakaq.count_task(plan.cell, "done" if outcome is None else "exception", time.monotonic() - began)
         if outcome is None:
-            if claimed.meta is not None:
-                await self._finish_meta(claimed, value)
-            self._succeeded(task, claimed)
+            await self._succeeded(task, claimed, value)
         else:
             await self._settle(plan, claimed, args, kwargs, retry, outcome)
         current_task_name.reset(token)
 
-    def _succeeded(self, task: Task[Any, Any], claimed: Claimed) -> None:
+    async def _succeeded(self, task: Task[Any, Any], claimed: Claimed, value: Any) -> None:
         self.done += 1
         if self.soft_timed_out:
             self.soft_timed_out.discard(claimed.seq)  # the task caught its soft timeout and returned
         if self.debug:
             log.debug("finished task %s", task.name)
-        self.acks.append(claimed.seq)
+        meta = claimed.meta
+        if meta is None or not ("results" in meta or "unique" in meta):
+            self.acks.append(claimed.seq)
+            return
+        # NOTE: a task that stores results or holds a lock is settled at once, its result and its lock with its ack
+        # in one script (finish.lua): first writer wins, so a rerun after a crash cannot change a stored outcome
+        packed = None
+        if meta.get("results"):
+            try:
+                packed = _wakaq.packb(value)
+            except TypeError as e:
+                log.error("task result not stored (%s): %s", claimed.queue_name, e)
+                claimed.error = e
+                error = ("TypeError", f"cannot encode the task's return value: {e}")
+                reason = f"TypeError: cannot encode the task's return value: {e}"
+                await self._redis(
+                    self.consumer.fail, claimed.seq, claimed.queue_name, reason, "", self._take_acks(), error=error
+                )
+                return
+        await self._redis(self.consumer.done, claimed.seq, claimed.queue_name, packed, self._take_acks())
 
     async def _settle(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int, outcome: BaseException
@@ -609,17 +647,18 @@ class Child:
             return
         name, args, kwargs, _, _ = _wakaq.decode_task_meta(claimed.payload)  # NOTE: as sent, not as the task left them
         payload = _wakaq.encode_task(name, args, kwargs, retry + 1, step.meta)
-        when = "now" if step.due is None else f"in {step.due - time.time():.3g}s"
+        when = "now" if step.delay is None else f"in {step.delay:.3g}s"
         log.warning(
             "task %s failed (%s), retry %d of %d %s", name, _describe(outcome), retry + 1, plan.retry.max_retries, when
         )
         _wakaq.count_task(plan.cell, "retried")
-        await self._mark_retrying(step.meta, outcome, _describe(outcome))
+        error = _error_of(outcome, _describe(outcome))
         acks = self._take_acks()
-        if step.due is None:
-            await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, acks)
+        if step.delay is None:
+            await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, acks, error=error)
         else:
-            await self._redis(self.consumer.retry_at, claimed.seq, claimed.queue_name, payload, step.due, acks)
+            retry_at = self.consumer.retry_at
+            await self._redis(retry_at, claimed.seq, claimed.queue_name, payload, step.delay, acks, error=error)
 
     async def _soft_timeout(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
@@ -629,10 +668,15 @@ class Child:
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
             meta = retries.soft_timeout_meta(plan.retry, claimed.meta)
-            payload = _wakaq.encode_task(task.name, args, kwargs, retry + 1, meta)
+            # NOTE: the arguments as sent, not as the task left them (it may have changed them, or left something
+            # that cannot be encoded: raising here, after the slot was cleared, would kill the child on every
+            # delivery)
+            name, args, kwargs, _, _ = _wakaq.decode_task_meta(claimed.payload)
+            payload = _wakaq.encode_task(name, args, kwargs, retry + 1, meta)
             _wakaq.count_task(plan.cell, "retried")
-            await self._mark_retrying(meta, claimed.error, "soft timeout")
-            await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, self._take_acks())
+            error = _error_of(claimed.error, "soft timeout")
+            retry_now = self.consumer.retry
+            await self._redis(retry_now, claimed.seq, claimed.queue_name, payload, self._take_acks(), error=error)
         else:
             reason = f"soft timeout (retried {retry} of {limit} times)"
             if retries.errors_of(claimed.meta):
@@ -646,38 +690,11 @@ class Child:
             cell = _wakaq.counter_cell(claimed.queue_name, None)
         _wakaq.count_task(cell, kind)
         log.error("task failed (%s): %s%s", claimed.queue_name, reason, "\n" + tb.rstrip() if tb else "")
-        if claimed.meta is not None:
-            final = CANCELLED if kind == "cancelled" else FAILED
-            await self._finish_meta(claimed, error=_error_of(claimed.error, reason), final=final)
+        status = CANCELLED if kind == "cancelled" else FAILED
+        error = _error_of(claimed.error, reason)
         acks = self._take_acks()
-        await self._redis(self.consumer.fail, claimed.seq, claimed.queue_name, claimed.payload, reason, tb, acks)
-
-    async def _mark_retrying(self, meta: dict[str, Any] | None, error: BaseException | None, reason: str) -> None:
-        """A task that stores results is retried: its record says "retrying" (with this attempt's error) until the
-        next attempt starts. Written before the retry is settled; a crash in between reruns the attempt."""
-        if meta is not None and meta.get("results"):
-            cause = _error_of(error, reason)
-            await self._redis(mark_meta, self.app, meta, RETRYING, None, cause, self.consumer.meta_script)
-
-    async def _finish_meta(
-        self, claimed: Claimed, value: Any = None, error: tuple[str, str] | None = None, final: str = FAILED
-    ) -> None:
-        """Results and uniqueness: write the final record and release the lock, BEFORE the ack (first writer wins,
-        so a rerun after a crash between this write and the ack cannot change it). On the Consumer's connection."""
-        meta = claimed.meta
-        if meta is None or "id" not in meta:
-            return
-        packed = None
-        if error is None and meta.get("results"):
-            try:
-                packed = _wakaq.packb(value)
-            except TypeError as e:
-                log.error("task result not stored (%s): %s", claimed.queue_name, e)
-                error = ("TypeError", f"cannot encode the task's return value: {e}")
-        if error is None:
-            await self._redis(finish_meta, self.app, meta, DONE, packed, None, self.consumer.meta_script)
-        else:
-            await self._redis(finish_meta, self.app, meta, final, None, error, self.consumer.meta_script)
+        fail = self.consumer.fail
+        await self._redis(fail, claimed.seq, claimed.queue_name, reason, tb, acks, error=error, status=status)
 
     async def _call_hook(self, name: str, *args: Any) -> None:
         hook: Callable[..., Any] | None = getattr(self.app, name, None)

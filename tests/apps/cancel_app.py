@@ -68,3 +68,17 @@ async def async_busy(seconds: float, tag: str) -> None:
         record("async-cancelled", tag=tag)
         raise
     record("async-end", tag=tag)
+
+
+@wakaq.task(queue="low")
+def swallower(seconds: float, tag: str) -> str:
+    """A task with a broad `except Exception` (common in real code): an admin's cancel must still stop it."""
+    record("swallower-start", tag=tag)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except Exception:
+            record("swallowed", tag=tag)
+            return "swallowed"
+    return "ran out"

@@ -212,3 +212,11 @@ async def async_meta_probe(tag: str) -> None:
 
     await asyncio.sleep(0.05)
     record("async_meta_probe", tag=tag, meta=current_meta())
+
+
+@wakaq.task(queue="retrying", soft_timeout=0.5, hard_timeout=5)
+def mutating_sleeper(items: list[Any]) -> None:
+    """Changes its argument (leaving something that cannot be encoded) and then passes its soft timeout."""
+    record("mutating_sleeper", items=list(items))
+    items.append(object())
+    time.sleep(3)

@@ -27,6 +27,7 @@ from tests.faults import driver
 from tests.faults.app import build
 from tests.faults.conftest import StartWorker
 from tests.faults.proxy import Proxy
+from tests.keyspace import KEYS
 from tests.workers import wait_until
 from wakaq import _wakaq
 from wakaq.exceptions import BrokerError
@@ -49,6 +50,7 @@ def test_claim_reply_lost_after_redis_ran_it(redis_url: str, proxy: Proxy) -> No
         producer = _wakaq.Broker(redis_url)
         for i in range(3):
             producer.push("faults", "work", [i], {})
+        redis.Redis.from_url(redis_url).sadd(KEYS.daemons, "d1")  # NOTE: claim.lua refuses unregistered daemons
         consumer = _wakaq.Consumer(f"redis://127.0.0.1:{proxy.port}/0", "wakaq", "d1", ["faults"], 0.5, 2.0, 2.0)
         [(seq0, _, first)] = consumer.claim([], 1)  # a proven connection, the script loaded
         proxy.drop_next_reply.set()

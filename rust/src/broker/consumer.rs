@@ -1,24 +1,27 @@
 //! `Consumer`: one forked child's side of the delivery protocol (claim, wait, settle, release).
 //! Created in the child after fork, so its connections are its own.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 use redis::Value;
 
 use super::conn::{call_detached, first_line, is_interrupted, Conn, Failure};
-use super::give_back::{self, Requeue, FAILED_KEEP};
+use super::element;
+use super::finish::{Finish, Mode};
+use super::give_back::{self, Requeue};
 use super::keys::Keys;
 use super::producer::seconds;
 use super::scripts;
+use super::settle::Settlement;
 use super::tls::TlsOptions;
+use crate::codec::meta;
 use crate::errors::broker_error;
+use crate::supervisor::counters;
 
 #[pyclass(frozen, module = "wakaq._wakaq")]
 pub struct Consumer {
@@ -26,6 +29,9 @@ pub struct Consumer {
     block_conn: Mutex<Conn>,
     keys: Keys,
     worker: String,
+    /// The registered daemons (claim.lua refuses a daemon that is not one of them) and this daemon's id.
+    daemons: String,
+    daemon_id: String,
     inflight: String,
     field_prefix: String,
     /// KEYS of claim.lua after the in-flight hash: the queues (broadcast first), then their bells.
@@ -38,13 +44,20 @@ pub struct Consumer {
     /// What the last claim said about budget: seconds until it returns and the starved queues (indexes into
     /// `names`), None when it claimed or found nothing pending.
     budget: Mutex<Option<(f64, Vec<usize>)>>,
-    /// After a failed claim: acks not known to have landed, and seqs that Redis may have claimed for us
-    /// (the reply was lost, not necessarily the work). Settled before the next claim.
-    unsettled: Mutex<Unsettled>,
-    /// Seqs claimed through this Consumer and not yet settled (acked, failed, retried, released): what this child
-    /// holds. After the connection was made again, in-flight fields of this child that are not held are stale and
-    /// go back to their queues (`reconcile`).
-    held: Mutex<HashSet<u64>>,
+    /// What this child owes Redis: acks not known to have landed, seqs that Redis may have claimed for us (the
+    /// reply was lost, not necessarily the work), and claimed tasks whose meta is malformed, to record failed. One
+    /// list, cleared only after a call that settles them was answered; settled before the next claim.
+    owed: Mutex<Owed>,
+    /// Seqs claimed through this Consumer and not yet settled (acked, failed, retried, released), with what settles
+    /// their result record and lock: what this child holds. A seq leaves only once the call settling it was
+    /// answered. After the connection was made again, in-flight fields of this child that are neither held nor
+    /// owed are stale and go back to their queues (`reconcile`).
+    held: Mutex<HashMap<u64, Option<Settlement>>>,
+    /// Every uniqueness lock of the app starts with this (`meta::check` refuses other keys).
+    lock_prefix: String,
+    /// The last claim was refused: this daemon is not registered (a reaper took it for dead while it was stalled);
+    /// its parent registers it again with its next heartbeat.
+    refused: std::sync::atomic::AtomicBool,
     /// `Conn::connects` when the in-flight fields were last reconciled.
     reconciled: AtomicU64,
 }
@@ -101,9 +114,17 @@ impl Limits {
 }
 
 #[derive(Default)]
-struct Unsettled {
+struct Owed {
     acks: Vec<u64>,
     claims: Vec<u64>,
+    /// (seq, queue name, why its meta is refused)
+    malformed: Vec<(u64, String, String)>,
+}
+
+impl Owed {
+    fn is_empty(&self) -> bool {
+        self.acks.is_empty() && self.claims.is_empty() && self.malformed.is_empty()
+    }
 }
 
 type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
@@ -136,23 +157,66 @@ fn join_seqs(seqs: &[u64]) -> String {
 }
 
 impl Consumer {
-    /// Return what a lost claim reply may have claimed, and carry its acks into this claim.
-    fn settle_lost_claims(&self, py: Python<'_>, acks: &mut Vec<u64>) -> PyResult<()> {
-        let lost = std::mem::take(&mut *self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        acks.extend(lost.acks);
-        if lost.claims.is_empty() {
-            return Ok(());
+    fn owe(&self) -> std::sync::MutexGuard<'_, Owed> {
+        self.owed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Return what lost claim replies may have claimed, and record claimed tasks with a malformed meta as failed.
+    /// Each is forgotten only once its call was answered.
+    fn settle_owed(&self, py: Python<'_>) -> PyResult<()> {
+        let claims = self.owe().claims.clone();
+        if !claims.is_empty() {
+            self.requeue_seqs(py, &claims)?;
+            self.owe().claims.retain(|s| !claims.contains(s));
         }
-        if let Err(e) = self.requeue_seqs(py, &lost.claims) {
-            let mut again = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            again.claims.extend(lost.claims);
-            again.acks.append(acks);
-            return Err(e);
+        let malformed = self.owe().malformed.clone();
+        for (seq, queue, reason) in malformed {
+            let finish = Finish {
+                inflight: &self.inflight,
+                field_prefix: &self.field_prefix,
+                seq,
+                queue: &queue,
+                worker: &self.worker,
+                settlement: None,
+                status: "",
+                fields: &[],
+                acks: &[],
+            };
+            run(py, &self.conn, |c| finish.run(c, &self.keys, Mode::Fail(&reason, "")))?;
+            self.owe().malformed.retain(|m| m.0 != seq);
+            self.hold().remove(&seq);
         }
         Ok(())
     }
 
-    fn hold(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    /// Split a claim's tasks into those a child may run and those whose meta is malformed (owed as failures,
+    /// counted as undecodable; no Python code ever sees them).
+    fn vet(&self, py: Python<'_>, claimed: Claimed) -> Claimed {
+        let mut good = Vec::with_capacity(claimed.len());
+        let mut held = self.hold();
+        for (seq, index, element) in claimed {
+            let verdict = {
+                let bytes = element.as_bytes(py);
+                meta::check(element::split(bytes).1, &self.lock_prefix)
+            };
+            match verdict {
+                Ok(meta) => {
+                    held.insert(seq, meta.and_then(|m| Settlement::of(&self.keys, &m)));
+                    good.push((seq, index, element));
+                }
+                Err(e) => {
+                    held.insert(seq, None);
+                    let queue = self.names.get(index).cloned().unwrap_or_default();
+                    let counted = if index == 0 { "broadcast" } else { queue.as_str() };
+                    counters::count(counters::cell_for(counted, None), counters::UNDECODABLE);
+                    self.owe().malformed.push((seq, queue, e.to_string()));
+                }
+            }
+        }
+        good
+    }
+
+    fn hold(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Settlement>>> {
         self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -163,7 +227,7 @@ impl Consumer {
     /// else would ever requeue it (the parent requeues a child's fields only when it dies) and it would sit in
     /// flight until the daemon stops. Requeued, it runs again: at least once, as for any lost reply. Claims whose
     /// reply was lost are settled before (`settle_lost_claims`); `acks` are being acknowledged by this claim.
-    fn reconcile(&self, py: Python<'_>, acks: &[u64]) -> PyResult<()> {
+    fn reconcile(&self, py: Python<'_>) -> PyResult<()> {
         let connects = self
             .conn
             .lock()
@@ -180,11 +244,11 @@ impl Consumer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .connects();
         let stale: Vec<u64> = {
-            let held = self.hold();
+            let (held, owed) = (self.hold(), self.owe());
             fields
                 .iter()
                 .filter_map(|f| f.strip_prefix(&self.field_prefix)?.parse::<u64>().ok())
-                .filter(|seq| !held.contains(seq) && !acks.contains(seq))
+                .filter(|seq| !held.contains_key(seq) && !owed.acks.contains(seq) && !owed.claims.contains(seq))
                 .collect()
         };
         if !stale.is_empty() {
@@ -302,9 +366,12 @@ impl Consumer {
         let mut claim_keys: Vec<String> = names.iter().map(|n| keys.queue(n)).collect();
         claim_keys.extend(bells.iter().cloned());
         let limits = Limits::new(&keys, &names, queue_rates, task_rates, wait_timeout, &mut claim_keys);
+        let lock_prefix = keys.unique("");
         Ok(Self {
             conn: Mutex::new(conn),
             block_conn: Mutex::new(block_conn),
+            daemons: keys.daemons(),
+            daemon_id: daemon_id.to_owned(),
             inflight: keys.inflight(daemon_id),
             field_prefix: format!("{}:", std::process::id()),
             worker: format!("{daemon_id}/{}", std::process::id()),
@@ -315,8 +382,10 @@ impl Consumer {
             next_seq: AtomicU64::new(1),
             limits,
             budget: Mutex::new(None),
-            unsettled: Mutex::new(Unsettled::default()),
-            held: Mutex::new(HashSet::new()),
+            owed: Mutex::new(Owed::default()),
+            held: Mutex::new(HashMap::new()),
+            lock_prefix,
+            refused: std::sync::atomic::AtomicBool::new(false),
             reconciled: AtomicU64::new(0),
         })
     }
@@ -328,17 +397,13 @@ impl Consumer {
     }
 
     /// Acknowledge `acks` and claim up to `max_count` tasks: `[(seq, queue index, element)]`. An empty list
-    /// also when a signal interrupted the call (the caller checks its flags, then claims again).
+    /// also when a signal interrupted the call (the caller checks its flags, then claims again) and when this daemon
+    /// is not registered (`refused`). Claimed tasks whose meta is malformed are recorded failed, never returned.
     fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Claimed> {
-        let mut acks = acks;
-        self.settle_lost_claims(py, &mut acks)?;
-        if !acks.is_empty() {
-            let mut held = self.hold();
-            for a in &acks {
-                held.remove(a);
-            }
-        }
-        self.reconcile(py, &acks)?;
+        self.owe().acks.extend(acks);
+        self.settle_owed(py)?;
+        self.reconcile(py)?;
+        let acks = self.owe().acks.clone();
         let width = u64::from(max_count);
         // NOTE: fresh seqs for every attempt, also the connection's own retry of a stale connection: an attempt
         // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite
@@ -356,6 +421,9 @@ impl Consumer {
             for k in &self.claim_keys {
                 inv.key(k);
             }
+            if self.limits.is_none() {
+                inv.key(&self.daemons);
+            }
             inv.arg(&self.field_prefix).arg(first).arg(max_count).arg(acks.len());
             for a in &acks {
                 inv.arg(*a);
@@ -368,6 +436,8 @@ impl Consumer {
             }
             if let Some(l) = &self.limits {
                 inv.arg(&l.tail);
+            } else {
+                inv.arg(&self.daemon_id);
             }
             inv.invoke(c)
         });
@@ -375,24 +445,28 @@ impl Consumer {
             Ok(_) => attempts.pop(),
             Err(_) => None,
         };
-        if !attempts.is_empty() || result.is_err() {
-            let mut lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            lost.claims
-                .extend(attempts.iter().flat_map(|&first| first..first + width));
-            if result.is_err() {
-                lost.acks.extend(acks);
+        {
+            let mut owed = self.owe();
+            owed.claims.extend(attempts.iter().flat_map(|&first| first..first + width));
+            if result.is_ok() {
+                owed.acks.retain(|a| !acks.contains(a));
             }
         }
         match (result, answered) {
             (Ok(reply), Some(first)) => {
-                let claimed = if self.limits.is_some() && self.note_budget(&reply) {
+                {
+                    let mut held = self.hold();
+                    for a in &acks {
+                        held.remove(a);
+                    }
+                }
+                let refused = matches!(reply.first(), Some(Value::Int(-2)));
+                self.refused.store(refused, Ordering::Relaxed);
+                let claimed = if refused || (self.limits.is_some() && self.note_budget(&reply)) {
                     Vec::new()
                 } else {
                     Self::parse_claim(py, reply, first)
                 };
-                if !claimed.is_empty() {
-                    self.hold().extend(claimed.iter().map(|c| c.0));
-                }
                 // keep seqs dense when nothing else took any meanwhile
                 let _ = self.next_seq.compare_exchange(
                     first + width,
@@ -400,7 +474,12 @@ impl Consumer {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
-                Ok(claimed)
+                let good = self.vet(py, claimed);
+                // NOTE: record malformed ones now if Redis answers; else before the next claim
+                if !self.owe().malformed.is_empty() {
+                    let _ = self.settle_owed(py);
+                }
+                Ok(good)
             }
             // NOTE: `(Ok, None)` cannot happen (an answer implies an attempt); nothing claimed either way.
             (Err(Failure::Interrupted), _) | (Ok(_), None) => Ok(Vec::new()),
@@ -443,48 +522,92 @@ impl Consumer {
         }
     }
 
-    /// Record task `seq` (from `queue`, `payload`) as failed with a reason and traceback; also acks `acks`.
-    #[pyo3(signature = (seq, queue, payload, reason, traceback, acks = Vec::new()))]
+    /// Task `seq` (from `queue`) succeeded: its in-flight entry goes, and its result record (if it stores
+    /// results) says "done" with `value` (the packed return value) and its lock is released, in one script. Also
+    /// acks `acks`. For tasks with something to settle; plain tasks are acked by the next `claim`.
+    #[pyo3(signature = (seq, queue, value = None, acks = Vec::new()))]
+    fn done(&self, py: Python<'_>, seq: u64, queue: &str, value: Option<&[u8]>, acks: Vec<u64>) -> PyResult<()> {
+        let fields: Vec<(&str, &[u8])> = value.map(|v| ("value", v)).into_iter().collect();
+        self.finish(py, seq, queue, Mode::Done, "done", &fields, &acks)
+    }
+
+    /// Record task `seq` (from `queue`) as failed with a reason and traceback; its result record gets `status`
+    /// ("failed" or "cancelled") with `error` (type name, message), its lock is released. Also acks `acks`.
+    #[pyo3(signature = (seq, queue, reason, traceback, acks = Vec::new(), *, error = None, status = "failed"))]
     #[allow(clippy::too_many_arguments)]
     fn fail(
         &self,
         py: Python<'_>,
         seq: u64,
         queue: &str,
-        payload: &[u8],
         reason: &str,
         traceback: &str,
         acks: Vec<u64>,
+        error: Option<(String, String)>,
+        status: &str,
     ) -> PyResult<()> {
-        self.finish(py, seq, "fail", queue, payload, (reason, traceback), &acks, None)
+        let error = error.unwrap_or_else(|| ("WakaQError".to_owned(), reason.to_owned()));
+        let fields: [(&str, &[u8]); 2] = [("error_type", error.0.as_bytes()), ("error", error.1.as_bytes())];
+        self.finish(py, seq, queue, Mode::Fail(reason, traceback), status, &fields, &acks)
     }
 
-    /// Re-enqueue task `seq` at the end of `queue` as `payload` (a soft-timeout retry); also acks `acks`.
-    #[pyo3(signature = (seq, queue, payload, acks = Vec::new()))]
-    fn retry(&self, py: Python<'_>, seq: u64, queue: &str, payload: &[u8], acks: Vec<u64>) -> PyResult<()> {
-        self.finish(py, seq, "retry", queue, payload, ("", ""), &acks, None)
+    /// Re-enqueue task `seq` at the end of `queue` as `payload` (a retry due now); its result record says
+    /// "retrying" with `error`. Also acks `acks`.
+    #[pyo3(signature = (seq, queue, payload, acks = Vec::new(), *, error = None))]
+    fn retry(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        queue: &str,
+        payload: &[u8],
+        acks: Vec<u64>,
+        error: Option<(String, String)>,
+    ) -> PyResult<()> {
+        let fields = error_fields(error.as_ref());
+        self.finish(py, seq, queue, Mode::Retry(payload), "retrying", &fields, &acks)
     }
 
-    /// Settle task `seq` as a retry due at `due` (unix seconds): its in-flight entry goes and `payload` joins
-    /// `queue`'s eta set in one script (and the eta channel hears of it when it is the earliest); also acks `acks`.
-    #[pyo3(signature = (seq, queue, payload, due, acks = Vec::new()))]
+    /// Settle task `seq` as a retry due `delay` seconds from now on Redis's clock: its in-flight entry goes and
+    /// `payload` joins `queue`'s eta set in one script (and the eta channel hears of it when it is the earliest); its
+    /// result record says "retrying" with `error`. Also acks `acks`.
+    #[pyo3(signature = (seq, queue, payload, delay, acks = Vec::new(), *, error = None))]
+    #[allow(clippy::too_many_arguments)]
     fn retry_at(
         &self,
         py: Python<'_>,
         seq: u64,
         queue: &str,
         payload: &[u8],
-        due: f64,
+        delay: f64,
         acks: Vec<u64>,
+        error: Option<(String, String)>,
     ) -> PyResult<()> {
-        if !due.is_finite() {
+        if !delay.is_finite() {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "due must be a finite unix time, got {due}"
+                "delay must be a finite number of seconds, got {delay}"
             )));
         }
-        let (eta, channel) = (self.keys.eta(queue), self.keys.eta_channel());
-        let score = format!("{due:.6}");
-        self.finish(py, seq, "eta", queue, payload, (&score, &channel), &acks, Some(&eta))
+        let fields = error_fields(error.as_ref());
+        self.finish(py, seq, queue, Mode::Later(payload, delay), "retrying", &fields, &acks)
+    }
+
+    /// Task `seq` starts: its result record says "running" (a round trip only for tasks that store results).
+    /// False when the task is no longer in flight here (a reaper gave it back meanwhile).
+    fn start(&self, py: Python<'_>, seq: u64) -> PyResult<bool> {
+        let Some(settlement) = self.hold().get(&seq).cloned().flatten() else {
+            return Ok(true);
+        };
+        if !settlement.stores_results() {
+            return Ok(true);
+        }
+        let field = format!("{}{seq}", self.field_prefix);
+        run(py, &self.conn, |c| {
+            let mut inv = scripts::start().key(&self.inflight);
+            inv.arg(&field);
+            Settlement::push_args(Some(&settlement), &mut inv);
+            inv.invoke::<i64>(c)
+        })
+        .map(|n| n == 1)
     }
 
     /// Give claimed, not started tasks back to the front of their queues (shutdown). Returns the count.
@@ -492,21 +615,26 @@ impl Consumer {
         if seqs.is_empty() {
             return Ok(0);
         }
-        {
-            let mut held = self.hold();
-            for s in &seqs {
-                held.remove(s);
-            }
+        let n = self.requeue_seqs(py, &seqs)?;
+        let mut held = self.hold();
+        for s in &seqs {
+            held.remove(s);
         }
-        self.requeue_seqs(py, &seqs)
+        Ok(n)
     }
 
     /// Acks or claims parked by a call that got no answer (a signal, a dropped connection): the next `claim`
     /// settles them. A child must not exit while this is true: the parent would requeue finished tasks.
     #[getter]
     fn unsettled(&self) -> bool {
-        let lost = self.unsettled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        !lost.acks.is_empty() || !lost.claims.is_empty()
+        !self.owe().is_empty()
+    }
+
+    /// The last claim was refused because this daemon is not registered (reaped while stalled): wait, the parent
+    /// registers it again with its next heartbeat.
+    #[getter]
+    fn refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// After a claim that came back empty: seconds until a rate-limited queue or task with pending work has budget
@@ -523,63 +651,46 @@ impl Consumer {
         &self.worker
     }
 
-    /// Run a script of the task features (`"result_mark"` or `"unique_release"`, python/wakaq/lua/) on this
-    /// child's connection; returns its integer reply. Both are idempotent, so a lost reply is sent again.
-    fn meta_script(&self, py: Python<'_>, name: &str, keys: Vec<String>, args: Vec<PyBackedBytes>) -> PyResult<i64> {
-        let script = match name {
-            "result_mark" => scripts::result_mark(),
-            "unique_release" => scripts::unique_release(),
-            _ => return Err(PyValueError::new_err(format!("unknown meta script {name:?}"))),
-        };
-        run(py, &self.conn, |c| {
-            let mut inv = script.prepare_invoke();
-            for key in &keys {
-                inv.key(key);
-            }
-            for arg in &args {
-                inv.arg(&arg[..]);
-            }
-            inv.invoke::<i64>(c)
-        })
+}
+
+fn error_fields(error: Option<&(String, String)>) -> Vec<(&str, &[u8])> {
+    match error {
+        Some((kind, message)) => vec![("error_type", kind.as_bytes()), ("error", message.as_bytes())],
+        None => Vec::new(),
     }
 }
 
 impl Consumer {
-    /// One finish.lua call. `text`: (reason, traceback) for "fail", (due, eta channel) for "eta"; `eta`: the
-    /// queue's eta zset, passed as KEYS[5] in "eta" mode only (the other modes send what they always sent).
+    /// One finish.lua call for a held task; the task and `acks` leave what this child holds once it was answered.
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         py: Python<'_>,
         seq: u64,
-        mode: &str,
         queue: &str,
-        payload: &[u8],
-        text: (&str, &str),
+        mode: Mode<'_>,
+        status: &str,
+        fields: &[(&str, &[u8])],
         acks: &[u64],
-        eta: Option<&str>,
     ) -> PyResult<()> {
-        {
-            let mut held = self.hold();
-            held.remove(&seq);
-            for a in acks {
-                held.remove(a);
-            }
+        let settlement = self.hold().get(&seq).cloned().flatten();
+        let finish = Finish {
+            inflight: &self.inflight,
+            field_prefix: &self.field_prefix,
+            seq,
+            queue,
+            worker: &self.worker,
+            settlement: settlement.as_ref(),
+            status,
+            fields,
+            acks,
+        };
+        run(py, &self.conn, |c| finish.run(c, &self.keys, mode))?;
+        let mut held = self.hold();
+        held.remove(&seq);
+        for a in acks {
+            held.remove(a);
         }
-        let (list, bell, failed) = (self.keys.queue(queue), self.keys.bell(queue), self.keys.failed(queue));
-        run(py, &self.conn, |c| {
-            let mut inv = scripts::finish().key(&self.inflight);
-            inv.key(&list).key(&bell).key(&failed);
-            if let Some(eta) = eta {
-                inv.key(eta);
-            }
-            inv.arg(&self.field_prefix).arg(seq).arg(mode).arg(queue).arg(payload);
-            inv.arg(text.0).arg(text.1).arg(&self.worker).arg(FAILED_KEEP);
-            for a in acks {
-                inv.arg(*a);
-            }
-            inv.invoke::<i64>(c)
-        })
-        .map(|_| ())
+        Ok(())
     }
 }

@@ -7,11 +7,12 @@ use redis::RedisResult;
 
 use super::conn::Conn;
 use super::element::MAX_DELIVERIES;
-use super::give_back::{self, Requeue, FAILED_KEEP};
+use super::give_back::{self, Requeue};
 use super::keys::Keys;
 use super::parent::{BrokerFailure, BrokerResult, ChildInfo, Coordinator, CoordinatorConfig, DaemonInfo};
 use super::scripts;
-use super::tracked::{self, HARD_TIMEOUT};
+use super::finish::{Finish, Mode};
+use super::settle::{Settlement, HARD_TIMEOUT};
 
 /// Eta tasks moved per promotion call, so one call never stalls Redis.
 const PROMOTE_BATCH: u32 = 1000;
@@ -22,6 +23,8 @@ pub struct RedisCoordinator {
     cfg: CoordinatorConfig,
     /// Redis server clock at a local instant, refreshed by every script that reads TIME.
     clock: Option<(f64, Instant)>,
+    /// A heartbeat registered this daemon: a later one that finds it unregistered knows a reaper took it for dead.
+    registered: bool,
 }
 
 impl RedisCoordinator {
@@ -32,6 +35,7 @@ impl RedisCoordinator {
             conn,
             cfg: cfg.clone(),
             clock: None,
+            registered: false,
         })
     }
 
@@ -116,22 +120,25 @@ fn child_json(c: &ChildInfo) -> String {
 }
 
 impl Coordinator for RedisCoordinator {
-    fn heartbeat(&mut self, info: &DaemonInfo) -> BrokerResult<()> {
+    fn heartbeat(&mut self, info: &DaemonInfo) -> BrokerResult<bool> {
         let (set, hb) = (self.keys.daemons(), self.keys.heartbeat(&self.cfg.daemon_id));
         let value = info_json(&self.cfg.daemon_id, info);
         let ttl = self.cfg.heartbeat_timeout.as_millis().max(1) as u64;
         let id = self.cfg.daemon_id.clone();
-        let now: String = self.run(|c| {
+        let before = if self.registered { "1" } else { "0" };
+        let (now, reaped): (String, i64) = self.run(|c| {
             scripts::heartbeat()
                 .key(&set)
                 .key(&hb)
                 .arg(&id)
                 .arg(&value)
                 .arg(ttl)
+                .arg(before)
                 .invoke(c)
         })?;
+        self.registered = true;
         self.set_clock(&now);
-        Ok(())
+        Ok(reaped == 1)
     }
 
     fn publish_stats(&mut self, info: &DaemonInfo, fields: &[(String, u64)], again: bool) -> BrokerResult<bool> {
@@ -188,25 +195,23 @@ impl Coordinator for RedisCoordinator {
             return Ok(());
         };
         let queue = String::from_utf8_lossy(&entry[..nl]).into_owned();
-        let payload = super::element::split(&entry[nl + 1..]).1.to_vec();
-        let worker = self.worker();
-        let fp = format!("{pid}:");
-        let (list, bell, failed) = (
-            self.keys.queue(&queue),
-            self.keys.bell(&queue),
-            self.keys.failed(&queue),
-        );
-        let keys = self.keys.clone();
-        self.run(|c| {
-            let mut inv = scripts::finish().key(&inflight);
-            inv.key(&list).key(&bell).key(&failed);
-            inv.arg(&fp).arg(seq).arg("fail").arg(&queue).arg(payload.as_slice());
-            let settled = inv.arg(reason).arg("").arg(&worker).arg(FAILED_KEEP).invoke::<i64>(c)?;
-            if settled == 1 {
-                tracked::settle_failed(c, &keys, &payload, HARD_TIMEOUT, reason)?;
-            }
-            Ok(())
-        })
+        let settlement = Settlement::of_payload(&self.keys, super::element::split(&entry[nl + 1..]).1);
+        let (worker, fp, keys) = (self.worker(), format!("{pid}:"), self.keys.clone());
+        // NOTE: the record and the lock are settled by the same script that records the failure: a resend after a
+        // lost reply finds the task settled already, with everything that goes with it.
+        let fields: [(&str, &[u8]); 2] = [("error_type", HARD_TIMEOUT.as_bytes()), ("error", reason.as_bytes())];
+        let finish = Finish {
+            inflight: &inflight,
+            field_prefix: &fp,
+            seq,
+            queue: &queue,
+            worker: &worker,
+            settlement: settlement.as_ref(),
+            status: "failed",
+            fields: &fields,
+            acks: &[],
+        };
+        self.run(|c| finish.run(c, &keys, Mode::Fail(reason, "")).map(|_| ()))
     }
 
     fn promote_eta(&mut self) -> BrokerResult<Option<f64>> {

@@ -4,10 +4,10 @@
 
 use redis::{ConnectionLike, RedisResult, Value};
 
-use super::element::MAX_DELIVERIES;
+use super::element::{self, MAX_DELIVERIES};
 use super::keys::Keys;
 use super::scripts;
-use super::tracked::{self, WORKER_LOST};
+use super::settle::Settlement;
 
 /// Failure records kept per queue.
 pub const FAILED_KEEP: u32 = 10_000;
@@ -27,62 +27,59 @@ pub struct Requeue<'a> {
     pub reason: &'a str,
 }
 
-/// What requeue.lua (and reap.lua after its first item) returns.
-#[derive(Debug, PartialEq, Eq)]
-struct Reply {
-    count: i64,
-    /// dead-listed payloads that may carry meta, to settle (tracked.rs)
-    dead: Vec<Vec<u8>>,
-    /// queues of entries left in flight
-    missing: Vec<String>,
-}
-
-/// `{count, {dead payloads...}, queue names...}`.
-fn parse(reply: Vec<Value>) -> Reply {
-    let mut items = reply.into_iter().peekable();
-    let count = match items.next() {
-        Some(Value::Int(n)) => n,
-        _ => 0,
-    };
-    let dead = match items.next_if(|v| matches!(v, Value::Array(_))) {
-        Some(Value::Array(values)) => values
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::BulkString(b) => Some(b),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let missing = items
+/// What requeue.lua and reap.lua return after their leading values: queues of entries left in flight ('' names
+/// entries the script would dead-list without having been told how to settle them).
+fn missing(items: impl Iterator<Item = Value>) -> Vec<String> {
+    items
         .filter_map(|v| match v {
             Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
             _ => None,
         })
-        .collect();
-    Reply { count, dead, missing }
+        .collect()
 }
 
-/// Settle the tracked meta of dead-listed tasks (`reason`: why they were dead-listed).
-fn settle_dead(c: &mut dyn ConnectionLike, keys: &Keys, dead: &[Vec<u8>], reason: &str) -> RedisResult<()> {
-    for payload in dead {
-        tracked::settle_failed(c, keys, payload, WORKER_LOST, reason)?;
+fn int(v: Option<Value>) -> i64 {
+    match v {
+        Some(Value::Int(n)) => n,
+        _ => 0,
     }
-    Ok(())
 }
 
 fn add_missing(names: &mut Vec<String>, missing: Vec<String>) {
     for m in missing {
-        if !names.contains(&m) {
+        if !m.is_empty() && !names.contains(&m) {
             names.push(m);
         }
     }
+}
+
+/// Settlements of the entries `r` may dead-list: `(field, settlement)` for every matching field whose delivery is
+/// counted and would reach `MAX_DELIVERIES`. Read from the hash, so a script can settle them atomically.
+fn settlements(c: &mut dyn ConnectionLike, keys: &Keys, r: &Requeue<'_>) -> RedisResult<Vec<(String, Option<Settlement>)>> {
+    let fields: Vec<(String, Vec<u8>)> = match r.counted {
+        "" => return Ok(Vec::new()),
+        "*" => redis::cmd("HGETALL").arg(r.inflight).query(c)?,
+        one => {
+            let entry: Option<Vec<u8>> = redis::cmd("HGET").arg(r.inflight).arg(one).query(c)?;
+            entry.map(|e| (one.to_owned(), e)).into_iter().collect()
+        }
+    };
+    Ok(fields
+        .into_iter()
+        .filter(|(f, _)| f.starts_with(r.field_prefix))
+        .filter_map(|(f, entry)| {
+            let nl = entry.iter().position(|b| *b == b'\n')?;
+            let (count, payload) = element::split(&entry[nl + 1..]);
+            (u32::from(count) + 1 >= MAX_DELIVERIES).then(|| (f, Settlement::of_payload(keys, payload)))
+        })
+        .collect())
 }
 
 /// Run requeue.lua for `r`, starting from the queues `names`. Returns the number of tasks requeued.
 pub fn requeue(c: &mut dyn ConnectionLike, keys: &Keys, names: &[String], r: &Requeue<'_>) -> RedisResult<i64> {
     let mut names = names.to_vec();
     let mut total = 0;
+    let mut known = settlements(c, keys, r)?;
     for _ in 0..PASSES {
         let mut inv = scripts::requeue().key(r.inflight);
         inv.key(keys.stats_retired());
@@ -100,13 +97,21 @@ pub fn requeue(c: &mut dyn ConnectionLike, keys: &Keys, names: &[String], r: &Re
         for n in &names {
             inv.arg(n);
         }
-        let Reply { count, dead, missing } = parse(inv.invoke(c)?);
-        settle_dead(c, keys, &dead, r.reason)?;
-        total += count;
-        if missing.is_empty() {
+        inv.arg(known.len());
+        for (field, s) in &known {
+            inv.arg(field);
+            Settlement::push_args(s.as_ref(), &mut inv);
+        }
+        let mut reply = inv.invoke::<Vec<Value>>(c)?.into_iter();
+        total += int(reply.next());
+        let left = missing(reply);
+        if left.is_empty() {
             break;
         }
-        add_missing(&mut names, missing);
+        if left.iter().any(String::is_empty) {
+            known = settlements(c, keys, r)?;
+        }
+        add_missing(&mut names, left);
     }
     Ok(total)
 }
@@ -170,11 +175,10 @@ fn reap_one(c: &mut dyn ConnectionLike, keys: &Keys, id: &str, reaper: &str) -> 
         for n in &names {
             inv.arg(n);
         }
-        let reply: Vec<Value> = inv.invoke(c)?;
-        let gone = matches!(reply.first(), Some(Value::Int(1)));
-        let Reply { count, dead, missing } = parse(reply.into_iter().skip(1).collect());
-        settle_dead(c, keys, &dead, &format!("worker daemon {id} died while running it"))?;
-        tasks += count;
+        let mut reply = inv.invoke::<Vec<Value>>(c)?.into_iter();
+        let gone = int(reply.next()) == 1;
+        tasks += int(reply.next());
+        let missing = missing(reply);
         if gone || missing.is_empty() {
             return Ok((gone, tasks));
         }
@@ -194,21 +198,11 @@ mod tests {
     }
 
     #[test]
-    fn replies_parse() {
-        let dead = Value::Array(vec![Value::BulkString(b"p".to_vec())]);
-        let reply = vec![Value::Int(3), dead, Value::BulkString(b"q".to_vec())];
-        let want = Reply {
-            count: 3,
-            dead: vec![b"p".to_vec()],
-            missing: vec!["q".to_owned()],
-        };
-        assert_eq!(parse(reply), want);
-        let none = Reply {
-            count: 0,
-            dead: Vec::new(),
-            missing: Vec::new(),
-        };
-        assert_eq!(parse(vec![Value::Int(0), Value::Array(Vec::new())]), none);
-        assert_eq!(parse(Vec::new()), none);
+    fn missing_queues_skip_the_unread_marker() {
+        let mut names = vec!["a".to_owned()];
+        let left = missing(vec![Value::BulkString(b"q".to_vec()), Value::BulkString(Vec::new()), Value::Int(1)].into_iter());
+        assert_eq!(left, ["q", ""]);
+        add_missing(&mut names, left);
+        assert_eq!(names, ["a", "q"]);
     }
 }

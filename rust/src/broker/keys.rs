@@ -58,6 +58,11 @@ impl Keys {
         format!("{}:result:{id}:ready", self.ns)
     }
 
+    /// A uniqueness lock (string: the id of the task holding it); `unique("")` is the prefix of every lock of the app.
+    pub fn unique(&self, key: &str) -> String {
+        format!("{}:unique:{key}", self.ns)
+    }
+
     /// A rate-limited queue's GCRA bucket (hash: `tat`, `wake`).
     pub fn rate_queue(&self, name: &str) -> String {
         format!("{}:rate:queue:{name}", self.ns)

@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod coordinator;
 pub mod durable;
 pub mod element;
+pub mod finish;
 pub mod give_back;
 pub mod keys;
 pub mod parent;
@@ -17,8 +18,8 @@ pub mod producer;
 pub mod pubsub;
 pub mod scripts;
 pub mod sentinel;
+pub mod settle;
 pub mod tls;
-pub mod tracked;
 
 /// Key templates for a prefix (`cluster`: the Redis Cluster layout), so Python's `wakaq.keys` can be checked
 /// against these.

@@ -45,8 +45,9 @@ pub struct ChildInfo {
 
 /// The parent's Redis operations. Each call is one bounded round trip (or a few); none blocks.
 pub trait Coordinator {
-    /// Register the daemon (first call) and refresh its heartbeat TTL.
-    fn heartbeat(&mut self, info: &DaemonInfo) -> BrokerResult<()>;
+    /// Register the daemon (first call) and refresh its heartbeat TTL. True when a reaper had taken the daemon for
+    /// dead since the last call (its parent stalled past the heartbeat timeout): it is registered again now.
+    fn heartbeat(&mut self, info: &DaemonInfo) -> BrokerResult<bool>;
     /// Return the in-flight tasks of daemons whose heartbeat expired to the front of their queues.
     fn reap_dead_daemons(&mut self) -> BrokerResult<usize>;
     /// A child died: return its in-flight tasks; `running` (the seq it was running, if known) gets its
@@ -105,7 +106,7 @@ impl Unavailable {
 }
 
 impl Coordinator for Unavailable {
-    fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
+    fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<bool> {
         self.fail()
     }
     fn publish_stats(&mut self, _info: &DaemonInfo, _fields: &[(String, u64)], _again: bool) -> BrokerResult<bool> {

@@ -25,6 +25,7 @@ script!(enqueue_eta, "lua/enqueue_eta.lua");
 script!(claim, "lua/claim.lua");
 script!(claim_limited, "lua/claim_limited.lua");
 script!(finish, "lua/finish.lua");
+script!(start, "lua/start.lua");
 script!(requeue, "lua/requeue.lua");
 script!(reap, "lua/reap.lua");
 script!(promote, "lua/promote.lua");

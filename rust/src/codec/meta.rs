@@ -1,65 +1,152 @@
-//! The part of a payload's meta the broker itself acts on, read without Python: a task that stores results or
-//! holds a uniqueness lock and is dead-listed by a script (its child or daemon died on it too often) has its
-//! result record settled and its lock released by the Rust side that ran the script (`broker::give_back`).
+//! The one reader of a payload's `meta`: what the opt-in features (results, uniqueness, retries) carry, validated
+//! once, on the raw bytes, without Python. A worker child checks every claimed payload with it before any Python
+//! code sees the task (a malformed meta is recorded failed with the reason given here); the supervisor and the
+//! admin calls read the same fields with it to settle a task inside the script that moves it.
 
-use super::read::{Reader, Token};
+use std::fmt;
 
-/// Meta `id`, `results` (the record's TTL in seconds) and `unique` (the lock's key) of a payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tracked {
-    pub id: String,
+use super::read::{DecodeError, Reader, Token};
+
+/// Longest task id (bytes); ids made by wakaq are 32 hex digits.
+pub const MAX_ID: usize = 128;
+/// Longest uniqueness lock key (bytes).
+pub const MAX_LOCK: usize = 1024;
+/// Longest result TTL (seconds): ten years. NOTE: Redis refuses a PEXPIRE past i64 milliseconds, and a script
+/// error after the record was written would leave it without a TTL.
+pub const MAX_TTL: i64 = 10 * 365 * 24 * 3600;
+
+/// The meta fields the broker acts on. `errors` and unknown keys are checked for shape only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub id: Option<String>,
+    /// The result record's TTL in seconds, when the task stores results.
     pub results: Option<i64>,
+    /// The uniqueness lock's key, when the task holds one.
     pub unique: Option<String>,
 }
 
-/// The tracked meta of a msgpack task payload; None for a plain payload, one whose meta has no string `id` or
-/// neither `results` nor `unique`, and anything that does not parse (garbage is the dead list's business).
-pub fn tracked(payload: &[u8]) -> Option<Tracked> {
+impl Meta {
+    /// The task stores results or holds a lock: something besides its ack has to be settled when it ends.
+    pub fn tracked(&self) -> bool {
+        self.results.is_some() || self.unique.is_some()
+    }
+}
+
+/// Why a payload's meta is refused; the failure record's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaError(pub String);
+
+impl fmt::Display for MetaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed meta: {}", self.0)
+    }
+}
+
+impl From<DecodeError> for MetaError {
+    fn from(e: DecodeError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+fn refuse<T>(what: String) -> Result<T, MetaError> {
+    Err(MetaError(what))
+}
+
+/// The meta of a task payload: `Ok(None)` when it has none (a plain task, WakaQ's JSON, or a payload that is not a
+/// map: that one is the decoder's business, not meta's). `lock_prefix`: every uniqueness lock of this app starts
+/// with it (`Keys::unique("")`), so a forged meta cannot make a script delete another key.
+pub fn check(payload: &[u8], lock_prefix: &str) -> Result<Option<Meta>, MetaError> {
     let mut r = Reader::new(payload);
     let Ok(Token::Map(entries)) = r.token() else {
-        return None;
+        return Ok(None);
     };
     for _ in 0..entries {
-        let key = r.token().ok()?;
-        if key != Token::Str(b"meta") {
-            r.skip(1).ok()?;
-            continue;
+        match r.token()? {
+            Token::Str(b"meta") => return read_meta(&mut r, lock_prefix),
+            _ => r.skip(1)?,
         }
-        let Ok(Token::Map(fields)) = r.token() else { return None };
-        let (mut id, mut results, mut unique) = (None, None, None);
-        for _ in 0..fields {
-            let name = r.token().ok()?;
-            match name {
-                Token::Str(b"id" | b"unique") => {
-                    let Ok(Token::Str(value)) = r.token() else { return None };
-                    let value = std::str::from_utf8(value).ok()?.to_owned();
-                    if name == Token::Str(b"id") {
-                        id = Some(value);
-                    } else {
-                        unique = Some(value);
-                    }
-                }
-                Token::Str(b"results") => match r.token().ok()? {
-                    Token::Int(ttl) if ttl > 0 => results = Some(ttl),
-                    _ => {}
-                },
-                _ => r.skip(2).ok()?,
+    }
+    Ok(None)
+}
+
+fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, MetaError> {
+    let fields = match r.token()? {
+        Token::Nil => return Ok(None),
+        Token::Map(n) => n,
+        other => return refuse(format!("meta must be a map, got {}", other.kind())),
+    };
+    let mut meta = Meta::default();
+    for _ in 0..fields {
+        match r.token()? {
+            Token::Str(b"id") => meta.id = Some(text(r, "id", MAX_ID)?),
+            Token::Str(b"unique") => meta.unique = Some(lock(r, lock_prefix)?),
+            Token::Str(b"results") => meta.results = Some(ttl(r)?),
+            Token::Str(b"errors") => errors(r)?,
+            Token::Str(_) => r.skip(2)?,
+            other => return refuse(format!("meta keys must be str, got {}", other.kind())),
+        }
+    }
+    if meta.id.is_none() {
+        for (set, name) in [(meta.results.is_some(), "results"), (meta.unique.is_some(), "unique")] {
+            if set {
+                return refuse(format!("'{name}' needs a task 'id'"));
             }
         }
-        return match id {
-            Some(id) if results.is_some() || unique.is_some() => Some(Tracked { id, results, unique }),
-            _ => None,
-        };
     }
-    None
+    Ok(Some(meta))
+}
+
+fn text(r: &mut Reader<'_>, name: &str, max: usize) -> Result<String, MetaError> {
+    match r.token()? {
+        Token::Str(s) if !s.is_empty() && s.len() <= max => match std::str::from_utf8(s) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => refuse(format!("'{name}' is not valid UTF-8")),
+        },
+        Token::Str(s) => refuse(format!("'{name}' must be 1 to {max} bytes, got {}", s.len())),
+        other => refuse(format!("'{name}' must be a str, got {}", other.kind())),
+    }
+}
+
+fn lock(r: &mut Reader<'_>, lock_prefix: &str) -> Result<String, MetaError> {
+    let key = text(r, "unique", MAX_LOCK)?;
+    if key.len() <= lock_prefix.len() || !key.starts_with(lock_prefix) {
+        return refuse(format!("'unique' must be a lock key of this app ({lock_prefix}...), got {key:?}"));
+    }
+    Ok(key)
+}
+
+fn ttl(r: &mut Reader<'_>) -> Result<i64, MetaError> {
+    match r.token()? {
+        Token::Int(s) if (1..=MAX_TTL).contains(&s) => Ok(s),
+        Token::Int(s) => refuse(format!("'results' must be a TTL of 1 to {MAX_TTL} seconds, got {s}")),
+        Token::UInt(s) => refuse(format!("'results' must be a TTL of 1 to {MAX_TTL} seconds, got {s}")),
+        other => refuse(format!("'results' must be an int (a TTL in seconds), got {}", other.kind())),
+    }
+}
+
+fn errors(r: &mut Reader<'_>) -> Result<(), MetaError> {
+    let n = match r.token()? {
+        Token::Array(n) => n,
+        other => return refuse(format!("'errors' must be an array of str, got {}", other.kind())),
+    };
+    for _ in 0..n {
+        match r.token()? {
+            Token::Str(_) => {}
+            other => return refuse(format!("'errors' must hold str, got {}", other.kind())),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const LOCKS: &str = "wakaq:unique:";
+
+    /// {"name": "t", "args": [1.5], "kwargs": {"meta": 1}, "retry": 0, "meta": <meta>}: the kwarg named meta must not
+    /// be mistaken for the payload's.
     fn payload(meta: &[u8]) -> Vec<u8> {
-        // {"name": "t", "args": [1.5], "kwargs": {"meta": 1}, "retry": 0, "meta": <meta>}
         let mut p = vec![0x85, 0xa4];
         p.extend(b"name");
         p.extend([0xa1, b't', 0xa4]);
@@ -76,47 +163,77 @@ mod tests {
         p
     }
 
-    #[test]
-    fn reads_id_results_and_unique() {
-        let mut meta = vec![0x83, 0xa2];
-        meta.extend(b"id");
-        meta.extend([0xa3]);
-        meta.extend(b"abc");
-        meta.extend([0xa7]);
-        meta.extend(b"results");
-        meta.extend([0xcd, 0x0e, 0x10]); // 3600
-        meta.extend([0xa6]);
-        meta.extend(b"unique");
-        meta.extend([0xa1, b'k']);
-        let got = tracked(&payload(&meta));
-        let want = Tracked {
-            id: "abc".into(),
-            results: Some(3600),
-            unique: Some("k".into()),
-        };
-        assert_eq!(got, Some(want));
+    fn s(text: &str) -> Vec<u8> {
+        let mut out = vec![0xa0 | text.len() as u8];
+        out.extend(text.as_bytes());
+        out
+    }
+
+    fn map(pairs: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut out = vec![0x80 | pairs.len() as u8];
+        for (k, v) in pairs {
+            out.extend(s(k));
+            out.extend(v);
+        }
+        out
     }
 
     #[test]
-    fn plain_untracked_and_garbage_payloads_are_none() {
+    fn reads_id_results_and_unique() {
+        let meta = map(&[
+            ("id", s("abc")),
+            ("results", vec![0xcd, 0x0e, 0x10]),
+            ("unique", s("wakaq:unique:k")),
+            ("errors", vec![0x91, 0xa1, b'e']),
+            ("later", vec![0x92, 0x01, 0x02]),
+        ]);
+        let want = Meta {
+            id: Some("abc".into()),
+            results: Some(3600),
+            unique: Some("wakaq:unique:k".into()),
+        };
+        assert_eq!(check(&payload(&meta), LOCKS), Ok(Some(want)));
+    }
+
+    #[test]
+    fn no_meta_is_none() {
+        assert_eq!(check(&payload(&[0xc0]), LOCKS), Ok(None));
         let mut plain = payload(&[]);
         plain.truncate(plain.len() - 5);
         plain[0] = 0x84;
-        assert_eq!(tracked(&plain), None);
-        let mut only_id = vec![0x82, 0xa2];
-        only_id.extend(b"id");
-        only_id.extend([0xa1, b'x', 0xa6]);
-        only_id.extend(b"errors");
-        only_id.extend([0x91, 0xa1, b'e']);
-        assert_eq!(
-            tracked(&payload(&only_id)),
-            None,
-            "a retried plain task: an id, nothing to settle"
-        );
-        assert_eq!(tracked(b"{\"name\": \"t\"}"), None);
-        assert_eq!(tracked(&[0x85, 0xa4, b'm']), None);
-        for cut in 0..payload(&only_id).len() {
-            let _ = tracked(&payload(&only_id)[..cut]);
+        assert_eq!(check(&plain, LOCKS), Ok(None));
+        assert_eq!(check(b"{\"name\": \"t\"}", LOCKS), Ok(None));
+        assert_eq!(check(&[0x93, 1, 2, 3], LOCKS), Ok(None));
+    }
+
+    #[test]
+    fn malformed_metas_say_why() {
+        let cases: [(Vec<u8>, &str); 9] = [
+            (vec![0x92, 1, 2], "meta must be a map, got array"),
+            (map(&[("results", vec![60])]), "'results' needs a task 'id'"),
+            (map(&[("id", s("a")), ("results", s("60"))]), "'results' must be an int"),
+            (
+                map(&[("id", s("a")), ("results", vec![0xcf, 0x0d, 0xe0, 0xb6, 0xb3, 0xa7, 0x64, 0, 0])]),
+                "'results' must be a TTL of 1 to",
+            ),
+            (map(&[("id", s("a")), ("results", vec![0])]), "'results' must be a TTL of 1 to"),
+            (map(&[("id", s("a")), ("unique", vec![5])]), "'unique' must be a str, got int"),
+            (map(&[("id", s("a")), ("unique", s("wakaq:default"))]), "'unique' must be a lock key"),
+            (map(&[("id", vec![7]), ("results", vec![60])]), "'id' must be a str, got int"),
+            (map(&[("errors", vec![0x91, 1])]), "'errors' must hold str"),
+        ];
+        for (meta, want) in cases {
+            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
+            assert!(got.starts_with("malformed meta: ") && got.contains(want), "{got} / {want}");
+        }
+    }
+
+    #[test]
+    fn truncations_never_panic() {
+        let meta = map(&[("id", s("abc")), ("results", vec![60]), ("unique", s("wakaq:unique:k"))]);
+        let full = payload(&meta);
+        for cut in 0..full.len() {
+            let _ = check(&full[..cut], LOCKS);
         }
     }
 }

@@ -133,8 +133,8 @@ impl Link {
 pub struct NoRedis;
 
 impl Coordinator for NoRedis {
-    fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
-        Ok(())
+    fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<bool> {
+        Ok(false)
     }
     fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
         Ok(0)
@@ -183,8 +183,8 @@ mod tests {
     }
 
     impl Coordinator for Flaky {
-        fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<()> {
-            self.go("hb".into())
+        fn heartbeat(&mut self, _info: &DaemonInfo) -> BrokerResult<bool> {
+            self.go("hb".into()).map(|()| false)
         }
         fn reap_dead_daemons(&mut self) -> BrokerResult<usize> {
             self.go("reap".into()).map(|()| 0)
@@ -234,7 +234,7 @@ mod tests {
         link.flush(&mut log);
         assert_eq!(
             link.call(&mut log, |c| c.heartbeat(&DaemonInfo::default())),
-            None,
+            None::<bool>,
             "skipped during backoff"
         );
         *up.lock().expect("lock") = true;
@@ -245,6 +245,6 @@ mod tests {
             *calls.lock().expect("lock"),
             vec!["fail 1 2".to_owned(), "requeue 1 None false".to_owned()]
         );
-        assert_eq!(link.call(&mut log, |c| c.heartbeat(&DaemonInfo::default())), Some(()));
+        assert_eq!(link.call(&mut log, |c| c.heartbeat(&DaemonInfo::default())), Some(false));
     }
 }

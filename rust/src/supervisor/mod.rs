@@ -80,6 +80,12 @@ fn task_started(seq: u64, soft_timeout: f64, hard_timeout: f64, cell: Option<usi
     }
 }
 
+/// Child: it works on task `seq` (0: no longer), see `Slot::task_handling`. Atomics only.
+#[pyfunction]
+fn task_handling(seq: u64) {
+    slots::with_current(|s| s.task_handling(seq));
+}
+
 /// Child: the sync task finished (`done`: without an exception; its run time goes into the histogram).
 #[pyfunction]
 #[pyo3(signature = (done = true))]
@@ -147,6 +153,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_spawned_child, m)?)?;
     m.add_function(wrap_pyfunction!(task_started, m)?)?;
     m.add_function(wrap_pyfunction!(task_finished, m)?)?;
+    m.add_function(wrap_pyfunction!(task_handling, m)?)?;
     m.add_function(wrap_pyfunction!(async_deadline, m)?)?;
     m.add_function(wrap_pyfunction!(counter_cell, m)?)?;
     m.add_function(wrap_pyfunction!(count_task, m)?)?;

@@ -130,6 +130,8 @@ impl Parent {
     }
 
     fn run(&mut self, py: Python<'_>, child_main: &Bound<'_, PyAny>) {
+        // NOTE: registered before the first fork: children of an unregistered daemon are refused (claim.lua)
+        self.heartbeat();
         loop {
             self.fork_missing(py, child_main);
             self.wait(py);
@@ -651,8 +653,13 @@ impl Parent {
         // NOTE: the heartbeat first: it is a real round trip. `server_time` mostly answers from the clock the
         // last script read, without Redis; called first, its success ended every outage in the link (an INFO
         // "available again", then a new WARNING, every heartbeat interval, and a backoff stuck at its minimum).
-        if self.link.call(&mut self.log, |c| c.heartbeat(&info)).is_none() {
-            return;
+        match self.link.call(&mut self.log, |c| c.heartbeat(&info)) {
+            None => return,
+            Some(true) => self.log.warning(
+                "this daemon was taken for dead (no heartbeat for longer than heartbeat_timeout: a stall, swap, a \
+                 pause) and its in-flight tasks were given back to their queues; registered again",
+            ),
+            Some(false) => {}
         }
         if let Some(server) = self.link.call(&mut self.log, |c| c.server_time()) {
             self.clock_offset = server - unix_now();

@@ -95,6 +95,17 @@ impl Slot {
         });
     }
 
+    /// The child works on task `seq` before (or without) running it as a sync task: decoding it, writing its
+    /// "running" record, starting it as an async task. A child that dies now dies on that task: its parent counts
+    /// the delivery, so a payload that kills every child that takes it is dead-listed, not retried forever. 0: done.
+    pub fn task_handling(&self, seq: u64) {
+        self.write(|s| {
+            s.sync_seq.store(seq, Ordering::Relaxed);
+            s.soft_deadline.store(0, Ordering::Relaxed);
+            s.hard_deadline.store(0, Ordering::Relaxed);
+        });
+    }
+
     pub fn task_finished(&self) {
         self.write(|s| {
             s.sync_seq.store(0, Ordering::Relaxed);

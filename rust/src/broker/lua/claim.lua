@@ -1,9 +1,13 @@
 -- Acknowledge finished tasks and claim the next ones, strict priority, in one round trip.
 -- KEYS[1] in-flight hash of this daemon
--- KEYS[2 .. n+1] queue lists in priority order; KEYS[n+2 .. 2n+1] their bells
+-- KEYS[2 .. n+1] queue lists in priority order; KEYS[n+2 .. 2n+1] their bells; KEYS[2n+2] the registered daemons
 -- ARGV[1] field prefix "<pid>:", ARGV[2] first seq to assign, ARGV[3] max tasks to claim,
--- ARGV[4] number of acks k, ARGV[5 .. 4+k] acked seqs, ARGV[5+k .. 4+k+n] queue names
--- Returns {} when every queue is empty, else {queue index (0-based), element, ...}.
+-- ARGV[4] number of acks k, ARGV[5 .. 4+k] acked seqs, ARGV[5+k .. 4+k+n] queue names, ARGV[5+k+n] daemon id
+-- Returns {} when every queue is empty, {-2} when the daemon is not registered (nothing claimed), else
+-- {queue index (0-based), element, ...}.
+-- NOTE: a daemon a reaper took for dead (its parent stalled past the heartbeat timeout) had its in-flight hash
+-- walked and deleted; a claim into it now would sit where no reaper looks again. Its parent's next heartbeat
+-- registers it again (heartbeat.lua), and claims go on from there.
 local prefix = ARGV[1]
 local seq = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
@@ -16,7 +20,8 @@ for lo = 1, nacks, 1000 do
   redis.call('HDEL', KEYS[1], unpack(fields))
 end
 if max < 1 then return {} end
-local n = (#KEYS - 1) / 2
+local n = (#KEYS - 2) / 2
+if redis.call('SISMEMBER', KEYS[#KEYS], ARGV[#ARGV]) == 0 then return {-2} end
 for i = 1, n do
   local items = redis.call('LPOP', KEYS[1 + i], max)
   if items then

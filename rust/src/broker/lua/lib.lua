@@ -146,13 +146,57 @@ local function entry_queue(entry)
   return string.sub(entry, 1, nl - 1)
 end
 
--- Payloads `give_back` dead-listed in this call that may carry meta (a task storing results or holding a lock): the
--- scripts return them, and the Rust caller settles them (broker/tracked.rs). Plain payloads do not contain "meta".
-local dead_meta = {}
+-- Redis's clock as "<seconds>.<micros>" (the `at` of result records, the same clock as every due time).
+local function now_text()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+
+-- Settle a task's opt-in state inside the script that moves it: write its result record (`s.result`, '' = it stores
+-- none; first writer wins: a final status is never overwritten) and, on a final status, release its uniqueness lock
+-- (`s.lock`, '' = none) if it still holds this task's id. `s` comes from the Rust caller, which read the task's meta
+-- with the one meta parser (codec/meta.rs): {result, ready, ttl_ms, lock, id}. `extra`: field/value pairs to store.
+-- NOTE: the keys come in ARGV, not KEYS: they are named by the payload, which only the caller has read; every key of
+-- an app shares its hash slot, so a cluster node holds them all.
+local FINAL = {done = true, failed = true, cancelled = true}
+local function settle(s, status, extra)
+  if s == nil then return end
+  local final = FINAL[status]
+  if final and s.lock ~= '' and redis.call('GET', s.lock) == s.id then
+    redis.call('DEL', s.lock)
+  end
+  if s.result == '' then return end
+  if FINAL[redis.call('HGET', s.result, 'status') or ''] then return end
+  redis.call('HSET', s.result, 'status', status, 'at', now_text(), unpack(extra))
+  redis.call('PEXPIRE', s.result, s.ttl)
+  if final then
+    redis.call('RPUSH', s.ready, '1')
+    redis.call('PEXPIRE', s.ready, s.ttl)
+  end
+end
+
+-- A settlement from 5 ARGV values starting at `a` (result key, ready key, ttl ms, lock key, task id); nil when the
+-- result key and the lock are both '' (a task with nothing to settle).
+local function settlement(a)
+  if ARGV[a] == '' and ARGV[a + 3] == '' then return nil end
+  return {result = ARGV[a], ready = ARGV[a + 1], ttl = tonumber(ARGV[a + 2]), lock = ARGV[a + 3], id = ARGV[a + 4]}
+end
+
+-- Settlements of the entries a caller may dead-list, from ARGV[a ..]: k groups of a field then 5 values (see
+-- `settlement`). field -> settlement, or false for a field the caller read and found nothing to settle in.
+local function settlements(a, k)
+  local t = {}
+  for i = 0, k - 1 do
+    local b = a + 6 * i
+    t[ARGV[b]] = settlement(b + 1) or false
+  end
+  return t
+end
 
 -- Return one in-flight entry ("<queue>\n<element>") to the front of its queue (`to`: its targets); with bump,
--- count this delivery and dead-list the task at max_deliveries. Returns 1 when requeued, 0 when dead-listed.
-local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
+-- count this delivery and dead-list the task at max_deliveries, settling it as failed ("WorkerLost") with `s` (see
+-- `settle`). Returns 1 when requeued, 0 when dead-listed.
+local function give_back(to, entry, bump, max_deliveries, worker, keep, reason, s)
   local nl = string.find(entry, '\n', 1, true)
   if not nl then return 0 end
   local queue = string.sub(entry, 1, nl - 1)
@@ -163,7 +207,7 @@ local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
     if count >= max_deliveries then
       push_failed(to[3], record(queue, payload, reason, '', worker, count), keep)
       count_retired(to[4], 'dead', queue, payload)
-      if string.find(payload, 'meta', 1, true) then table.insert(dead_meta, payload) end
+      settle(s, 'failed', {'error_type', 'WorkerLost', 'error', reason})
       return 0
     end
     element = string.char(0xc1, count) .. payload
@@ -171,6 +215,16 @@ local function give_back(to, entry, bump, max_deliveries, worker, keep, reason)
   redis.call('LPUSH', to[1], element)
   ring(to[2])
   return 1
+end
+
+-- An entry that this call would dead-list but whose payload may carry meta the caller did not read (it was claimed
+-- after the caller looked): it stays in flight for the caller's next pass. Plain payloads do not contain "meta".
+local function unread(entry, bump, max_deliveries, known)
+  if not bump or known ~= nil then return false end
+  local nl = string.find(entry, '\n', 1, true)
+  if not nl then return false end
+  local count, payload = split(string.sub(entry, nl + 1))
+  return count + 1 >= max_deliveries and string.find(payload, 'meta', 1, true) ~= nil
 end
 
 -- Entries of an in-flight hash (its HGETALL reply) whose field starts with `fp` (and is in the set `only`, if

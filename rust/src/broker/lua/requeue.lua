@@ -4,11 +4,14 @@
 -- ARGV[1] n, ARGV[2] field prefix "<pid>:" ('' = every field), ARGV[3] field whose delivery is counted
 -- ('' = none, '*' = all), ARGV[4] max deliveries, ARGV[5] worker id, ARGV[6] failed bound,
 -- ARGV[7] reason for a dead-listed task, ARGV[8] only these seqs (comma separated, '' = all),
--- ARGV[9 .. 8+n] the queue names of the targets
--- Returns {tasks requeued (dead-listed ones not counted), {dead-listed payloads that may carry meta...}, queue
--- names of entries left in place...}: an entry whose queue was not passed stays in flight, for a second call that
--- passes its queue.
-local to = targets(3, tonumber(ARGV[1]), 9, KEYS[2])
+-- ARGV[9 .. 8+n] the queue names of the targets, ARGV[9+n] k, then k settlements of fields that may be dead-listed
+-- (lib.lua `settlements`: field, result key, ready key, ttl ms, lock key, task id)
+-- Returns {tasks requeued (dead-listed ones not counted), queue names of entries left in place...}: an entry whose
+-- queue was not passed, or that would be dead-listed with meta the caller did not read, stays in flight for a second
+-- call (the caller reads it and passes its queue and settlement).
+local n = tonumber(ARGV[1])
+local to = targets(3, n, 9, KEYS[2])
+local known = settlements(10 + n, tonumber(ARGV[9 + n]))
 local all = redis.call('HGETALL', KEYS[1])
 local fp = ARGV[2]
 local only = nil
@@ -17,13 +20,17 @@ if ARGV[8] ~= '' then
   for s in string.gmatch(ARGV[8], '[^,]+') do only[fp .. s] = true end
 end
 -- newest claim first, so LPUSH leaves the oldest claim at the front (lib.lua `newest_first`)
-local n, missing, seen = 0, {}, {}
+local count, missing, seen = 0, {}, {}
 for _, p in ipairs(newest_first(all, fp, only)) do
   local queue = entry_queue(p[4])
-  if queue == nil or to[queue] then
+  local bump = ARGV[3] == '*' or ARGV[3] == p[3]
+  if queue ~= nil and to[queue] and unread(p[4], bump, tonumber(ARGV[4]), known[p[3]]) then
+    queue = '' -- NOTE: named as a missing queue of its own: the caller reads the entries again
+    if not seen[queue] then seen[queue] = true table.insert(missing, queue) end
+  elseif queue == nil or to[queue] then
     if queue ~= nil then
-      local bump = ARGV[3] == '*' or ARGV[3] == p[3]
-      n = n + give_back(to[queue], p[4], bump, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7])
+      local s = known[p[3]] or nil
+      count = count + give_back(to[queue], p[4], bump, tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], s)
     end
     redis.call('HDEL', KEYS[1], p[3])
   elseif not seen[queue] then
@@ -31,6 +38,5 @@ for _, p in ipairs(newest_first(all, fp, only)) do
     table.insert(missing, queue)
   end
 end
-table.insert(missing, 1, dead_meta)
-table.insert(missing, 1, n)
+table.insert(missing, 1, count)
 return missing

@@ -1,0 +1,142 @@
+"""Defects of the delivery protocol where the opt-in features meet the core (issue 19), each proven by a real
+redis-server and real worker processes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import time
+from pathlib import Path
+from types import ModuleType
+
+import msgpack
+import pytest
+import redis
+
+from tests.keyspace import KEYS
+from tests.workers import Worker, events, wait_until
+from wakaq._wakaq import unpackb
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def app(redis_url: str) -> ModuleType:
+    return importlib.import_module("tests.apps.worker_app")
+
+
+def _task(meta: object) -> bytes:
+    return msgpack.packb({"name": "high", "args": [-1], "kwargs": {}, "retry": 0, "meta": meta})
+
+
+#: opt-in metas a producer of another version, a bug or a hand-written push can leave in a queue
+MALFORMED = {
+    "results without id": {"results": 3600},
+    "results ttl of the wrong type": {"id": "a1", "results": "3600"},
+    "unique that is not a string": {"id": "a2", "unique": 5},
+    "absurd results ttl": {"id": "a3", "results": 10**18},
+    "meta that is not a map": [1, 2],
+    "id that is not a string": {"id": 7, "results": 60},
+}
+
+
+def test_malformed_meta_is_recorded_failed_and_the_queue_keeps_moving(
+    app: ModuleType, rclient: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    for meta in MALFORMED.values():
+        rclient.rpush(KEYS.queue("high"), _task(meta))
+    for i in range(14):
+        app.high.delay(i)
+    worker = Worker(tmp_path, redis_url, concurrency=2)
+    try:
+        worker.wait_ready(children=2)
+        wait_until(lambda: len(events(rclient, "high")) >= 14, timeout=20, what="the 14 normal tasks")
+        wait_until(lambda: rclient.llen(KEYS.failed("high")) >= len(MALFORMED), timeout=10, what="failure records")
+        assert worker.proc.poll() is None, "the worker keeps running"
+    finally:
+        worker.stop()
+    assert sorted(e["i"] for e in events(rclient, "high")) == list(range(14)), "no malformed task ran"
+    records = [unpackb(raw) for raw in rclient.lrange(KEYS.failed("high"), 0, -1)]
+    assert len(records) == len(MALFORMED)
+    for record in records:
+        assert "meta" in record["reason"], record["reason"]
+    assert rclient.llen(KEYS.queue("high")) == 0
+
+
+def test_a_reaped_daemon_that_is_alive_claims_nothing_until_it_registers_again(
+    app: ModuleType, rclient: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Defect 3: a daemon whose parent stalls past heartbeat_timeout is reaped while its children live on. Their
+    claims must not go into the in-flight hash no reaper walks any more: killed there, the tasks were lost."""
+    stalled = Worker(tmp_path, redis_url, name="stalled", concurrency=1, heartbeat=3)
+    reaper = Worker(tmp_path, redis_url, name="reaper", concurrency=1, heartbeat=3, exclude="high,low,retrying")
+    later: Worker | None = None
+    try:
+        stalled.wait_ready(children=1)
+        reaper.wait_ready(children=1)
+        daemons = {d.decode() for d in rclient.smembers(KEYS.daemons)}
+        assert len(daemons) == 2
+        stalled.signal(signal.SIGSTOP)
+        wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 1, timeout=20, what="the stalled daemon reaped")
+        for i in range(20):
+            app.low.delay(i)
+        # the stalled daemon's child is alive and would claim all 20 now; give it time to (not) do so
+        wait_until(lambda: rclient.llen(KEYS.queue("low")) < 20 or _quiet(0.5), timeout=5, what="a claim window")
+        for pid in [stalled.pid, *stalled.children()]:
+            os.kill(pid, signal.SIGKILL)
+        stalled.proc.wait(10)
+        later = Worker(tmp_path, redis_url, name="later", concurrency=1)
+        later.wait_ready(children=1)
+        wait_until(lambda: len(events(rclient, "low")) >= 20, timeout=20, what="all 20 tasks run")
+    finally:
+        for w in (stalled, reaper, later):
+            if w is not None:
+                w.stop()
+    assert sorted({e["i"] for e in events(rclient, "low")}) == list(range(20))
+
+
+def _quiet(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+def test_terminate_is_not_swallowed_by_except_exception(rclient: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """Defect 6: `TaskCancelled` was an Exception, so a task's `except Exception` swallowed the admin's terminate and
+    the task finished as if nothing had been asked."""
+    from wakaq.cancel import Outcome
+    from wakaq.constants import CANCELLED_REASON
+    from wakaq.ids import new_id
+
+    cancel_app = importlib.import_module("tests.apps.cancel_app")
+    worker = Worker(tmp_path, redis_url, app="tests.apps.cancel_app.wakaq")
+    try:
+        worker.wait_ready()
+        task_id = new_id()
+        cancel_app.wakaq.broker.push("low", "swallower", [30.0, "s"], {}, 0, {"id": task_id})
+        wait_until(lambda: events(rclient, "swallower-start"), what="the task started")
+        assert cancel_app.wakaq.cancel(task_id, terminate=True) == Outcome.TERMINATING
+        wait_until(lambda: rclient.llen(KEYS.failed("low")) == 1, timeout=10, what="the cancel recorded")
+    finally:
+        worker.stop()
+    (record,) = [unpackb(raw) for raw in rclient.lrange(KEYS.failed("low"), 0, -1)]
+    assert record["reason"] == CANCELLED_REASON
+    assert events(rclient, "swallowed") == []
+
+
+def test_a_soft_timeout_retry_sends_the_arguments_as_they_were_sent(
+    app: ModuleType, rclient: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Defect 10: the retry after a soft timeout re-encoded the task's live arguments: a task that changed them was
+    retried with the changes, and one that left something unencodable crashed its child on every delivery."""
+    app.mutating_sleeper.delay([1, 2])
+    worker = Worker(tmp_path, redis_url)
+    try:
+        worker.wait_ready()
+        wait_until(lambda: rclient.llen(KEYS.failed("retrying")) == 1, timeout=30, what="the retries used up")
+    finally:
+        worker.stop()
+    runs = events(rclient, "mutating_sleeper")
+    assert [e["items"] for e in runs] == [[1, 2]] * 3, "the first run and its two retries, each as sent"
+    (record,) = [unpackb(raw) for raw in rclient.lrange(KEYS.failed("retrying"), 0, -1)]
+    assert record["reason"].startswith("soft timeout")

@@ -109,7 +109,7 @@ def test_claim_rings_again_while_work_is_left(
 def test_fail_records_reason_and_acks(broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis) -> None:
     broker.push_raw("low", payload(7))
     [(seq, _, element)] = consumer.claim([], 1)
-    consumer.fail(seq, "low", element, "ValueError: boom", "Traceback ...", [])
+    consumer.fail(seq, "low", "ValueError: boom", "Traceback ...", [])
     record = msgpack.unpackb(rclient.lindex(KEYS.failed("low"), 0))
     assert record["queue"] == "low"
     assert record["payload"] == payload(7)
@@ -253,10 +253,7 @@ def test_requeue_of_every_field_keeps_claim_order(rclient: redis.Redis) -> None:
     key = KEYS.inflight("d9")
     expected = _fill_inflight(rclient, key)
     keys = [key, KEYS.stats_retired, KEYS.queue("q"), KEYS.bell("q"), KEYS.failed("q")]
-    assert rclient.eval(_script("requeue.lua"), len(keys), *keys, 1, "", "", 3, "w", 100, "", "", "q") == [
-        50,
-        [],
-    ]  # the count, no dead-listed payloads
+    assert rclient.eval(_script("requeue.lua"), len(keys), *keys, 1, "", "", 3, "w", 100, "", "", "q", 0) == [50]
     assert [x.decode() for x in rclient.lrange(KEYS.queue("q"), 0, -1)] == expected
 
 
@@ -268,7 +265,7 @@ def test_reap_keeps_claim_order(rclient: redis.Redis) -> None:
     daemon = [KEYS.daemons, KEYS.heartbeat("d9"), key, KEYS.broadcast_queue("d9"), KEYS.bell("bcast:d9")]
     stats = [KEYS.stats_retired, KEYS.stats("d9"), KEYS.daemon_info("d9")]
     keys = [*daemon, *stats, KEYS.queue("q"), KEYS.bell("q"), KEYS.failed("q")]
-    assert rclient.eval(_script("reap.lua"), len(keys), *keys, "d9", 1, 3, "w", 100, "q") == [1, 50, []]
+    assert rclient.eval(_script("reap.lua"), len(keys), *keys, "d9", 1, 3, "w", 100, "q") == [1, 50]
     got = rclient.lrange(KEYS.queue("q"), 0, -1)
-    assert all(g[:2] == b"\xc1\x01" for g in got), "each carries its delivery count"
-    assert [g[2:].decode() for g in got] == expected
+    # NOTE: a reap counts no delivery (the daemon may only have been stalled: issue 19, defect 3)
+    assert [g.decode() for g in got] == expected

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import redis
 
 from tests.keyspace import CLUSTER, KEYS, scan_keys
 from tests.workers import Worker, wait_until
@@ -157,6 +158,7 @@ def test_eager_mode_ignores_the_limit() -> None:
 
 
 def consumer(redis_url: str, queues: list[str], **limits: Any) -> _wakaq.Consumer:
+    redis.Redis.from_url(redis_url).sadd(KEYS.daemons, DAEMON)  # NOTE: claim.lua refuses unregistered daemons
     return _wakaq.Consumer(redis_url, "wakaq", DAEMON, queues, 1.0, 5.0, **limits)
 
 

@@ -447,7 +447,8 @@ impl Consumer {
         };
         {
             let mut owed = self.owe();
-            owed.claims.extend(attempts.iter().flat_map(|&first| first..first + width));
+            owed.claims
+                .extend(attempts.iter().flat_map(|&first| first..first + width));
             if result.is_ok() {
                 owed.acks.retain(|a| !acks.contains(a));
             }
@@ -650,7 +651,6 @@ impl Consumer {
     fn worker(&self) -> &str {
         &self.worker
     }
-
 }
 
 fn error_fields(error: Option<&(String, String)>) -> Vec<(&str, &[u8])> {

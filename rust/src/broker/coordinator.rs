@@ -7,11 +7,11 @@ use redis::RedisResult;
 
 use super::conn::Conn;
 use super::element::MAX_DELIVERIES;
+use super::finish::{Finish, Mode};
 use super::give_back::{self, Requeue};
 use super::keys::Keys;
 use super::parent::{BrokerFailure, BrokerResult, ChildInfo, Coordinator, CoordinatorConfig, DaemonInfo};
 use super::scripts;
-use super::finish::{Finish, Mode};
 use super::settle::{Settlement, HARD_TIMEOUT};
 
 /// Eta tasks moved per promotion call, so one call never stalls Redis.

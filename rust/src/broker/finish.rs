@@ -42,7 +42,9 @@ impl Finish<'_> {
     /// Runs the script; 1 when settled now, 0 when the task was no longer in flight.
     pub fn run(&self, c: &mut dyn ConnectionLike, keys: &Keys, mode: Mode<'_>) -> RedisResult<i64> {
         let mut inv = scripts::finish().key(self.inflight);
-        inv.key(keys.queue(self.queue)).key(keys.bell(self.queue)).key(keys.failed(self.queue));
+        inv.key(keys.queue(self.queue))
+            .key(keys.bell(self.queue))
+            .key(keys.failed(self.queue));
         let (name, payload, text): (&str, &[u8], (String, String)) = match mode {
             Mode::Done => ("done", b"", (String::new(), String::new())),
             Mode::Fail(reason, tb) => ("fail", b"", (reason.to_owned(), tb.to_owned())),
@@ -52,7 +54,11 @@ impl Finish<'_> {
                 ("eta", p, (format!("{:.6}", delay.max(0.0)), keys.eta_channel()))
             }
         };
-        inv.arg(self.field_prefix).arg(self.seq).arg(name).arg(self.queue).arg(payload);
+        inv.arg(self.field_prefix)
+            .arg(self.seq)
+            .arg(name)
+            .arg(self.queue)
+            .arg(payload);
         inv.arg(text.0).arg(text.1).arg(self.worker).arg(FAILED_KEEP);
         Settlement::push_args(self.settlement, &mut inv);
         inv.arg(if self.settlement.is_some() { self.status } else { "" });

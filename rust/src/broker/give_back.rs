@@ -55,7 +55,11 @@ fn add_missing(names: &mut Vec<String>, missing: Vec<String>) {
 
 /// Settlements of the entries `r` may dead-list: `(field, settlement)` for every matching field whose delivery is
 /// counted and would reach `MAX_DELIVERIES`. Read from the hash, so a script can settle them atomically.
-fn settlements(c: &mut dyn ConnectionLike, keys: &Keys, r: &Requeue<'_>) -> RedisResult<Vec<(String, Option<Settlement>)>> {
+fn settlements(
+    c: &mut dyn ConnectionLike,
+    keys: &Keys,
+    r: &Requeue<'_>,
+) -> RedisResult<Vec<(String, Option<Settlement>)>> {
     let fields: Vec<(String, Vec<u8>)> = match r.counted {
         "" => return Ok(Vec::new()),
         "*" => redis::cmd("HGETALL").arg(r.inflight).query(c)?,
@@ -200,7 +204,14 @@ mod tests {
     #[test]
     fn missing_queues_skip_the_unread_marker() {
         let mut names = vec!["a".to_owned()];
-        let left = missing(vec![Value::BulkString(b"q".to_vec()), Value::BulkString(Vec::new()), Value::Int(1)].into_iter());
+        let left = missing(
+            vec![
+                Value::BulkString(b"q".to_vec()),
+                Value::BulkString(Vec::new()),
+                Value::Int(1),
+            ]
+            .into_iter(),
+        );
         assert_eq!(left, ["q", ""]);
         add_missing(&mut names, left);
         assert_eq!(names, ["a", "q"]);

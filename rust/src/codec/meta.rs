@@ -42,20 +42,40 @@ impl fmt::Display for MetaError {
     }
 }
 
-impl From<DecodeError> for MetaError {
-    fn from(e: DecodeError) -> Self {
-        Self(e.to_string())
+fn refuse<T>(what: String) -> Result<T, Broken> {
+    Err(Broken::Meta(MetaError(what)))
+}
+
+/// The meta of a task payload: `Ok(None)` when it has none (a plain task, WakaQ's JSON) or the bytes are not valid
+/// msgpack (that is the decoder's business: it records the task as undecodable). `lock_prefix`: every uniqueness
+/// lock of this app starts with it (`Keys::unique("")`), so a forged meta cannot make a script delete another key.
+pub fn check(payload: &[u8], lock_prefix: &str) -> Result<Option<Meta>, MetaError> {
+    match scan(payload, lock_prefix) {
+        Err(Broken::Bytes) => Ok(None),
+        Err(Broken::Meta(e)) => Err(e),
+        Ok(meta) => Ok(meta),
     }
 }
 
-fn refuse<T>(what: String) -> Result<T, MetaError> {
-    Err(MetaError(what))
+/// Why `scan` stopped: bytes that are no msgpack, or a meta that breaks the rules.
+enum Broken {
+    Bytes,
+    Meta(MetaError),
 }
 
-/// The meta of a task payload: `Ok(None)` when it has none (a plain task, WakaQ's JSON, or a payload that is not a
-/// map: that one is the decoder's business, not meta's). `lock_prefix`: every uniqueness lock of this app starts
-/// with it (`Keys::unique("")`), so a forged meta cannot make a script delete another key.
-pub fn check(payload: &[u8], lock_prefix: &str) -> Result<Option<Meta>, MetaError> {
+impl From<DecodeError> for Broken {
+    fn from(_: DecodeError) -> Self {
+        Self::Bytes
+    }
+}
+
+impl From<MetaError> for Broken {
+    fn from(e: MetaError) -> Self {
+        Self::Meta(e)
+    }
+}
+
+fn scan(payload: &[u8], lock_prefix: &str) -> Result<Option<Meta>, Broken> {
     let mut r = Reader::new(payload);
     let Ok(Token::Map(entries)) = r.token() else {
         return Ok(None);
@@ -69,11 +89,11 @@ pub fn check(payload: &[u8], lock_prefix: &str) -> Result<Option<Meta>, MetaErro
     Ok(None)
 }
 
-fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, MetaError> {
+fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, Broken> {
     let fields = match r.token()? {
         Token::Nil => return Ok(None),
         Token::Map(n) => n,
-        other => return refuse(format!("meta must be a map, got {}", other.kind())),
+        other => return Err(MetaError(format!("meta must be a map, got {}", other.kind())).into()),
     };
     let mut meta = Meta::default();
     for _ in 0..fields {
@@ -83,20 +103,20 @@ fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, Meta
             Token::Str(b"results") => meta.results = Some(ttl(r)?),
             Token::Str(b"errors") => errors(r)?,
             Token::Str(_) => r.skip(2)?,
-            other => return refuse(format!("meta keys must be str, got {}", other.kind())),
+            other => return Err(MetaError(format!("meta keys must be str, got {}", other.kind())).into()),
         }
     }
     if meta.id.is_none() {
         for (set, name) in [(meta.results.is_some(), "results"), (meta.unique.is_some(), "unique")] {
             if set {
-                return refuse(format!("'{name}' needs a task 'id'"));
+                return Err(MetaError(format!("'{name}' needs a task 'id'")).into());
             }
         }
     }
     Ok(Some(meta))
 }
 
-fn text(r: &mut Reader<'_>, name: &str, max: usize) -> Result<String, MetaError> {
+fn text(r: &mut Reader<'_>, name: &str, max: usize) -> Result<String, Broken> {
     match r.token()? {
         Token::Str(s) if !s.is_empty() && s.len() <= max => match std::str::from_utf8(s) {
             Ok(s) => Ok(s.to_owned()),
@@ -107,24 +127,29 @@ fn text(r: &mut Reader<'_>, name: &str, max: usize) -> Result<String, MetaError>
     }
 }
 
-fn lock(r: &mut Reader<'_>, lock_prefix: &str) -> Result<String, MetaError> {
+fn lock(r: &mut Reader<'_>, lock_prefix: &str) -> Result<String, Broken> {
     let key = text(r, "unique", MAX_LOCK)?;
     if key.len() <= lock_prefix.len() || !key.starts_with(lock_prefix) {
-        return refuse(format!("'unique' must be a lock key of this app ({lock_prefix}...), got {key:?}"));
+        return refuse(format!(
+            "'unique' must be a lock key of this app ({lock_prefix}...), got {key:?}"
+        ));
     }
     Ok(key)
 }
 
-fn ttl(r: &mut Reader<'_>) -> Result<i64, MetaError> {
+fn ttl(r: &mut Reader<'_>) -> Result<i64, Broken> {
     match r.token()? {
         Token::Int(s) if (1..=MAX_TTL).contains(&s) => Ok(s),
         Token::Int(s) => refuse(format!("'results' must be a TTL of 1 to {MAX_TTL} seconds, got {s}")),
         Token::UInt(s) => refuse(format!("'results' must be a TTL of 1 to {MAX_TTL} seconds, got {s}")),
-        other => refuse(format!("'results' must be an int (a TTL in seconds), got {}", other.kind())),
+        other => refuse(format!(
+            "'results' must be an int (a TTL in seconds), got {}",
+            other.kind()
+        )),
     }
 }
 
-fn errors(r: &mut Reader<'_>) -> Result<(), MetaError> {
+fn errors(r: &mut Reader<'_>) -> Result<(), Broken> {
     let n = match r.token()? {
         Token::Array(n) => n,
         other => return refuse(format!("'errors' must be an array of str, got {}", other.kind())),
@@ -213,18 +238,36 @@ mod tests {
             (map(&[("results", vec![60])]), "'results' needs a task 'id'"),
             (map(&[("id", s("a")), ("results", s("60"))]), "'results' must be an int"),
             (
-                map(&[("id", s("a")), ("results", vec![0xcf, 0x0d, 0xe0, 0xb6, 0xb3, 0xa7, 0x64, 0, 0])]),
+                map(&[
+                    ("id", s("a")),
+                    ("results", vec![0xcf, 0x0d, 0xe0, 0xb6, 0xb3, 0xa7, 0x64, 0, 0]),
+                ]),
                 "'results' must be a TTL of 1 to",
             ),
-            (map(&[("id", s("a")), ("results", vec![0])]), "'results' must be a TTL of 1 to"),
-            (map(&[("id", s("a")), ("unique", vec![5])]), "'unique' must be a str, got int"),
-            (map(&[("id", s("a")), ("unique", s("wakaq:default"))]), "'unique' must be a lock key"),
-            (map(&[("id", vec![7]), ("results", vec![60])]), "'id' must be a str, got int"),
+            (
+                map(&[("id", s("a")), ("results", vec![0])]),
+                "'results' must be a TTL of 1 to",
+            ),
+            (
+                map(&[("id", s("a")), ("unique", vec![5])]),
+                "'unique' must be a str, got int",
+            ),
+            (
+                map(&[("id", s("a")), ("unique", s("wakaq:default"))]),
+                "'unique' must be a lock key",
+            ),
+            (
+                map(&[("id", vec![7]), ("results", vec![60])]),
+                "'id' must be a str, got int",
+            ),
             (map(&[("errors", vec![0x91, 1])]), "'errors' must hold str"),
         ];
         for (meta, want) in cases {
             let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
-            assert!(got.starts_with("malformed meta: ") && got.contains(want), "{got} / {want}");
+            assert!(
+                got.starts_with("malformed meta: ") && got.contains(want),
+                "{got} / {want}"
+            );
         }
     }
 

@@ -245,6 +245,9 @@ mod tests {
             *calls.lock().expect("lock"),
             vec!["fail 1 2".to_owned(), "requeue 1 None false".to_owned()]
         );
-        assert_eq!(link.call(&mut log, |c| c.heartbeat(&DaemonInfo::default())), Some(false));
+        assert_eq!(
+            link.call(&mut log, |c| c.heartbeat(&DaemonInfo::default())),
+            Some(false)
+        );
     }
 }

@@ -108,7 +108,7 @@ def test_claim_rings_again_while_work_is_left(
 
 def test_fail_records_reason_and_acks(broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis) -> None:
     broker.push_raw("low", payload(7))
-    [(seq, _, element)] = consumer.claim([], 1)
+    [(seq, _, _)] = consumer.claim([], 1)
     consumer.fail(seq, "low", "ValueError: boom", "Traceback ...", [])
     record = msgpack.unpackb(rclient.lindex(KEYS.failed("low"), 0))
     assert record["queue"] == "low"

@@ -63,7 +63,7 @@ def parse(url: str) -> SentinelUrl:
 def master_client(url: str, **kwargs: Any) -> redis.Redis:
     """A redis-py client of the master the sentinels name (re-resolved on every reconnect)."""
     s = parse(url)
-    timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if k in kwargs}
+    timeouts: dict[str, Any] = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if k in kwargs}
     sentinel = Sentinel(s.sentinels, sentinel_kwargs=timeouts, **timeouts)
     kwargs = {k: v for k, v in kwargs.items() if k not in timeouts}
     return sentinel.master_for(s.master, db=s.db, username=s.username, password=s.password, **timeouts, **kwargs)

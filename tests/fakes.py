@@ -41,8 +41,9 @@ class FakeBroker:
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,
+        relative: bool = False,
     ) -> None:
-        self.calls.append(("push_eta", queue, name, tuple(args), dict(kwargs), due))
+        self.calls.append(("push_eta", queue, name, tuple(args), dict(kwargs), due, relative))
 
     def push_many(
         self,

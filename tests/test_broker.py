@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import threading
 import time
 from pathlib import Path
@@ -269,3 +271,27 @@ def test_reap_keeps_claim_order(rclient: redis.Redis) -> None:
     got = rclient.lrange(KEYS.queue("q"), 0, -1)
     # NOTE: a reap counts no delivery (the daemon may only have been stalled: issue 19, defect 3)
     assert [g.decode() for g in got] == expected
+
+
+def test_one_protocol_layer_in_one_place() -> None:
+    """Every Redis script lives in the Rust broker's lua folder; the key layout is spelled in rust/src/broker/keys.rs
+    only (python/wakaq/keys.py fills in its templates): no string in the package's code names a key (docstrings
+    may describe them)."""
+    root = Path(__file__).resolve().parent.parent
+    assert sorted(root.joinpath("python").rglob("*.lua")) == []
+    spelled = re.compile(r":(eta|bell|failed|inflight|hb|daemons|daemon|stats|rate|parked|result|unique|sched|bcast)\b")
+    offenders = []
+    for path in sorted(root.joinpath("python", "wakaq").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docs = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                if spelled.search(node.value):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []

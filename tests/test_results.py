@@ -20,9 +20,10 @@ import pytest
 from tests.keyspace import KEYS
 from tests.workers import Worker, events, wait_until
 from wakaq import TaskFailed, TaskHandle, WakaQ
-from wakaq._wakaq import decode_task_meta, packb
+from wakaq._wakaq import Consumer, decode_task_meta, encode_task, packb
+from wakaq.connection import redis_py_client
 from wakaq.ids import new_id
-from wakaq.results import CANCELLED, DONE, FAILED, FINAL, PENDING, RETRYING, RUNNING, mark, mark_meta
+from wakaq.results import DONE, FAILED, FINAL, PENDING, RETRYING, RUNNING
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -157,13 +158,21 @@ def test_a_waiting_result_wakes_when_the_record_is_written(app: ModuleType) -> N
     and every waiter wakes (the token is rotated, not taken)."""
     handle = app.add.delay(1, 2)
     wakaq: WakaQ = app.wakaq
+    # NOTE: the write: the task claimed and settled as a worker child does
+    queues = [q.name for q in wakaq.queues]
+    redis_py_client(wakaq).sadd(KEYS.daemons, "d-waiters")
+    consumer = Consumer(wakaq.url, wakaq.keys.prefix, "d-waiters", queues, 0.5)
+
+    def write() -> None:
+        ((seq, index, _),) = consumer.claim([], 1)
+        consumer.done(seq, consumer.queue_names[index], packb("written"))
 
     async def two_waiters() -> list[Any]:
         waiting = [asyncio.create_task(handle.aresult(timeout=10)) for _ in range(2)]
         await asyncio.sleep(0.3)
         assert not any(w.done() for w in waiting)
         began = time.monotonic()
-        await asyncio.to_thread(mark, wakaq, handle.id, DONE, 60, value=packb("written"))
+        await asyncio.to_thread(write)
         values = await asyncio.gather(*waiting)
         assert time.monotonic() - began < 0.9
         return values
@@ -189,13 +198,24 @@ def test_child_killed_mid_task_result_written_once(
     assert rclient.llen(KEYS.result_ready(handle.id)) == 1, "one final write"
 
 
+def _claimed(app: ModuleType, rclient: Any, meta: dict[str, Any], daemon: str = "d-results") -> tuple[Consumer, int]:
+    """A task with `meta` pushed and claimed by a bare Consumer (registered as a daemon): the calls a worker child
+    makes to settle it, without a worker."""
+    rclient.sadd(KEYS.daemons, daemon)
+    consumer = Consumer(app.wakaq.url, app.wakaq.keys.prefix, daemon, ["low"], 0.5)
+    app.wakaq.broker.push("low", "broken", ["x"], {}, 0, meta)
+    ((seq, _, _),) = consumer.claim([], 1)
+    return consumer, seq
+
+
 def test_a_rerun_after_the_final_write_cannot_change_it(
     app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
 ) -> None:
     """What a child that crashed after writing its result and before its ack leaves behind: the record is final,
     the task is delivered again and runs again; its write is refused, the first outcome stays."""
     task_id = new_id()
-    assert mark(app.wakaq, task_id, DONE, 60, value=packb("first run"))
+    consumer, seq = _claimed(app, rclient, {"id": task_id, "results": 60})
+    consumer.done(seq, "low", packb("first run"))
     app.wakaq.broker.push("low", "broken", ["second run"], {}, 0, {"id": task_id, "results": 60})
     worker = start_worker(tmp_path, redis_url)
     try:
@@ -210,32 +230,39 @@ def test_a_rerun_after_the_final_write_cannot_change_it(
 
 
 @pytest.mark.parametrize("final", sorted(FINAL))
-def test_mark_first_writer_wins(app: ModuleType, final: str) -> None:
+def test_first_writer_wins(app: ModuleType, rclient: Any, final: str) -> None:
     wakaq: WakaQ = app.wakaq
     task_id = new_id()
+    meta = {"id": task_id, "results": 60}
     handle = TaskHandle(wakaq, task_id)
     assert handle == wakaq.result_handle(task_id)
     assert handle.status() == PENDING
-    assert mark(wakaq, task_id, RUNNING, 60)
-    assert mark(wakaq, task_id, RETRYING, 60, error=("ValueError", "try again"))
+    consumer, seq = _claimed(app, rclient, meta)
+    assert consumer.start(seq)
+    assert handle.status() == RUNNING
+    consumer.retry(seq, "low", encode_task("broken", ["x"], {}, 1, meta), error=("ValueError", "try again"))
     assert handle.status() == RETRYING
-    assert mark(wakaq, task_id, final, 60, value=packb(1), error=("X", "y") if final != DONE else None)
-    for status in (RUNNING, RETRYING, DONE, FAILED, CANCELLED):
-        assert not mark(wakaq, task_id, status, 60), status
+    ((seq, _, _),) = consumer.claim([], 1)
+    if final == DONE:
+        consumer.done(seq, "low", packb(1))
+    else:
+        consumer.fail(seq, "low", "X: y", "", error=("X", "y"), status=final)
     assert handle.status() == final
-    with pytest.raises(ValueError, match="cannot mark a task 'pending'"):
-        mark(wakaq, task_id, PENDING, 60)
+    app.wakaq.broker.push("low", "broken", ["x"], {}, 0, meta)  # a redelivery after the final write
+    ((seq, _, _),) = consumer.claim([], 1)
+    consumer.start(seq)
+    consumer.retry(seq, "low", encode_task("broken", ["x"], {}, 1, meta), error=("ValueError", "again"))
+    assert handle.status() == final
+    ((seq, _, _),) = consumer.claim([], 1)
+    consumer.fail(seq, "low", "Z: z", "", error=("Z", "z"))
+    assert handle.status() == final
+    assert rclient.llen(KEYS.result_ready(task_id)) == 1
 
 
-def test_mark_meta_is_a_no_op_without_results(app: ModuleType, rclient: Any) -> None:
-    wakaq: WakaQ = app.wakaq
-    assert not mark_meta(wakaq, None, RETRYING)
-    assert not mark_meta(wakaq, {"id": "a"}, RETRYING)
-    assert mark_meta(wakaq, {"id": "b", "results": 30}, CANCELLED, error=("Cancelled", "by test"))
+def test_a_task_with_an_id_and_no_results_writes_no_record(app: ModuleType, rclient: Any) -> None:
+    consumer, seq = _claimed(app, rclient, {"id": "a"})
+    consumer.fail(seq, "low", "X: y", "", error=("X", "y"))
     assert not rclient.exists(KEYS.result("a"))
-    with pytest.raises(TaskFailed) as caught:
-        wakaq.result_handle("b").result(timeout=0)
-    assert (caught.value.status, caught.value.error_type, caught.value.message) == (CANCELLED, "Cancelled", "by test")
 
 
 def test_eager_mode_returns_a_finished_handle(app: ModuleType) -> None:

@@ -19,8 +19,8 @@ import pytest
 from tests.keyspace import KEYS
 from tests.workers import Worker, events, wait_until
 from wakaq import TaskHandle
-from wakaq._wakaq import decode_task_meta
-from wakaq.results import DONE, release_unique
+from wakaq._wakaq import Consumer, decode_task_meta
+from wakaq.results import DONE
 from wakaq.unique import default_key
 
 pytestmark = pytest.mark.timeout(90)
@@ -166,10 +166,16 @@ def test_the_lock_expires_with_its_ttl(app: ModuleType, rclient: Any) -> None:
 
 
 def test_release_only_deletes_its_own_lock(app: ModuleType, rclient: Any) -> None:
+    """The script that settles a task deletes its lock only while the lock still holds the task's id."""
+    rclient.sadd(KEYS.daemons, "d-unique")
+    consumer = Consumer(app.wakaq.url, app.wakaq.keys.prefix, "d-unique", ["low"], 0.5)
+    for task in ("older-task", "newer-task"):
+        app.wakaq.broker.push("low", "t", [], {}, 0, {"id": task, "unique": KEYS.unique("k")})
     rclient.set(KEYS.unique("k"), "newer-task", px=10_000)
-    assert not release_unique(app.wakaq, KEYS.unique("k"), "older-task")
+    (older, newer) = consumer.claim([], 2)
+    consumer.done(older[0], "low")
     assert rclient.get(KEYS.unique("k")) == b"newer-task"
-    assert release_unique(app.wakaq, KEYS.unique("k"), "newer-task")
+    consumer.done(newer[0], "low")
     assert not rclient.exists(KEYS.unique("k"))
 
 

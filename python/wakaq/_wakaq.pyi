@@ -99,8 +99,10 @@ class Broker:
         *,
         replicas: int = 0,
         replica_timeout: float = 1.0,
+        relative: bool = False,
     ) -> None:
-        """Add an eta task due at `due` (unix seconds); equal tasks dedupe. `replicas`: as for `push`."""
+        """Add an eta task due at `due` (unix seconds), or `due` seconds from now on Redis's clock when `relative`;
+        equal tasks dedupe. `replicas`: as for `push`."""
     def push_many(
         self,
         items: Sequence[
@@ -115,6 +117,31 @@ class Broker:
         as for `push` (one WAIT per queue)."""
     def broadcast(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
         """Publish a broadcast task; returns the number of worker daemons that received it."""
+    def push_unique(
+        self,
+        queue: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        lock: str,
+        ttl: float,
+        *,
+        delay: float | None = None,
+        due: float | None = None,
+    ) -> str | None:
+        """Take the uniqueness lock `lock` (for `ttl` seconds from when the task is due) and push the task, in one
+        script; `delay`: due that many seconds from now on Redis's clock, `due`: at that unix time. None when
+        enqueued, else the id of the task holding the lock."""
+    def cancel_queued(self, key: str, element: bytes, queue: str, reason: str, *, zset: bool = False) -> bool:
+        """Remove exactly `element` from `key` (a queue or parked list; `zset`: an eta set), record it failed with
+        `reason` and settle its result record and lock, in one script; False when it was gone."""
+    def fire(self, schedule: str, slot: str, ident: str, ttl: int, queue: str, element: bytes) -> bool:
+        """Claim fire slot `slot` of schedule `schedule` (for `ttl` seconds) and push `element` onto `queue`, in one
+        script; False when another scheduler fired it already."""
+    def requeue_failed(self, failed_queue: str, record: bytes, queue: str, payload: bytes) -> bool:
+        """Remove failure record `record`, push its task onto `queue` and drop its result record, in one script;
+        False when the record was gone."""
     def ping(self) -> bool: ...
 
 @final

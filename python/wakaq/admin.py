@@ -1,7 +1,7 @@
 """Operations behind the admin commands (`wakaq-info`, `wakaq-purge`, `wakaq-failed`), on redis-py.
 
-NOTE: these are rare, human-driven commands, so they use redis-py (pipelines, one round trip per step) instead of
-the Rust broker; only re-enqueueing goes through `app.broker.push_raw`, so the queue's doorbell rings.
+NOTE: these are rare, human-driven commands: they read with redis-py (pipelines, one round trip per step); what
+changes a task's delivery state (requeueing a failed task) goes through a script of the Rust broker.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import redis
 
 from wakaq.connection import redis_py_client
 from wakaq.ratelimit import parked_lists
-from wakaq.results import reopen
 
 if TYPE_CHECKING:
     from wakaq.app import WakaQ
@@ -122,8 +121,9 @@ def _time(record: dict[str, Any]) -> str | None:
 def requeue_failed(app: WakaQ, r: redis.Redis, queues: list[str]) -> dict[str, int]:
     """Push failed tasks back onto the end of their queues, oldest first.
 
-    At-least-once: each task is pushed, then its record removed (LREM of that exact record, so failures recorded
-    meanwhile are untouched). Records of queues this app does not define (e.g. broadcasts) are left in place.
+    Each record is removed, its task pushed and its result record dropped (so its new run may write one) in one
+    script of the Rust broker (requeue_failed.lua: LREM of that exact record, so failures recorded meanwhile are
+    untouched). Records of queues this app does not define (e.g. broadcasts) are left in place.
     """
     requeued = skipped = 0
     for name in queues:
@@ -135,10 +135,10 @@ def requeue_failed(app: WakaQ, r: redis.Redis, queues: list[str]) -> dict[str, i
             if queue not in app.queues_by_name or not isinstance(payload, bytes) or not payload:
                 skipped += 1
                 continue
-            reopen(app, r, payload)  # NOTE: a task that stores results: its new run may write a new outcome
-            app.broker.push_raw(queue, payload)  # type: ignore[attr-defined]
-            r.lrem(key, -1, raw)
-            requeued += 1
+            if app.broker.requeue_failed(name, raw, queue, payload):
+                requeued += 1
+            else:
+                skipped += 1  # NOTE: requeued or dropped by someone else meanwhile
     return {"requeued": requeued, "skipped": skipped}
 
 

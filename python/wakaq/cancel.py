@@ -5,9 +5,10 @@ Ids: the payload's meta `id` when it has one (results handles, `wakaq.ids.new_id
 the first 16 hex digits of the SHA-1 of the payload, so plain tasks can be cancelled too. Equal plain payloads
 (same name and arguments) share a derived id; cancelling it removes one of them.
 
-NOTE: an admin path: redis-py, lists and eta sets read in windows of `CHUNK` (bounded replies however long the
-queue), each match removed by `lua/cancel.lua` (LREM/ZREM of the exact element, and only if it was still there a
-failure record "cancelled by admin"). Workers pay nothing for it: the parent listens on the control channel it
+NOTE: an admin path: lists and eta sets are read with redis-py in windows of `CHUNK` (bounded replies however long
+the queue), each match removed by the Rust broker's `cancel.lua` (LREM/ZREM of the exact element and, only if it was
+still there, a failure record "cancelled by admin" and its result record and lock settled, in the same script).
+Workers pay nothing for it: the parent listens on the control channel it
 already subscribes beside broadcasts, and a child's SIGUSR2 handler is only ever run by a cancel.
 """
 
@@ -18,9 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from importlib import resources
 from itertools import chain
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wakaq import _wakaq
 from wakaq.connection import redis_py_client
@@ -29,17 +29,15 @@ from wakaq.exceptions import PayloadError
 from wakaq.keys import Keys
 from wakaq.protocols import RedisSettings
 from wakaq.ratelimit import parked_lists
-from wakaq.results import CANCELLED, finish_meta
+
+if TYPE_CHECKING:
+    from wakaq._wakaq import Broker
 
 #: elements read per LRANGE/ZRANGE/HSCAN
 CHUNK = 500
 #: windows of a list overlap by this much: children pop from the left while we read, which shifts what is left
 #: towards the front; an element seen twice is harmless (its second LREM finds nothing)
 OVERLAP = 100
-#: the failed list bound (rust/src/broker/give_back.rs FAILED_KEEP)
-FAILED_KEEP = 10_000
-#: `worker` of the failure record of a task cancelled before it ran
-ADMIN_WORKER = "admin"
 
 
 class Outcome(str, Enum):
@@ -62,6 +60,9 @@ class CancelHost(RedisSettings, Protocol):
     """The app as cancelling sees it."""
 
     keys: Keys
+
+    @property
+    def broker(self) -> Broker: ...
 
     @property
     def queues(self) -> list[Any]: ...
@@ -264,50 +265,13 @@ def _describe(found: Found) -> dict[str, Any]:
 
 
 def _remove(app: CancelHost, r: Any, found: Found, removed: dict[str, int]) -> bool:
-    """Remove exactly this element and record it failed, atomically; False when it is gone (claimed meanwhile)."""
-    _, payload = _wakaq.split_element(found.element)
-    seconds, micros = r.time()
-    record = _wakaq.packb(
-        {
-            "queue": found.queue,
-            "payload": payload,
-            "reason": CANCELLED_REASON,
-            "traceback": "",
-            "time_ms": int(seconds) * 1000 + int(micros) // 1000,
-            "worker": ADMIN_WORKER,
-            "deliveries": found.deliveries,
-        }
-    )
-    mode = "zset" if found.state == "eta" else "list"
-    keys = [found.key, app.keys.failed(found.queue)]
-    if not r.eval(_script(), 2, *keys, mode, found.element, record, FAILED_KEEP):
+    """Remove exactly this element, record it failed and settle its result record and lock, in one script of the
+    Rust broker (cancel.lua); False when it is gone (claimed meanwhile)."""
+    zset = found.state == "eta"
+    if not app.broker.cancel_queued(found.key, found.element, found.queue, CANCELLED_REASON, zset=zset):
         return False
     removed[found.key] = removed.get(found.key, 0) + 1
-    _settle_meta(app, payload)
     return True
-
-
-def _settle_meta(app: CancelHost, payload: bytes) -> None:
-    """A removed task that stores results or holds a uniqueness lock: its record says "cancelled" (final: a waiting
-    `result()` raises TaskFailed) and its lock is released.
-
-    NOTE: after the removal, not in its script: an admin stopped between the two leaves the record "pending" and the
-    lock held, until their TTLs (the task itself is recorded failed either way)."""
-    try:
-        meta = _wakaq.decode_task_meta(payload)[4]
-    except PayloadError:
-        return
-    if meta and isinstance(meta.get("id"), str) and (meta.get("results") or meta.get("unique")):
-        finish_meta(app, meta, CANCELLED, error=("TaskCancelled", CANCELLED_REASON))
-
-
-_SOURCE: list[str] = []
-
-
-def _script() -> str:
-    if not _SOURCE:
-        _SOURCE.append(resources.files("wakaq").joinpath("lua/cancel.lua").read_text(encoding="utf8"))
-    return _SOURCE[0]
 
 
 class _Client:

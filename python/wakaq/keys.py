@@ -1,4 +1,5 @@
-"""Redis key names. The Rust broker (`rust/src/broker/keys.rs`) uses the same layout; a test checks both agree.
+"""Redis key names, filled in from the one definition of the layout in the Rust broker (`rust/src/broker/keys.rs`,
+read through `wakaq._wakaq.key_layout`): this module spells no key itself.
 
 Keys live under a namespace: the key prefix on a single Redis (WakaQ's names: `wakaq:default`), `{prefix}` on a
 Redis Cluster, so the hash tag puts all of an app's keys in one slot (`{wakaq}:default`). See docs/internals.md for
@@ -7,88 +8,123 @@ what each key holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from wakaq._wakaq import key_layout
 
 DEFAULT_PREFIX = "wakaq"
-BROADCAST_CHANNEL = "wakaq-broadcast"
-ETA_CHANNEL = "wakaq-eta"
-CONTROL_CHANNEL = "wakaq-control"
+
+#: the placeholders of `key_layout`'s templates
+_SLOTS = re.compile(r"\{(queue|daemon|task|id|key|schedule|slot)\}")
+
+
+@lru_cache(maxsize=64)
+def _templates(prefix: str, cluster: bool) -> dict[str, tuple[str, ...]]:
+    """Each template as its literal parts around the placeholders (split after the namespace, which on a cluster is
+    itself in braces)."""
+    layout = key_layout(prefix, cluster)
+    ns = layout.pop("namespace")
+    out: dict[str, tuple[str, ...]] = {"namespace": (ns,)}
+    for kind, template in layout.items():
+        head, rest = (ns, template[len(ns) :]) if template.startswith(ns) else ("", template)
+        parts = _SLOTS.split(rest)
+        out[kind] = (head + parts[0], *parts[2::2])
+    return out
+
+
+_DEFAULTS = _templates(DEFAULT_PREFIX, False)
+BROADCAST_CHANNEL = _DEFAULTS["broadcast_channel"][0]
+ETA_CHANNEL = _DEFAULTS["eta_channel"][0]
+CONTROL_CHANNEL = _DEFAULTS["control_channel"][0]
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = DEFAULT_PREFIX
     cluster: bool = False
+    _t: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_t", _templates(self.prefix, self.cluster))
+
+    def _fill(self, kind: str, *values: str | int) -> str:
+        parts = self._t[kind]
+        out = [parts[0]]
+        for value, literal in zip(values, parts[1:], strict=True):
+            out += [str(value), literal]
+        return "".join(out)
 
     @property
     def namespace(self) -> str:
-        return f"{{{self.prefix}}}" if self.cluster else self.prefix
+        return self._t["namespace"][0]
 
     def queue(self, name: str) -> str:
-        return f"{self.namespace}:{name}"
+        return self._fill("queue", name)
 
     def eta(self, name: str) -> str:
-        return f"{self.namespace}:eta:{name}"
+        return self._fill("eta", name)
 
     def bell(self, name: str) -> str:
-        return f"{self.namespace}:bell:{name}"
+        return self._fill("bell", name)
 
     def failed(self, name: str) -> str:
-        return f"{self.namespace}:failed:{name}"
+        return self._fill("failed", name)
 
     def rate_queue(self, name: str) -> str:
-        return f"{self.namespace}:rate:queue:{name}"
+        return self._fill("rate_queue", name)
 
     def rate_task(self, task: str) -> str:
-        return f"{self.namespace}:rate:task:{task}"
+        return self._fill("rate_task", task)
 
     def parked(self, queue: str, task: str) -> str:
-        return f"{self.namespace}:parked:{queue}:{task}"
+        return self._fill("parked", queue, task)
 
     def result(self, task_id: str) -> str:
-        return f"{self.namespace}:result:{task_id}"
+        return self._fill("result", task_id)
 
     def result_ready(self, task_id: str) -> str:
-        return f"{self.namespace}:result:{task_id}:ready"
+        return self._fill("result_ready", task_id)
 
     def unique(self, key: str) -> str:
-        return f"{self.namespace}:unique:{key}"
+        return self._fill("unique", key)
 
     def broadcast_queue(self, daemon: str) -> str:
-        return f"{self.namespace}:bcast:{daemon}"
+        return self._fill("broadcast_queue", daemon)
 
     def inflight(self, daemon: str) -> str:
-        return f"{self.namespace}:inflight:{daemon}"
+        return self._fill("inflight", daemon)
 
     def heartbeat(self, daemon: str) -> str:
-        return f"{self.namespace}:hb:{daemon}"
+        return self._fill("heartbeat", daemon)
 
     def daemon_info(self, daemon: str) -> str:
-        return f"{self.namespace}:daemon:{daemon}"
+        return self._fill("daemon_info", daemon)
 
     def stats(self, daemon: str) -> str:
-        return f"{self.namespace}:stats:{daemon}"
+        return self._fill("stats", daemon)
 
     @property
     def stats_retired(self) -> str:
-        return f"{self.namespace}:stats:retired"
+        return self._fill("stats_retired")
 
     @property
     def daemons(self) -> str:
-        return f"{self.namespace}:daemons"
+        return self._fill("daemons")
 
     def schedule_slot(self, schedule_id: str, slot: int) -> str:
-        return f"{self.namespace}:sched:{schedule_id}:{slot}"
+        return self._fill("schedule_slot", schedule_id, slot)
 
     @property
     def broadcast_channel(self) -> str:
-        return BROADCAST_CHANNEL if self.prefix == DEFAULT_PREFIX else f"{self.prefix}-broadcast"
+        return self._fill("broadcast_channel")
 
     @property
     def eta_channel(self) -> str:
-        return ETA_CHANNEL if self.prefix == DEFAULT_PREFIX else f"{self.prefix}-eta"
+        return self._fill("eta_channel")
 
     @property
     def control_channel(self) -> str:
         """Admin requests to the daemons' parents (`cancel <daemon> <pid> <seq>`, see wakaq.cancel)."""
-        return CONTROL_CHANNEL if self.prefix == DEFAULT_PREFIX else f"{self.prefix}-control"
+        return self._fill("control_channel")

@@ -1,18 +1,16 @@
 """Task results (opt-in): a record per task id in Redis, written by the worker, read through a `TaskHandle`.
 
 `@app.task(store_results=True)` (or `WakaQ(store_results=True)`) makes `.delay()` return a `TaskHandle`; the payload
-meta carries `id` and `results` (the record's TTL in seconds). The worker child writes "running" when it starts the
-task and "done" (with the msgpack-encoded return value) or "failed" (the exception's type name and message) before
-the task is acked. Writes go through `lua/result_mark.lua`: once a final status is stored nothing overwrites it, so a
-child that crashes after the write and before the ack is redelivered, runs again, and its second write is refused.
+meta carries `id` and `results` (the record's TTL in seconds). Records are written only by the Rust broker's scripts,
+in the script that moves the task (lib.lua `settle`): "running" when a child starts it (start.lua), "retrying" with
+the retry, "done" (with the msgpack-encoded return value) or "failed"/"cancelled" (the error's type name and message)
+with the ack, the failure record, the dead-listing or the admin's cancel. Once a final status is stored nothing
+overwrites it, so a child that crashes after its write and before its ack is redelivered, runs again, and its second
+write is refused.
 
 Keys (`wakaq.keys.Keys`): `<ns>:result:<id>` (hash: status, value, error_type, error, at) and `<ns>:result:<id>:ready`
 (list: one token per final write; waiters rotate it with BLMOVE, so every waiter sees it). No record means "pending":
-also for an unknown id or an expired record.
-
-Other features call `mark` / `mark_meta` (a retries feature writes "retrying", a cancel feature "cancelled").
-Producers and handles use a redis-py client (`client`); the worker child passes `via=Consumer.meta_script` and runs
-the same scripts on its Rust connection.
+also for an unknown id or an expired record. This module only reads (a redis-py client, `client`).
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,7 +31,7 @@ if TYPE_CHECKING:
 
     from wakaq.keys import Keys
 
-# NOTE: the statuses, in one place; `lua/result_mark.lua` spells FINAL out (a test checks they agree)
+# NOTE: the statuses, in one place; lib.lua's `settle` spells FINAL out (a test checks they agree)
 PENDING = "pending"
 RUNNING = "running"
 RETRYING = "retrying"
@@ -48,12 +46,6 @@ FINAL = frozenset({DONE, FAILED, CANCELLED})
 WAIT_SLICE = 1.0
 
 
-#: runs a script of python/wakaq/lua/ by name ("result_mark", "unique_release"): (name, keys, args) -> reply. The
-#: worker child passes its Rust `Consumer.meta_script` (its own connection, no redis-py); anything else uses the app's
-#: redis-py client.
-ScriptRunner = Callable[[str, Sequence[str], Sequence[bytes]], int]
-
-
 class ResultsHost(Protocol):
     """The app as results need it: its key layout and its connection settings (`WakaQ` satisfies it)."""
 
@@ -66,15 +58,11 @@ class ResultsHost(Protocol):
 
 
 class _Client:
-    """An app's redis-py client for results, made on first use and again after a fork, with its scripts."""
+    """An app's redis-py client for reading results, made on first use and again after a fork."""
 
     def __init__(self, app: ResultsHost) -> None:
         self.pid = os.getpid()
         self.redis: redis.Redis = redis_py_client(app)
-        self.scripts = {
-            name: self.redis.register_script(_lua(f"{name}.lua"))
-            for name in ("result_mark", "unique_release", "unique_enqueue")
-        }
 
 
 _clients: weakref.WeakKeyDictionary[Any, _Client] = weakref.WeakKeyDictionary()
@@ -88,19 +76,6 @@ def client(app: ResultsHost) -> _Client:
     return found
 
 
-def _run(app: ResultsHost, via: ScriptRunner | None, name: str, keys: list[str], args: list[Any]) -> Any:
-    if via is not None:
-        return via(name, keys, [a if isinstance(a, bytes) else str(a).encode() for a in args])
-    with redis_errors(app):
-        return client(app).scripts[name](keys=keys, args=args)
-
-
-def _lua(name: str) -> str:
-    from importlib import resources  # NOTE: here, not at the top: `import wakaq` stays free of it
-
-    return resources.files("wakaq").joinpath(f"lua/{name}").read_text(encoding="utf8")
-
-
 @contextmanager
 def redis_errors(app: ResultsHost) -> Iterator[None]:
     """redis-py's errors as `BrokerError` (one line, as the Rust broker words them)."""
@@ -111,93 +86,6 @@ def redis_errors(app: ResultsHost) -> Iterator[None]:
         if isinstance(e, OSError) or (redis_module is not None and isinstance(e, redis_module.RedisError)):
             raise BrokerError(describe_redis_error(e, app.url)) from e
         raise
-
-
-# ---- writing ------------------------------------------------------------------------------------------------
-
-
-def mark(
-    app: ResultsHost,
-    task_id: str,
-    status: str,
-    ttl: float,
-    *,
-    value: bytes | None = None,
-    error: tuple[str, str] | None = None,
-    unique: str | None = None,
-    via: ScriptRunner | None = None,
-) -> bool:
-    """Write `status` for `task_id` (TTL `ttl` seconds); False when refused because a final status is stored.
-
-    `value`: the packed return value (done); `error`: (type name, message) (failed, cancelled, retrying: the last
-    attempt's error). `unique`: the task's lock key, released (if it still holds this task's id) on a final status,
-    in the same script. `via`: see `ScriptRunner`. BrokerError when Redis is unreachable (the call is idempotent:
-    send it again)."""
-    if status not in STATUSES or status == PENDING:
-        raise ValueError(f"cannot mark a task {status!r}; one of {', '.join(STATUSES[1:])}")
-    keys = app.keys
-    fields: list[Any] = ["at", repr(time.time())]
-    if value is not None:
-        fields += ["value", value]
-    if error is not None:
-        fields += ["error_type", error[0], "error", error[1]]
-    names = [keys.result(task_id), keys.result_ready(task_id)]
-    if unique:
-        names.append(unique)
-    args = [status, max(1, int(ttl * 1000)), "1" if status in FINAL else "0", task_id, *fields]
-    return bool(_run(app, via, "result_mark", names, args))
-
-
-def mark_meta(
-    app: ResultsHost,
-    meta: Mapping[str, Any] | None,
-    status: str,
-    value: bytes | None = None,
-    error: tuple[str, str] | None = None,
-    via: ScriptRunner | None = None,
-) -> bool:
-    """`mark` for a running task's payload meta: a no-op (False) unless the task stores results. A final status
-    also releases the task's uniqueness lock (meta `unique`)."""
-    if not meta or not meta.get("results"):
-        return False
-    return mark(app, meta["id"], status, meta["results"], value=value, error=error, unique=meta.get("unique"), via=via)
-
-
-def release_unique(app: ResultsHost, lock: str, task_id: str, via: ScriptRunner | None = None) -> bool:
-    """Delete the uniqueness lock `lock` if `task_id` still holds it (compare-and-delete)."""
-    return bool(_run(app, via, "unique_release", [lock], [task_id]))
-
-
-def finish_meta(
-    app: ResultsHost,
-    meta: Mapping[str, Any],
-    status: str,
-    value: bytes | None = None,
-    error: tuple[str, str] | None = None,
-    via: ScriptRunner | None = None,
-) -> None:
-    """The worker's final step for a task with meta, before its ack: write the result (and release the lock in the
-    same script), or only release the lock of a unique task that stores no results."""
-    if meta.get("results"):
-        mark_meta(app, meta, status, value, error, via)
-    elif lock := meta.get("unique"):
-        release_unique(app, lock, meta["id"], via)
-
-
-def reopen(app: ResultsHost, r: Any, payload: bytes) -> bool:
-    """Before an operator requeues a failed task (`wakaq-failed requeue`): drop its result record, so the new run
-    can write one (first writer wins would refuse it) and its handle reads "pending" again. `r`: a redis-py client
-    of the app. True when the payload stores results. Its uniqueness lock is not taken again."""
-    from wakaq._wakaq import decode_task_meta
-
-    try:
-        meta = decode_task_meta(payload)[4]
-    except ValueError:
-        return False
-    if not meta or not meta.get("results") or not isinstance(meta.get("id"), str):
-        return False
-    r.delete(app.keys.result(meta["id"]), app.keys.result_ready(meta["id"]))
-    return True
 
 
 # ---- reading ------------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 from typing import IO, TYPE_CHECKING, Any
 
 import redis
@@ -66,10 +65,6 @@ def utc_now() -> datetime:
 def scheduler_id() -> str:
     """Stored in each claim it wins: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def _fire_script_source() -> str:
-    return resources.files("wakaq").joinpath("lua/schedule_fire.lua").read_text(encoding="utf8")
 
 
 def _as_utc(dt: datetime) -> datetime:
@@ -203,7 +198,6 @@ class Scheduler:
         self._sleep: Sleep = sleep or self._stop.wait
         self._own_client = client is None
         self.client = client or _redis_client(app)
-        self._fire_script = self.client.register_script(_fire_script_source())
         self._outage_since: float | None = None
         self._backoff = BACKOFF_MIN
         self._last_now = 0.0
@@ -301,14 +295,11 @@ class Scheduler:
         return True
 
     def _fire(self, entry: Entry) -> bool:
+        """Claim the slot and push, in one script of the Rust broker (fire.lua): one fire per slot however many
+        schedulers run."""
         slot = entry.pending
-        keys = [
-            self.app.keys.schedule_slot(entry.id, slot),
-            entry.queue.broker_key,
-            self.app.keys.bell(entry.queue.name),
-        ]
-        won = self._fire_script(keys=keys, args=[self.ident, entry.claim_ttl(slot), entry.element])
-        return bool(won)
+        ttl = entry.claim_ttl(slot)
+        return bool(self.app.broker.fire(entry.id, str(slot), self.ident, ttl, entry.queue.name, entry.element))
 
     def _log_fire(self, entry: Entry, won: bool, now: float) -> None:
         slot = entry.pending

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
-from wakaq._wakaq import encode_task
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager
@@ -122,7 +120,7 @@ class Task(Generic[P, R]):
         elif due is None:
             self.app.broker.push(queue.name, self.name, args, kwargs)
         else:
-            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due)
+            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, relative=due.relative)
         return None
 
     def delay_with_options(
@@ -151,21 +149,31 @@ class Task(Generic[P, R]):
         elif due is None:
             self.app.broker.push(target.name, self.name, args, kwargs)
         else:
-            self.app.broker.push_eta(target.name, self.name, args, kwargs, due)
+            self.app.broker.push_eta(target.name, self.name, args, kwargs, due.seconds, relative=due.relative)
         return None
 
     def _push_durably(
-        self, queue: Queue, args: Any, kwargs: Any, due: float | None, replicas: int, meta: Any = None
+        self, queue: Queue, args: Any, kwargs: Any, due: Due | None, replicas: int, meta: Any = None
     ) -> None:
         wait = self.app.durable_timeout
         broker = self.app.broker
         if due is None:
             broker.push(queue.name, self.name, args, kwargs, 0, meta, replicas=replicas, replica_timeout=wait)
         else:
-            broker.push_eta(queue.name, self.name, args, kwargs, due, meta, replicas=replicas, replica_timeout=wait)
+            broker.push_eta(
+                queue.name,
+                self.name,
+                args,
+                kwargs,
+                due.seconds,
+                meta,
+                replicas=replicas,
+                replica_timeout=wait,
+                relative=due.relative,
+            )
 
     def _delay_tracked(
-        self, queue: Queue, args: Any, kwargs: Any, due: float | None, unique_key: str | None, replicas: int
+        self, queue: Queue, args: Any, kwargs: Any, due: Due | None, unique_key: str | None, replicas: int
     ) -> TaskHandle | EagerHandle | None:
         """`.delay()` with results and/or uniqueness: the payload carries meta `id` (and `results`, `unique`).
 
@@ -186,15 +194,13 @@ class Task(Generic[P, R]):
             elif due is None:
                 self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
             else:
-                self.app.broker.push_eta(queue.name, self.name, args, kwargs, due, meta)
+                self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
             return TaskHandle(self.app, task_id)
         keys = self.app.keys
-        lock = keys.unique(unique_key if unique_key is not None else default_key(self.name, args, kwargs))
-        meta["unique"] = lock
-        payload = encode_task(self.name, args, kwargs, 0, meta)
-        # NOTE: an eta task holds its lock while it waits too
-        span = lock_for + (max(0.0, due - time.time()) if due is not None else 0.0)
-        holder = enqueue_unique(self.app, queue.name, lock, task_id, span, payload, due, keys.eta_channel)
+        meta["unique"] = keys.unique(unique_key if unique_key is not None else default_key(self.name, args, kwargs))
+        # NOTE: an eta task holds its lock while it waits too (the script adds the wait, on Redis's clock)
+        delay, at = (None, None) if due is None else (due.seconds, None) if due.relative else (None, due.seconds)
+        holder = enqueue_unique(self.app, queue.name, self.name, args, kwargs, meta, lock_for, delay, at)
         if holder is None:
             return TaskHandle(self.app, task_id)
         return TaskHandle(self.app, holder) if ttl else None
@@ -235,13 +241,24 @@ def _eager_handle(task_id: str, task: Task[Any, Any], args: Any, kwargs: Any, qu
         return EagerHandle(task_id, error=e)
 
 
-def due_time(eta: object) -> float:
-    """Unix time (float) at which an eta task becomes due. Naive datetimes are UTC, as on the worker."""
+class Due(NamedTuple):
+    """When an eta task is due: `seconds` from now on Redis's clock (`relative`, for a timedelta or a number), or at
+    the unix time `seconds` (a datetime stays absolute)."""
+
+    seconds: float
+    relative: bool
+
+
+def due_time(eta: object) -> Due:
+    """When an eta task becomes due. Naive datetimes are UTC, as on the worker.
+
+    NOTE: a relative eta is sent as such and added to Redis's clock by the script, so a producer whose clock is off
+    does not move it (one clock for every host)."""
     if isinstance(eta, timedelta):
-        return time.time() + eta.total_seconds()
+        return Due(eta.total_seconds(), True)
     if isinstance(eta, datetime):
         aware = eta if eta.tzinfo is not None else eta.replace(tzinfo=timezone.utc)
-        return aware.timestamp()
+        return Due(aware.timestamp(), False)
     if isinstance(eta, int | float) and not isinstance(eta, bool):
-        return time.time() + float(eta)
+        return Due(float(eta), True)
     raise WakaQError(f"unknown eta type {type(eta).__name__} ({eta!r}): use a timedelta, datetime or seconds")

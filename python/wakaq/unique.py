@@ -1,21 +1,30 @@
 """Unique tasks (opt-in): at most one task per key pending or running at a time.
 
-`@app.task(unique_for=timedelta(minutes=5))` or `.delay(..., unique_key="...")`. The enqueue is one script
-(`lua/unique_enqueue.lua`): `SET <ns>:unique:<key> <task id> NX PX <ttl>` and, only when the lock was free, the push
-(RPUSH and the bell, or the eta ZADD and its PUBLISH) exactly as the broker's own scripts do. The payload meta carries
-`id` and `unique` (the lock's full key); the worker deletes the lock when the task is done or failed, only if it still
-holds this task's id (`results.finish_meta`), so a lock that expired and was taken again is never released by the
-older task. A crashed worker's lock expires after its TTL (`unique_for`, plus the wait for an eta task).
+`@app.task(unique_for=timedelta(minutes=5))` or `.delay_with_options(..., unique_key="...")`. The enqueue is one
+script of the Rust broker (`rust/src/broker/lua/enqueue_unique.lua`): `SET <ns>:unique:<key> <task id> NX PX <ttl>`
+and, only when the lock was free, the push (RPUSH and the bell, or the eta ZADD and its PUBLISH). The payload meta
+carries `id` and `unique` (the lock's full key); the script that settles the task (finish.lua, or the supervisor's
+and the admin's scripts) deletes the lock when the task is done, failed or cancelled, only if it still holds this
+task's id, so a lock that expired and was taken again is never released by the older task. A crashed worker's lock
+expires after its TTL (`unique_for`, counted from when an eta task is due).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wakaq.config import to_seconds
-from wakaq.results import ResultsHost, client, redis_errors
+
+if TYPE_CHECKING:
+    from wakaq._wakaq import Broker
+
+
+class UniqueHost(Protocol):
+    @property
+    def broker(self) -> Broker: ...
+
 
 #: lock TTL of `.delay(unique_key=...)` on a task without `unique_for` (seconds)
 DEFAULT_UNIQUE_FOR = 3600.0
@@ -37,27 +46,22 @@ def default_key(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> st
 
 
 def enqueue(
-    app: ResultsHost,
+    app: UniqueHost,
     queue: str,
-    lock: str,
-    task_id: str,
+    name: str,
+    args: Any,
+    kwargs: Any,
+    meta: dict[str, Any],
     ttl: float,
-    payload: bytes,
-    due: float | None,
-    eta_channel: str,
+    delay: float | None = None,
+    due: float | None = None,
 ) -> str | None:
-    """Take the lock and push `payload` in one script; None when enqueued, else the id of the task holding it."""
-    keys = app.keys
-    target = keys.queue(queue) if due is None else keys.eta(queue)
-    args: list[str | int | bytes] = [
-        task_id,
-        max(1, int(ttl * 1000)),
-        payload,
-        "" if due is None else repr(due),
-        eta_channel,
-    ]
-    with redis_errors(app):
-        pushed, holder = client(app).scripts["unique_enqueue"](keys=[lock, target, keys.bell(queue)], args=args)
-    if pushed:
+    """Take the lock `meta["unique"]` and push the task in one script of the Rust broker (enqueue_unique.lua); None
+    when enqueued, else the id of the task holding the lock. `delay`: an eta task due that many seconds from now on
+    Redis's clock; `due`: at that unix time. The lock lives `ttl` seconds from when the task is due."""
+    holder: str | None = app.broker.push_unique(
+        queue, name, args, kwargs, meta, meta["unique"], ttl, delay=delay, due=due
+    )
+    if holder is None or holder == meta["id"]:  # NOTE: its own id: a resend of a push that went through
         return None
-    return holder.decode() if isinstance(holder, bytes) else str(holder)
+    return holder

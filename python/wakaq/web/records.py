@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq.admin import _unpack_record as unpack_record
 from wakaq.admin import describe
-from wakaq.results import reopen
 
 if TYPE_CHECKING:
     import redis
@@ -108,11 +107,8 @@ def find_record(app: WakaQ, r: redis.Redis, queue: str, rid: str, index: int) ->
 
 
 def requeue_one(app: WakaQ, r: redis.Redis, queue: str, raw: bytes) -> str | None:
-    """Push the record's task back onto its queue, then remove the record (at-least-once). Why not, or None."""
-    why = _push_back(app, r, queue, raw)
-    if why is None:
-        r.lrem(app.keys.failed(queue), 1, raw)  # type: ignore[arg-type]
-    return why
+    """Push the record's task back onto its queue and remove the record, atomically. Why not, or None."""
+    return _push_back(app, r, queue, raw)
 
 
 def requeue_all(app: WakaQ, r: redis.Redis, queue: str) -> dict[str, int]:
@@ -120,7 +116,7 @@ def requeue_all(app: WakaQ, r: redis.Redis, queue: str) -> dict[str, int]:
 
     At most as many records as the list held at the start are handled, so tasks that fail again meanwhile (and
     arrive at the head) are not chased forever. Each record is removed by LREM of its exact bytes from the tail
-    (where it is), after its task was pushed: a crash in between leaves a duplicate, never a loss.
+    (where it is) in the same script that pushes its task (`_push_back`): nothing lost, nothing doubled.
     """
     key = app.keys.failed(queue)
     budget: int = r.llen(key)  # type: ignore[assignment]
@@ -130,27 +126,25 @@ def requeue_all(app: WakaQ, r: redis.Redis, queue: str) -> dict[str, int]:
         raws: Any = r.lrange(key, -(skipped + want), -(skipped + 1))
         if not raws:
             break
-        pipe: Any = r.pipeline(transaction=False)
         for raw in reversed(raws):
             if _push_back(app, r, queue, raw) is not None:
                 skipped += 1
             else:
-                pipe.lrem(key, -1, raw)
                 requeued += 1
-        pipe.execute()
     return {"requeued": requeued, "skipped": skipped}
 
 
 def _push_back(app: WakaQ, r: redis.Redis, queue: str, raw: bytes) -> str | None:
-    """Push the record's task payload onto its queue; why it cannot be (the record stays), or None."""
+    """Requeue the record's task (the record goes, the task is pushed and its result record dropped, in one script
+    of the Rust broker); why it cannot be (the record stays), or None."""
     record = unpack_record(raw)
     target, payload = record.get("queue", queue), record.get("payload")
     if target not in app.queues_by_name:
         return f"queue {target!r} is not one of this app's queues; drop the record instead"
     if not isinstance(payload, bytes) or not payload:
         return "the record holds no task payload to requeue"
-    reopen(app, r, payload)  # NOTE: a task that stores results: its new run may write a new outcome
-    app.broker.push_raw(target, payload)  # type: ignore[attr-defined]
+    if not app.broker.requeue_failed(queue, raw, target, payload):
+        return "the record is gone (requeued or dropped meanwhile)"
     return None
 
 

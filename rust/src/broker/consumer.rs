@@ -152,6 +152,19 @@ fn run<T: Send>(
     ))
 }
 
+/// The first seq of a child: its start time in milliseconds times 2^20.
+///
+/// NOTE: an in-flight field is "<pid>:<seq>", and the kernel may give a new child the pid of one that died. Were seqs
+/// to start at 1 again, the new child's first claims would overwrite the dead child's fields while its requeue waits
+/// (a Redis outage): those tasks would be lost. Seqs that start past anything the dead child can have reached
+/// (2^20 claims per millisecond it lived) cannot collide.
+fn seq_base() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    ms.max(1) << 20
+}
+
 fn join_seqs(seqs: &[u64]) -> String {
     seqs.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }
@@ -379,7 +392,7 @@ impl Consumer {
             claim_keys,
             bells,
             names,
-            next_seq: AtomicU64::new(1),
+            next_seq: AtomicU64::new(seq_base()),
             limits,
             budget: Mutex::new(None),
             owed: Mutex::new(Owed::default()),

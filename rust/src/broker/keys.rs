@@ -1,4 +1,5 @@
-//! Redis key names; `python/wakaq/keys.py` mirrors these and `tests/test_keys.py` checks they agree.
+//! Redis key names: the one definition of the layout. Python reads it through `key_layout` (broker/mod.rs), which
+//! `python/wakaq/keys.py` fills in; lib.lua's header documents every key.
 
 pub const DEFAULT_PREFIX: &str = "wakaq";
 
@@ -61,6 +62,16 @@ impl Keys {
     /// A uniqueness lock (string: the id of the task holding it); `unique("")` is the prefix of every lock of the app.
     pub fn unique(&self, key: &str) -> String {
         format!("{}:unique:{key}", self.ns)
+    }
+
+    /// A scheduler's claim on one fire slot of a schedule (SET NX EX).
+    pub fn schedule_slot(&self, schedule: &str, slot: &str) -> String {
+        format!("{}:sched:{schedule}:{slot}", self.ns)
+    }
+
+    /// The namespace every key of the app lives under (the prefix, or `{prefix}` on a cluster).
+    pub fn namespace(&self) -> &str {
+        &self.ns
     }
 
     /// A rate-limited queue's GCRA bucket (hash: `tat`, `wake`).

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pub mod admin;
 pub mod cluster;
 pub mod conn;
 pub mod consumer;
@@ -21,13 +22,15 @@ pub mod sentinel;
 pub mod settle;
 pub mod tls;
 
-/// Key templates for a prefix (`cluster`: the Redis Cluster layout), so Python's `wakaq.keys` can be checked
-/// against these.
+/// Every key and channel name of an app (`cluster`: the Redis Cluster layout), as templates with `{queue}`,
+/// `{daemon}`, `{task}`, `{id}`, `{key}`, `{schedule}` and `{slot}` placeholders after the namespace (`namespace`).
+/// The one definition of the layout: python/wakaq/keys.py fills these templates, it spells no key itself.
 #[pyfunction]
 #[pyo3(signature = (prefix, cluster = false))]
 fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bound<'py, PyDict>> {
     let k = keys::Keys::new(prefix, cluster);
     let d = PyDict::new(py);
+    d.set_item("namespace", k.namespace())?;
     d.set_item("queue", k.queue("{queue}"))?;
     d.set_item("eta", k.eta("{queue}"))?;
     d.set_item("bell", k.bell("{queue}"))?;
@@ -50,6 +53,8 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("parked", k.parked("{queue}", "{task}"))?;
     d.set_item("result", k.result("{id}"))?;
     d.set_item("result_ready", k.result_ready("{id}"))?;
+    d.set_item("unique", k.unique("{key}"))?;
+    d.set_item("schedule_slot", k.schedule_slot("{schedule}", "{slot}"))?;
     Ok(d)
 }
 

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PySequence;
 use redis::{ConnectionLike, RedisResult};
 
+use super::admin;
 use super::conn::{call_detached, call_detached_waiting, first_line, Conn};
 use super::durable::Durability;
 use super::keys::{Keys, DEFAULT_PREFIX};
@@ -246,9 +247,9 @@ impl Broker {
         self.enqueue_elements(py, queue, &[payload.to_vec()]).map(|_| ())
     }
 
-    /// Add an eta task due at `due` (unix seconds); equal tasks dedupe. `replicas`: as for `push` (the WAIT
-    /// follows the script on the same connection).
-    #[pyo3(signature = (queue, name, args, kwargs, due, meta = None, *, replicas = 0, replica_timeout = 1.0))]
+    /// Add an eta task due at `due` (unix seconds), or `due` seconds from now on Redis's clock when `relative`; equal
+    /// tasks dedupe. `replicas`: as for `push` (the WAIT follows the script on the same connection).
+    #[pyo3(signature = (queue, name, args, kwargs, due, meta = None, *, replicas = 0, replica_timeout = 1.0, relative = false))]
     #[allow(clippy::too_many_arguments)]
     fn push_eta(
         &self,
@@ -261,10 +262,16 @@ impl Broker {
         meta: Option<&Bound<'_, PyAny>>,
         replicas: u32,
         replica_timeout: f64,
+        relative: bool,
     ) -> PyResult<()> {
         let payload = Self::encode(py, name, args, kwargs, 0, meta)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
-        let score = format!("{due:.6}");
+        let score = if relative {
+            admin::Due::In(due)
+        } else {
+            admin::Due::At(due)
+        }
+        .arg();
         let push = |c: &mut dyn ConnectionLike| {
             scripts::enqueue_eta()
                 .key(&key)
@@ -340,6 +347,91 @@ impl Broker {
                 .arg(payload.as_slice())
                 .query::<i64>(c)?;
             Ok(live.unwrap_or(heard))
+        })
+    }
+
+    /// Push a unique task (its payload carries meta `id` and `unique` = `lock`): take the lock for `ttl` seconds (plus
+    /// the wait of an eta task) and push, in one script. `delay`: due that many seconds from now on Redis's clock;
+    /// `due`: at that unix time. None when enqueued, else the id of the task holding the lock.
+    #[pyo3(signature = (queue, name, args, kwargs, meta, lock, ttl, *, delay = None, due = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn push_unique(
+        &self,
+        py: Python<'_>,
+        queue: &str,
+        name: &str,
+        args: &Bound<'_, PyAny>,
+        kwargs: &Bound<'_, PyAny>,
+        meta: &Bound<'_, PyAny>,
+        lock: &str,
+        ttl: f64,
+        delay: Option<f64>,
+        due: Option<f64>,
+    ) -> PyResult<Option<String>> {
+        let payload = Self::encode(py, name, args, kwargs, 0, Some(meta))?;
+        let id = meta.get_item("id")?.extract::<String>()?;
+        let push = admin::UniquePush {
+            queue,
+            lock,
+            id: &id,
+            ttl_ms: (ttl.max(0.0) * 1000.0).ceil() as u64,
+            payload: &payload,
+            due: delay.map(admin::Due::In).or(due.map(admin::Due::At)),
+        };
+        let keys = &self.keys;
+        lock_run(py, &self.conn, true, |c| push.run(c, keys))
+    }
+
+    /// Cancel one queued task: remove exactly `element` from `key` (a queue list or parked list; `zset`: an eta set),
+    /// record it failed with `reason` and settle its result record and lock, in one script. False when it was gone.
+    #[pyo3(signature = (key, element, queue, reason, *, zset = false))]
+    fn cancel_queued(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        element: &[u8],
+        queue: &str,
+        reason: &str,
+        zset: bool,
+    ) -> PyResult<bool> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| {
+            admin::cancel_queued(c, keys, key, zset, element, queue, reason)
+        })
+    }
+
+    /// A scheduler fires slot `slot` of schedule `schedule`: push `element` onto `queue` unless another scheduler
+    /// already fired that slot (its claim lives `ttl` seconds). True when this call fired it.
+    #[allow(clippy::too_many_arguments)]
+    fn fire(
+        &self,
+        py: Python<'_>,
+        schedule: &str,
+        slot: &str,
+        ident: &str,
+        ttl: u64,
+        queue: &str,
+        element: &[u8],
+    ) -> PyResult<bool> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| {
+            admin::fire(c, keys, (schedule, slot), ident, ttl, queue, element)
+        })
+    }
+
+    /// Requeue the task of failure record `record` (in `failed_queue`'s failed list) onto `queue` as `payload`:
+    /// the record goes, the task is pushed and its result record dropped, in one script. False when it was gone.
+    fn requeue_failed(
+        &self,
+        py: Python<'_>,
+        failed_queue: &str,
+        record: &[u8],
+        queue: &str,
+        payload: &[u8],
+    ) -> PyResult<bool> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| {
+            admin::requeue_failed(c, keys, failed_queue, record, queue, payload)
         })
     }
 

@@ -32,17 +32,7 @@ script!(promote, "lua/promote.lua");
 script!(heartbeat, "lua/heartbeat.lua");
 script!(stats, "lua/stats.lua");
 script!(retire, "lua/retire.lua");
-
-/// Scripts of the opt-in task features, kept with the Python package (`python/wakaq/lua/`) because redis-py runs
-/// them too (producers, `wakaq.results`): no `lib.lua` prepended, so both clients share one script (one SHA).
-macro_rules! meta_script {
-    ($fn_name:ident, $file:literal) => {
-        pub fn $fn_name() -> &'static Script {
-            static CELL: OnceLock<Script> = OnceLock::new();
-            CELL.get_or_init(|| Script::new(include_str!($file)))
-        }
-    };
-}
-
-meta_script!(result_mark, "../../../python/wakaq/lua/result_mark.lua");
-meta_script!(unique_release, "../../../python/wakaq/lua/unique_release.lua");
+script!(enqueue_unique, "lua/enqueue_unique.lua");
+script!(cancel, "lua/cancel.lua");
+script!(fire, "lua/fire.lua");
+script!(requeue_failed, "lua/requeue_failed.lua");

@@ -87,14 +87,17 @@ def test_claimed_tasks_sit_in_flight_until_acked(
     for i in range(4):
         broker.push_raw("low", payload(i))
     batch = consumer.claim([], 3)
-    assert [seq for seq, _, _ in batch] == [1, 2, 3]
+    first = batch[0][0]
+    assert [seq for seq, _, _ in batch] == [first, first + 1, first + 2]
+    assert first > 10**12, "seqs start past those of an earlier child with the same pid"
     inflight = rclient.hgetall(KEYS.inflight(DAEMON))
     assert len(inflight) == 3
     assert all(v.startswith(b"low\n") for v in inflight.values())
-    rest = consumer.claim([1, 2, 3], 3)
-    assert [seq for seq, _, _ in rest] == [4]
+    assert all(f.decode().endswith(f":{seq}") for f, (seq, _, _) in zip(sorted(inflight), batch, strict=True))
+    rest = consumer.claim([first, first + 1, first + 2], 3)
+    assert [seq for seq, _, _ in rest] == [first + 3]
     assert len(rclient.hgetall(KEYS.inflight(DAEMON))) == 1
-    consumer.claim([4], 0)
+    consumer.claim([first + 3], 0)
     assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
 
 

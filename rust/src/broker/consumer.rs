@@ -152,17 +152,18 @@ fn run<T: Send>(
     ))
 }
 
-/// The first seq of a child: its start time in milliseconds times 2^20.
+/// The first seq of a child: its start time in milliseconds (mod 2^40, 35 years) times 64.
 ///
 /// NOTE: an in-flight field is "<pid>:<seq>", and the kernel may give a new child the pid of one that died. Were seqs
 /// to start at 1 again, the new child's first claims would overwrite the dead child's fields while its requeue waits
-/// (a Redis outage): those tasks would be lost. Seqs that start past anything the dead child can have reached
-/// (2^20 claims per millisecond it lived) cannot collide.
+/// (a Redis outage): those tasks would be lost. Seqs that start past anything the dead child can have reached (64
+/// claims per millisecond it lived) cannot collide. WARN: seqs stay below 1e14: the scripts add to them in Lua,
+/// whose numbers are doubles printed with 14 digits.
 fn seq_base() -> u64 {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_millis() as u64);
-    ms.max(1) << 20
+    (ms % (1 << 40)).max(1) << 6
 }
 
 fn join_seqs(seqs: &[u64]) -> String {

@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: redis-server
-redis-server: ## install redis-server, openssl and iproute2 (Debian packages) when missing; tests start their own
-	@missing=""; for p in redis-server openssl ip:iproute2; do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p##*:}"; done; \
+redis-server: ## install redis-server, openssl, iproute2 and faketime (Debian packages) when missing; tests start their own
+	@missing=""; for p in redis-server openssl ip:iproute2 faketime; do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing$$missing (apt-get)"; \

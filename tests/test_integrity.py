@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -140,3 +142,53 @@ def test_a_soft_timeout_retry_sends_the_arguments_as_they_were_sent(
     assert [e["items"] for e in runs] == [[1, 2]] * 3, "the first run and its two retries, each as sent"
     (record,) = [unpackb(raw) for raw in rclient.lrange(KEYS.failed("retrying"), 0, -1)]
     assert record["reason"].startswith("soft timeout")
+
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def _skewed(seconds: int) -> dict[str, str]:
+    """The environment of a process whose clock is `seconds` off (libfaketime, Debian's `faketime` package)."""
+    if not FAKETIME.exists():
+        if os.environ.get("CI"):
+            pytest.fail("libfaketime is missing; CI must install it (make redis-server does)")
+        pytest.skip("libfaketime is not installed (apt-get install faketime)")
+    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": f"{seconds:+d}", "DONT_FAKE_MONOTONIC": "1"}
+
+
+def test_a_worker_five_minutes_behind_waits_out_a_retry_backoff(
+    rclient: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 8: the retry's due time came from the child's clock and promotion used Redis's: a worker five minutes
+    behind turned every backoff under five minutes into an immediate retry."""
+    retry_app = importlib.import_module("tests.apps.retry_app")
+    for name, value in _skewed(-300).items():
+        monkeypatch.setenv(name, value)
+    worker = Worker(tmp_path, redis_url, app="tests.apps.retry_app.wakaq")
+    monkeypatch.delenv("LD_PRELOAD")
+    try:
+        worker.wait_ready()
+        retry_app.retry_later.delay("k")  # Retry(countdown=1) on its first run
+        wait_until(lambda: len(events(rclient, "retry_later")) == 2, timeout=20, what="the retry")
+    finally:
+        worker.stop()
+    first, second = events(rclient, "retry_later")
+    assert second["t"] - first["t"] >= 0.9, "the retry waited its second (on Redis's clock)"
+
+
+def test_a_producer_five_minutes_ahead_or_behind_keeps_a_relative_eta(
+    rclient: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Defect 8, the producer's side: `eta=timedelta(...)` became a due time on the producer's clock."""
+    worker = Worker(tmp_path, redis_url)
+    try:
+        worker.wait_ready()
+        sent = time.time()
+        code = "import tests.apps.worker_app as a, datetime as d; a.low.delay(1, eta=d.timedelta(seconds=2))"
+        env = dict(os.environ, WAKAQ_TEST_URL=redis_url, **_skewed(-300))
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
+        wait_until(lambda: events(rclient, "low"), timeout=20, what="the eta task")
+    finally:
+        worker.stop()
+    (ran,) = events(rclient, "low")
+    assert ran["t"] - sent >= 1.8, "due 2 s after it was sent, on Redis's clock"

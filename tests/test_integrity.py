@@ -9,16 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import msgpack
 import pytest
 import redis
 
-from tests.keyspace import KEYS
+from tests.keyspace import CLUSTER, KEYS
 from tests.workers import Worker, events, wait_until
-from wakaq._wakaq import unpackb
+from wakaq._wakaq import Consumer, unpackb
+from wakaq.exceptions import BrokerError
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -192,3 +195,64 @@ def test_a_producer_five_minutes_ahead_or_behind_keeps_a_relative_eta(
         worker.stop()
     (ran,) = events(rclient, "low")
     assert ran["t"] - sent >= 1.8, "due 2 s after it was sent, on Redis's clock"
+
+
+@pytest.fixture
+def acl_consumer(redis_url: str, rclient: redis.Redis) -> Iterator[tuple[Consumer, Callable[[str], None]]]:
+    """A Consumer of a registered daemon "d-acl" logging in as its own ACL user, and a way to change what that user
+    may run (`allow("-hkeys")`): a Redis that refuses one command stands in for a failure at that exact step."""
+    if CLUSTER:
+        pytest.skip("one server's ACL")
+    rclient.execute_command("ACL", "SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all")
+    rclient.sadd(KEYS.daemons, "d-acl")
+    url = redis_url.replace("redis://", "redis://worker:pw@")
+    consumer = Consumer(url, "wakaq", "d-acl", ["low"], 0.5, 2.0, 2.0)
+
+    def allow(rule: str) -> None:
+        rclient.execute_command("ACL", "SETUSER", "worker", rule)
+
+    try:
+        yield consumer, allow
+    finally:
+        rclient.execute_command("ACL", "DELUSER", "worker")
+
+
+def _push(rclient: redis.Redis, *tags: str) -> None:
+    for tag in tags:
+        rclient.rpush(KEYS.queue("low"), msgpack.packb({"name": "low", "args": [tag], "kwargs": {}, "retry": 0}))
+
+
+def test_acks_survive_a_failed_reconcile(rclient: redis.Redis, acl_consumer: Any) -> None:
+    """Defect 4: after a reconnect, `claim` took its acks out of what the child holds and then returned early when
+    the reconcile failed: the acks were dropped, and the next reconcile gave the finished task back to its queue."""
+    consumer, allow = acl_consumer
+    _push(rclient, "a", "b")
+    (a, b) = consumer.claim([], 2)
+    rclient.execute_command("CLIENT", "KILL", "USER", "worker")
+    assert consumer.claim([a[0]], 0) == []  # reconnects; a is acked
+    allow("-hkeys")
+    with pytest.raises(BrokerError):
+        consumer.claim([b[0]], 1)  # b finished; the reconcile after the reconnect is refused
+    allow("+hkeys")
+    assert consumer.claim([], 1) == [], "b finished: it must not be given back and claimed again"
+    assert rclient.hlen(KEYS.inflight("d-acl")) == 0
+    assert rclient.llen(KEYS.queue("low")) == 0
+
+
+def test_a_settle_that_has_not_landed_keeps_its_task(rclient: redis.Redis, acl_consumer: Any) -> None:
+    """Defect 5: `fail()` forgot the task before its call landed; a reconcile during the outage gave the task back
+    to its queue, and the settle, once Redis answered, found nothing to settle: no failure record, a rerun."""
+    consumer, allow = acl_consumer
+    _push(rclient, "x")
+    ((seq, _, _),) = consumer.claim([], 1)
+    allow("-hget")  # finish.lua reads the entry with HGET: the settle is refused
+    with pytest.raises(BrokerError):
+        consumer.fail(seq, "low", "ValueError: boom", "")
+    rclient.execute_command("CLIENT", "KILL", "USER", "worker")
+    consumer.claim([], 0)  # reconnects
+    assert consumer.claim([], 1) == [], "the task being settled is not given back"
+    allow("+hget")
+    consumer.fail(seq, "low", "ValueError: boom", "")
+    assert rclient.llen(KEYS.failed("low")) == 1
+    assert rclient.hlen(KEYS.inflight("d-acl")) == 0
+    assert rclient.llen(KEYS.queue("low")) == 0

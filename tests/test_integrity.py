@@ -256,3 +256,32 @@ def test_a_settle_that_has_not_landed_keeps_its_task(rclient: redis.Redis, acl_c
     assert rclient.llen(KEYS.failed("low")) == 1
     assert rclient.hlen(KEYS.inflight("d-acl")) == 0
     assert rclient.llen(KEYS.queue("low")) == 0
+
+
+def test_the_parent_settles_a_hard_timeout_whose_reply_is_lost(
+    rclient: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Defect 7: the parent recorded a task killed past its hard timeout (finish.lua) and then settled its result
+    record and lock, in one resendable closure: when the first reply was lost, the resend found the task settled and
+    skipped the rest. The record said "running" until its TTL, the lock was held until its own."""
+    from tests.faults.proxy import Proxy
+    from wakaq.exceptions import TaskFailed
+
+    together = importlib.import_module("tests.apps.together_app")
+    lua = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
+    finish = (lua / "lib.lua").read_text() + "\n" + (lua / "finish.lua").read_text()
+    sha = rclient.script_load(finish)  # NOTE: loaded, so the first EVALSHA runs it (no NOSCRIPT round)
+    proxy = Proxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    worker = Worker(tmp_path, proxy.url, app="tests.apps.together_app.wakaq")
+    try:
+        worker.wait_ready()
+        proxy.drop_after = sha.encode()  # the reply to the parent's finish.lua is lost once
+        handle = together.past_hard_timeout.delay("s")
+        with pytest.raises(TaskFailed) as failed:
+            handle.result(timeout=20)
+        assert failed.value.error_type == "HardTimeout"
+        assert proxy.dropped == 1
+        assert not list(rclient.scan_iter(KEYS.unique("*"))), "the lock is released"
+    finally:
+        worker.stop()
+        proxy.close()

@@ -5,9 +5,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 pub mod admin;
-pub mod cluster;
-pub mod conn;
+pub mod connect;
 pub mod consumer;
+// NOTE: the connection modules under their old paths (`broker::conn`, ...), for the code that uses them
+pub use connect::{cluster, conn, sentinel, tls};
 pub mod coordinator;
 pub mod durable;
 pub mod element;
@@ -18,9 +19,7 @@ pub mod parent;
 pub mod producer;
 pub mod pubsub;
 pub mod scripts;
-pub mod sentinel;
 pub mod settle;
-pub mod tls;
 
 /// Every key and channel name of an app (`cluster`: the Redis Cluster layout), as templates with `{queue}`,
 /// `{daemon}`, `{task}`, `{id}`, `{key}`, `{schedule}` and `{slot}` placeholders after the namespace (`namespace`).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::{Client, Connection, ErrorKind, RedisError, RedisResult, Value};
 
-use super::conn::connection_info;
+use super::url::connection_info;
 
 pub const SCHEME: &str = "redis+sentinel://";
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use redis::{Client, ClientTlsConfig, ErrorKind, RedisError, RedisResult, TlsCertificates};
 
-use super::conn::connection_info;
+use super::url::connection_info;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;

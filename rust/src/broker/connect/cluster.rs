@@ -71,7 +71,7 @@ pub fn client(
     let nodes: Vec<String> = node_urls(url)?.iter().map(|n| tls.node_url(n)).collect();
     let mut infos = Vec::with_capacity(nodes.len());
     for n in &nodes {
-        infos.push(super::conn::connection_info(n.as_str())?);
+        infos.push(super::url::connection_info(n.as_str())?);
     }
     let mut builder = ClusterClientBuilder::new(infos).connection_timeout(connect_timeout);
     if let Some(t) = socket_timeout {

@@ -4,9 +4,7 @@
 use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
-use redis::{
-    Client, Connection, ConnectionInfo, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError, RedisResult,
-};
+use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 
 use super::cluster::{self, Cluster};
 use super::sentinel::{is_sentinel_url, Sentinels};
@@ -259,19 +257,6 @@ fn sentinel_source(url: &str, tls: &TlsOptions) -> RedisResult<Source> {
         )));
     }
     Ok(Source::Sentinel(Sentinels::parse(url)?))
-}
-
-/// The connection settings of `url`, closing with SO_LINGER 0 (an RST that discards unsent and unacknowledged
-/// data).
-///
-/// WARN: without it, a call given up after a timeout during a network partition stays in the kernel of the closed
-/// socket and is retransmitted, and so executed by Redis, when the network returns: possibly after the caller has
-/// settled it (a child's claim whose seqs it already handed back would then leave tasks in flight under seqs
-/// nobody settles again). `tests/faults/test_hosts.py` shows it with a push.
-pub fn connection_info(url: impl IntoConnectionInfo) -> RedisResult<ConnectionInfo> {
-    let info = url.into_connection_info()?;
-    let tcp = info.tcp_settings().clone().set_linger_time(Duration::ZERO);
-    Ok(info.set_tcp_settings(tcp))
 }
 
 /// A system call inside the Redis client returned EINTR: a signal arrived (SIGTERM, SIGQUIT), Redis is fine.

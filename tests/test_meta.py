@@ -90,3 +90,27 @@ def test_running_tasks_see_their_meta_and_plain_ones_none(
     seen = {e["tag"]: e["meta"] for e in events(rclient, "meta_probe") + events(rclient, "async_meta_probe")}
     assert seen == {"with": {"id": "m1"}, "plain": None, "async-with": {"id": "m2"}, "async-plain": None}
     assert {e["name"] for e in events(rclient, "meta_probe")} == {"meta_probe"}
+
+
+def test_a_retried_payload_keeps_the_argument_bytes_as_sent() -> None:
+    from wakaq._wakaq import retried_task
+
+    meta = {"id": "r1", "errors": ["TimeoutError: slow"]}
+    plain = encode_task("t", [1, {"b": 2}], {"k": [3.5]}, 0)
+    assert retried_task(plain, 1, meta) == encode_task("t", [1, {"b": 2}], {"k": [3.5]}, 1, meta)
+    assert retried_task(encode_task("t", [1], {}, 2, {"id": "x"}), 3) == encode_task("t", [1], {}, 3)
+    # another writer's key order and encodings are copied, not normalised: only retry and meta are new
+    foreign = msgpack.packb({"kwargs": {}, "name": "t", "extra": 1, "args": [2**40], "retry": 7})
+    assert msgpack.unpackb(retried_task(foreign, 8, meta)) == {
+        "kwargs": {},
+        "name": "t",
+        "extra": 1,
+        "args": [2**40],
+        "retry": 8,
+        "meta": meta,
+    }
+    wakaq_json = b'{"name": "t", "args": [1], "kwargs": {}, "retry": 0}'
+    assert retried_task(wakaq_json, 1) == encode_task("t", [1], {}, 1)
+    for garbage in (b"\x93\x01\x02\x03", b"\x84\xa4name", b""):
+        with pytest.raises(PayloadError):
+            retried_task(garbage, 1)

@@ -14,6 +14,7 @@ __all__ = [
     "decode_task",
     "decode_task_meta",
     "encode_task",
+    "retried_task",
     "key_layout",
     "packb",
     "run_spawned_child",
@@ -45,6 +46,10 @@ def decode_task(data: bytes) -> tuple[str, list[Any], dict[str, Any], int]:
 
 def decode_task_meta(data: bytes) -> tuple[str, list[Any], dict[str, Any], int, dict[str, Any] | None]:
     """`decode_task` plus the payload's meta map (None when it has none)."""
+
+def retried_task(payload: bytes, retry: int, meta: Mapping[str, Any] | None = None) -> bytes:
+    """A retry's payload: `payload`'s name, args and kwargs bytes as they were sent, with a new `retry` and `meta`
+    (None or empty: none). WakaQ's JSON payloads come back as msgpack. PayloadError for bytes that are no task."""
 
 # ---- broker -----------------------------------------------------------------------------------------------
 

@@ -645,8 +645,9 @@ class Child:
             reason = retries.failure_reason(_describe(outcome), claimed.meta, retry, plan.retry.max_retries)
             await self._fail(claimed, reason, _format_tb(outcome), cell=plan.cell)
             return
-        name, args, kwargs, _, _ = _wakaq.decode_task_meta(claimed.payload)  # NOTE: as sent, not as the task left them
-        payload = _wakaq.encode_task(name, args, kwargs, retry + 1, step.meta)
+        # NOTE: the arguments' bytes as sent, not as the task left them (no decode, no encode again)
+        payload = _wakaq.retried_task(claimed.payload, retry + 1, step.meta)
+        name = plan.task.name
         when = "now" if step.delay is None else f"in {step.delay:.3g}s"
         log.warning(
             "task %s failed (%s), retry %d of %d %s", name, _describe(outcome), retry + 1, plan.retry.max_retries, when
@@ -668,11 +669,10 @@ class Child:
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
             meta = retries.soft_timeout_meta(plan.retry, claimed.meta)
-            # NOTE: the arguments as sent, not as the task left them (it may have changed them, or left something
-            # that cannot be encoded: raising here, after the slot was cleared, would kill the child on every
-            # delivery)
-            name, args, kwargs, _, _ = _wakaq.decode_task_meta(claimed.payload)
-            payload = _wakaq.encode_task(name, args, kwargs, retry + 1, meta)
+            # NOTE: the arguments' bytes as sent, not as the task left them (it may have changed them, or left
+            # something that cannot be encoded: raising here, after the slot was cleared, would kill the child on
+            # every delivery)
+            payload = _wakaq.retried_task(claimed.payload, retry + 1, meta)
             _wakaq.count_task(plan.cell, "retried")
             error = _error_of(claimed.error, "soft timeout")
             retry_now = self.consumer.retry

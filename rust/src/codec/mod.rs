@@ -19,6 +19,7 @@ mod json;
 pub mod marker;
 pub mod meta;
 mod read;
+mod retried;
 mod task;
 mod timestamp;
 mod write;
@@ -39,6 +40,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_task, m)?)?;
     m.add_function(wrap_pyfunction!(decode_task, m)?)?;
     m.add_function(wrap_pyfunction!(decode_task_meta, m)?)?;
+    m.add_function(wrap_pyfunction!(retried_task, m)?)?;
     Ok(())
 }
 
@@ -106,4 +108,16 @@ fn decode_task<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTask<'py>> {
 #[pyfunction]
 fn decode_task_meta<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyTaskMeta<'py>> {
     guarded(|| decode_task_meta_object(py, data))
+}
+
+/// A retry's payload: `payload`'s own name, args and kwargs bytes with a new `retry` and `meta` (retried.rs).
+#[pyfunction]
+#[pyo3(signature = (payload, retry, meta = None))]
+fn retried_task<'py>(
+    py: Python<'py>,
+    payload: &[u8],
+    retry: i64,
+    meta: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    guarded(|| Ok(PyBytes::new(py, &retried::retried(py, payload, retry, meta)?)))
 }

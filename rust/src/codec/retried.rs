@@ -1,0 +1,85 @@
+//! The payload of a retry: the task's own bytes with a new `retry` and `meta`, its name, args and kwargs copied as
+//! they were sent. No decode of the arguments, no encode of them again: a retry sends exactly what the producer did,
+//! whatever the task did to its arguments meanwhile (and nothing it left there can fail to encode).
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::encode::{type_name, Encoder};
+use super::read::{DecodeError, Reader, Token};
+use super::task::{decode_task_meta_object, encode_task_meta_into};
+use super::write;
+
+/// `payload` with `retry` and `meta` replaced (`meta` None or empty: none). WakaQ's JSON payloads are decoded and
+/// encoded as msgpack (the worker never sends JSON). PayloadError for bytes that are not a task.
+pub fn retried(py: Python<'_>, payload: &[u8], retry: i64, meta: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<u8>> {
+    let meta = match meta {
+        Some(m) if m.is_none() => None,
+        Some(m) => {
+            let Ok(dict) = m.cast::<PyDict>() else {
+                let msg = format!("meta must be a dict, got '{}'", type_name(m));
+                return Err(pyo3::exceptions::PyTypeError::new_err(msg));
+            };
+            (!dict.is_empty()).then_some(dict)
+        }
+        None => None,
+    };
+    if payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let (name, args, kwargs, _, _) = decode_task_meta_object(py, payload)?;
+        let mut out = Vec::with_capacity(payload.len() + 64);
+        encode_task_meta_into(
+            py,
+            &mut out,
+            name.to_str()?,
+            args.as_any(),
+            kwargs.as_any(),
+            retry,
+            meta.map(|m| m.as_any()),
+        )?;
+        return Ok(out);
+    }
+    let kept = kept_fields(payload).map_err(|e| crate::errors::payload_error(py, e.to_string()))?;
+    let mut out = Vec::with_capacity(payload.len() + 64);
+    let entries = kept.len() + 1 + usize::from(meta.is_some());
+    let too_long = |_| crate::errors::payload_error(py, "payload has too many keys".to_owned());
+    write::map_len(&mut out, entries).map_err(too_long)?;
+    for (start, end) in kept {
+        out.extend_from_slice(&payload[start..end]);
+    }
+    out.push(super::marker::FIXSTR | 5);
+    out.extend_from_slice(b"retry");
+    write::int(&mut out, retry);
+    if let Some(meta) = meta {
+        out.push(super::marker::FIXSTR | 4);
+        out.extend_from_slice(b"meta");
+        Encoder::new(&mut out)
+            .value(meta.as_any())
+            .map_err(|e| e.into_pyerr("meta"))?;
+    }
+    Ok(out)
+}
+
+/// Byte ranges (key and value) of the payload map's entries other than `retry` and `meta`, in their order.
+fn kept_fields(payload: &[u8]) -> Result<Vec<(usize, usize)>, DecodeError> {
+    let mut r = Reader::new(payload);
+    let entries = match r.token()? {
+        Token::Map(n) => n,
+        other => {
+            return Err(DecodeError::Shape(format!(
+                "payload must be a map, got {}",
+                other.kind()
+            )))
+        }
+    };
+    let mut kept = Vec::with_capacity(entries as usize);
+    for _ in 0..entries {
+        let start = r.pos();
+        let key = r.token()?;
+        r.skip(1)?;
+        if !matches!(key, Token::Str(b"retry" | b"meta")) {
+            kept.push((start, r.pos()));
+        }
+    }
+    r.finish()?;
+    Ok(kept)
+}

@@ -34,7 +34,7 @@ pub fn retried(py: Python<'_>, payload: &[u8], retry: i64, meta: Option<&Bound<'
             args.as_any(),
             kwargs.as_any(),
             retry,
-            meta.map(|m| m.as_any()),
+            meta.map(Bound::as_any),
         )?;
         return Ok(out);
     }

@@ -147,6 +147,9 @@ class Broker:
     def requeue_failed(self, failed_queue: str, record: bytes, queue: str, payload: bytes) -> bool:
         """Remove failure record `record`, push its task onto `queue` and drop its result record, in one script;
         False when the record was gone."""
+    def drop_failed(self, queues: Sequence[str], record: bytes | None = None) -> int:
+        """Drop failure record `record` (exact bytes) from the failed list of `queues[0]`, or every record of the
+        failed lists of `queues`; returns how many were dropped."""
     def ping(self) -> bool: ...
 
 @final

@@ -133,7 +133,7 @@ class Api:
         if raw is None:
             raise ApiError(404, "this record is gone or moved far (another action or many new failures); reload")
         if action == "drop":
-            return {"dropped": int(self.r.lrem(self.app.keys.failed(queue), 1, raw))}  # type: ignore[arg-type]
+            return {"dropped": self.app.broker.drop_failed([queue], raw)}
         why = records.requeue_one(self.app, self.r, queue, raw)
         if why is not None:
             raise ApiError(409, why)

@@ -106,6 +106,23 @@ pub fn fire(
         .map(|n| n == 1)
 }
 
+/// Drop failure records: `record` (exact bytes) from the failed list of `queues[0]`, or every record of `queues`.
+pub fn drop_failed(
+    c: &mut dyn ConnectionLike,
+    keys: &Keys,
+    queues: &[String],
+    record: Option<&[u8]>,
+) -> RedisResult<i64> {
+    if queues.is_empty() {
+        return Ok(0);
+    }
+    let mut inv = scripts::drop_failed().prepare_invoke();
+    for q in queues {
+        inv.key(keys.failed(q));
+    }
+    inv.arg(record.unwrap_or_default()).invoke(c)
+}
+
 /// Requeue the task of failure record `record` (of `failed_queue`'s list) onto `queue` as `payload`, dropping its
 /// result record (requeue_failed.lua). False when the record was gone.
 pub fn requeue_failed(

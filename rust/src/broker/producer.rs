@@ -435,6 +435,14 @@ impl Broker {
         })
     }
 
+    /// Drop failure records: `record` (its exact bytes) from the failed list of `queues[0]`, or every record of the
+    /// failed lists of `queues`. Returns how many were dropped.
+    #[pyo3(signature = (queues, record = None))]
+    fn drop_failed(&self, py: Python<'_>, queues: Vec<String>, record: Option<&[u8]>) -> PyResult<i64> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| admin::drop_failed(c, keys, &queues, record))
+    }
+
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {
         lock_run(py, &self.conn, false, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
     }

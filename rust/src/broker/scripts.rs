@@ -36,3 +36,4 @@ script!(enqueue_unique, "lua/enqueue_unique.lua");
 script!(cancel, "lua/cancel.lua");
 script!(fire, "lua/fire.lua");
 script!(requeue_failed, "lua/requeue_failed.lua");
+script!(drop_failed, "lua/drop_failed.lua");

@@ -114,6 +114,10 @@ class Broker:
         as for `push` (one WAIT per queue)."""
     def broadcast(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
         """Publish a broadcast task; returns the number of worker daemons that received it."""
+    def purge(self, queue: str, limited: Sequence[str]) -> tuple[int, int]:
+        """Empty `queue`: its list, its parked lists (registered, and those of the `limited` tasks) and its eta set,
+        releasing the purged tasks' uniqueness locks and marking their result records "cancelled". Returns
+        (pending tasks removed, eta tasks removed)."""
     def ping(self) -> bool: ...
 
 @final

@@ -13,6 +13,12 @@ DEFAULT_PREFIX = "wakaq"
 BROADCAST_CHANNEL = "wakaq-broadcast"
 ETA_CHANNEL = "wakaq-eta"
 CONTROL_CHANNEL = "wakaq-control"
+#: daemons' broadcast lists are the pseudo queues `bcast:<daemon>`; their failure records share the failed list of
+#: the pseudo queue "broadcast"
+BROADCAST_QUEUE_PREFIX = "bcast:"
+BROADCAST_FAILED = "broadcast"
+#: separator of a parked-registry member's queue and task
+PARKED_SEP = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class Keys:
         return f"{self.namespace}:bell:{name}"
 
     def failed(self, name: str) -> str:
+        # NOTE: every daemon's failed broadcasts share one list (rust/src/broker/keys.rs `failed` says why)
+        if name.startswith(BROADCAST_QUEUE_PREFIX):
+            name = BROADCAST_FAILED
         return f"{self.namespace}:failed:{name}"
 
     def rate_queue(self, name: str) -> str:
@@ -44,6 +53,22 @@ class Keys:
 
     def parked(self, queue: str, task: str) -> str:
         return f"{self.namespace}:parked:{queue}:{task}"
+
+    @property
+    def parked_registry(self) -> str:
+        """Set of the parked lists that may hold elements, members `parked_member(queue, task)` (keys.rs says who
+        adds and removes them)."""
+        return f"{self.namespace}:parked"
+
+    @staticmethod
+    def parked_member(queue: str, task: str) -> str:
+        return f"{queue}{PARKED_SEP}{task}"
+
+    @staticmethod
+    def parse_parked_member(member: bytes) -> tuple[str, str] | None:
+        """(queue, task) of a registry member; None for anything else."""
+        queue, sep, task = member.decode(errors="replace").partition(PARKED_SEP)
+        return (queue, task) if sep else None
 
     def result(self, task_id: str) -> str:
         return f"{self.namespace}:result:{task_id}"

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pub mod admin;
 pub mod cluster;
 pub mod conn;
 pub mod consumer;
@@ -13,6 +14,7 @@ pub mod element;
 pub mod give_back;
 pub mod keys;
 pub mod parent;
+pub mod parked;
 pub mod producer;
 pub mod pubsub;
 pub mod scripts;
@@ -47,6 +49,8 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("rate_queue", k.rate_queue("{queue}"))?;
     d.set_item("rate_task", k.rate_task("{task}"))?;
     d.set_item("parked", k.parked("{queue}", "{task}"))?;
+    d.set_item("parked_registry", k.parked_registry())?;
+    d.set_item("parked_member", keys::Keys::parked_member("{queue}", "{task}"))?;
     d.set_item("result", k.result("{id}"))?;
     d.set_item("result_ready", k.result_ready("{id}"))?;
     Ok(d)

@@ -31,6 +31,8 @@ script!(promote, "lua/promote.lua");
 script!(heartbeat, "lua/heartbeat.lua");
 script!(stats, "lua/stats.lua");
 script!(retire, "lua/retire.lua");
+script!(release_parked, "lua/release_parked.lua");
+script!(purge, "lua/purge.lua");
 
 /// Scripts of the opt-in task features, kept with the Python package (`python/wakaq/lua/`) because redis-py runs
 /// them too (producers, `wakaq.results`): no `lib.lua` prepended, so both clients share one script (one SHA).

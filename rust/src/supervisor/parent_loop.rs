@@ -130,6 +130,7 @@ impl Parent {
     }
 
     fn run(&mut self, py: Python<'_>, child_main: &Bound<'_, PyAny>) {
+        self.release_parked(); // NOTE: before the first fork, so released tasks are claimed in their order
         loop {
             self.fork_missing(py, child_main);
             self.wait(py);
@@ -660,6 +661,16 @@ impl Parent {
         if let Some(n @ 1..) = self.link.call(&mut self.log, |c| c.reap_dead_daemons()) {
             self.log
                 .info(&format!("returned {n} tasks of dead worker daemons to their queues"));
+        }
+        self.release_parked();
+    }
+
+    /// Tasks parked by a task rate limit this daemon does not have go back to the front of their queues.
+    fn release_parked(&mut self) {
+        if let Some(n @ 1..) = self.link.call(&mut self.log, |c| c.release_parked()) {
+            self.log.info(&format!(
+                "moved {n} tasks parked by a rate limit this worker does not have to their queues"
+            ));
         }
     }
 

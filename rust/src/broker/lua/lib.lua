@@ -113,10 +113,25 @@ local function task_name(payload)
   return '?'
 end
 
--- `retired`: the N:stats:retired hash
+-- Bounds of the task names counted by scripts (count_retired)
+local NAME_MAX = 200
+local RETIRED_FIELDS_MAX = 20000
+
+-- `retired`: the N:stats:retired hash.
+-- NOTE: the name comes from the payload, and garbage payloads must not add a field each: a name that does not look
+-- like a task name (letters, digits, _ . : - and non-ASCII bytes, at most NAME_MAX bytes) counts under '?', and so
+-- does any name new to the hash once it has RETIRED_FIELDS_MAX fields (the daemons' own counters, folded in by
+-- retire_stats, come from their registered task names and are not capped).
 local function count_retired(retired, counter, queue, payload)
   if string.sub(queue, 1, 6) == 'bcast:' then queue = 'broadcast' end  -- as the children count broadcasts
-  redis.call('HINCRBY', retired, counter .. '\31' .. queue .. '\31' .. task_name(payload), 1)
+  local cell = counter .. '\31' .. queue .. '\31'
+  local name = task_name(payload)
+  if #name > NAME_MAX or not string.find(name, '^[%w_%.:%-\128-\255]+$') then name = '?' end
+  if name ~= '?' and redis.call('HEXISTS', retired, cell .. name) == 0
+      and redis.call('HLEN', retired) >= RETIRED_FIELDS_MAX then
+    name = '?'
+  end
+  redis.call('HINCRBY', retired, cell .. name, 1)
 end
 
 -- Fold a daemon's task counters (`stats`, its N:stats:<daemon>) into the retired totals and drop its stats and

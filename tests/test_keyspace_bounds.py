@@ -1,6 +1,7 @@
 """Keys that must not grow with every daemon run or every garbage payload (issue 19, defect 11): failed broadcasts
-(dead-listed by the parent: a broadcast that kills its child) go to one failed list (the pseudo queue "broadcast"), not one per daemon run; `stats:retired` counts tasks with
-garbage names under "?". Real redis-server, real `wakaq-worker` daemons (tests/apps/parked_app.py)."""
+(dead-listed by the parent: a broadcast that kills its child) go to one failed list (the pseudo queue "broadcast"),
+not one per daemon run; `stats:retired` counts tasks with garbage names under "?". Real redis-server, real
+`wakaq-worker` daemons (tests/apps/parked_app.py)."""
 
 from __future__ import annotations
 

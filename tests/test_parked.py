@@ -16,9 +16,10 @@ import pytest
 
 from tests.keyspace import KEYS
 from tests.workers import Worker, wait_until
-from wakaq import _wakaq
+from wakaq import Queue, _wakaq
 from wakaq.admin import inspect, purge
 from wakaq.cancel import cancel_task, list_tasks
+from wakaq.exceptions import WakaQError
 from wakaq.ratelimit import to_rate
 from wakaq.stats import snapshot
 
@@ -126,6 +127,11 @@ def test_purge_empties_parked_lists_without_the_limit(
     assert rclient.smembers(KEYS.parked_registry) == set()
 
 
+def test_a_queue_cannot_be_named_like_the_registry() -> None:
+    with pytest.raises(WakaQError, match="collides"):
+        Queue("parked")
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="needs rust/src/broker/consumer.rs (Limits::new) to pass keys.parked_registry() as claim_limited.lua's "
@@ -134,7 +140,8 @@ def test_purge_empties_parked_lists_without_the_limit(
 def test_the_claim_registers_what_it_parks(redis_url: str, rclient: Any) -> None:
     rate = to_rate("1/m", "test")
     assert rate is not None
-    c = _wakaq.Consumer(redis_url, "wakaq", "host:1:pk", ["default"], 1.0, 5.0, task_rates=[("send", *rate.script_args())])
+    limits = [("send", *rate.script_args())]
+    c = _wakaq.Consumer(redis_url, "wakaq", "host:1:pk", ["default"], 1.0, 5.0, task_rates=limits)
     _wakaq.Broker(redis_url).push_many([("default", "send", [i], {}) for i in range(3)])
     assert len(c.claim([], 8)) == 1
     assert rclient.llen(KEYS.parked("default", "send")) == 2

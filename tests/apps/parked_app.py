@@ -1,6 +1,7 @@
-"""App for the parked-task tests (tests/test_parked.py): `send` on queue `default` with the rate limit of
+"""App for tests/test_parked.py and tests/test_keyspace_bounds.py: `send` on queue `default` with the rate limit of
 WAKAQ_TEST_TASK_RATE (unset or empty: no limit, as after a deploy that removed it), `free` never limited, and a
-broadcast task `crash` that kills its child (dead-listed after 3 deliveries). Each run appends "<task>:<i>" to the Redis list `ran`."""
+broadcast task `crash` that kills its child (dead-listed after 3 deliveries). Each run appends "<task>:<i>" to the
+Redis list `ran`."""
 
 from __future__ import annotations
 

@@ -9,11 +9,12 @@
 --   N:inflight:<daemon>   hash  "<pid>:<seq>" -> "<queue>\n<element>", claimed and not yet acknowledged
 --   N:daemons             set   registered worker daemons
 --   N:hb:<daemon>         str   heartbeat with a TTL; JSON info
---   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
+--   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed (broadcasts: N:failed:broadcast)
 --   N:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
 --   N:rate:queue:<queue>  hash  a rate-limited queue's GCRA state: tat, wake (us of Redis time; claim_limited.lua)
 --   N:rate:task:<task>    hash  the same for a rate-limited task
 --   N:parked:<queue>:<t>  list  elements of rate-limited task t parked while it had no budget (part of <queue>)
+--   N:parked              set   registry of parked lists that may hold elements: "<queue>\31<t>" (release_parked.lua)
 --   N:daemon:<daemon>     hash  info (JSON, as in the heartbeat) and seen (server time): kept until reaped
 --   N:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
 --   N:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks

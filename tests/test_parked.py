@@ -146,3 +146,36 @@ def test_the_claim_registers_what_it_parks(redis_url: str, rclient: Any) -> None
     assert len(c.claim([], 8)) == 1
     assert rclient.llen(KEYS.parked("default", "send")) == 2
     assert rclient.smembers(KEYS.parked_registry) == {MEMBER}
+
+
+LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
+
+
+def test_claim_limited_keeps_the_registry_when_given_its_key(redis_url: str, rclient: Any) -> None:
+    """The script itself, called as scripts.rs builds it (lib.lua first) with the registry as its last key: a claim
+    that parks registers the list, the claim that empties it unregisters it."""
+    script = (LUA / "lib.lua").read_text() + "\n" + (LUA / "claim_limited.lua").read_text()
+    rate = to_rate("10/s", "test")
+    assert rate is not None and rate.burst == 1
+    queues = ["bcast:x", "default"]
+    keys = [KEYS.inflight("x"), *(KEYS.queue(q) for q in queues), *(KEYS.bell(q) for q in queues)]
+    keys += [*(KEYS.rate_queue(q) for q in queues), KEYS.rate_task("send"), KEYS.parked("default", "send")]
+    keys.append(KEYS.parked_registry)
+    head = ["1:", 0, 8, 0, len(queues), 1, 1_000_000, *queues, 0, 0, 0, 0, "send", *rate.script_args()]
+    _wakaq.Broker(redis_url).push_many([("default", "send", [i], {}) for i in range(3)])
+    seq = 0
+
+    def claim() -> list[Any]:
+        nonlocal seq
+        seq += 8
+        head[1] = seq
+        return list(rclient.eval(script, len(keys), *keys, *head))
+
+    assert claim()[0] == 1, "one claimed from queue index 1"
+    assert rclient.llen(KEYS.parked("default", "send")) == 2
+    assert rclient.smembers(KEYS.parked_registry) == {MEMBER}
+    wait_until(lambda: claim()[0] == 1, timeout=2, interval=0.05, what="the next token")
+    assert rclient.smembers(KEYS.parked_registry) == {MEMBER}, "one still parked"
+    wait_until(lambda: claim()[0] == 1, timeout=2, interval=0.05, what="the last token")
+    assert rclient.exists(KEYS.parked("default", "send")) == 0
+    assert rclient.smembers(KEYS.parked_registry) == set()

@@ -15,8 +15,10 @@ import pytest
 
 from tests.keyspace import KEYS, scan_keys
 from tests.workers import Worker, wait_until
+from wakaq import _wakaq
 from wakaq.admin import inspect
 from wakaq.constants import STATS_SEP
+from wakaq.keys import Keys
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -47,6 +49,13 @@ def test_failed_broadcasts_of_every_daemon_run_share_one_list(
             worker.stop()
     assert scan_keys(rclient, f"{KEYS.namespace}:failed:bcast:*") == []
     assert inspect(app.wakaq, rclient)["failed_broadcasts"] == 2
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_one_failed_list_for_broadcasts_in_rust_and_python(cluster: bool) -> None:
+    keys = Keys("app", cluster)
+    assert _wakaq.key_layout("app", cluster)["broadcast_failed"] == keys.failed("bcast:{daemon}")
+    assert keys.failed("bcast:d1") == keys.failed("broadcast") == f"{keys.namespace}:failed:broadcast"
 
 
 def _dead_entry(name: str) -> bytes:

@@ -20,6 +20,7 @@ from wakaq import Queue, _wakaq
 from wakaq.admin import inspect, purge
 from wakaq.cancel import cancel_task, list_tasks
 from wakaq.exceptions import WakaQError
+from wakaq.keys import Keys
 from wakaq.ratelimit import to_rate
 from wakaq.stats import snapshot
 
@@ -125,6 +126,15 @@ def test_purge_empties_parked_lists_without_the_limit(
     assert purge(app.wakaq, rclient, "default") == {"queue": "default", "purged_tasks": 204, "purged_eta_tasks": 0}
     assert rclient.exists(KEYS.parked("default", "send"), KEYS.queue("default")) == 0
     assert rclient.smembers(KEYS.parked_registry) == set()
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_registry_keys_agree_with_rust(cluster: bool) -> None:
+    layout, keys = _wakaq.key_layout("app", cluster), Keys("app", cluster)
+    assert layout["parked_registry"] == keys.parked_registry == ("{app}:parked" if cluster else "app:parked")
+    assert layout["parked_member"] == keys.parked_member("{queue}", "{task}") == "{queue}\x1f{task}"
+    assert keys.parse_parked_member(b"q\x1fsend") == ("q", "send")
+    assert keys.parse_parked_member(b"q:send") is None
 
 
 def test_a_queue_cannot_be_named_like_the_registry() -> None:

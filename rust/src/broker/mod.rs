@@ -34,6 +34,10 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("bell", k.bell("{queue}"))?;
     d.set_item("failed", k.failed("{queue}"))?;
     d.set_item(
+        "broadcast_failed",
+        k.failed(&keys::Keys::broadcast_queue_name("{daemon}")),
+    )?;
+    d.set_item(
         "broadcast_queue",
         k.queue(&keys::Keys::broadcast_queue_name("{daemon}")),
     )?;

@@ -119,7 +119,7 @@ local function unpark(i, want, out)
           out[#out + 1] = e
           b.used = b.used + 1
         end
-        if redis.call('LLEN', list) == 0 then tell(i, j, false) end
+        if registry and redis.call('LLEN', list) == 0 then tell(i, j, false) end
       else
         hungry(b)
       end

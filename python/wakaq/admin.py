@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from wakaq.connection import redis_py_client
-from wakaq.keys import BROADCAST_FAILED
 from wakaq.ratelimit import parked_lists
 from wakaq.results import reopen
 
@@ -43,7 +42,7 @@ def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         "workers": sum(1 for d in snap["daemons"] if d["alive"]),
         "daemons": snap["daemons"],
         "parked": parked(app, r),
-        "failed_broadcasts": r.llen(app.keys.failed(BROADCAST_FAILED)),
+        "failed_broadcasts": r.llen(app.keys.broadcast_failed),
     }
 
 
@@ -70,7 +69,7 @@ def purge(app: WakaQ, r: redis.Redis, queue_name: str) -> dict[str, Any]:
     """Empty a queue: its pending list, its tasks parked by a task rate limit (every registered parked list of the
     queue, also of limits this config does not have) and its eta set; returns how many tasks each held.
 
-    NOTE: the Rust broker does it (rust/src/broker/admin.rs): each purged task's uniqueness lock is released and its
+    NOTE: the Rust broker does it (rust/src/broker/purge.rs): each purged task's uniqueness lock is released and its
     result record says "cancelled", in the script that removes it. `r` is not used (kept for callers)."""
     queue = app.get_queue(queue_name, "--queue")
     limited = sorted(t.name for t in app.tasks.values() if t.rate_limit)

@@ -13,10 +13,6 @@ DEFAULT_PREFIX = "wakaq"
 BROADCAST_CHANNEL = "wakaq-broadcast"
 ETA_CHANNEL = "wakaq-eta"
 CONTROL_CHANNEL = "wakaq-control"
-#: daemons' broadcast lists are the pseudo queues `bcast:<daemon>`; their failure records share the failed list of
-#: the pseudo queue "broadcast"
-BROADCAST_QUEUE_PREFIX = "bcast:"
-BROADCAST_FAILED = "broadcast"
 #: separator of a parked-registry member's queue and task
 PARKED_SEP = "\x1f"
 
@@ -40,10 +36,13 @@ class Keys:
         return f"{self.namespace}:bell:{name}"
 
     def failed(self, name: str) -> str:
-        # NOTE: every daemon's failed broadcasts share one list (rust/src/broker/keys.rs `failed` says why)
-        if name.startswith(BROADCAST_QUEUE_PREFIX):
-            name = BROADCAST_FAILED
         return f"{self.namespace}:failed:{name}"
+
+    @property
+    def broadcast_failed(self) -> str:
+        """The failed list of every daemon's broadcasts (the Rust broker maps each `bcast:<daemon>` pseudo queue to
+        it: rust/src/broker/keys.rs `failed` says why)."""
+        return self.failed("broadcast")
 
     def rate_queue(self, name: str) -> str:
         return f"{self.namespace}:rate:queue:{name}"

@@ -4,7 +4,6 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-pub mod admin;
 pub mod cluster;
 pub mod conn;
 pub mod consumer;
@@ -17,6 +16,7 @@ pub mod parent;
 pub mod parked;
 pub mod producer;
 pub mod pubsub;
+pub mod purge;
 pub mod scripts;
 pub mod sentinel;
 pub mod tls;

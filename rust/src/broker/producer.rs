@@ -343,11 +343,11 @@ impl Broker {
         })
     }
 
-    /// Empty `queue` (wakaq-purge), settling what it removes (broker/admin.rs); `limited`: the tasks the caller's
+    /// Empty `queue` (wakaq-purge), settling what it removes (broker/purge.rs); `limited`: the tasks the caller's
     /// config rate-limits (their parked lists, registered or not). Returns (pending removed, eta removed).
     fn purge(&self, py: Python<'_>, queue: &str, limited: Vec<String>) -> PyResult<(i64, i64)> {
         let keys = &self.keys;
-        lock_run(py, &self.conn, false, |c| super::admin::purge(c, keys, queue, &limited))
+        lock_run(py, &self.conn, false, |c| super::purge::purge(c, keys, queue, &limited))
     }
 
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {

@@ -1,7 +1,7 @@
 -- wakaq-purge: remove elements the caller read and parsed from a queue list, a parked list or an eta set, and settle
 -- each removed task's opt-in state in the same step: its uniqueness lock is released (if it still holds the task's
 -- id) and its result record, when it stores results, says "cancelled" (a final status already there is kept)
--- (broker/admin.rs).
+-- (broker/purge.rs).
 -- KEYS[1] the list or zset, KEYS[2] the registry N:parked, then per tracked element, in ARGV order: its result hash
 -- N:result:<id> and ready list N:result:<id>:ready (when it stores results), then its lock (when it holds one)
 -- ARGV[1] 'list' or 'zset', ARGV[2] the registry member of a parked list ('' for another key: then the registry is

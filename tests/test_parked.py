@@ -86,6 +86,21 @@ def test_release_is_bounded_per_call_and_keeps_the_order(
     assert ran(rclient) == [f"send:{i}" for i in range(2500)]
 
 
+def test_a_daemon_registers_its_lists_again_on_the_way_out(
+    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
+) -> None:
+    """During a rolling deploy a daemon without the limit releases the parked list and unregisters it once empty,
+    and the old daemon's children park tasks there again at once: until its parent registers the list again (next
+    heartbeat) it is not in the registry. A graceful stop then must not leave it unregistered."""
+    app.wakaq.broker.push_many([("default", "send", [i], {}) for i in range(50)])
+    with running(tmp_path, redis_url, "old", task_rate="1/m"):
+        wait_until(lambda: rclient.llen(KEYS.parked("default", "send")) == 49, timeout=30, what="parked tasks")
+        rclient.srem(KEYS.parked_registry, MEMBER)  # NOTE: as after such a release and a park again
+    assert rclient.smembers(KEYS.parked_registry) == {MEMBER}
+    with running(tmp_path, redis_url, "new"):
+        wait_until(lambda: len(ran(rclient)) >= 50, timeout=30, what="all 50 tasks")
+
+
 def test_a_daemon_that_limits_the_task_registers_its_lists_and_keeps_them(
     app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
 ) -> None:

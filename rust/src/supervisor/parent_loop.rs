@@ -733,6 +733,9 @@ impl Parent {
             self.link.retry_now();
             let info = self.daemon_info();
             self.publish_stats(&info);
+            // NOTE: our children may have parked tasks in a list another daemon emptied and unregistered since our
+            // last heartbeat (a rolling deploy that removes a limit): register our lists once more
+            self.release_parked();
             self.link.retry_now();
             self.link.call(&mut self.log, |c| c.deregister());
         } else {

@@ -90,7 +90,8 @@ test-python: build redis-server browser ## pytest: unit and integration tests ag
 # the tests (tests/redis_cluster.py; redis-cli comes with the redis-server package).
 CLUSTER_TESTS = tests/test_worker.py tests/test_scheduler.py tests/test_cli.py tests/test_broker.py tests/test_readme.py \
 	tests/test_stats.py tests/test_web.py tests/test_ratelimit.py tests/test_retries.py tests/test_cancel.py \
-	tests/test_results.py tests/test_unique.py tests/test_features_together.py
+	tests/test_results.py tests/test_unique.py tests/test_features_together.py \
+	tests/test_parked.py tests/test_purge.py tests/test_keyspace_bounds.py
 
 .PHONY: test-cluster
 test-cluster: build redis-server ## the integration tests again, on a private 6-node Redis Cluster (WAKAQ_TEST_CLUSTER=1)

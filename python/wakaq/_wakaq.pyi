@@ -150,6 +150,10 @@ class Broker:
     def drop_failed(self, queues: Sequence[str], record: bytes | None = None) -> int:
         """Drop failure record `record` (exact bytes) from the failed list of `queues[0]`, or every record of the
         failed lists of `queues`; returns how many were dropped."""
+    def purge(self, queue: str, limited: Sequence[str]) -> tuple[int, int]:
+        """Empty `queue`: its list, its parked lists (registered, and those of the `limited` tasks) and its eta set,
+        releasing the purged tasks' uniqueness locks and marking their result records "cancelled". Returns
+        (pending tasks removed, eta tasks removed)."""
     def ping(self) -> bool: ...
 
 @final

@@ -30,7 +30,9 @@ def connect(app: WakaQ) -> redis.Redis:
 def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     """WakaQ's `wakaq-info` shape: queues keyed by name (WakaQ's fields, then ours), `workers` = the number of
     live worker daemons; daemon details (live ones and ones whose heartbeat stopped, not yet reaped) under
-    `daemons`."""
+    `daemons`; tasks parked by a task rate limit per queue and task (every registered list, also of queues and
+    limits this config does not have) under `parked`; the failure records of broadcasts (every daemon's) under
+    `failed_broadcasts`."""
     from wakaq.stats import snapshot
 
     snap = snapshot(app, r)
@@ -38,24 +40,40 @@ def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         "queues": snap["queues"],
         "workers": sum(1 for d in snap["daemons"] if d["alive"]),
         "daemons": snap["daemons"],
+        "parked": parked(app, r),
+        "failed_broadcasts": r.llen(app.keys.broadcast_failed),
     }
+
+
+def parked(app: WakaQ, r: redis.Redis) -> dict[str, dict[str, int]]:
+    """Tasks parked by a task rate limit: queue -> task -> count, lists that hold some only."""
+    registry: Any = r.smembers(app.keys.parked_registry)
+    queues = {q.name for q in app.queues}
+    queues.update(pair[0] for member in registry if (pair := app.keys.parse_parked_member(member)))
+    lists = parked_lists(app.keys, registry, queues, app.tasks.values())
+    pipe: Any = r.pipeline(transaction=False)
+    for _, _, key in lists:
+        pipe.llen(key)
+    out: dict[str, dict[str, int]] = {}
+    for (queue, task, _), count in zip(lists, pipe.execute() if lists else [], strict=True):
+        if count:
+            out.setdefault(queue, {})[task] = count
+    return out
 
 
 # ---- purge ------------------------------------------------------------------------------------------------------
 
 
 def purge(app: WakaQ, r: redis.Redis, queue_name: str) -> dict[str, Any]:
-    """Empty a queue's pending list (with its tasks parked by a task rate limit) and eta set atomically; returns how
-    many tasks each held."""
+    """Empty a queue: its pending list, its tasks parked by a task rate limit (every registered parked list of the
+    queue, also of limits this config does not have) and its eta set; returns how many tasks each held.
+
+    NOTE: the Rust broker does it (rust/src/broker/purge.rs): each purged task's uniqueness lock is released and its
+    result record says "cancelled", in the script that removes it. `r` is not used (kept for callers)."""
     queue = app.get_queue(queue_name, "--queue")
-    parked = [key for _, key in parked_lists(app.keys, [queue], app.tasks.values())]
-    pipe: Any = r.pipeline(transaction=True)
-    for key in (queue.broker_key, *parked):
-        pipe.llen(key)
-    pipe.zcard(queue.broker_eta_key)
-    pipe.delete(queue.broker_key, queue.broker_eta_key, *parked)
-    *pending, eta, _ = pipe.execute()
-    return {"queue": queue.name, "purged_tasks": sum(pending), "purged_eta_tasks": eta}
+    limited = sorted(t.name for t in app.tasks.values() if t.rate_limit)
+    pending, eta = app.broker.purge(queue.name, limited)
+    return {"queue": queue.name, "purged_tasks": pending, "purged_eta_tasks": eta}
 
 
 # ---- failed -----------------------------------------------------------------------------------------------------

@@ -187,9 +187,10 @@ def _queued(
     keeps are decoded. `removed`: per key, how many elements the caller removed so far (`_remove` counts
     them), so the next window starts that much earlier."""
     queues = [q for q in app.queues if queue is None or q.name == queue]
+    registry = r.smembers(app.keys.parked_registry)  # NOTE: parked lists of any config, not only this one's
     for q in queues:
         sources = [("pending", app.keys.queue(q.name))]
-        sources += [("parked", key) for _, key in parked_lists(app.keys, [q], app.tasks.values())]
+        sources += [("parked", key) for _, _, key in parked_lists(app.keys, registry, [q.name], app.tasks.values())]
         for state, key in sources:
             for element in _scan(r, key, overlap, removed, _lrange):
                 if keep is None or keep(element):

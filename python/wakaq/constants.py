@@ -40,7 +40,8 @@ RESERVED_QUEUE_PREFIXES = (
     "rate:",
     "parked:",
 )
-RESERVED_QUEUE_NAMES = ("daemons", "done")
+#: NOTE: "parked" is the registry of parked lists (wakaq.keys.Keys.parked_registry)
+RESERVED_QUEUE_NAMES = ("daemons", "done", "parked")
 KEY_PREFIX_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 
 # ---- task counters (python/wakaq/stats.py; rust/src/supervisor/counters.rs has the same values) -----------------

@@ -59,6 +59,7 @@ def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
         "prefix": app.keys.prefix,
         "queues": [q.name for q in app.queues if q.name not in excluded],
         "task_names": sorted(app.tasks),
+        "limited_tasks": sorted(name for name, task in app.tasks.items() if task.rate_limit),
         "socket_timeout": app.socket_timeout,
         "connect_timeout": app.socket_connect_timeout,
         **app.tls_options,

@@ -26,6 +26,7 @@ def _templates(prefix: str, cluster: bool) -> dict[str, tuple[str, ...]]:
     itself in braces)."""
     layout = key_layout(prefix, cluster)
     ns = layout.pop("namespace")
+    layout.pop("parked_member")  # NOTE: not a key (no namespace): see PARKED_SEP
     out: dict[str, tuple[str, ...]] = {"namespace": (ns,)}
     for kind, template in layout.items():
         head, rest = (ns, template[len(ns) :]) if template.startswith(ns) else ("", template)
@@ -38,6 +39,8 @@ _DEFAULTS = _templates(DEFAULT_PREFIX, False)
 BROADCAST_CHANNEL = _DEFAULTS["broadcast_channel"][0]
 ETA_CHANNEL = _DEFAULTS["eta_channel"][0]
 CONTROL_CHANNEL = _DEFAULTS["control_channel"][0]
+#: separator of a parked-registry member's queue and task (from Rust's `Keys::parked_member`)
+PARKED_SEP = key_layout(DEFAULT_PREFIX)["parked_member"].replace("{queue}", "").replace("{task}", "")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,12 @@ class Keys:
     def failed(self, name: str) -> str:
         return self._fill("failed", name)
 
+    @property
+    def broadcast_failed(self) -> str:
+        """The failed list of every daemon's broadcasts (the Rust broker maps each `bcast:<daemon>` pseudo queue to
+        it: rust/src/broker/keys.rs `failed` says why)."""
+        return self.failed("broadcast")
+
     def rate_queue(self, name: str) -> str:
         return self._fill("rate_queue", name)
 
@@ -80,6 +89,22 @@ class Keys:
 
     def parked(self, queue: str, task: str) -> str:
         return self._fill("parked", queue, task)
+
+    @property
+    def parked_registry(self) -> str:
+        """Set of the parked lists that may hold elements, members `parked_member(queue, task)` (keys.rs says who
+        adds and removes them)."""
+        return self._fill("parked_registry")
+
+    @staticmethod
+    def parked_member(queue: str, task: str) -> str:
+        return f"{queue}{PARKED_SEP}{task}"
+
+    @staticmethod
+    def parse_parked_member(member: bytes) -> tuple[str, str] | None:
+        """(queue, task) of a registry member; None for anything else."""
+        queue, sep, task = member.decode(errors="replace").partition(PARKED_SEP)
+        return (queue, task) if sep else None
 
     def result(self, task_id: str) -> str:
         return self._fill("result", task_id)

@@ -98,9 +98,18 @@ def consumer_limits(queues: Iterable[_Limited], tasks: Iterable[_Limited]) -> Co
 class _KeyNames(Protocol):
     def parked(self, queue: str, task: str) -> str: ...
 
+    @staticmethod
+    def parse_parked_member(member: bytes) -> tuple[str, str] | None: ...
 
-def parked_lists(keys: _KeyNames, queues: Iterable[_Limited], tasks: Iterable[_Limited]) -> list[tuple[str, str]]:
-    """(queue name, key) of every parked list the claim script may fill: pending tasks of a rate-limited task that had
-    no budget when its queue was claimed from. Empty without task limits (then nothing reads Redis for them)."""
+
+def parked_lists(
+    keys: _KeyNames, registry: Iterable[bytes], queues: Iterable[str], tasks: Iterable[_Limited]
+) -> list[tuple[str, str, str]]:
+    """(queue, task, key) of every parked list of `queues` that may hold tasks: those in the registry (`registry`:
+    the members of `keys.parked_registry`, whatever config parked them) and those of the rate-limited `tasks` of
+    this config. Empty when neither has any (then nothing reads Redis for them)."""
+    names = set(queues)
+    pairs = {pair for member in registry if (pair := keys.parse_parked_member(member)) and pair[0] in names}
     limited = [t.name for t in tasks if t.rate_limit]
-    return [(q.name, keys.parked(q.name, task)) for q in queues for task in limited]
+    pairs.update((queue, task) for queue in names for task in limited)
+    return [(queue, task, keys.parked(queue, task)) for queue, task in sorted(pairs)]

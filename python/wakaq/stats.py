@@ -42,12 +42,13 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         pipe.time()
     pipe.smembers(keys.daemons)
     pipe.hgetall(keys.stats_retired)
+    pipe.smembers(keys.parked_registry)
     for queue in app.queues:
         pipe.llen(queue.broker_key)
         pipe.zcard(queue.broker_eta_key)
         pipe.llen(keys.failed(queue.name))
     replies = pipe.execute()
-    (secs, micros), members, retired, *depths = [r.time(), *replies] if keys.cluster else replies
+    (secs, micros), members, retired, registry, *depths = [r.time(), *replies] if keys.cluster else replies
     now = secs + micros / 1e6
     daemon_ids = sorted(m.decode(errors="replace") for m in members)
 
@@ -57,12 +58,13 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         pipe.hgetall(keys.daemon_info(daemon))
         pipe.hvals(keys.inflight(daemon))
         pipe.hgetall(keys.stats(daemon))
-    parked = parked_lists(keys, app.queues, app.tasks.values())
-    for _, key in parked:
+    # NOTE: every registered parked list of our queues, also of limits this config does not have
+    parked = parked_lists(keys, registry, [q.name for q in app.queues], app.tasks.values())
+    for _, _, key in parked:
         pipe.llen(key)
     replies = pipe.execute()
     waiting: Counter[str] = Counter()  # pending tasks parked by a task rate limit (wakaq.ratelimit)
-    for (name, _), count in zip(parked, replies[4 * len(daemon_ids) :], strict=True):
+    for (name, _, _), count in zip(parked, replies[4 * len(daemon_ids) :], strict=True):
         waiting[name] += count
 
     cells = _Cells()

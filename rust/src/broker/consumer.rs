@@ -93,6 +93,7 @@ impl Limits {
         for queue in names.iter().skip(1) {
             claim_keys.extend(task_rates.iter().map(|t| keys.parked(queue, &t.0)));
         }
+        claim_keys.push(keys.parked_registry());
         let horizon = (wait_timeout.max(0.001) * 1e6).round();
         let head = vec![
             names.len().to_string(),
@@ -435,9 +436,7 @@ impl Consumer {
             for k in &self.claim_keys {
                 inv.key(k);
             }
-            if self.limits.is_none() {
-                inv.key(&self.daemons);
-            }
+            inv.key(&self.daemons);
             inv.arg(&self.field_prefix).arg(first).arg(max_count).arg(acks.len());
             for a in &acks {
                 inv.arg(*a);
@@ -450,9 +449,8 @@ impl Consumer {
             }
             if let Some(l) = &self.limits {
                 inv.arg(&l.tail);
-            } else {
-                inv.arg(&self.daemon_id);
             }
+            inv.arg(&self.daemon_id);
             inv.invoke(c)
         });
         let answered = match result {

@@ -287,6 +287,15 @@ impl Coordinator for RedisCoordinator {
         })
     }
 
+    fn release_parked(&mut self) -> BrokerResult<u64> {
+        let (keys, queues, limited) = (
+            self.keys.clone(),
+            self.cfg.queues.clone(),
+            self.cfg.limited_tasks.clone(),
+        );
+        self.run(|c| super::parked::release(c, &keys, &queues, &limited))
+    }
+
     fn server_time(&mut self) -> BrokerResult<f64> {
         if let Some((at, when)) = self.clock {
             return Ok(at + when.elapsed().as_secs_f64());

@@ -2,6 +2,12 @@
 //! `python/wakaq/keys.py` fills in; lib.lua's header documents every key.
 
 pub const DEFAULT_PREFIX: &str = "wakaq";
+/// Daemons' broadcast lists are the pseudo queues `bcast:<daemon>`.
+const BROADCAST_QUEUE_PREFIX: &str = "bcast:";
+/// The pseudo queue whose failed list holds every failed broadcast.
+pub const BROADCAST_FAILED: &str = "broadcast";
+/// Separator of a parked-registry member's queue and task (no queue name holds control characters).
+pub const MEMBER_SEP: char = '\x1f';
 
 /// The key names of one app. `prefix` is the app's key prefix; keys live under the namespace: the prefix itself on
 /// a single Redis (WakaQ's names, `wakaq:default`), `{prefix}` on a Redis Cluster, whose hash tag puts every key
@@ -45,7 +51,13 @@ impl Keys {
         format!("{}:bell:{name}", self.ns)
     }
 
+    /// A queue's failure records. NOTE: the failed broadcasts of every daemon share the list of the pseudo queue
+    /// "broadcast" (`N:failed:broadcast`, as the counters name them): a list per daemon run (`bcast:<daemon>`) was
+    /// never shown nor deleted, one per restart. The records still name the daemon's queue.
     pub fn failed(&self, name: &str) -> String {
+        if name.starts_with(BROADCAST_QUEUE_PREFIX) {
+            return format!("{}:failed:{BROADCAST_FAILED}", self.ns);
+        }
         format!("{}:failed:{name}", self.ns)
     }
 
@@ -88,6 +100,31 @@ impl Keys {
     /// `queue` (claimed before the queue's own list).
     pub fn parked(&self, queue: &str, task: &str) -> String {
         format!("{}:parked:{queue}:{task}", self.ns)
+    }
+
+    /// The registry of parked lists that may hold elements (set of `parked_member`s): claim_limited.lua adds a list
+    /// when it parks there, each daemon adds the lists of its own limits; whoever empties one removes it. Makes
+    /// parked tasks findable without the config that parked them (purge, cancel, `wakaq-info`, their release).
+    pub fn parked_registry(&self) -> String {
+        format!("{}:parked", self.ns)
+    }
+
+    /// Whether `key` is one of this app's keys (in its namespace, so in its hash slot on a cluster).
+    pub fn owns(&self, key: &str) -> bool {
+        key.strip_prefix(self.ns.as_str())
+            .is_some_and(|rest| rest.starts_with(':'))
+    }
+
+    /// A parked list's member of the registry: "<queue>\x1f<task>".
+    pub fn parked_member(queue: &str, task: &str) -> String {
+        format!("{queue}{MEMBER_SEP}{task}")
+    }
+
+    /// (queue, task) of a registry member; None for anything else.
+    pub fn parse_parked_member(member: &[u8]) -> Option<(String, String)> {
+        let text = std::str::from_utf8(member).ok()?;
+        let (queue, task) = text.split_once(MEMBER_SEP)?;
+        Some((queue.to_owned(), task.to_owned()))
     }
 
     /// The pseudo queue name under which a daemon's relayed broadcasts sit (`<namespace>:bcast:<daemon>`).
@@ -161,6 +198,14 @@ mod tests {
         assert_eq!(k.rate_queue("q"), "{app}:rate:queue:q");
         assert_eq!(k.rate_task("send"), "{app}:rate:task:send");
         assert_eq!(k.parked("q", "send"), "{app}:parked:q:send");
+        assert_eq!(k.parked_registry(), "{app}:parked");
+        assert_eq!(k.failed("bcast:d1"), "{app}:failed:broadcast");
+        let member = Keys::parked_member("q", "send");
+        assert_eq!(
+            Keys::parse_parked_member(member.as_bytes()),
+            Some(("q".into(), "send".into()))
+        );
+        assert_eq!(Keys::parse_parked_member(b"q:send"), None);
         let names = ["a".to_owned(), "b".to_owned()];
         assert_eq!(
             k.targets(&names),

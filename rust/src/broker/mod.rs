@@ -16,8 +16,10 @@ pub mod finish;
 pub mod give_back;
 pub mod keys;
 pub mod parent;
+pub mod parked;
 pub mod producer;
 pub mod pubsub;
+pub mod purge;
 pub mod scripts;
 pub mod settle;
 
@@ -35,6 +37,10 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("bell", k.bell("{queue}"))?;
     d.set_item("failed", k.failed("{queue}"))?;
     d.set_item(
+        "broadcast_failed",
+        k.failed(&keys::Keys::broadcast_queue_name("{daemon}")),
+    )?;
+    d.set_item(
         "broadcast_queue",
         k.queue(&keys::Keys::broadcast_queue_name("{daemon}")),
     )?;
@@ -50,6 +56,8 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("rate_queue", k.rate_queue("{queue}"))?;
     d.set_item("rate_task", k.rate_task("{task}"))?;
     d.set_item("parked", k.parked("{queue}", "{task}"))?;
+    d.set_item("parked_registry", k.parked_registry())?;
+    d.set_item("parked_member", keys::Keys::parked_member("{queue}", "{task}"))?;
     d.set_item("result", k.result("{id}"))?;
     d.set_item("result_ready", k.result_ready("{id}"))?;
     d.set_item("unique", k.unique("{key}"))?;

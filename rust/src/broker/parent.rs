@@ -63,6 +63,11 @@ pub trait Coordinator {
     fn deregister(&mut self) -> BrokerResult<()>;
     /// Redis server time as unix seconds (one clock for every machine).
     fn server_time(&mut self) -> BrokerResult<f64>;
+    /// Register the lists this daemon's rate limits may park tasks in, and move the parked tasks of limits it
+    /// does not have back to the front of their queues (bounded). Returns how many moved.
+    fn release_parked(&mut self) -> BrokerResult<u64> {
+        Ok(0)
+    }
     /// Publish the daemon's task counters (`(field, total)` pairs) and info; `again` when an earlier publish
     /// succeeded. True when the daemon was reaped since then (nothing written). No-op without Redis.
     fn publish_stats(&mut self, _info: &DaemonInfo, _fields: &[(String, u64)], _again: bool) -> BrokerResult<bool> {
@@ -78,6 +83,8 @@ pub struct CoordinatorConfig {
     pub daemon_id: String,
     /// Queue names in priority order (after exclude_queues); their eta sets are promoted by this daemon.
     pub queues: Vec<String>,
+    /// Names of the tasks with a rate limit in this daemon's config (their parked lists are its own).
+    pub limited_tasks: Vec<String>,
     pub heartbeat_timeout: std::time::Duration,
     pub socket_timeout: Option<std::time::Duration>,
     pub connect_timeout: Option<std::time::Duration>,
@@ -128,6 +135,9 @@ impl Coordinator for Unavailable {
         self.fail()
     }
     fn deregister(&mut self) -> BrokerResult<()> {
+        self.fail()
+    }
+    fn release_parked(&mut self) -> BrokerResult<u64> {
         self.fail()
     }
     fn server_time(&mut self) -> BrokerResult<f64> {

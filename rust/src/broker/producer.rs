@@ -443,6 +443,13 @@ impl Broker {
         lock_run(py, &self.conn, false, |c| admin::drop_failed(c, keys, &queues, record))
     }
 
+    /// Empty `queue` (wakaq-purge), settling what it removes (broker/purge.rs); `limited`: the tasks the caller's
+    /// config rate-limits (their parked lists, registered or not). Returns (pending removed, eta removed).
+    fn purge(&self, py: Python<'_>, queue: &str, limited: Vec<String>) -> PyResult<(i64, i64)> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| super::purge::purge(c, keys, queue, &limited))
+    }
+
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {
         lock_run(py, &self.conn, false, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
     }

@@ -487,6 +487,7 @@ mod tests {
             prefix: "wakaq".to_owned(),
             daemon_id: "d".to_owned(),
             queues: vec![],
+            limited_tasks: vec![],
             heartbeat_timeout: Duration::from_secs(10),
             socket_timeout: None,
             connect_timeout: Some(Duration::from_secs(1)),

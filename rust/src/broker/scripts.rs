@@ -37,3 +37,5 @@ script!(cancel, "lua/cancel.lua");
 script!(fire, "lua/fire.lua");
 script!(requeue_failed, "lua/requeue_failed.lua");
 script!(drop_failed, "lua/drop_failed.lua");
+script!(release_parked, "lua/release_parked.lua");
+script!(purge, "lua/purge.lua");

@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use crate::broker::parent::CoordinatorConfig;
 use crate::broker::tls::TlsOptions;
 
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 25] = [
     "concurrency",
     "max_mem_percent",
     "log_file",
@@ -31,6 +31,7 @@ const KEYS: [&str; 24] = [
     "ssl_keyfile",
     "ssl_cert_reqs",
     "task_names",
+    "limited_tasks",
     "start_method",
     "spawn_command",
     "spawn_env",
@@ -58,6 +59,8 @@ pub struct SupervisorConfig {
     pub queues: Vec<String>,
     /// Registered task names: with the queues, the cells of the shared-memory task counters.
     pub task_names: Vec<String>,
+    /// Names of the tasks with a rate limit (broker/parked.rs: parked lists of other tasks are released).
+    pub limited_tasks: Vec<String>,
     pub socket_timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     /// `rediss://` settings (redis-py's `ssl_*` names).
@@ -99,6 +102,7 @@ impl SupervisorConfig {
             prefix: f.opt_string("prefix")?.unwrap_or_else(|| "wakaq".to_owned()),
             queues: f.str_list("queues")?,
             task_names: f.str_list("task_names")?,
+            limited_tasks: f.str_list("limited_tasks")?,
             socket_timeout: f.opt_secs("socket_timeout")?,
             connect_timeout: f.opt_secs("connect_timeout")?,
             tls: TlsOptions::from_options(
@@ -150,6 +154,7 @@ impl SupervisorConfig {
             prefix: self.prefix.clone(),
             daemon_id: self.daemon_id.clone(),
             queues: self.queues.clone(),
+            limited_tasks: self.limited_tasks.clone(),
             heartbeat_timeout: self.heartbeat_timeout,
             socket_timeout: cap(self.socket_timeout),
             connect_timeout: cap(self.connect_timeout),

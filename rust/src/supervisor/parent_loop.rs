@@ -130,7 +130,8 @@ impl Parent {
     }
 
     fn run(&mut self, py: Python<'_>, child_main: &Bound<'_, PyAny>) {
-        // NOTE: registered before the first fork: children of an unregistered daemon are refused (claim.lua)
+        // NOTE: before the first fork: registered (children of an unregistered daemon are refused, claim.lua), and
+        // tasks parked by a limit this daemon lacks released, so they are claimed in their order
         self.heartbeat();
         loop {
             self.fork_missing(py, child_main);
@@ -668,6 +669,16 @@ impl Parent {
             self.log
                 .info(&format!("returned {n} tasks of dead worker daemons to their queues"));
         }
+        self.release_parked();
+    }
+
+    /// Tasks parked by a task rate limit this daemon does not have go back to the front of their queues.
+    fn release_parked(&mut self) {
+        if let Some(n @ 1..) = self.link.call(&mut self.log, |c| c.release_parked()) {
+            self.log.info(&format!(
+                "moved {n} tasks parked by a rate limit this worker does not have to their queues"
+            ));
+        }
     }
 
     /// Task counters and daemon info, just before the heartbeat (skipped while Redis is down: the heartbeat
@@ -729,6 +740,9 @@ impl Parent {
             self.link.retry_now();
             let info = self.daemon_info();
             self.publish_stats(&info);
+            // NOTE: our children may have parked tasks in a list another daemon emptied and unregistered since our
+            // last heartbeat (a rolling deploy that removes a limit): register our lists once more
+            self.release_parked();
             self.link.retry_now();
             self.link.call(&mut self.log, |c| c.deregister());
         } else {

@@ -4,7 +4,10 @@
 -- KEYS[2 .. n+1] queue lists in priority order (index 1: the daemon's broadcasts, never limited),
 -- KEYS[n+2 .. 2n+1] their bells, KEYS[2n+2 .. 3n+1] their rate buckets (N:rate:queue:<name>; used when limited),
 -- KEYS[3n+2 .. 3n+1+m] the m limited tasks' buckets (N:rate:task:<name>),
--- KEYS[3n+2+m ..] parked lists N:parked:<queue>:<task> of queues 2..n: queue i, task j at 3n+1+m + (i-2)*m + j
+-- KEYS[3n+2+m ..] parked lists N:parked:<queue>:<task> of queues 2..n: queue i, task j at 3n+1+m + (i-2)*m + j,
+-- then (optional) the registry of parked lists N:parked: a list is added to it when elements are parked there and
+-- removed when a claim empties it (broker/keys.rs `parked_registry`), then (optional, with the registry) the
+-- registered daemons N:daemons: a daemon not among them claims nothing (as in claim.lua)
 -- ARGV[1] field prefix "<pid>:", ARGV[2] first seq, ARGV[3] max tasks, ARGV[4] acks k, ARGV[5 .. 4+k] acked seqs,
 -- then from a = 5+k: ARGV[a] n, ARGV[a+1] m, ARGV[a+2] longest useful wait (us: the child's wait_timeout),
 -- ARGV[a+3 .. a+2+n] queue names, then per queue T and tau (us, T = 0: not limited), then per task name, T, tau
@@ -80,6 +83,19 @@ local function tbucket(j)
   return tbuckets[j]
 end
 local function parked(i, j) return KEYS[3 * n + 1 + m + (i - 2) * m + j] end
+local registry = KEYS[3 * n + 2 + m + (n - 1) * m]
+local daemons = KEYS[3 * n + 3 + m + (n - 1) * m]
+if max >= 1 and daemons and redis.call('SISMEMBER', daemons, ARGV[#ARGV]) == 0 then return {-2} end
+local function member(i, j) return ARGV[names + i - 1] .. '\31' .. ARGV[tlim + 3 * (j - 1)] end
+-- NOTE: the registry is told once per list and call
+local told = {}
+local function tell(i, j, add)
+  local mb = member(i, j)
+  if registry and told[mb] ~= add then
+    redis.call(add and 'SADD' or 'SREM', registry, mb)
+    told[mb] = add
+  end
+end
 
 local wait_on, starved = nil, {}
 local function hungry(b)
@@ -106,6 +122,7 @@ local function unpark(i, want, out)
           out[#out + 1] = e
           b.used = b.used + 1
         end
+        if registry and redis.call('LLEN', list) == 0 then tell(i, j, false) end
       else
         hungry(b)
       end
@@ -128,6 +145,7 @@ local function take(i, key, want, out)
           out[#out + 1] = e
         else
           redis.call('RPUSH', parked(i, j), e)
+          tell(i, j, true)
           moved = moved + 1
           hungry(b)
         end

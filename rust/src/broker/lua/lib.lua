@@ -9,11 +9,12 @@
 --   N:inflight:<daemon>   hash  "<pid>:<seq>" -> "<queue>\n<element>", claimed and not yet acknowledged
 --   N:daemons             set   registered worker daemons
 --   N:hb:<daemon>         str   heartbeat with a TTL; JSON info
---   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed
+--   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed (broadcasts: N:failed:broadcast)
 --   N:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
 --   N:rate:queue:<queue>  hash  a rate-limited queue's GCRA state: tat, wake (us of Redis time; claim_limited.lua)
 --   N:rate:task:<task>    hash  the same for a rate-limited task
 --   N:parked:<queue>:<t>  list  elements of rate-limited task t parked while it had no budget (part of <queue>)
+--   N:parked              set   registry of parked lists that may hold elements: "<queue>\31<t>" (release_parked.lua)
 --   N:daemon:<daemon>     hash  info (JSON, as in the heartbeat) and seen (server time): kept until reaped
 --   N:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
 --   N:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks
@@ -113,10 +114,25 @@ local function task_name(payload)
   return '?'
 end
 
--- `retired`: the N:stats:retired hash
+-- Bounds of the task names counted by scripts (count_retired)
+local NAME_MAX = 200
+local RETIRED_FIELDS_MAX = 20000
+
+-- `retired`: the N:stats:retired hash.
+-- NOTE: the name comes from the payload, and garbage payloads must not add a field each: a name that does not look
+-- like a task name (letters, digits, _ . : - and non-ASCII bytes, at most NAME_MAX bytes) counts under '?', and so
+-- does any name new to the hash once it has RETIRED_FIELDS_MAX fields (the daemons' own counters, folded in by
+-- retire_stats, come from their registered task names and are not capped).
 local function count_retired(retired, counter, queue, payload)
   if string.sub(queue, 1, 6) == 'bcast:' then queue = 'broadcast' end  -- as the children count broadcasts
-  redis.call('HINCRBY', retired, counter .. '\31' .. queue .. '\31' .. task_name(payload), 1)
+  local cell = counter .. '\31' .. queue .. '\31'
+  local name = task_name(payload)
+  if #name > NAME_MAX or not string.find(name, '^[%w_%.:%-\128-\255]+$') then name = '?' end
+  if name ~= '?' and redis.call('HEXISTS', retired, cell .. name) == 0
+      and redis.call('HLEN', retired) >= RETIRED_FIELDS_MAX then
+    name = '?'
+  end
+  redis.call('HINCRBY', retired, cell .. name, 1)
 end
 
 -- Fold a daemon's task counters (`stats`, its N:stats:<daemon>) into the retired totals and drop its stats and

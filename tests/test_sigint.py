@@ -42,7 +42,7 @@ def test_ctrl_c_stops_a_command_started_with_sigint_ignored(
             [sys.executable, "-m", "wakaq", command[0], "--app", APP, *command[1:]],
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_ignore_sigint,  # noqa: PLW1509 - exactly what a shell does for `cmd &`
+            preexec_fn=_ignore_sigint,  # NOTE: what a shell without job control does for `cmd &`
         )
     try:
         wait_until(lambda: ready in log.read_text(errors="replace"), 20, 0.05, what=f"{command[0]} ready")

@@ -77,6 +77,11 @@ class Keys:
     def daemons(self) -> str:
         return f"{self.namespace}:daemons"
 
+    def history(self, day: int) -> str:
+        """Per-minute counter totals of one UTC day (days since the epoch), written by the dashboard
+        (wakaq.web.minutes): a hash of at most 1,440 fields that expires a few days after its day."""
+        return f"{self.namespace}:history:{day}"
+
     def schedule_slot(self, schedule_id: str, slot: int) -> str:
         return f"{self.namespace}:sched:{schedule_id}:{slot}"
 

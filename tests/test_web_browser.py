@@ -269,8 +269,9 @@ def _metrics(web: WebServer) -> tuple[int, int]:
 
 
 def _column_sum(driver: Any, css: str) -> int:
-    cells = driver.find_elements("css selector", css)
-    return sum(int(c.text.replace(",", "") or 0) for c in cells if c.text.strip() not in ("", NO_VALUE))
+    """The sum of a column's numbers, read in one go (the page rebuilds its rows every second)."""
+    texts = driver.execute_script(f"return [...document.querySelectorAll('{css}')].map(c => c.textContent)")
+    return sum(int(t.replace(",", "")) for t in texts if t.strip() not in ("", NO_VALUE))
 
 
 def test_sync_async_and_failing_tasks_count_the_same_everywhere(
@@ -304,7 +305,7 @@ def test_sync_async_and_failing_tasks_count_the_same_everywhere(
     assert _metrics(web) == (done, failed)
     browser.get(web.url + "#daemons")
     wait_until(lambda: _text(browser, "#daemons td.done") == str(done), 10, 0.1, "the Daemons page's tasks done")
-    assert _text(browser, "#daemons td.failed") == str(failed)
+    assert _column_sum(browser, "#daemons td.failed") == failed
     browser.get(web.url + "#overview")
     wait_until(lambda: _column_sum(browser, "#queues td.done") == done, 10, 0.1, "the Overview's done")
     assert _column_sum(browser, "#queues td.failed") == failed
@@ -348,8 +349,7 @@ def test_latency_history_hover_and_text_alternative(browser: Any, web: WebServer
     assert "Latest: done per minute 0, failed per minute 0" in (chart.get_attribute("aria-label") or "")
     assert "Latest: done/s" in (browser.find_element("id", "chart-rate").get_attribute("aria-label") or "")
     browser.find_element("css selector", "#history details.chart-data summary").click()
-    done = browser.execute_script(  # NOTE: in one go: the open table is refilled every second
-        "return [...document.querySelectorAll('#table-history tbody tr')].map(r => r.cells[1].textContent)"
-    )
-    assert done.count("6") >= 59, done
+    table = "return [...document.querySelectorAll('#table-history tbody tr')].map(r => r.cells[1].textContent)"
+    # NOTE: read in one go: the open table is refilled with every poll
+    wait_until(lambda: browser.execute_script(table).count("6") >= 59, 10, 0.1, "the table of the values")
     rclient.set("release", 1)

@@ -403,7 +403,7 @@ def test_per_minute_history_totals_since_and_bounds(web: WebServer, rclient: red
             app, rclient, m * 60 + 30, {q: {"counters": {"done": d, "failed": f}} for q, (d, f) in totals.items()}
         )
     got = get(web, f"api/history?since={(base + 10) * 60}")
-    assert got["since"] == (base + 9) * 60  # the sample before: the base of the first minute's count
+    assert got["since"] == (base + 10) * 60  # counted from the sample before (the end of minute base+9)
     assert [p["t"] for p in got["points"]][:2] == [(base + 10) * 60, (base + 11) * 60]
     # minutes base+10 .. base+29: 20 minutes of 10 done / 1 failed, but at the reset (base+20) only 4 / 1 count
     assert got["done"] == 19 * 10 + 4 and got["failed"] == 20

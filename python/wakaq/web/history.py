@@ -91,6 +91,7 @@ class History:
         self.app, self.r, self.interval, self.window = app, r, interval, window
         self.points: deque[dict[str, Any]] = deque(maxlen=max(2, int(window / interval)))
         self.error: str | None = None
+        self._recorded = False  # whether a sample reached the per-minute history yet
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wakaq-web-sampler", daemon=True)
@@ -110,7 +111,8 @@ class History:
             _rates(self.points, point)
             _latency(self.points, point)
             self.points.append(point)
-        minutes.record(self.app, self.r, snap["time"], snap["queues"])
+        minutes.record(self.app, self.r, snap["time"], snap["queues"], first=not self._recorded)
+        self._recorded = True
 
     def _run(self) -> None:
         while not self._stop.is_set():

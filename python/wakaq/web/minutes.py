@@ -29,16 +29,27 @@ DAY = 86_400
 MAX_POINTS = 360  # points per reply: minutes are summed into buckets beyond that
 
 
-def record(app: WakaQ, r: redis.Redis, now: float, queues: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write this sample as the totals of the current minute (`queues`: snapshot queues with `counters`)."""
+def record(
+    app: WakaQ, r: redis.Redis, now: float, queues: Mapping[str, Mapping[str, Any]], first: bool = False
+) -> None:
+    """Write this sample as the totals of the current minute (`queues`: snapshot queues with `counters`).
+
+    `first`: the sampler's first sample, also written as the previous minute's totals unless that minute has some
+    already, so the minute a dashboard starts in counts from its start instead of being only a base."""
     minute = int(now // 60)
-    day = minute // 1440
-    value = {name: [q["counters"]["done"], q["counters"]["failed"]] for name, q in queues.items()}
-    key = app.keys.history(day)
+    value = json.dumps({n: [q["counters"]["done"], q["counters"]["failed"]] for n, q in queues.items()})
     pipe: Any = r.pipeline(transaction=False)
-    pipe.hset(key, str(minute), json.dumps(value, separators=(",", ":")))
-    pipe.expireat(key, (day + 1 + KEEP_DAYS) * DAY)
+    if first:
+        _write(app, pipe, minute - 1, value, only_new=True)
+    _write(app, pipe, minute, value)
     pipe.execute()
+
+
+def _write(app: WakaQ, pipe: Any, minute: int, value: str, only_new: bool = False) -> None:
+    day = minute // 1440
+    key = app.keys.history(day)
+    (pipe.hsetnx if only_new else pipe.hset)(key, str(minute), value)
+    pipe.expireat(key, (day + 1 + KEEP_DAYS) * DAY)
 
 
 def read(app: WakaQ, r: redis.Redis, since: float, now: float) -> dict[str, Any]:
@@ -88,7 +99,7 @@ def _series(minutes: list[int], samples: dict[int, dict[str, list[int]]], since:
     done = sum(p[0] for p in points.values())
     failed = sum(p[1] for p in points.values())
     return {
-        "since": minutes[0] * 60,
+        "since": (minutes[0] + 1) * 60,  # NOTE: the first minute's sample is the base: counting starts after it
         "done": done,
         "failed": failed,
         "bucket_minutes": bucket,

@@ -162,23 +162,34 @@
     const xOf = (t) => left + ((t - start) / windowSeconds) * pw;
     const yOf = (v) => top + ph - ((v || 0) / max) * ph;
     let legendX = left;
-    for (const s of series) {
-      ctx.strokeStyle = s.color;
-      ctx.lineWidth = 1.8;
-      ctx.beginPath();
-      let started = false;
-      s.values.forEach((v, i) => {
-        if (times[i] < start) return;
-        if (started) ctx.lineTo(xOf(times[i]), yOf(v)); else { ctx.moveTo(xOf(times[i]), yOf(v)); started = true; }
-      });
-      ctx.stroke();
+    series.forEach((s, k) => {
+      if (opts.barSeconds) {
+        // counts per interval as bars (side by side per series), ending at their time: one interval is visible too
+        const bw = Math.max(1, (pw * opts.barSeconds) / windowSeconds / series.length);
+        ctx.fillStyle = s.color;
+        s.values.forEach((v, i) => {
+          if (times[i] < start || !v) return;
+          const x = Math.min(xOf(times[i] + opts.barSeconds), left + pw) - bw * (series.length - k);
+          ctx.fillRect(x, yOf(v), bw, top + ph - yOf(v));
+        });
+      } else {
+        ctx.strokeStyle = s.color;
+        ctx.lineWidth = 1.8;
+        ctx.beginPath();
+        let started = false;
+        s.values.forEach((v, i) => {
+          if (times[i] < start) return;
+          if (started) ctx.lineTo(xOf(times[i]), yOf(v)); else { ctx.moveTo(xOf(times[i]), yOf(v)); started = true; }
+        });
+        ctx.stroke();
+      }
       ctx.fillStyle = s.color;
       ctx.fillRect(legendX, h - 12, 10, 3);
       ctx.fillStyle = "#4a5568";
       ctx.textAlign = "left";
       ctx.fillText(s.label, legendX + 14, h - 8); // NOTE: canvas text is drawn, never parsed as HTML
       legendX += 24 + ctx.measureText(s.label).width;
-    }
+    });
     const shown = times.map((t, i) => [t, i]).filter(([t]) => t >= start);
     charts[canvas.id] = { times, series, xOf, top, ph, start, format: opts.format || rate, shown };
     describe(canvas, opts);
@@ -325,11 +336,13 @@
     const from = d.since === null ? "no history recorded yet" : `since ${utc(d.since)}`;
     $("history-totals").textContent = `processed ${num(d.done)} · failed ${num(d.failed)} ${from} (${per})`;
     const times = d.points.map((p) => p.t);
-    const windowSeconds = Math.max(3600, d.now - Math.max(d.asked, d.since ?? d.asked));
+    // NOTE: the x axis spans the minutes recorded (at least 10), not the whole time asked for: a history that began
+    // an hour ago is not squeezed into the last pixels of three days
+    const windowSeconds = Math.max(600, d.now - Math.max(d.asked, d.since ?? d.asked));
     drawChart($("chart-history"), times, [
       { label: `done ${per}`, color: "#38a169", values: d.points.map((p) => p.done) },
       { label: `failed ${per}`, color: "#c53030", values: d.points.map((p) => p.failed) },
-    ], { fixedWindow: windowSeconds, end: d.now, title: `Tasks ${per}, ${from}`, format: num, rows: 400 });
+    ], { fixedWindow: windowSeconds, end: d.now, barSeconds: 60 * d.bucket_minutes, title: `Tasks ${per}, ${from}`, format: num, rows: 400 });
   }
 
   $("since").addEventListener("change", () => { perMinute.since = null; $("since-at").value = ""; loadHistory().catch(report); });

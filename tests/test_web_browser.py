@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.keyspace import KEYS
 from tests.webserver import WebServer, console_errors
 from tests.workers import Worker, events, wait_until
 
@@ -235,7 +237,6 @@ def test_daemon_whose_heartbeat_stopped_shows_dead(browser: Any, web: WebServer,
 
 
 def _info(redis_url: str) -> dict[str, Any]:
-    import json
     import os
     import subprocess
     import sys
@@ -302,6 +303,10 @@ def test_sync_async_and_failing_tasks_count_the_same_everywhere(
         )
 
     wait_until(lambda: info_counts() == (done, failed, done, failed), 20, 0.3, "wakaq-info: 50 done, 4 failed")
+    # the parent's own tally of finished tasks (in its published info) counts async ones too
+    (daemon,) = (m.decode() for m in rclient.smembers(KEYS.daemons))
+    finished = lambda: json.loads(rclient.hget(KEYS.daemon_info(daemon), "info") or b"{}").get("tasks_done")  # noqa: E731
+    wait_until(lambda: finished() == done + failed, 10, 0.2, "54 finished tasks in the daemon's info")
     assert _metrics(web) == (done, failed)
     browser.get(web.url + "#daemons")
     wait_until(lambda: _text(browser, "#daemons td.done") == str(done), 10, 0.1, "the Daemons page's tasks done")

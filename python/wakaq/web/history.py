@@ -92,6 +92,7 @@ class History:
         self.points: deque[dict[str, Any]] = deque(maxlen=max(2, int(window / interval)))
         self.error: str | None = None
         self._recorded = False  # whether a sample reached the per-minute history yet
+        self._record_failed = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wakaq-web-sampler", daemon=True)
@@ -111,8 +112,19 @@ class History:
             _rates(self.points, point)
             _latency(self.points, point)
             self.points.append(point)
-        minutes.record(self.app, self.r, snap["time"], snap["queues"], first=not self._recorded)
-        self._recorded = True
+        self._record(snap)
+
+    def _record(self, snap: dict[str, Any]) -> None:
+        """The sample into the per-minute history. NOTE: a failed write (e.g. an ACL user that may only read) loses
+        a minute of history, never the live view: logged once, not raised."""
+        try:
+            minutes.record(self.app, self.r, snap["time"], snap["queues"], first=not self._recorded)
+        except Exception as e:
+            if not self._record_failed:
+                log.warning("cannot write the per-minute history: %s", e)
+            self._record_failed = True
+            return
+        self._recorded, self._record_failed = True, False
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,18 +69,19 @@ def spawn(cmd: list[str], env: dict[str, str], out: IO[bytes]) -> subprocess.Pop
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
 
 
-def start_web(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`wakaq-web` on a free loopback port; returns the process and the dashboard's URL."""
+def start_web(env: dict[str, str], log: Path, procs: dict[str, subprocess.Popen[bytes]]) -> str:
+    """`wakaq-web` on a free loopback port (in `procs` before it is waited for, so a signal meanwhile stops it too);
+    returns the dashboard's URL."""
     out = log.open("wb")
     cmd = [sys.executable, "-m", "wakaq", "web", "--app", "demo.app.wakaq", "--port", "0"]
-    proc = spawn(cmd, env, out)
+    proc = procs["web"] = spawn(cmd, env, out)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and proc.poll() is None:
         found = re.search(r"dashboard at (http://\S+/)", log.read_text(errors="replace"))
         if found:
-            return proc, found.group(1)
+            return found.group(1)
         time.sleep(0.05)
-    return proc, ""
+    return ""
 
 
 class Stopped(Exception):
@@ -270,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             procs["worker"] = start("worker", env, logs / "demo-worker.log")
             procs["scheduler"] = start("scheduler", env, logs / "demo-scheduler.log")
-            procs["web"], dashboard = start_web(env, logs / "demo-web.log")
+            dashboard = start_web(env, logs / "demo-web.log", procs)
             print_commands(url, prefix, dashboard)
             print("worker (2 children) and scheduler started; sending tasks ...")
             ok = demonstrate(client, prefix, args, dashboard)

@@ -156,7 +156,7 @@ def _daemon(
     `info_json`), from the info hash that outlives the heartbeat, else from the heartbeat itself (older daemons).
 
     NOTE: `tasks_done`/`tasks_failed` are the sums of the daemon's stats hash (`counted`), not the info's
-    `tasks_done` (which counts finished sync tasks only): the same counters every other view sums."""
+    `tasks_done` (the parent's own tally of finished tasks, done or failed): the counters every other view sums."""
     info = _json_object(raw.get(b"info") or heartbeat)
     seen = _float(raw.get(b"seen"))
     children = info.get("children")

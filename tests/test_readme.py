@@ -144,9 +144,7 @@ def _info(tmp: Path) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(90)
-def test_readme_first_example_runs_as_written(
-    redis_url: str, rclient: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_readme_first_example_runs_as_written(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _first_example(tmp_path)
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))

@@ -144,13 +144,22 @@ soak: build-release ## sustained load: 10 min at 5,000 tasks/s, children SIGKILL
 bench-all: build-release $(VENV)/.bench-installed ## every benchmark in one run into benches/RESULTS.md (BENCH_ARGS=--quick: smoke run elsewhere)
 	$(PY) benches/all.py $(BENCH_ARGS)
 
+# NOTE: the demo's optimised extension is rebuilt only when a source changed, or when another build replaced it (the
+# installed .so is then newer than the stamp). PIP_QUIET: maturin's pip install says nothing unless it fails.
+EXT_SOURCES := $(shell find rust/src -type f) Cargo.toml Cargo.lock pyproject.toml
+DEMO_STAMP := $(VENV)/.demo-release
+
+$(DEMO_STAMP): $(EXT_SOURCES) $(wildcard python/wakaq/_wakaq*.so) | venv
+	PIP_QUIET=1 $(VENV)/bin/maturin develop -q --release
+	touch $@
+
 .PHONY: demo
-demo: build-release redis-server ## the main job: a worker, a scheduler, a producer and the dashboard (its URL is printed)
+demo: $(DEMO_STAMP) redis-server ## the main job: a worker, a scheduler, a producer and the dashboard (Ctrl-C stops; DEMO_ARGS=--once)
 	$(PY) demo/run.py $(DEMO_ARGS)
 
 .PHONY: screenshot
 screenshot: build redis-server browser ## run the demo and capture the dashboard (headless Chromium) into docs/dashboard.png
-	$(PY) demo/run.py --screenshot docs/dashboard.png
+	$(PY) demo/run.py --once --screenshot docs/dashboard.png
 
 .PHONY: help
 help: ## list the targets

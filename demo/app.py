@@ -1,4 +1,10 @@
-"""The demo's app: a visible mix of tasks. Each task counts itself in Redis so the producer can show progress."""
+"""The demo's app: a visible mix of tasks. Each task counts itself in Redis so the producer can show progress.
+
+Its Redis comes from the environment: `WAKAQ_DEMO_URL` (default `redis://localhost:6379/0`) and the key prefix
+from `WAKAQ_DEMO_PREFIX` (default `wakaq`). `make demo` prints the commands to point the tools at it, e.g.
+`WAKAQ_DEMO_URL=redis://127.0.0.1:PORT/0 .venv/bin/wakaq-info --app=demo.app.wakaq` (run from the repository root,
+so `demo.app` imports).
+"""
 
 from __future__ import annotations
 

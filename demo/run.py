@@ -1,7 +1,11 @@
 """`make demo`: a worker daemon, a scheduler and a producer against a throwaway Redis, with live progress.
 
 Uses `WAKAQ_URL` when set (under its own key prefix, so nothing of yours is touched); otherwise starts a private
-`redis-server` on a free port and removes it afterwards.
+`redis-server` on a free port. It prints the commands to try while it runs (the demo app, demo/app.py, reads its
+Redis URL from `WAKAQ_DEMO_URL` and its key prefix from `WAKAQ_DEMO_PREFIX`), and in a terminal keeps everything
+running after the summary until Ctrl-C (`--once`: stop after the summary; `--stay`: keep running without a
+terminal). Ctrl-C or SIGTERM stops everything it started: the web server, the worker and its children, the
+scheduler and the redis-server.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
 
+import psutil  # type: ignore[import-untyped]
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from tests.redis_server import RedisServer  # noqa: E402
 
 N_FAST, N_SLOW, N_ASYNC, N_ETA = 2000, 10, 100, 5
+QUEUES = ("high", "slow", "default")
 DEADLINE = 60.0
 
 
@@ -35,9 +42,16 @@ def redis_url() -> Iterator[tuple[str, str]]:
     if given:
         yield given, f"wakaq-demo-{secrets.token_hex(3)}"
         return
-    server = RedisServer().start()
-    print(f"started a throwaway redis-server on port {server.port}")
+    server = RedisServer()
     try:
+        # WARN: redis-server would get a terminal's Ctrl-C too (same process group) and quit before the worker has
+        # stopped; SIGINT blocked here stays blocked in it (the mask survives fork and exec); SIGTERM stops it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            server.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        print(f"started a throwaway redis-server on port {server.port}")
         yield server.url, "wakaq"
     finally:
         server.cleanup()
@@ -46,31 +60,65 @@ def redis_url() -> Iterator[tuple[str, str]]:
 def start(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("wb")
     cmd = [sys.executable, "-m", "wakaq", kind, "--app", "demo.app.wakaq"]
-    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    return spawn(cmd, env, out)
 
 
-def start_web(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`wakaq-web` on a free loopback port; returns the process and the dashboard's URL."""
+def spawn(cmd: list[str], env: dict[str, str], out: IO[bytes]) -> subprocess.Popen[bytes]:
+    """NOTE: in a session of its own, so a terminal's Ctrl-C reaches only the demo, which then stops everything
+    in order (the web server, the worker, the scheduler, then Redis) instead of all at once."""
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+
+
+def start_web(env: dict[str, str], log: Path, procs: dict[str, subprocess.Popen[bytes]]) -> str:
+    """`wakaq-web` on a free loopback port (in `procs` before it is waited for, so a signal meanwhile stops it too);
+    returns the dashboard's URL."""
     out = log.open("wb")
     cmd = [sys.executable, "-m", "wakaq", "web", "--app", "demo.app.wakaq", "--port", "0"]
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = procs["web"] = spawn(cmd, env, out)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and proc.poll() is None:
         found = re.search(r"dashboard at (http://\S+/)", log.read_text(errors="replace"))
         if found:
-            return proc, found.group(1)
+            return found.group(1)
         time.sleep(0.05)
-    return proc, ""
+    return ""
 
 
-def stop(proc: subprocess.Popen[bytes]) -> int | None:
+class Stopped(Exception):
+    """SIGTERM (or SIGINT) arrived: unwind, stopping everything started so far."""
+
+
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM raise `Stopped` once; while the demo cleans up, further ones are ignored, so a second
+    Ctrl-C cannot interrupt the cleanup half-way and orphan a process."""
+
+    def handler(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stopped(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> int | None:
+    """SIGTERM, then SIGKILL after `grace` seconds; the process's own children (the worker's) are killed too if
+    they outlive it."""
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+    except psutil.Error:
+        family = []
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(15)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    _, alive = psutil.wait_procs(family, timeout=2)
+    for child in alive:
+        with suppress(psutil.Error):
+            child.kill()
     return proc.returncode
 
 
@@ -97,8 +145,8 @@ def expected_done() -> dict[str, int]:
 
 def snapshot(client: redis.Redis, prefix: str) -> tuple[dict[str, int], int, int]:
     counts = {k.decode(): int(v) for k, v in client.hgetall("demo:count").items()}
-    pending = sum(int(client.llen(f"{prefix}:{q}")) for q in ("high", "slow", "default"))
-    failed = sum(int(client.llen(f"{prefix}:failed:{q}")) for q in ("high", "slow", "default"))
+    pending = sum(int(client.llen(f"{prefix}:{q}")) for q in QUEUES)
+    failed = sum(int(client.llen(f"{prefix}:failed:{q}")) for q in QUEUES)
     return counts, pending, failed
 
 
@@ -161,16 +209,55 @@ def summary(counts: dict[str, int], failed: int, elapsed: float, rate: float, cl
 
 
 def options(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--screenshot", type=Path, help="capture the dashboard (headless Chromium) into this PNG")
-    parser.add_argument(
-        "--linger", type=float, default=0.0, help="keep everything running this many seconds at the end"
-    )
-    return parser.parse_args(argv)
+    stay = parser.add_mutually_exclusive_group()
+    stay.add_argument("--once", dest="stay", action="store_false", help="stop after the summary (one-shot run)")
+    stay.add_argument("--stay", dest="stay", action="store_true", help="keep running until Ctrl-C or SIGTERM")
+    parser.set_defaults(stay=None)
+    args = parser.parse_args(argv)
+    if args.stay is None:  # NOTE: in a terminal someone is there to look at the dashboard and press Ctrl-C
+        args.stay = sys.stdin.isatty() and sys.stdout.isatty()
+    return args
+
+
+def command_line(tool: str, url: str, prefix: str, *args: str) -> str:
+    """A shell command that works as printed from the repository root: the demo app is `demo.app.wakaq`, which
+    reads the Redis URL (and key prefix) from the environment; the tool is the one next to this Python."""
+    exe = Path(sys.executable).parent / tool
+    exe = exe.relative_to(ROOT) if exe.is_relative_to(ROOT) else exe
+    env = f"WAKAQ_DEMO_URL={url}" + ("" if prefix == "wakaq" else f" WAKAQ_DEMO_PREFIX={prefix}")
+    return " ".join([env, str(exe), "--app=demo.app.wakaq", *args])
+
+
+def commands(url: str, prefix: str, dashboard: str) -> list[str]:
+    return [
+        command_line("wakaq-info", url, prefix),
+        command_line("wakaq-info", url, prefix, "--watch"),
+        command_line("wakaq-failed", url, prefix, "list"),
+        f"curl -s {dashboard}metrics" if dashboard else "",
+    ]
+
+
+def print_commands(url: str, prefix: str, dashboard: str) -> None:
+    print(f"\ndashboard: {dashboard or 'did not start, see .tmp/demo-web.log'}")
+    print("try these in another terminal, from the repository root, while the demo runs:")
+    for line in filter(None, commands(url, prefix, dashboard)):
+        print(f"  {line}")
+    print(flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
+    stop_on_signals()
+    try:
+        return run(args)
+    except Stopped as e:
+        print(f"\n{e}: stopped everything the demo started")
+        return 130 if str(e) == "SIGINT" else 143
+
+
+def run(args: argparse.Namespace) -> int:
     with redis_url() as (url, prefix):
         env = dict(os.environ, WAKAQ_DEMO_URL=url, WAKAQ_DEMO_PREFIX=prefix, PYTHONPATH=str(ROOT))
         os.environ.update(WAKAQ_DEMO_URL=url, WAKAQ_DEMO_PREFIX=prefix)
@@ -178,34 +265,58 @@ def main(argv: list[str] | None = None) -> int:
         client.delete("demo:count")
         logs = ROOT / ".tmp"
         logs.mkdir(exist_ok=True)
-        worker = start("worker", env, logs / "demo-worker.log")
-        scheduler = start("scheduler", env, logs / "demo-scheduler.log")
-        web, dashboard = start_web(env, logs / "demo-web.log")
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        codes: dict[str, int | None] = {}
         ok = False
         try:
-            print(f"dashboard: {dashboard or 'did not start, see .tmp/demo-web.log'}")
+            procs["worker"] = start("worker", env, logs / "demo-worker.log")
+            procs["scheduler"] = start("scheduler", env, logs / "demo-scheduler.log")
+            dashboard = start_web(env, logs / "demo-web.log", procs)
+            print_commands(url, prefix, dashboard)
             print("worker (2 children) and scheduler started; sending tasks ...")
-            started = produce()
-            counts, failed, elapsed, rate = progress(client, prefix, started)
-            ok = summary(counts, failed, elapsed, rate, client, prefix)
-            ok = features() and ok
-            if args.screenshot and dashboard:
-                from demo.screenshot import capture, steady_load
-
-                steady_load()
-                print("screenshots: " + ", ".join(str(p) for p in capture(dashboard, args.screenshot)))
-            if args.linger > 0:
-                print(f"\nstill running for {args.linger:.0f} s (Ctrl-C stops): dashboard at {dashboard}")
-                with suppress(KeyboardInterrupt):
-                    time.sleep(args.linger)
+            ok = demonstrate(client, prefix, args, dashboard)
+            if args.stay:
+                print(f"\neverything keeps running: dashboard at {dashboard}; Ctrl-C (or SIGTERM) stops it all")
+                with suppress(Stopped):
+                    while True:
+                        signal.pause()
         finally:
-            stop(web)
-            codes = stop(worker), stop(scheduler)
-            print(f"\nworker exited {codes[0]}, scheduler exited {codes[1]}; logs in .tmp/demo-*.log")
+            for name in ("web", "worker", "scheduler"):  # NOTE: Redis stays up until they are gone
+                if name in procs:
+                    codes[name] = stop(procs[name])
+            print(f"\nworker exited {codes.get('worker')}, scheduler exited {codes.get('scheduler')}", end="")
+            print("; logs in .tmp/demo-*.log")
             with suppress(Exception):
                 client.close()
-        print("demo OK" if ok and codes == (0, 0) else "demo FAILED")
-        return 0 if ok and codes == (0, 0) else 1
+        ok = ok and codes.get("worker") == 0 and codes.get("scheduler") == 0
+        print("demo OK" if ok else "demo FAILED")
+        return 0 if ok else 1
+
+
+def demonstrate(client: redis.Redis, prefix: str, args: argparse.Namespace, dashboard: str) -> bool:
+    started = produce()
+    counts, failed, elapsed, rate = progress(client, prefix, started)
+    ok = summary(counts, failed, elapsed, rate, client, prefix)
+    ok = features() and ok
+    print(failed_records(client, prefix))
+    if args.screenshot and dashboard:
+        from demo.screenshot import capture, steady_load
+
+        steady_load()
+        print("screenshots: " + ", ".join(str(p) for p in capture(dashboard, args.screenshot)))
+    return ok
+
+
+def failed_records(client: redis.Redis, prefix: str) -> str:
+    """What the dashboard's Failed badge counts: the records in the failed lists, failures and cancellations."""
+    from wakaq._wakaq import unpackb
+
+    reasons = [unpackb(raw)["reason"] for q in QUEUES for raw in client.lrange(f"{prefix}:failed:{q}", 0, -1)]
+    cancelled = sum(1 for r in reasons if r == "cancelled by admin")
+    return (
+        f"\nthe failed lists now hold {len(reasons)} records (the dashboard's Failed): "
+        f"{len(reasons) - cancelled} failed + {cancelled} cancelled by admin"
+    )
 
 
 def features() -> bool:

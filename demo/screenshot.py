@@ -1,5 +1,8 @@
 """`make screenshot`: pictures of the dashboard while the demo runs, taken by headless Debian Chromium.
 
+The overview shows the queues (with their latency: the slow queue grows under the steady load), the rate and
+pending charts, and the per-minute history since an hour ago (the hover values of its latest minute shown).
+
 Called by demo/run.py with `--screenshot PATH`: PATH gets the overview, PATH with `-failed` before the suffix the
 failed-tasks page (tracebacks open). Needs `make browser` (chromium, chromium-driver) and selenium (in .venv).
 """
@@ -43,7 +46,7 @@ def capture(url: str, path: Path) -> list[Path]:
     os.environ["SE_AVOID_STATS"] = "true"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in (*CHROMIUM_ARGS, "--window-size=1300,620", "--hide-scrollbars"):
+    for arg in (*CHROMIUM_ARGS, "--window-size=1300,1000", "--hide-scrollbars"):
         options.add_argument(arg)
     profile = tempfile.mkdtemp(prefix="wakaq-chromium-")
     options.add_argument(f"--user-data-dir={profile}")
@@ -52,12 +55,17 @@ def capture(url: str, path: Path) -> list[Path]:
     try:
         driver.get(url + "#overview")
         time.sleep(SETTLE)
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.support.ui import Select
+
+        Select(driver.find_element("id", "since")).select_by_value("3600")
+        time.sleep(SETTLE / 2)
+        chart = driver.find_element("id", "chart-history")
+        ActionChains(driver).move_to_element_with_offset(chart, chart.size["width"] // 2 - 20, 0).perform()
         path.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(path))
         driver.get(url + "#failed")
         time.sleep(SETTLE / 2)
-        from selenium.webdriver.support.ui import Select
-
         Select(driver.find_element("id", "failed-queue")).select_by_value("default")
         time.sleep(SETTLE / 2)
         for summary in driver.find_elements("css selector", "details.tb summary")[:1]:

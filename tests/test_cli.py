@@ -167,7 +167,7 @@ def test_info_empty_has_wakaqs_shape(redis_url: str) -> None:
         "pending_eta_tasks": 0,
         "inflight_tasks": 0,
         "failed_tasks": 0,
-        "counters": {"started": 0, "done": 0, "failed": 0, "retried": 0},
+        "counters": {"started": 0, "done": 0, "failed": 0, "cancelled": 0, "retried": 0},
     }
     assert out["queues"]["default"]["priority"] == 6
 

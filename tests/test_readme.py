@@ -1,15 +1,24 @@
-"""WakaQ's README example, producer side, runs unchanged against a real Redis and leaves the expected payloads."""
+"""Our README's first example (an app module and a producer script) runs as written: importing the app sends
+nothing, the producer's tasks run on a real worker; and WakaQ's README example, producer side, runs unchanged
+against a real Redis and leaves the expected payloads."""
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from tests.keyspace import KEYS, pose_as_daemon
+from tests.workers import Worker, wait_until
 from wakaq import _wakaq
 
 
@@ -109,3 +118,54 @@ def test_benchmark_table_gives_a_word_no_unit() -> None:
     block = readme_table.block(results)
     assert "| due eta tasks, worker start to all run | 1.44 s | lost |" in block
     assert "| latency p50 / p99, enqueue to start | 0.32 / 0.67 ms | lost |" in block
+
+
+# ---- our README's first example, as written -----------------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _first_example(tmp: Path) -> None:
+    """Writes the README's first two python blocks, `yourapp.py` and `produce.py`, into `tmp`."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    app, producer = blocks[0], blocks[1]
+    assert "from yourapp import" in producer and 'if __name__ == "__main__":' in producer
+    (tmp / "yourapp.py").write_text(app)
+    (tmp / "produce.py").write_text(producer)
+
+
+def _info(tmp: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "wakaq", "info", "--app=yourapp.wakaq"], cwd=tmp, capture_output=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    info: dict[str, Any] = json.loads(out.stdout)
+    return info
+
+
+@pytest.mark.timeout(90)
+def test_readme_first_example_runs_as_written(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _first_example(tmp_path)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    info = _info(tmp_path)  # importing the app (as every command does) sends nothing
+    assert {q["pending_tasks"] + q["pending_eta_tasks"] for q in info["queues"].values()} == {0}
+    produced = subprocess.run([sys.executable, "produce.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert produced.returncode == 0, produced.stderr
+    assert "broadcast reached 0 worker daemons" in produced.stdout  # none running yet: it reaches nobody
+    info = _info(tmp_path)
+    assert info["queues"]["high"]["pending_tasks"] == 1
+    assert info["queues"]["default"]["pending_tasks"] == 1
+    assert info["queues"]["high"]["pending_eta_tasks"] == 1
+    worker = Worker(tmp_path, redis_url, app="yourapp.wakaq")
+    out = tmp_path / "worker.out"  # NOTE: the example's worker logs to stderr, which Worker keeps in this file
+    try:
+        wait_until(
+            lambda: out.read_text().splitlines().count("3") >= 3,
+            40,
+            0.1,
+            what="three add(1, 2) printed by the worker (one after its 10 s eta)",
+        )
+        assert "Traceback" not in out.read_text()
+    finally:
+        worker.stop()

@@ -299,3 +299,12 @@ def _rate(screen: str, queue: str) -> float:
         if fields and fields[0] == queue and len(fields) == 7 and fields[5] != "-":
             return float(fields[5])
     return 0.0
+
+
+def test_inflight_split_by_queue_sums_to_the_exact_total() -> None:
+    from wakaq.stats import split_inflight
+
+    assert split_inflight(3, [b"high\nx", b"high\ny", b"low\nz"]) == {"high": 2, "low": 1}
+    # a sample of 3 entries of a daemon holding 100: its shares of the exact total
+    assert split_inflight(100, [b"high\nx", b"high\ny", b"low\nz"]) == {"high": 67, "low": 33}
+    assert split_inflight(0, []) == {}

@@ -354,3 +354,69 @@ def test_redis_outage_is_an_error_reply_not_a_crash(tmp_path: Path, redis_url: s
         assert request(server.url + "api/failed")[0] == 200
     finally:
         server.stop()
+
+
+# ---- queue latency and the per-minute history -------------------------------------------------------------------
+
+
+def test_queue_latency_grows_while_the_oldest_task_waits(
+    web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis
+):
+    from tests.apps import web_app
+
+    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    try:
+        worker.wait_ready()
+        web_app.blocker.delay("busy")  # the only child is busy: what comes next waits
+        wait_until(lambda: events(rclient, "blocker-start"), 15, what="the blocker running")
+        sent = time.time()
+        for i in range(3):
+            web_app.blocker.delay(f"waiting{i}")
+
+        def latency() -> float:
+            q = get(web, "api/overview")["latest"]["queues"]["default"]
+            return float(q["latency"] or 0.0) if q["pending"] == 3 else 0.0
+
+        wait_until(lambda: latency() >= 3.0, 20, 0.2, what="a latency of 3 s for the waiting tasks")
+        # NOTE: an estimate from the counters: never more than the real age plus a sample and a heartbeat
+        assert latency() <= time.time() - sent + 3.5
+        rclient.set("release", 1)
+        wait_until(lambda: get(web, "api/overview")["latest"]["queues"]["default"]["latency"] == 0.0, 20, 0.2)
+    finally:
+        worker.stop()
+
+
+def test_per_minute_history_totals_since_and_bounds(web: WebServer, rclient: redis.Redis):
+    from wakaq.web import minutes
+    from wakaq.web.minutes import KEEP_DAYS
+
+    app = _web_app()
+    now = time.time()
+    base = int(now // 60) - 30
+    totals = {"high": [0, 0], "default": [0, 0]}
+    for m in range(base, base + 30):  # 30 minutes: 10 done and 1 failed in each, then a reset by hand
+        totals["high"][0] += 10
+        totals["default"][1] += 1
+        if m == base + 20:
+            totals = {"high": [4, 0], "default": [0, 1]}
+        minutes.record(
+            app, rclient, m * 60 + 30, {q: {"counters": {"done": d, "failed": f}} for q, (d, f) in totals.items()}
+        )
+    got = get(web, f"api/history?since={(base + 10) * 60}")
+    assert got["since"] == (base + 10) * 60  # counted from the sample before (the end of minute base+9)
+    assert [p["t"] for p in got["points"]][:2] == [(base + 10) * 60, (base + 11) * 60]
+    # minutes base+10 .. base+29: 20 minutes of 10 done / 1 failed, but at the reset (base+20) only 4 / 1 count
+    assert got["done"] == 19 * 10 + 4 and got["failed"] == 20
+    assert got["bucket_minutes"] == 1
+    # bounded: one hash per day, at most 1,440 fields, expiring KEEP_DAYS after its day
+    day = int(now // 86_400)
+    ttl = rclient.ttl(KEYS.history(day))
+    assert 0 < ttl <= (KEEP_DAYS + 1) * 86_400
+    for key in rclient.scan_iter(match=KEYS.history("*")):
+        assert rclient.hlen(key) <= 1440 and rclient.ttl(key) > 0
+
+
+def _web_app() -> Any:
+    from tests.apps import web_app
+
+    return web_app.wakaq

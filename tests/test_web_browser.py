@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,9 +14,11 @@ from typing import Any
 import pytest
 import redis
 
+from tests.keyspace import KEYS
 from tests.webserver import WebServer, console_errors
 from tests.workers import Worker, events, wait_until
 
+NO_VALUE = "\u2013"  # the page's en dash for "no value"
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = '"><img src=x onerror=alert(2)>'
 APP = "tests.apps.web_app.wakaq"
@@ -227,3 +231,130 @@ def test_daemon_whose_heartbeat_stopped_shows_dead(browser: Any, web: WebServer,
         wait_until(lambda: "dead" in _text(browser, "#badge-daemons"), 5, 0.1, "the menu badge")
     finally:
         worker.stop()
+
+
+# ---- one set of counters: every view agrees ---------------------------------------------------------------------
+
+
+def _info(redis_url: str) -> dict[str, Any]:
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "wakaq", "info", "--app", APP],
+        env=dict(os.environ, WAKAQ_TEST_URL=redis_url),
+        capture_output=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    info: dict[str, Any] = json.loads(out.stdout)
+    return info
+
+
+def _metrics(web: WebServer) -> tuple[int, int]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.webserver import request
+
+    status, _, body = request(web.url + "metrics")
+    assert status == 200
+    done = failed = 0
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            if s.name == "wakaq_tasks_done_total":
+                done += int(s.value)
+            elif s.name == "wakaq_tasks_failed_total" and s.labels["reason"] != "cancelled":
+                failed += int(s.value)
+    return done, failed
+
+
+def _column_sum(driver: Any, css: str) -> int:
+    """The sum of a column's numbers, read in one go (the page rebuilds its rows every second)."""
+    texts = driver.execute_script(f"return [...document.querySelectorAll('{css}')].map(c => c.textContent)")
+    return sum(int(t.replace(",", "")) for t in texts if t.strip() not in ("", NO_VALUE))
+
+
+def test_sync_async_and_failing_tasks_count_the_same_everywhere(
+    browser: Any, web: WebServer, worker: Worker, redis_url: str, rclient: redis.Redis
+):
+    """wakaq-info, the Daemons page, the Overview and /metrics all sum the one set of counters: async tasks are
+    done tasks too (the daemons' own count once left them out)."""
+    from tests.apps import web_app
+
+    for i in range(30):
+        web_app.quick.delay(i)
+    for i in range(20):
+        web_app.quick_async.delay(i)
+    for i in range(4):
+        web_app.broken.delay(i)
+    done, failed = 50, 4
+    wait_until(lambda: rclient.llen("wakaq:failed:default") == failed, 20, what="the failure records")
+
+    def info_counts() -> tuple[int, int, int, int]:
+        info = _info(redis_url)
+        queues = info["queues"].values()
+        (daemon,) = info["daemons"]
+        return (
+            sum(q["counters"]["done"] for q in queues),
+            sum(q["counters"]["failed"] for q in queues),
+            daemon["tasks_done"],
+            daemon["tasks_failed"],
+        )
+
+    wait_until(lambda: info_counts() == (done, failed, done, failed), 20, 0.3, "wakaq-info: 50 done, 4 failed")
+    # the parent's own tally of finished tasks (in its published info) counts async ones too
+    (daemon,) = (m.decode() for m in rclient.smembers(KEYS.daemons))
+    finished = lambda: json.loads(rclient.hget(KEYS.daemon_info(daemon), "info") or b"{}").get("tasks_done")  # noqa: E731
+    wait_until(lambda: finished() == done + failed, 10, 0.2, "54 finished tasks in the daemon's info")
+    assert _metrics(web) == (done, failed)
+    browser.get(web.url + "#daemons")
+    wait_until(lambda: _text(browser, "#daemons td.done") == str(done), 10, 0.1, "the Daemons page's tasks done")
+    assert _column_sum(browser, "#daemons td.failed") == failed
+    browser.get(web.url + "#overview")
+    wait_until(lambda: _column_sum(browser, "#queues td.done") == done, 10, 0.1, "the Overview's done")
+    assert _column_sum(browser, "#queues td.failed") == failed
+    assert _column_sum(browser, "#queues td.records") == failed
+
+
+# ---- latency, history, hover values, text alternatives ----------------------------------------------------------
+
+
+def test_latency_history_hover_and_text_alternative(browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    from tests.apps import web_app
+    from wakaq.web import minutes
+
+    now = time.time()
+    for m in range(int(now // 60) - 90, int(now // 60)):  # an hour and a half of history: 6 done a minute
+        t = m * 60 + 30
+        minutes.record(web_app.wakaq, rclient, t, {"high": {"counters": {"done": 6 * (m % 100_000), "failed": 0}}})
+    for i in range(4):
+        web_app.blocker.delay(f"b{i}")  # two run, two wait: the queue has a latency
+    browser.get(web.url + "#overview")
+    wait_until(
+        lambda: _text(browser, '#queues tr[data-queue="default"] td.latency') not in ("", "0 s", NO_VALUE),
+        15,
+        0.1,
+        "a latency for queue default",
+    )
+    assert _text(browser, '#queues tr[data-queue="default"] td.latency').endswith(" s")
+    # the per-minute history since an hour ago: 60 minutes of 6 done
+    Select(browser.find_element("id", "since")).select_by_value("3600")
+    wait_until(lambda: "processed 360 · failed 0 since" in _text(browser, "#history-totals"), 10, 0.1, "the totals")
+    # hover values on a chart
+    chart = browser.find_element("id", "chart-history")
+    ActionChains(browser).move_to_element_with_offset(chart, 100, 0).perform()
+    tip = browser.find_element("css selector", "#history .tip")
+    wait_until(lambda: tip.is_displayed() and "done per minute: 6" in tip.text, 5, 0.1, "the hover values")
+    # the text alternative: an accessible name with the latest values, and a table of the values
+    # NOTE: the latest minute is the dashboard's own sample of the real counters (0 done: the blockers still run)
+    assert "Latest: done per minute 0, failed per minute 0" in (chart.get_attribute("aria-label") or "")
+    assert "Latest: done/s" in (browser.find_element("id", "chart-rate").get_attribute("aria-label") or "")
+    browser.find_element("css selector", "#history details.chart-data summary").click()
+    table = "return [...document.querySelectorAll('#table-history tbody tr')].map(r => r.cells[1].textContent)"
+    # NOTE: read in one go: the open table is refilled with every poll
+    wait_until(lambda: browser.execute_script(table).count("6") >= 59, 10, 0.1, "the table of the values")
+    rclient.set("release", 1)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +81,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 def _run(parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] | None) -> int:
     """Parse, import the app, run; map every expected failure to one line on stderr and an exit code."""
     args = parser.parse_args(argv)
+    _ctrl_c_interrupts()
     app: WakaQ | None = None
     try:
         app = import_app(args.app)
@@ -98,6 +101,17 @@ def _run(parser: argparse.ArgumentParser, command: Command, argv: Sequence[str] 
         if isinstance(e, redis.ConnectionError | redis.TimeoutError):
             return _unreachable(parser.prog, app, e)
         return _error(parser.prog, f"Redis error: {_one_line(e)}", EXIT_FAILURE)
+
+
+def _ctrl_c_interrupts() -> None:
+    """Ctrl-C raises KeyboardInterrupt in every command, whatever SIGINT disposition we inherited.
+
+    WARN: Python installs its SIGINT handler only when SIGINT was not ignored at start, and a process started with
+    SIGINT ignored (`make test &`, `nohup`, some CI runners) passes that on: `wakaq-info --watch` and `wakaq-web`
+    would then ignore Ctrl-C. The worker and the scheduler install their own handlers later, over this one.
+    """
+    if threading.current_thread() is threading.main_thread():  # NOTE: signal.signal works only there
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _unreachable(prog: str, app: WakaQ | None, e: BaseException) -> int:

@@ -17,7 +17,7 @@ from wakaq._wakaq import key_layout
 DEFAULT_PREFIX = "wakaq"
 
 #: the placeholders of `key_layout`'s templates
-_SLOTS = re.compile(r"\{(queue|daemon|task|id|key|schedule|slot)\}")
+_SLOTS = re.compile(r"\{(queue|daemon|task|id|key|schedule|slot|day)\}")
 
 
 @lru_cache(maxsize=64)
@@ -137,6 +137,11 @@ class Keys:
     @property
     def daemons(self) -> str:
         return self._fill("daemons")
+
+    def history(self, day: int) -> str:
+        """Per-minute counter totals of one UTC day (days since the epoch), written by the dashboard
+        (wakaq.web.minutes): a hash of at most 1,440 fields that expires a few days after its day."""
+        return self._fill("history", day)
 
     def schedule_slot(self, schedule_id: str, slot: int) -> str:
         return self._fill("schedule_slot", schedule_id, slot)

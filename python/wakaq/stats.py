@@ -2,14 +2,20 @@
 Prometheus exposition (`wakaq.metrics`) and the web dashboard.
 
 Where the numbers come from (docs/internals.md, "Counters"):
-- queue depths: LLEN / ZCARD only (never whole lists), in-flight entries per queue from the daemons' in-flight
-  hashes (bounded by children x claim batch);
+- queue depths: LLEN / ZCARD only (never whole lists); in-flight: HLEN of each daemon's in-flight hash (exact
+  totals) and at most `INFLIGHT_SAMPLE` of its entries (HRANDFIELD) to split that total by queue: exact while a
+  daemon holds that many or fewer, else the sample's shares of its exact total;
 - daemons: `<prefix>:daemons` (registered), `<prefix>:hb:<id>` (alive while it exists) and
   `<prefix>:daemon:<id>` (the last published info, kept until the daemon deregisters or is reaped, so a daemon
   whose heartbeat stopped is still listed, with alive=False);
 - task counters: `<prefix>:stats:<id>` (each registered daemon's totals, published with its heartbeat) plus
   `<prefix>:stats:retired` (totals of daemons that deregistered or were reaped, folded in by the same Lua script
-  that removes them). Summing both keeps every counter monotonic across daemon restarts.
+  that removes them). Summing both keeps every counter monotonic across daemon restarts. A daemon's `tasks_done`
+  and `tasks_failed` are the sums of its own stats hash, so the daemon rows, the queue counters, `/metrics` and
+  the dashboard all come from this one set of counters (sync and async tasks alike).
+- `failed` counts tasks recorded failed by a daemon (exception, hard timeout, dead, undecodable); `cancelled`
+  counts tasks an admin interrupted while they ran, apart. The failed lists (`failed_tasks`) hold the records of
+  both, plus tasks cancelled before they ran (never counted by a daemon).
 
 Two pipelined round trips, whatever the number of failed or eta tasks stored.
 """
@@ -31,6 +37,10 @@ if TYPE_CHECKING:
 
 #: Counter names inside a (queue, task) cell, as stored in the stats hashes (integers).
 SCALARS = ("started", "done", "retried", *STATS_FAILED_KINDS)
+#: The failure kinds counted as `failed`; `cancelled` is counted apart (an admin's decision, not a failure).
+FAILED_KINDS = tuple(k for k in STATS_FAILED_KINDS if k != "cancelled")
+#: In-flight entries read per daemon per snapshot to split its in-flight total by queue (a bounded read).
+INFLIGHT_SAMPLE = 32
 
 
 def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
@@ -56,7 +66,10 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     for daemon in daemon_ids:
         pipe.get(keys.heartbeat(daemon))
         pipe.hgetall(keys.daemon_info(daemon))
-        pipe.hvals(keys.inflight(daemon))
+        # NOTE: HLEN + a bounded HRANDFIELD instead of HVALS: the dashboard snapshots every second per page, and a
+        # daemon with async tasks holds children x async_concurrency entries.
+        pipe.hlen(keys.inflight(daemon))
+        pipe.hrandfield(keys.inflight(daemon), INFLIGHT_SAMPLE, withvalues=True)
         pipe.hgetall(keys.stats(daemon))
     # NOTE: every registered parked list of our queues, also of limits this config does not have
     parked = parked_lists(keys, registry, [q.name for q in app.queues], app.tasks.values())
@@ -64,7 +77,7 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         pipe.llen(key)
     replies = pipe.execute()
     waiting: Counter[str] = Counter()  # pending tasks parked by a task rate limit (wakaq.ratelimit)
-    for (name, _, _), count in zip(parked, replies[4 * len(daemon_ids) :], strict=True):
+    for (name, _, _), count in zip(parked, replies[5 * len(daemon_ids) :], strict=True):
         waiting[name] += count
 
     cells = _Cells()
@@ -72,9 +85,11 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     daemons = []
     inflight: Counter[str] = Counter()
     for i, daemon in enumerate(daemon_ids):
-        heartbeat, info, entries, counts = replies[4 * i : 4 * i + 4]
-        daemons.append(_daemon(daemon, heartbeat, info, now))
-        inflight.update(_entry_queue(entry) for entry in entries)
+        heartbeat, info, held, sample, counts = replies[5 * i : 5 * i + 5]
+        own = _Cells()
+        own.add(counts)
+        daemons.append(_daemon(daemon, heartbeat, info, now, totals(own.tasks())))
+        inflight.update(split_inflight(int(held), (sample or [])[1::2]))
         cells.add(counts)
     tasks = cells.tasks()
     return {
@@ -95,7 +110,8 @@ def _queues(
     for task in tasks:
         c = per_queue.setdefault(task["queue"], Counter())
         c.update(started=task["started"], done=task["done"], retried=task["retried"])
-        c["failed"] += sum(task["failed"].values())
+        c["failed"] += sum(task["failed"][k] for k in FAILED_KINDS)
+        c["cancelled"] += task["failed"]["cancelled"]
     out: dict[str, Any] = {}
     for i, queue in enumerate(app.queues):
         c = per_queue.get(queue.name, Counter())
@@ -108,7 +124,7 @@ def _queues(
             "pending_eta_tasks": depths[3 * i + 1],
             "inflight_tasks": inflight.get(queue.name, 0),
             "failed_tasks": depths[3 * i + 2],
-            "counters": {k: c.get(k, 0) for k in ("started", "done", "failed", "retried")},
+            "counters": {k: c.get(k, 0) for k in ("started", "done", "failed", "cancelled", "retried")},
         }
     return out
 
@@ -118,12 +134,31 @@ def _entry_queue(entry: bytes) -> str:
     return entry.split(b"\n", 1)[0].decode(errors="replace")
 
 
+def split_inflight(total: int, sample: list[bytes]) -> Counter[str]:
+    """A daemon's exact in-flight `total` split by queue in the proportions of `sample` (some of its entries; all
+    of them when it holds no more than `INFLIGHT_SAMPLE`), by largest remainder so the parts sum to `total`."""
+    seen = Counter(_entry_queue(entry) for entry in sample)
+    if not seen or total <= 0:
+        return Counter()
+    n = sum(seen.values())
+    shares = {q: total * c / n for q, c in seen.items()}
+    out = Counter({q: int(v) for q, v in shares.items()})
+    for q in sorted(shares, key=lambda q: shares[q] - out[q], reverse=True)[: total - sum(out.values())]:
+        out[q] += 1
+    return out
+
+
 # ---- daemons ----------------------------------------------------------------------------------------------------
 
 
-def _daemon(daemon: str, heartbeat: bytes | None, raw: Mapping[bytes, bytes], now: float) -> dict[str, Any]:
+def _daemon(
+    daemon: str, heartbeat: bytes | None, raw: Mapping[bytes, bytes], now: float, counted: Mapping[str, int]
+) -> dict[str, Any]:
     """One daemon: alive while its heartbeat key exists; its info is the JSON the parent publishes (coordinator.rs
-    `info_json`), from the info hash that outlives the heartbeat, else from the heartbeat itself (older daemons)."""
+    `info_json`), from the info hash that outlives the heartbeat, else from the heartbeat itself (older daemons).
+
+    NOTE: `tasks_done`/`tasks_failed` are the sums of the daemon's stats hash (`counted`), not the info's
+    `tasks_done` (the parent's own tally of finished tasks, done or failed): the counters every other view sums."""
     info = _json_object(raw.get(b"info") or heartbeat)
     seen = _float(raw.get(b"seen"))
     children = info.get("children")
@@ -135,7 +170,9 @@ def _daemon(daemon: str, heartbeat: bytes | None, raw: Mapping[bytes, bytes], no
         "alive": heartbeat is not None,
         "last_seen": seen,
         "seen_ago": None if seen is None else max(0.0, now - seen),
-        "tasks_done": info.get("tasks_done", 0),
+        "tasks_done": counted["done"],
+        "tasks_failed": counted["failed"],
+        "tasks_cancelled": counted["cancelled"],
         "rss_bytes": info.get("rss_bytes"),
         "children": [_child(c) for c in children] if isinstance(children, list) else [],
     }
@@ -213,11 +250,12 @@ def _task(queue: str, task: str, c: Counter[str]) -> dict[str, Any]:
 
 
 def totals(tasks: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """started/done/failed/retried summed over every (queue, task): what rates are computed from."""
-    out = {"started": 0, "done": 0, "failed": 0, "retried": 0}
+    """started/done/failed/cancelled/retried summed over every (queue, task): what rates are computed from."""
+    out = {"started": 0, "done": 0, "failed": 0, "cancelled": 0, "retried": 0}
     for t in tasks:
         out["started"] += t["started"]
         out["done"] += t["done"]
-        out["failed"] += sum(t["failed"].values())
+        out["failed"] += sum(t["failed"][k] for k in FAILED_KINDS)
+        out["cancelled"] += t["failed"]["cancelled"]
         out["retried"] += t["retried"]
     return out

@@ -63,12 +63,14 @@ def render(snap: dict[str, Any], previous: dict[str, Any] | None) -> str:
             f"{q['failed_tasks']:>9} {done_rate:>9} {failed_rate:>9}"
         )
     lines.append("")
-    lines.append(f"{'daemon':<36} {'state':<6} {'done':>9} {'rss MiB':>8}  children (pid: task, seconds)")
+    lines.append(f"{'daemon':<36} {'state':<6} {'done':>9} {'failed':>9} {'rss MiB':>8}  children (pid: task, seconds)")
     for d in snap["daemons"]:
         state = "alive" if d["alive"] else "DEAD"
         rss = "-" if d["rss_bytes"] is None else f"{d['rss_bytes'] / 2**20:.0f}"
         children = ", ".join(_child(c) for c in d["children"]) or "-"
-        lines.append(f"{str(d['id'])[:36]:<36} {state:<6} {d['tasks_done']:>9} {rss:>8}  {children}")
+        lines.append(
+            f"{str(d['id'])[:36]:<36} {state:<6} {d['tasks_done']:>9} {d['tasks_failed']:>9} {rss:>8}  {children}"
+        )
     return "\n".join(lines) + "\n"
 
 

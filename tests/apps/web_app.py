@@ -1,10 +1,12 @@
-"""App for the dashboard's tests: tasks that block until released, fail until fixed, and one schedule.
+"""App for the dashboard's tests: tasks that block until released, fail until fixed, always fail, run async,
+and one schedule.
 
 Each task appends a JSON event to the Redis list `events` (as tests/apps/worker_app.py does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -62,6 +64,17 @@ def flaky(*args: str) -> None:
 @wakaq.task(queue="high")
 def quick(i: int) -> None:
     record("quick", i=i)
+
+
+@wakaq.task(queue="high")
+async def quick_async(i: int) -> None:
+    await asyncio.sleep(0.01)
+    record("quick_async", i=i)
+
+
+@wakaq.task
+def broken(i: int) -> None:
+    raise ValueError(f"broken {i} always fails")
 
 
 @wakaq.task

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq.admin import drop_failed
 from wakaq.stats import snapshot
-from wakaq.web import records
+from wakaq.web import minutes, records
+from wakaq.web.history import RATE_WINDOW
 
 if TYPE_CHECKING:
     import redis
@@ -53,7 +54,17 @@ class Api:
             "points": [_chart_point(p) for p in self.history.since(since)],
             "error": self.history.error,
             "window": self.history.window,
+            "rate_window": RATE_WINDOW,
+            "interval": self.history.interval,
         }
+
+    def per_minute(self, params: dict[str, str]) -> dict[str, Any]:
+        """Processed and failed since `since` (unix seconds; default: a day ago) with the counts per minute."""
+        latest = self.history.latest()
+        now = latest["t"] if latest else time.time()  # NOTE: the Redis clock, as the minutes were recorded
+        since = _float(params.get("since"), now - 86_400)
+        found = minutes.read(self.app, self.r, since, now)
+        return {"now": now, "asked": since, "keep_days": minutes.KEEP_DAYS, **found}
 
     def daemons(self, params: dict[str, str]) -> dict[str, Any]:
         snap = snapshot(self.app, self.r)
@@ -162,7 +173,12 @@ def _chart_point(p: dict[str, Any]) -> dict[str, Any]:
     return {
         "t": p["t"],
         "queues": {
-            n: {"pending": q["pending"], "done_rate": q["done_rate"], "failed_rate": q["failed_rate"]}
+            n: {
+                "pending": q["pending"],
+                "latency": q["latency"],
+                "done_rate": q["done_rate"],
+                "failed_rate": q["failed_rate"],
+            }
             for n, q in p["queues"].items()
         },
     }

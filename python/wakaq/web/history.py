@@ -1,8 +1,16 @@
-"""The overview's recent past: one `stats.snapshot` a second, kept for `WINDOW` seconds, in this process.
+"""The overview's recent past: one `stats.snapshot` a second, kept for `WINDOW` seconds, in this process; each
+sample also lands in the per-minute history in Redis (`minutes.py`).
 
 NOTE: the samples are a cache of what Redis says, for the chart only; several dashboards each keep their own.
 Rates come from the counters in the snapshot (live daemons plus retired totals, so monotonic across daemon
 restarts); a drop (stats reset by hand) counts as zero, never as a negative rate.
+
+Queue latency (the age of the oldest pending task) is estimated from the same counters, as payloads carry no
+enqueue time: a queue is first in, first out, so `arrived = started + pending` counts every task that ever entered
+it, and its oldest pending task is arrival number `started + 1`; it arrived at the first sample whose `arrived`
+reached that. Precision: one sample (1 s) plus the counters' lag (one heartbeat, 2 s by default); tasks pushed to
+the front (redeliveries) or parked by a rate limit bend it. Older than the samples kept: reported as at least
+the window (`latency_over`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from wakaq.stats import snapshot
+from wakaq.web import minutes
 
 if TYPE_CHECKING:
     import redis
@@ -36,6 +45,8 @@ def _point(snap: dict[str, Any]) -> dict[str, Any]:
             "failed": q["failed_tasks"],
             "done_total": q.get("counters", {}).get("done", 0),
             "failed_total": q.get("counters", {}).get("failed", 0),
+            "cancelled_total": q.get("counters", {}).get("cancelled", 0),
+            "arrived": q.get("counters", {}).get("started", 0) + q["pending_tasks"],
         }
         for name, q in snap["queues"].items()
     }
@@ -57,6 +68,22 @@ def _rates(points: deque[dict[str, Any]], cur: dict[str, Any]) -> None:
             q[rate] = max(0, q[total] - before[total]) / dt if before else 0.0
 
 
+def _latency(points: deque[dict[str, Any]], cur: dict[str, Any]) -> None:
+    """Adds `latency` (seconds; None before a second sample) and `latency_over` (True: at least that, the task is
+    older than the samples kept) per queue."""
+    for name, q in cur["queues"].items():
+        q["latency"], q["latency_over"] = 0.0, False
+        if q["pending"] <= 0:
+            continue
+        target = q["arrived"] - q["pending"] + 1  # NOTE: started + 1, the oldest pending task's arrival number
+        first = next((p for p in points if p["queues"].get(name, {}).get("arrived", 0) >= target), None)
+        if first is None:
+            q["latency"] = None if not points else 0.0  # else it arrived since the last sample
+            continue
+        q["latency"] = max(0.0, cur["t"] - first["t"])
+        q["latency_over"] = first is points[0]
+
+
 class History:
     """Samples in a background thread; `since(t)` returns the points after `t` for the page's chart."""
 
@@ -64,6 +91,8 @@ class History:
         self.app, self.r, self.interval, self.window = app, r, interval, window
         self.points: deque[dict[str, Any]] = deque(maxlen=max(2, int(window / interval)))
         self.error: str | None = None
+        self._recorded = False  # whether a sample reached the per-minute history yet
+        self._record_failed = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wakaq-web-sampler", daemon=True)
@@ -77,10 +106,25 @@ class History:
 
     def sample(self) -> None:
         """One sample now (also used by tests and at startup)."""
-        point = _point(snapshot(self.app, self.r))
+        snap = snapshot(self.app, self.r)
+        point = _point(snap)
         with self._lock:
             _rates(self.points, point)
+            _latency(self.points, point)
             self.points.append(point)
+        self._record(snap)
+
+    def _record(self, snap: dict[str, Any]) -> None:
+        """The sample into the per-minute history. NOTE: a failed write (e.g. an ACL user that may only read) loses
+        a minute of history, never the live view: logged once, not raised."""
+        try:
+            minutes.record(self.app, self.r, snap["time"], snap["queues"], first=not self._recorded)
+        except Exception as e:
+            if not self._record_failed:
+                log.warning("cannot write the per-minute history: %s", e)
+            self._record_failed = True
+            return
+        self._recorded, self._record_failed = True, False
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -115,6 +115,7 @@ class Dashboard:
             "/": lambda p: Response(200, self.index, "text/html; charset=utf-8", [("Cache-Control", "no-store")]),
             "/api/overview": lambda p: json_response(self.api.overview(p)),
             "/api/daemons": lambda p: json_response(self.api.daemons(p)),
+            "/api/history": lambda p: json_response(self.api.per_minute(p)),
             "/api/failed": lambda p: json_response(self.api.failed(p)),
             "/api/eta": lambda p: json_response(self.api.eta(p)),
             "/api/schedules": lambda p: json_response(self.api.schedules(p)),

@@ -76,6 +76,12 @@ impl Keys {
         format!("{}:unique:{key}", self.ns)
     }
 
+    /// Per-minute counter totals of one UTC day (days since the epoch), written by the dashboard
+    /// (python/wakaq/web/minutes.py): a hash of at most 1,440 fields that expires a few days after its day.
+    pub fn history(&self, day: &str) -> String {
+        format!("{}:history:{day}", self.ns)
+    }
+
     /// A scheduler's claim on one fire slot of a schedule (SET NX EX).
     pub fn schedule_slot(&self, schedule: &str, slot: &str) -> String {
         format!("{}:sched:{schedule}:{slot}", self.ns)

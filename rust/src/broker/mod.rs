@@ -24,7 +24,7 @@ pub mod scripts;
 pub mod settle;
 
 /// Every key and channel name of an app (`cluster`: the Redis Cluster layout), as templates with `{queue}`,
-/// `{daemon}`, `{task}`, `{id}`, `{key}`, `{schedule}` and `{slot}` placeholders after the namespace (`namespace`).
+/// `{daemon}`, `{task}`, `{id}`, `{key}`, `{schedule}`, `{slot}` and `{day}` placeholders after the namespace (`namespace`).
 /// The one definition of the layout: python/wakaq/keys.py fills these templates, it spells no key itself.
 #[pyfunction]
 #[pyo3(signature = (prefix, cluster = false))]
@@ -62,6 +62,7 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("result_ready", k.result_ready("{id}"))?;
     d.set_item("unique", k.unique("{key}"))?;
     d.set_item("schedule_slot", k.schedule_slot("{schedule}", "{slot}"))?;
+    d.set_item("history", k.history("{day}"))?;
     Ok(d)
 }
 

@@ -123,8 +123,12 @@ fn count_task(cell: usize, event: &str, seconds: Option<f64>) -> PyResult<()> {
     };
     // NOTE: the end of an async task only adds its run time (and done): a failure is counted where it is
     // recorded, with its kind.
+    // NOTE: the slot's `tasks_done` (finished tasks, in the daemon's info) counts async ends too, as sync ones.
     match seconds {
-        Some(s) => counters::observe(cell, clock::secs_to_ns(s), what == counters::DONE),
+        Some(s) => {
+            counters::observe(cell, clock::secs_to_ns(s), what == counters::DONE);
+            slots::with_current(slots::Slot::async_finished);
+        }
         None => counters::count(cell, what),
     }
     Ok(())

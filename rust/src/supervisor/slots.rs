@@ -115,6 +115,13 @@ impl Slot {
         });
     }
 
+    /// An async task ended (with or without success): counted in `tasks_done` as a finished sync task is.
+    pub fn async_finished(&self) {
+        self.write(|s| {
+            s.tasks_done.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+
     pub fn async_deadline(&self, seq: u64, hard_deadline_ns: u64) {
         self.write(|s| {
             s.async_seq
@@ -318,6 +325,12 @@ mod tests {
         );
         s.async_deadline(9, 0);
         assert_eq!(s.read().map(|st| st.async_seq), Some(0));
+        s.async_finished();
+        assert_eq!(
+            s.read().map(|st| st.tasks_done),
+            Some(2),
+            "async tasks count as finished too"
+        );
         s.clear();
         assert_eq!(s.read(), Some(SlotState::default()));
     }

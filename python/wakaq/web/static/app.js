@@ -112,10 +112,22 @@
     return 10 * p;
   }
 
-  function drawChart(canvas, times, series, maxWindow) {
-    // the x axis spans the data collected so far (at least a minute), up to the history the server keeps
-    const collected = times.length ? times[times.length - 1] - times[0] : 0;
-    const windowSeconds = Math.min(maxWindow, Math.max(60, Math.ceil(collected / 60) * 60));
+  function agoLabel(ago) {
+    if (ago === 0) return "now";
+    if (ago < 60) return `-${ago} s`;
+    if (ago < 3600) return `-${ago / 60} min`;
+    if (ago < 86400) return `-${+(ago / 3600).toFixed(1)} h`;
+    return `-${+(ago / 86400).toFixed(1)} d`;
+  }
+
+  const charts = {}; // canvas id -> what was drawn last, for the hover values and the text alternative
+
+  function drawChart(canvas, times, series, opts) {
+    // the x axis spans the data collected so far (at least opts.minWindow), up to opts.maxWindow, ending at opts.end
+    const now = opts.end ?? (times.length ? times[times.length - 1] : 0);
+    const collected = times.length ? now - times[0] : 0;
+    const minWindow = opts.minWindow ?? 60;
+    const windowSeconds = opts.fixedWindow ?? Math.min(opts.maxWindow, Math.max(minWindow, Math.ceil(collected / 60) * 60));
     const ratio = window.devicePixelRatio || 1;
     const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
     if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
@@ -124,10 +136,9 @@
     ctx.clearRect(0, 0, w, h);
     const left = 48, right = 8, top = 8, bottom = 40;
     const pw = w - left - right, ph = h - top - bottom;
-    const now = times.length ? times[times.length - 1] : 0;
     const start = now - windowSeconds;
     let max = 0;
-    for (const s of series) for (const v of s.values) max = Math.max(max, v);
+    for (const s of series) for (const v of s.values) max = Math.max(max, v || 0);
     const step = niceStep(max);
     max = 4 * step;
     ctx.font = "11px system-ui, sans-serif";
@@ -141,44 +152,107 @@
       ctx.textAlign = "right";
       ctx.fillText(Number(label.toPrecision(6)).toLocaleString("en-US"), left - 4, y + 4);
     }
-    ctx.textAlign = "center";
-    const tick = [10, 15, 30, 60, 120, 300].find((t) => windowSeconds / t <= 6) || 600;
+    const ticks = [10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+    const tick = ticks.find((t) => windowSeconds / t <= 6) || 86400;
     for (let ago = 0; ago <= windowSeconds; ago += tick) {
       const x = left + pw - (pw * ago) / windowSeconds;
       ctx.textAlign = ago === 0 ? "right" : "center";
-      ctx.fillText(ago === 0 ? "now" : ago < 60 ? `-${ago} s` : `-${ago / 60} min`, x, top + ph + 14);
+      ctx.fillText(agoLabel(ago), x, top + ph + 14);
     }
     const xOf = (t) => left + ((t - start) / windowSeconds) * pw;
-    const yOf = (v) => top + ph - (v / max) * ph;
+    const yOf = (v) => top + ph - ((v || 0) / max) * ph;
     let legendX = left;
-    for (const s of series) {
-      ctx.strokeStyle = s.color;
-      ctx.lineWidth = 1.8;
-      ctx.beginPath();
-      let started = false;
-      s.values.forEach((v, i) => {
-        if (times[i] < start) return;
-        if (started) ctx.lineTo(xOf(times[i]), yOf(v)); else { ctx.moveTo(xOf(times[i]), yOf(v)); started = true; }
-      });
-      ctx.stroke();
+    series.forEach((s, k) => {
+      if (opts.barSeconds) {
+        // counts per interval as bars (side by side per series), ending at their time: one interval is visible too
+        const bw = Math.max(1, (pw * opts.barSeconds) / windowSeconds / series.length);
+        ctx.fillStyle = s.color;
+        s.values.forEach((v, i) => {
+          if (times[i] < start || !v) return;
+          const x = Math.min(xOf(times[i] + opts.barSeconds), left + pw) - bw * (series.length - k);
+          ctx.fillRect(x, yOf(v), bw, top + ph - yOf(v));
+        });
+      } else {
+        ctx.strokeStyle = s.color;
+        ctx.lineWidth = 1.8;
+        ctx.beginPath();
+        let started = false;
+        s.values.forEach((v, i) => {
+          if (times[i] < start) return;
+          if (started) ctx.lineTo(xOf(times[i]), yOf(v)); else { ctx.moveTo(xOf(times[i]), yOf(v)); started = true; }
+        });
+        ctx.stroke();
+      }
       ctx.fillStyle = s.color;
       ctx.fillRect(legendX, h - 12, 10, 3);
       ctx.fillStyle = "#4a5568";
       ctx.textAlign = "left";
       ctx.fillText(s.label, legendX + 14, h - 8); // NOTE: canvas text is drawn, never parsed as HTML
       legendX += 24 + ctx.measureText(s.label).width;
-    }
+    });
+    const shown = times.map((t, i) => [t, i]).filter(([t]) => t >= start);
+    charts[canvas.id] = { times, series, xOf, top, ph, start, format: opts.format || rate, shown };
+    describe(canvas, opts);
+  }
+
+  // ---- chart text: the hover values, and the text alternative for screen readers -----------------------------
+
+  function describe(canvas, opts) {
+    // the canvas's accessible name: what it shows and its latest values; the table under it holds the numbers
+    const c = charts[canvas.id];
+    const last = c.shown.length ? c.shown[c.shown.length - 1][1] : null;
+    const values = c.series.map((s) => `${s.label} ${last === null ? "no data" : c.format(s.values[last])}`).join(", ");
+    canvas.setAttribute("aria-label", `${opts.title}. Latest: ${values}.`);
+    const table = $(canvas.id.replace("chart-", "table-"));
+    if (table && table.closest("details").open) fillTable(table, c, opts.rows || 10);
+  }
+
+  function fillTable(table, c, rows) {
+    fill(table.tHead, [el("tr", null, el("th", { scope: "col" }, "time (UTC)"), ...c.series.map((s) => el("th", { scope: "col", class: "num" }, s.label)))]);
+    const recent = c.shown.slice(-rows).reverse();
+    fill(table.tBodies[0], recent.map(([t, i]) => el("tr", null, el("td", null, utc(t)),
+      ...c.series.map((s) => el("td", { class: "num" }, c.format(s.values[i]))))));
+  }
+
+  function hoverable(canvas) {
+    const tip = el("div", { class: "tip", "aria-hidden": "true" });
+    tip.hidden = true;
+    canvas.parentNode.append(tip);
+    const show = (x) => {
+      const c = charts[canvas.id];
+      if (!c || !c.shown.length) { tip.hidden = true; return; }
+      let best = c.shown[0];
+      for (const p of c.shown) if (Math.abs(c.xOf(p[0]) - x) < Math.abs(c.xOf(best[0]) - x)) best = p;
+      const [t, i] = best;
+      fill(tip, [el("div", null, utc(t)), ...c.series.map((s) => {
+        const swatch = el("span", { class: "swatch" });
+        swatch.style.background = s.color;
+        return el("div", null, swatch, `${s.label}: ${c.format(s.values[i])}`);
+      })]);
+      tip.hidden = false;
+      const px = c.xOf(t);
+      tip.style.left = `${Math.max(0, Math.min(canvas.offsetLeft + px + 12, canvas.offsetLeft + canvas.clientWidth - tip.offsetWidth))}px`;
+      tip.style.top = `${canvas.offsetTop + c.top}px`;
+      tip.dataset.t = String(t);
+    };
+    canvas.addEventListener("mousemove", (e) => show(e.clientX - canvas.getBoundingClientRect().left));
+    canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+    canvas.addEventListener("focus", () => show(canvas.clientWidth)); // keyboard: the latest values
+    canvas.addEventListener("blur", () => { tip.hidden = true; });
+    const details = $(canvas.id.replace("chart-", "table-")).closest("details");
+    details.addEventListener("toggle", () => { if (details.open && charts[canvas.id]) fillTable(details.querySelector("table"), charts[canvas.id], canvas.id === "chart-history" ? 400 : 10); });
   }
 
   // ---- overview ----------------------------------------------------------------------------------------------
 
-  const overview = { points: [], last: 0, window: 600, queues: [] };
+  const overview = { points: [], last: 0, window: 600, rateWindow: 10, queues: [], latest: null };
 
   async function pollOverview() {
     try {
       const data = await getJSON("/api/overview", { since: overview.last });
       overview.queues = data.app.queues;
       overview.window = data.window || 600;
+      overview.rateWindow = data.rate_window || 10;
       for (const p of data.points) overview.points.push(p);
       if (data.points.length) overview.last = data.points[data.points.length - 1].t;
       const cut = overview.last - overview.window;
@@ -192,18 +266,28 @@
     }
   }
 
+  function latency(q) {
+    if (!q.pending) return "0 s";
+    if (q.latency === null || q.latency === undefined) return "–";
+    return `${q.latency_over ? "≥ " : ""}${span(q.latency)}`;
+  }
+
   function renderOverview(latest) {
     if (!latest) return;
+    overview.latest = latest;
     const rows = overview.queues.map((name) => {
       const q = latest.queues[name] || {};
       return el("tr", { "data-queue": name },
         el("td", { class: "name" }, name),
         el("td", { class: "num pending" }, num(q.pending)),
+        el("td", { class: "num latency" }, latency(q)),
         el("td", { class: "num eta" }, num(q.eta)),
         el("td", { class: "num inflight" }, num(q.inflight)),
-        el("td", { class: "num failed" }, num(q.failed)),
+        el("td", { class: "num done" }, num(q.done_total)),
+        el("td", { class: "num failed" }, num(q.failed_total)),
         el("td", { class: "num done-rate" }, rate(q.done_rate)),
-        el("td", { class: "num failed-rate" }, rate(q.failed_rate)));
+        el("td", { class: "num failed-rate" }, rate(q.failed_rate)),
+        el("td", { class: "num records" }, num(q.failed)));
     });
     fill($("queues").tBodies[0], rows);
     const failed = overview.queues.reduce((a, n) => a + ((latest.queues[n] || {}).failed || 0), 0);
@@ -220,14 +304,53 @@
   function drawOverviewCharts() {
     const times = overview.points.map((p) => p.t);
     const sum = (key) => overview.points.map((p) => Object.values(p.queues).reduce((a, q) => a + (q[key] || 0), 0));
+    $("caption-rate").textContent = `tasks per second, all queues (each point: the average over the last ${overview.rateWindow} s)`;
     drawChart($("chart-rate"), times, [
       { label: "done/s", color: "#38a169", values: sum("done_rate") },
       { label: "failed/s", color: "#c53030", values: sum("failed_rate") },
-    ], overview.window);
+    ], { maxWindow: overview.window, title: "Tasks per second, all queues" });
     drawChart($("chart-pending"), times, overview.queues.map((name, i) => ({
       label: name, color: COLORS[i % COLORS.length], values: overview.points.map((p) => (p.queues[name] || {}).pending || 0),
-    })), overview.window);
+    })), { maxWindow: overview.window, title: "Pending tasks per queue", format: num });
+    if (perMinute.data) drawHistory();
   }
+
+  // ---- per-minute history (kept in Redis for a few days) -----------------------------------------------------
+
+  const perMinute = { since: null, data: null, loaded: 0 };
+
+  function sinceAsked() {
+    if (perMinute.since !== null) return perMinute.since;
+    return Date.now() / 1000 - Number($("since").value);
+  }
+
+  async function loadHistory() {
+    perMinute.data = await getJSON("/api/history", { since: Math.floor(sinceAsked()) });
+    perMinute.loaded = Date.now();
+    drawHistory();
+  }
+
+  function drawHistory() {
+    const d = perMinute.data;
+    const per = d.bucket_minutes > 1 ? `per ${d.bucket_minutes} min` : "per minute";
+    const from = d.since === null ? "no history recorded yet" : `since ${utc(d.since)}`;
+    $("history-totals").textContent = `processed ${num(d.done)} · failed ${num(d.failed)} ${from} (${per})`;
+    const times = d.points.map((p) => p.t);
+    // NOTE: the x axis spans the minutes recorded (at least 10), not the whole time asked for: a history that began
+    // an hour ago is not squeezed into the last pixels of three days
+    const windowSeconds = Math.max(600, d.now - Math.max(d.asked, d.since ?? d.asked));
+    drawChart($("chart-history"), times, [
+      { label: `done ${per}`, color: "#38a169", values: d.points.map((p) => p.done) },
+      { label: `failed ${per}`, color: "#c53030", values: d.points.map((p) => p.failed) },
+    ], { fixedWindow: windowSeconds, end: d.now, barSeconds: 60 * d.bucket_minutes, title: `Tasks ${per}, ${from}`, format: num, rows: 400 });
+  }
+
+  $("since").addEventListener("change", () => { perMinute.since = null; $("since-at").value = ""; loadHistory().catch(report); });
+  $("since-at").addEventListener("change", () => {
+    const t = Date.parse($("since-at").value); // NOTE: datetime-local values are the visitor's local time
+    perMinute.since = Number.isFinite(t) ? t / 1000 : null;
+    loadHistory().catch(report);
+  });
 
   // ---- daemons -----------------------------------------------------------------------------------------------
 
@@ -241,6 +364,7 @@
       el("td", { class: d.alive ? "alive state" : "dead state" },
         d.alive ? "alive" : `dead: no heartbeat for ${span(d.seen_ago)} (listed until reaped)`),
       el("td", { class: "num done" }, num(d.tasks_done)),
+      el("td", { class: "num failed" }, num(d.tasks_failed)),
       el("td", { class: "num" }, bytes(d.rss_bytes)),
       el("td", null, el("ul", { class: "children" }, ...d.children.map((c) => el("li",
         { class: c.busy ? "busy" : "idle", "data-pid": c.pid ?? "" },
@@ -249,7 +373,7 @@
         c.busy && c.queue ? ` on ${c.queue}` : "",
         c.busy && c.running_for !== null && c.running_for !== undefined ? ` for ${span(c.running_for)}` : "",
         c.rss_bytes ? ` · ${bytes(c.rss_bytes)}` : ""))))));
-    fill($("daemons").tBodies[0], rows.length ? rows : [el("tr", null, el("td", { colspan: 8, class: "note" }, "no worker daemon is registered"))]);
+    fill($("daemons").tBodies[0], rows.length ? rows : [el("tr", null, el("td", { colspan: 9, class: "note" }, "no worker daemon is registered"))]);
   }
 
   // ---- paged lists (failed, eta) -----------------------------------------------------------------------------
@@ -381,7 +505,7 @@
   $("failed-drop-all").addEventListener("click", () => failedAll("drop"));
 
   const PAGES = {
-    overview: { load: async () => drawOverviewCharts() },
+    overview: { load: async () => { drawOverviewCharts(); await loadHistory(); }, every: 60000 },
     daemons: { load: loadDaemons, every: DAEMONS_MS },
     failed: { load: () => failed.load() },
     eta: { load: () => eta.load() },
@@ -401,6 +525,7 @@
     if (page.every) pageTimer = setInterval(() => { if (!document.hidden) page.load().catch(report); }, page.every);
   }
 
+  for (const id of ["chart-rate", "chart-pending", "chart-history"]) hoverable($(id));
   window.addEventListener("hashchange", show);
   window.addEventListener("resize", () => { if (current === "overview") drawOverviewCharts(); });
   show();

@@ -10,7 +10,7 @@
 --   N:daemons             set   registered worker daemons
 --   N:hb:<daemon>         str   heartbeat with a TTL; JSON info
 --   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed (broadcasts: N:failed:broadcast)
---   N:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; python/wakaq/lua)
+--   N:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; fire.lua)
 --   N:rate:queue:<queue>  hash  a rate-limited queue's GCRA state: tat, wake (us of Redis time; claim_limited.lua)
 --   N:rate:task:<task>    hash  the same for a rate-limited task
 --   N:parked:<queue>:<t>  list  elements of rate-limited task t parked while it had no budget (part of <queue>)
@@ -19,9 +19,16 @@
 --   N:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
 --   N:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks
 --                               dead-listed by a script (counted here, where it happens)
+--   N:result:<id>         hash  a results task's record: status, value, error_type, error, at (`settle` below)
+--   N:result:<id>:ready   list  one token per final write of that record, for waiters
+--   N:unique:<key>        str   a uniqueness lock: the id of the task holding it, PX ttl (enqueue_unique.lua)
+--   N:history:<day>       hash  per-minute counter totals of one UTC day, written by the dashboard, expiring
+-- Every name is built by broker/keys.rs (python/wakaq/keys.py fills in its templates).
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).
 --
--- NOTE: every script touches only keys passed in KEYS (a Redis Cluster requirement). Scripts that return
+-- NOTE: scripts touch the keys passed in KEYS (a Redis Cluster requirement), and the result records and locks
+-- named in a settlement (ARGV): those are named by payloads only the caller has read, and share the app's slot.
+-- Scripts that return
 -- in-flight entries to their queues get the queues as "targets": KEYS[first ..] = lists, then bells, then failed
 -- lists, n of each, and the queue names in ARGV (`targets` below), plus N:stats:retired; an entry whose queue was not passed is left in
 -- place and its queue named in the reply, so the caller can call again with that queue's keys.

@@ -26,7 +26,7 @@ import redis
 
 from tests.apps.conn_app import make_app
 from tests.redis_server import SERVER_ENV, RedisServer, in_ci, redis_available
-from tests.workers import Worker, wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq.connection import redis_py_kwargs
 from wakaq.exceptions import BrokerError, WakaQError
 
@@ -177,6 +177,10 @@ class Setup:
             env["WAKAQ_TEST_KEYFILE"] = str(self.options["ssl_keyfile"])
         return env
 
+    def worker_options(self) -> dict[str, str]:
+        """The same settings as `start_worker` options (it sets WAKAQ_TEST_<NAME> from them, and the url)."""
+        return {k.removeprefix("WAKAQ_TEST_").lower(): v for k, v in self.env().items() if k != "WAKAQ_TEST_URL"}
+
 
 def setups(server: RedisServer, certs: Certs) -> dict[str, Setup]:
     return {
@@ -258,7 +262,13 @@ def cli(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("scenario", ["password", "acl", "tls", "tls_insecure"])
 def test_every_client_works(
-    scenario: str, server: RedisServer, certs: Certs, admin: redis.Redis, tmp_path: Path, procs: list[Any]
+    scenario: str,
+    server: RedisServer,
+    certs: Certs,
+    admin: redis.Redis,
+    tmp_path: Path,
+    procs: list[Any],
+    start_worker: StartWorker,
 ) -> None:
     setup = setups(server, certs)[scenario]
     app = setup.app()
@@ -267,9 +277,7 @@ def test_every_client_works(
     note.delay("before the worker")
     assert admin.llen("wakaq:default") == 1
 
-    worker = Worker(tmp_path, setup.url, app=APP, **{k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()})
-    procs.append(worker)
-    worker.wait_ready(children=1)
+    worker = start_worker(APP, url=setup.url, **setup.worker_options())
     wait_until(lambda: admin.pubsub_numsub("wakaq-broadcast")[0][1] == 1, 10, what="the parent's subscription")
 
     assert note.broadcast("broadcast") == 1  # the parent's pub/sub socket got it (PUBLISH counts subscribers)
@@ -308,7 +316,7 @@ def test_every_client_works(
 
 
 @pytest.mark.parametrize("combined", [False, True], ids=["separate key", "key in certfile"])
-def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]) -> None:
+def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, start_worker: StartWorker) -> None:
     identity: dict[str, Any] = (
         {"ssl_certfile": str(certs.client_combined)}
         if combined
@@ -324,9 +332,7 @@ def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, tmp_
     assert str(refused.value) == f"{TLS}received fatal alert: CertificateRequired"
 
     setup.app().tasks["note"].delay("delay")
-    worker = Worker(tmp_path, setup.url, app=APP, **{k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()})
-    procs.append(worker)
-    worker.wait_ready(children=1)
+    worker = start_worker(APP, url=setup.url, **setup.worker_options())
     wait_until(lambda: check.pubsub_numsub("wakaq-broadcast")[0][1] == 1, 10, what="the parent's subscription")
     assert setup.app().tasks["note"].broadcast("broadcast") == 1
     wait_until(lambda: len(events(check)) >= 2, 15, what=f"two tasks; log:\n{worker.log_text()[-2000:]}")
@@ -447,17 +453,15 @@ def _notes(admin: redis.Redis, tag: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", ["wrong password", "unknown CA", "TLS to a plain port"])
 def test_worker_logs_once_and_keeps_retrying(
-    name: str, server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]
+    name: str, server: RedisServer, certs: Certs, start_worker: StartWorker
 ) -> None:
     """Logged once per process, retried all along (the server counts the attempts); a wrong password is then
     fixed on the server (a second password for the default user) and the same worker runs a task. The TLS
     faults need a worker restart to fix (certificate files are read when a process starts)."""
     setup, start, _word = refusals(server, certs)[name]
-    env = {k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()}
     admin = _admin(server)
     admin.delete("events")
-    worker = Worker(tmp_path, setup.url, app=APP, **env)
-    procs.append(worker)
+    worker = start_worker(APP, url=setup.url, wait=False, **setup.worker_options())
     fixed = False
     try:
         # the parent's coordinator, its pub/sub socket and the child each say it once

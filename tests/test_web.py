@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,9 @@ import redis
 
 from tests.keyspace import KEYS, single_redis_only
 from tests.webserver import WEB_APP, WebServer, request
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 
 STATIC = Path(__file__).resolve().parent.parent / "python" / "wakaq" / "web" / "static"
-
-
-@pytest.fixture
-def web(tmp_path: Path, redis_url: str) -> Iterator[WebServer]:
-    server = WebServer(tmp_path, redis_url).wait_ready()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def token_of(url: str, headers: dict[str, str] | None = None) -> str:
@@ -257,12 +247,11 @@ def test_requeue_all_in_chunks_leaves_what_cannot_be_requeued(web: WebServer, rc
     ]
 
 
-def test_requeued_task_runs_on_a_worker(web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis):
+def test_requeued_task_runs_on_a_worker(web: WebServer, start_worker: StartWorker, rclient: redis.Redis):
     from tests.apps import web_app
 
-    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    worker = start_worker(WEB_APP)
     try:
-        worker.wait_ready()
         web_app.flaky.delay("again")
         wait_until(lambda: rclient.llen(KEYS.failed("default")) == 1, 15, what="the failure")
         item = get(web, "api/failed")["items"][0]
@@ -309,7 +298,7 @@ def test_schedules_show_last_fire_and_the_scheduler_that_fired(web: WebServer, t
         out.close()
 
 
-def test_metrics_endpoint_counts_tasks_sent(web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis):
+def test_metrics_endpoint_counts_tasks_sent(web: WebServer, start_worker: StartWorker, rclient: redis.Redis):
     from prometheus_client.parser import text_string_to_metric_families
 
     from tests.apps import web_app
@@ -323,9 +312,8 @@ def test_metrics_endpoint_counts_tasks_sent(web: WebServer, tmp_path: Path, redi
             for s in family.samples
         }
 
-    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    worker = start_worker(WEB_APP)
     try:
-        worker.wait_ready()
         for i in range(7):
             web_app.quick.delay(i)
         done = ("wakaq_tasks_done_total", (("queue", "high"), ("task", "quick")))

@@ -11,13 +11,30 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 
 T = TypeVar("T")
 
 APP = "tests.apps.worker_app.wakaq"
+
+
+class StartWorker(Protocol):
+    """The `start_worker` fixture (tests/conftest.py): starts a `Worker`, by default waits for its children, and
+    stops it when the test ends. Unnamed options become `WAKAQ_TEST_<NAME>` variables the test apps read."""
+
+    def __call__(
+        self,
+        app: str | None = None,
+        *,
+        url: str | None = None,
+        name: str = ...,
+        concurrency: int = ...,
+        wait: bool = ...,
+        ready_timeout: float = ...,
+        **options: Any,
+    ) -> Worker: ...
 
 
 def wait_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> T:
@@ -34,6 +51,12 @@ def wait_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 
 def events(client: redis.Redis, task: str | None = None) -> list[dict[str, Any]]:
     found = [json.loads(raw) for raw in client.lrange("events", 0, -1)]
     return [e for e in found if task is None or e["task"] == task]
+
+
+def is_spawned(pid: int) -> bool:
+    """`pid` runs `python [interpreter flags] -m wakaq._spawned ...` (exec'd, not a forked copy of the parent)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    return "-m" in argv and argv[argv.index("-m") + 1] == "wakaq._spawned"
 
 
 def child_pids(pid: int) -> list[int]:
@@ -85,6 +108,11 @@ class Worker:
         """Live worker children: forked by the supervisor (per its log) and still children of the daemon."""
         forked = {int(pid) for pid in re.findall(r"forked child (\d+)", self.log_text())}
         return [pid for pid in child_pids(self.pid) if pid in forked]
+
+    def start_methods(self) -> dict[int, str]:
+        """How the supervisor started each child (pid -> "fork" or "spawn"), per its log."""
+        found = re.findall(r"forked child (\d+) \(slot \d+, (spawn)?", self.log_text())
+        return {int(pid): "spawn" if spawn else "fork" for pid, spawn in found}
 
     def wait_ready(self, children: int = 1, timeout: float = 15.0) -> list[int]:
         def ready() -> list[int] | None:

@@ -6,15 +6,10 @@ appends a JSON event (task, args, kwargs, time) to the Redis list `events`.
 
 from __future__ import annotations
 
-import json
 import os
-import time
-from typing import Any
 
-import redis
-
+from tests.apps.common import Events
 from wakaq import CronTask, WakaQ
-from wakaq.connection import redis_py_client
 
 URL = os.environ["WAKAQ_TEST_URL"]
 CRON = os.environ.get("WAKAQ_TEST_CRON", "* * * * *")
@@ -35,17 +30,9 @@ no_schedules = WakaQ(url=URL, queues=["default"])
 
 unknown_task = WakaQ(url=URL, queues=["default"], schedules=[("*/5 * * * *", "no_such_task")])
 
-_client: redis.Redis | None = None
-
-
-def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis_py_client(app)  # a RedisCluster on a cluster url
-    return _client
+events = Events(app)
 
 
 @app.task(queue="high")
 def tick(n: int, label: str = "") -> None:
-    event: dict[str, Any] = {"task": "tick", "n": n, "label": label, "t": time.time()}
-    client().rpush("events", json.dumps(event))
+    events.record("tick", n=n, label=label)

@@ -19,9 +19,8 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
 from tests.redis_server import RedisServer
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq import WakaQ
 
 pytestmark = pytest.mark.timeout(120)
@@ -132,7 +131,7 @@ def test_redis_restarts_mid_run(
     prompt ConnectionError while Redis is away; every task that .delay() accepted runs exactly once."""
     started = time.monotonic()
     url = aof_redis.url
-    worker = start_worker(url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
+    worker = start_worker(url=url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
     sched = _scheduler(url, tmp_path)
     producer = Producer(_producer_app(url))
     try:
@@ -182,7 +181,7 @@ def test_redis_unavailable_for_20s(
     does not spin or crash-loop, and runs a new task within 2 s of Redis answering again."""
     started = time.monotonic()
     url = aof_redis.url
-    worker = start_worker(url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
+    worker = start_worker(url=url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
     pids = [worker.pid, *worker.children()]
     app = _producer_app(url)
     work = app.tasks["work"]

@@ -22,11 +22,10 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import QUEUES, build
-from tests.faults.conftest import StartWorker
 from tests.faults.test_redis import _latest_tick, _scheduler, _stop
 from tests.redis_server import in_ci, redis_available
 from tests.sentinel import SentinelGroup
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq.exceptions import BrokerError
 from wakaq.sentinel import master_client
 
@@ -51,7 +50,7 @@ def master(group: SentinelGroup) -> redis.Redis:
 
 
 def start(group: SentinelGroup, start_worker: StartWorker, record: str, name: str) -> None:
-    start_worker(group.url, name, concurrency=2, heartbeat=6, record_url=record)
+    start_worker(url=group.url, name=name, concurrency=2, heartbeat=6, record_url=record)
 
 
 def test_every_client_follows_the_master_through_a_failover(

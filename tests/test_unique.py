@@ -17,7 +17,7 @@ import pytest
 from tests.keyspace import KEYS
 from tests.workers import StartWorker, events, wait_until
 from wakaq import TaskHandle
-from wakaq._wakaq import decode_task_meta
+from wakaq._wakaq import decode_task_meta, unpackb
 from wakaq.results import DONE, release_unique
 from wakaq.unique import default_key
 
@@ -44,6 +44,19 @@ def test_a_second_delay_while_pending_is_a_no_op(app: ModuleType, rclient: Any) 
     assert rclient.llen(KEYS.bell("low")) == 1
 
 
+def test_a_task_parameter_named_unique_key_reaches_the_task(
+    app: ModuleType, rclient: Any, start_worker: StartWorker
+) -> None:
+    """Defect 13: `.delay()` reserves only `queue` and `eta`, as WakaQ; `unique_key` is an argument of the task."""
+    handle = app.keyed.delay(unique_key="mine")
+    start_worker()
+    wait_until(lambda: events(rclient, "keyed") or rclient.llen(KEYS.failed("low")), what="the task to run or fail")
+    assert [unpackb(raw)["reason"] for raw in rclient.lrange(KEYS.failed("low"), 0, -1)] == []
+    assert [e["unique_key"] for e in events(rclient, "keyed")] == ["mine"]
+    assert handle is None, "a plain task: no handle, no lock"
+    assert not list(rclient.scan_iter(KEYS.unique("*")))
+
+
 def test_a_duplicate_of_a_task_with_results_returns_the_holders_handle(app: ModuleType, rclient: Any) -> None:
     first = app.unique_result.delay(0.1)
     again = app.unique_result.delay(0.1)
@@ -52,9 +65,9 @@ def test_a_duplicate_of_a_task_with_results_returns_the_holders_handle(app: Modu
 
 
 def test_unique_key_on_any_task(app: ModuleType, rclient: Any) -> None:
-    first = app.plain.delay(1, unique_key="the-one")
+    first = app.plain.delay_with_options((1,), unique_key="the-one")
     assert isinstance(first, TaskHandle)
-    assert app.plain.delay(2, unique_key="the-one") is None
+    assert app.plain.delay_with_options((2,), unique_key="the-one") is None
     assert app.plain.delay_with_options((3,), unique_key="the-one") is None
     assert app.plain.delay(4) is None  # not unique, plain: enqueued, no handle
     raw = rclient.lrange(KEYS.queue("low"), 0, -1)
@@ -110,7 +123,7 @@ def test_a_unique_eta_task_releases_its_lock_when_it_ran(
 
 
 def test_a_failed_unique_task_releases_its_lock(app: ModuleType, rclient: Any, start_worker: StartWorker) -> None:
-    handle = app.broken.delay("x", unique_key="breaks")
+    handle = app.broken.delay_with_options(("x",), unique_key="breaks")
     worker = start_worker()
     try:
         wait_until(lambda: not rclient.exists(KEYS.unique("breaks")), what="the lock released")

@@ -60,6 +60,12 @@ def plain(i: int) -> int:
     return i
 
 
+@wakaq.task
+def keyed(unique_key: str, queue_name: str = "") -> None:
+    """A plain task whose parameter is named like a `delay_with_options` option (WakaQ reserves only queue, eta)."""
+    record("keyed", unique_key=unique_key, queue_name=queue_name)
+
+
 @wakaq.task(unique_for=timedelta(seconds=30))
 def unique_slow(seconds: float, tag: str = "") -> None:
     record("unique-start", tag=tag)

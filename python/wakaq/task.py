@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from wakaq._wakaq import encode_task
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
-from wakaq.eager import run_eager
+from wakaq.eager import run_eager, stored_value
 from wakaq.exceptions import WakaQError
 from wakaq.ids import new_id
 from wakaq.queue import Queue, check_timeout_order
@@ -229,10 +229,10 @@ class Task(Generic[P, R]):
 
 
 def _eager_handle(task_id: str, task: Task[Any, Any], args: Any, kwargs: Any, queue: Queue) -> EagerHandle:
-    try:
-        return EagerHandle(task_id, run_eager(task, args, kwargs, queue))
-    except Exception as e:
-        return EagerHandle(task_id, error=e)
+    """Eager `.delay()` of a task with results or uniqueness: it runs now with `current_task.id` set, its exception
+    propagates (as any eager task's) and a stored value is what the codec gives back (`eager.stored_value`)."""
+    returned = stored_value if task.result_ttl else None
+    return EagerHandle(task_id, run_eager(task, args, kwargs, queue, task_id, returned))
 
 
 def due_time(eta: object) -> float:

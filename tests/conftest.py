@@ -1,5 +1,6 @@
 """The one test harness: a private redis-server per test session (flushed before each test that uses it), the
-test app of a module (`app`), a worker factory (`start_worker`) and the start method a worker test runs under.
+test app of a module (`app`), worker and scheduler factories (`start_worker`, `start_scheduler`) and the start
+method a worker test runs under.
 
 A module picks its test app with `pytestmark = pytest.mark.app("tests.apps.results_app")` (default: worker_app);
 `app` imports it and `start_worker` runs it. A folder changes the worker defaults by overriding `worker_defaults`
@@ -26,7 +27,7 @@ if str(ROOT) not in sys.path:
 from tests.keyspace import CLUSTER  # noqa: E402
 from tests.redis_server import RedisServer, in_ci, redis_available  # noqa: E402
 from tests.webserver import browser, web  # noqa: E402, F401 - the headless Chromium and `wakaq-web` fixtures
-from tests.workers import StartWorker, Worker  # noqa: E402
+from tests.workers import Scheduler, StartScheduler, StartWorker, Worker  # noqa: E402
 
 DEFAULT_APP = "tests.apps.worker_app"
 #: a spawned child imports the app before it is ready: allow for a loaded machine
@@ -157,3 +158,22 @@ def start_worker(
     finally:
         for worker in started:
             worker.stop()
+
+
+@pytest.fixture
+def start_scheduler(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartScheduler]:
+    """Start `wakaq-scheduler` daemons of `app` (an import path); each is stopped when the test ends. `url`
+    defaults to the session's Redis (`redis_url`)."""
+    started: list[Scheduler] = []
+
+    def start(app: str, *, url: str | None = None, name: str = "scheduler", **options: Any) -> Scheduler:
+        url = url or request.getfixturevalue("redis_url")
+        scheduler = Scheduler(tmp_path, url, name=f"{name}{len(started)}", app=app, **options)
+        started.append(scheduler)
+        return scheduler
+
+    try:
+        yield start
+    finally:
+        for scheduler in started:
+            scheduler.stop()

@@ -26,7 +26,7 @@ import redis
 
 from tests.apps.conn_app import make_app
 from tests.redis_server import SERVER_ENV, RedisServer, in_ci, redis_available
-from tests.workers import StartWorker, wait_until
+from tests.workers import StartScheduler, StartWorker, wait_until
 from wakaq.connection import redis_py_kwargs
 from wakaq.exceptions import BrokerError, WakaQError
 
@@ -177,8 +177,8 @@ class Setup:
             env["WAKAQ_TEST_KEYFILE"] = str(self.options["ssl_keyfile"])
         return env
 
-    def worker_options(self) -> dict[str, str]:
-        """The same settings as `start_worker` options (it sets WAKAQ_TEST_<NAME> from them, and the url)."""
+    def daemon_options(self) -> dict[str, str]:
+        """The same settings as `start_worker`/`start_scheduler` options (WAKAQ_TEST_<NAME>), the url apart."""
         return {k.removeprefix("WAKAQ_TEST_").lower(): v for k, v in self.env().items() if k != "WAKAQ_TEST_URL"}
 
 
@@ -212,41 +212,6 @@ def events(client: redis.Redis) -> list[str]:
     return [json.loads(raw)["tag"] for raw in client.lrange("events", 0, -1)]
 
 
-class Proc:
-    """A command line subprocess with its output and log in files; stopped by `stop()`."""
-
-    def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.out = tmp / f"{name}.out"
-        self.log = tmp / f"{name}.log"
-        self._file = self.out.open("wb")
-        environ = dict(os.environ, WAKAQ_TEST_LOG=str(self.log), **env)
-        self.proc = subprocess.Popen(argv, env=environ, stdout=self._file, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in (self.log, self.out) if p.exists())
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._file.close()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Any]]:
-    started: list[Any] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            p.stop()
-
-
 def cli(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / f"wakaq-{command}"), "--app", APP],
@@ -266,9 +231,8 @@ def test_every_client_works(
     server: RedisServer,
     certs: Certs,
     admin: redis.Redis,
-    tmp_path: Path,
-    procs: list[Any],
     start_worker: StartWorker,
+    start_scheduler: StartScheduler,
 ) -> None:
     setup = setups(server, certs)[scenario]
     app = setup.app()
@@ -277,7 +241,7 @@ def test_every_client_works(
     note.delay("before the worker")
     assert admin.llen("wakaq:default") == 1
 
-    worker = start_worker(APP, url=setup.url, **setup.worker_options())
+    worker = start_worker(APP, url=setup.url, **setup.daemon_options())
     wait_until(lambda: admin.pubsub_numsub("wakaq-broadcast")[0][1] == 1, 10, what="the parent's subscription")
 
     assert note.broadcast("broadcast") == 1  # the parent's pub/sub socket got it (PUBLISH counts subscribers)
@@ -301,8 +265,7 @@ def test_every_client_works(
     wait_until(lambda: len(events(admin)) >= 6, 15, what=f"six broadcasts; log:\n{worker.log_text()[-2000:]}")
     assert sorted(events(admin)) == [f"burst {i}" for i in range(5)] + ["x" * 100_000]
 
-    scheduler = Proc(tmp_path, "scheduler", [str(BIN / "wakaq-scheduler"), "--app", APP], setup.env())
-    procs.append(scheduler)
+    scheduler = start_scheduler(APP, url=setup.url, **setup.daemon_options())
     wait_until(lambda: "cron" in events(admin), 15, what=f"a scheduled task; log:\n{scheduler.text()[-2000:]}")
     assert scheduler.stop() == 0
 
@@ -332,7 +295,7 @@ def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, star
     assert str(refused.value) == f"{TLS}received fatal alert: CertificateRequired"
 
     setup.app().tasks["note"].delay("delay")
-    worker = start_worker(APP, url=setup.url, **setup.worker_options())
+    worker = start_worker(APP, url=setup.url, **setup.daemon_options())
     wait_until(lambda: check.pubsub_numsub("wakaq-broadcast")[0][1] == 1, 10, what="the parent's subscription")
     assert setup.app().tasks["note"].broadcast("broadcast") == 1
     wait_until(lambda: len(events(check)) >= 2, 15, what=f"two tasks; log:\n{worker.log_text()[-2000:]}")
@@ -461,7 +424,7 @@ def test_worker_logs_once_and_keeps_retrying(
     setup, start, _word = refusals(server, certs)[name]
     admin = _admin(server)
     admin.delete("events")
-    worker = start_worker(APP, url=setup.url, wait=False, **setup.worker_options())
+    worker = start_worker(APP, url=setup.url, wait=False, **setup.daemon_options())
     fixed = False
     try:
         # the parent's coordinator, its pub/sub socket and the child each say it once
@@ -495,14 +458,13 @@ def test_worker_logs_once_and_keeps_retrying(
 
 @pytest.mark.parametrize("name", ["wrong password", "unknown CA"])
 def test_scheduler_logs_once_and_keeps_retrying(
-    name: str, server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]
+    name: str, server: RedisServer, certs: Certs, start_scheduler: StartScheduler
 ) -> None:
     """Logged once, retried at every fire; a fixed password makes the same scheduler enqueue again."""
     setup, start, _word = refusals(server, certs)[name]
     admin = _admin(server)
     admin.delete("events", "wakaq:default")
-    scheduler = Proc(tmp_path, "scheduler", [str(BIN / "wakaq-scheduler"), "--app", APP], setup.env())
-    procs.append(scheduler)
+    scheduler = start_scheduler(APP, url=setup.url, **setup.daemon_options())
     fixed = False
     try:
         wait_until(lambda: start in scheduler.text(), 15, what=f"the error line; log:\n{scheduler.text()}")

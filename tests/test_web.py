@@ -17,7 +17,7 @@ import redis
 
 from tests.keyspace import KEYS, single_redis_only
 from tests.webserver import WEB_APP, WebServer, request
-from tests.workers import StartWorker, events, wait_until
+from tests.workers import StartScheduler, StartWorker, events, wait_until
 
 STATIC = Path(__file__).resolve().parent.parent / "python" / "wakaq" / "web" / "static"
 
@@ -276,26 +276,13 @@ def test_eta_page_next_due_first(web: WebServer, rclient: redis.Redis):
     assert request(web.url + "api/eta?queue=nope")[0] == 404
 
 
-def test_schedules_show_last_fire_and_the_scheduler_that_fired(web: WebServer, tmp_path: Path, redis_url: str):
-    import os
-
-    out = (tmp_path / "scheduler.out").open("wb")
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "wakaq", "scheduler", "--app", WEB_APP],
-        env=dict(os.environ, WAKAQ_TEST_URL=redis_url),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        fired = wait_until(lambda: get(web, "api/schedules")["schedules"][0]["fired_by"], 15, 0.1, "a fire")
-        entry = get(web, "api/schedules")["schedules"][0]
-        assert entry["cron"] == "* * * * * */2" and entry["task"] == "tick" and entry["queue"] == "default"
-        assert fired.split(":")[1] == str(scheduler.pid)
-        assert entry["last_fire"] <= time.time() < entry["next_fire"] <= entry["last_fire"] + 4
-    finally:
-        scheduler.terminate()
-        scheduler.wait(10)
-        out.close()
+def test_schedules_show_last_fire_and_the_scheduler_that_fired(web: WebServer, start_scheduler: StartScheduler):
+    scheduler = start_scheduler(WEB_APP)
+    fired = wait_until(lambda: get(web, "api/schedules")["schedules"][0]["fired_by"], 15, 0.1, "a fire")
+    entry = get(web, "api/schedules")["schedules"][0]
+    assert entry["cron"] == "* * * * * */2" and entry["task"] == "tick" and entry["queue"] == "default"
+    assert fired.split(":")[1] == str(scheduler.pid)
+    assert entry["last_fire"] <= time.time() < entry["next_fire"] <= entry["last_fire"] + 4
 
 
 def test_metrics_endpoint_counts_tasks_sent(web: WebServer, start_worker: StartWorker, rclient: redis.Redis):

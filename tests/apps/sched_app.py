@@ -1,7 +1,7 @@
 """App for scheduler tests (tests/test_scheduler.py), as subprocess worker and scheduler.
 
-WAKAQ_TEST_CRON is the one schedule (default every minute); WAKAQ_TEST_LOG the scheduler's log file. The task
-appends a JSON event (task, args, kwargs, time) to the Redis list `events`.
+WAKAQ_TEST_CRON is the one schedule (default every minute); WAKAQ_TEST_LOG the log file (of the scheduler or the
+worker). The task appends a JSON event (task, args, kwargs, time) to the Redis list `events`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ app = WakaQ(
     wait_timeout=0.2,
     socket_timeout=2,
     socket_connect_timeout=2,
+    worker_log_file=os.environ.get("WAKAQ_TEST_LOG") or None,
+    worker_log_level="DEBUG",  # NOTE: start_worker waits for its "forked child" lines
     scheduler_log_file=os.environ.get("WAKAQ_TEST_LOG") or None,
     scheduler_log_level="DEBUG",
 )

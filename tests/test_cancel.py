@@ -3,7 +3,6 @@ running ones left alone or interrupted on request, against a real Redis and real
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -15,21 +14,16 @@ import pytest
 import redis
 
 from tests.keyspace import KEYS
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq._wakaq import encode_task, unpackb
 from wakaq.cancel import CHUNK, Outcome, cancel_task, derived_id, list_tasks, task_id
 from wakaq.constants import CANCELLED_REASON
 from wakaq.ids import new_id
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.app("tests.apps.cancel_app")]
 
 APP = "tests.apps.cancel_app.wakaq"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.cancel_app")
 
 
 def failed(rclient: Any, queue: str = "low") -> list[dict[str, Any]]:
@@ -98,7 +92,9 @@ def test_cancel_an_eta_task(app: ModuleType, rclient: Any) -> None:
     assert [r["reason"] for r in failed(rclient)] == [CANCELLED_REASON]
 
 
-def test_cancel_task_by_name_counts_exactly_across_windows(app: ModuleType, rclient: Any, tmp_path: Path) -> None:
+def test_cancel_task_by_name_counts_exactly_across_windows(
+    app: ModuleType, rclient: Any, start_worker: StartWorker
+) -> None:
     elements = []
     for i in range(1500):
         elements.append(encode_task("note" if i % 5 else "other", [str(i)], {}, 0))
@@ -111,9 +107,8 @@ def test_cancel_task_by_name_counts_exactly_across_windows(app: ModuleType, rcli
     assert pending_names(rclient) == ["other"] * 300
     assert [unpackb(m)["name"] for m in rclient.zrange(KEYS.eta("low"), 0, -1)] == ["other"]
     assert rclient.llen(KEYS.failed("low")) == 1203
-    worker = Worker(tmp_path, app.wakaq.url, app=APP)
+    worker = start_worker()
     try:
-        worker.wait_ready()
         wait_until(lambda: len(events(rclient, "other")) == 300, 30, what="the other tasks")
     finally:
         worker.stop()
@@ -154,10 +149,11 @@ def test_reads_are_bounded_windows_and_a_listing_stops_at_its_limit(app: ModuleT
 # ---- running tasks ----------------------------------------------------------------------------------------------
 
 
-def test_a_running_task_is_left_alone_without_terminate(app: ModuleType, rclient: Any, tmp_path: Path) -> None:
-    worker = Worker(tmp_path, app.wakaq.url, app=APP)
+def test_a_running_task_is_left_alone_without_terminate(
+    app: ModuleType, rclient: Any, start_worker: StartWorker
+) -> None:
+    worker = start_worker()
     try:
-        worker.wait_ready()
         app.busy.delay(1.0, "r")
         wait_until(lambda: tags(rclient, "busy-start") == ["r"], what="busy started")
         entry = running_entry(app, rclient, "busy")
@@ -169,12 +165,13 @@ def test_a_running_task_is_left_alone_without_terminate(app: ModuleType, rclient
     assert failed(rclient) == [] and tags(rclient, "busy-cancelled") == []
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
 @pytest.mark.parametrize("task", ["busy", "async_busy"])
-def test_terminate_a_running_task(app: ModuleType, rclient: Any, tmp_path: Path, task: str, start_method: str) -> None:
-    worker = Worker(tmp_path, app.wakaq.url, app=APP, start_method=start_method)
+def test_terminate_a_running_task(
+    app: ModuleType, rclient: Any, start_worker: StartWorker, task: str, start_method: str
+) -> None:
+    worker = start_worker()
     try:
-        (pid,) = worker.wait_ready(timeout=30)
+        (pid,) = worker.children()
         task_id = new_id()
         app.wakaq.broker.push("low", task, [60.0, "t"], {}, 0, {"id": task_id})
         started = "busy-start" if task == "busy" else "async-start"
@@ -199,10 +196,10 @@ def test_terminate_a_running_task(app: ModuleType, rclient: Any, tmp_path: Path,
     assert tags(rclient, "busy-end") == tags(rclient, "async-end") == []
 
 
-def test_a_stale_or_foreign_terminate_is_harmless(app: ModuleType, rclient: Any, tmp_path: Path) -> None:
-    worker = Worker(tmp_path, app.wakaq.url, app=APP)
+def test_a_stale_or_foreign_terminate_is_harmless(app: ModuleType, rclient: Any, start_worker: StartWorker) -> None:
+    worker = start_worker()
     try:
-        (pid,) = worker.wait_ready()
+        (pid,) = worker.children()
         app.busy.delay(0.5, "first")
         entry = running_entry(app, rclient, "busy")
         wait_until(lambda: tags(rclient, "busy-end") == ["first"], what="the first task")
@@ -270,10 +267,11 @@ def test_cli_lists_cancels_by_id_and_by_name(app: ModuleType, rclient: Any) -> N
     assert installed.returncode == 0 and json.loads(installed.stdout)[0]["name"] == "other", installed.stderr
 
 
-def test_cancel_reaches_a_worker_through_the_cli(app: ModuleType, rclient: redis.Redis, tmp_path: Path) -> None:
-    worker = Worker(tmp_path, app.wakaq.url, app=APP)
+def test_cancel_reaches_a_worker_through_the_cli(
+    app: ModuleType, rclient: redis.Redis, start_worker: StartWorker
+) -> None:
+    worker = start_worker()
     try:
-        worker.wait_ready()
         app.busy.delay(60.0, "cli")
         wait_until(lambda: tags(rclient, "busy-start") == ["cli"], what="busy started")
         entry = running_entry(app, rclient, "busy")

@@ -211,15 +211,24 @@ def test_info_counts_after_delay(redis_url: str) -> None:
 # ---- wakaq-purge ----------------------------------------------------------------------------------------------
 
 
-def test_purge(rclient: redis.Redis) -> None:
+def test_purge_prints_wakaqs_line(rclient: redis.Redis) -> None:
+    """WakaQ prints `Purged N tasks from QUEUE`, N counting pending and eta tasks (scripts may parse it)."""
     rclient.rpush(KEYS.queue("default"), b"a", b"b", b"c")
     rclient.zadd(KEYS.eta("default"), {b"d": 1.0})
     rclient.rpush(KEYS.queue("high"), b"keep")
-    out = ok_json("purge", "--app", APP, "--queue", "default")
-    assert out == {"queue": "default", "purged_tasks": 3, "purged_eta_tasks": 1}
+    result = wakaq("purge", "--app", APP, "--queue", "default")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "Purged 4 tasks from default\n", "")
     assert rclient.exists(KEYS.queue("default"), KEYS.eta("default")) == 0
     assert rclient.lrange(KEYS.queue("high"), 0, -1) == [b"keep"]
-    assert ok_json("purge", "--app", APP, "--queue", "default")["purged_tasks"] == 0
+    assert wakaq("purge", "--app", APP, "--queue", "default").stdout == "Purged 0 tasks from default\n"
+
+
+def test_purge_json(rclient: redis.Redis) -> None:
+    rclient.rpush(KEYS.queue("default"), b"a", b"b", b"c")
+    rclient.zadd(KEYS.eta("default"), {b"d": 1.0})
+    out = ok_json("purge", "--app", APP, "--queue", "default", "--json")
+    assert out == {"queue": "default", "purged_tasks": 3, "purged_eta_tasks": 1}
+    assert ok_json("purge", "--app", APP, "--queue", "default", "--json")["purged_tasks"] == 0
 
 
 def test_purge_unknown_queue(redis_url: str) -> None:

@@ -26,7 +26,7 @@ import redis
 
 from tests.apps.conn_app import make_app
 from tests.redis_server import SERVER_ENV, RedisServer, in_ci, redis_available
-from tests.workers import Worker, wait_until
+from tests.workers import StartScheduler, StartWorker, wait_until
 from wakaq.connection import redis_py_kwargs
 from wakaq.exceptions import BrokerError, WakaQError
 
@@ -177,6 +177,10 @@ class Setup:
             env["WAKAQ_TEST_KEYFILE"] = str(self.options["ssl_keyfile"])
         return env
 
+    def daemon_options(self) -> dict[str, str]:
+        """The same settings as `start_worker`/`start_scheduler` options (WAKAQ_TEST_<NAME>), the url apart."""
+        return {k.removeprefix("WAKAQ_TEST_").lower(): v for k, v in self.env().items() if k != "WAKAQ_TEST_URL"}
+
 
 def setups(server: RedisServer, certs: Certs) -> dict[str, Setup]:
     return {
@@ -208,41 +212,6 @@ def events(client: redis.Redis) -> list[str]:
     return [json.loads(raw)["tag"] for raw in client.lrange("events", 0, -1)]
 
 
-class Proc:
-    """A command line subprocess with its output and log in files; stopped by `stop()`."""
-
-    def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.out = tmp / f"{name}.out"
-        self.log = tmp / f"{name}.log"
-        self._file = self.out.open("wb")
-        environ = dict(os.environ, WAKAQ_TEST_LOG=str(self.log), **env)
-        self.proc = subprocess.Popen(argv, env=environ, stdout=self._file, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in (self.log, self.out) if p.exists())
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._file.close()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Any]]:
-    started: list[Any] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            p.stop()
-
-
 def cli(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / f"wakaq-{command}"), "--app", APP],
@@ -258,7 +227,12 @@ def cli(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("scenario", ["password", "acl", "tls", "tls_insecure"])
 def test_every_client_works(
-    scenario: str, server: RedisServer, certs: Certs, admin: redis.Redis, tmp_path: Path, procs: list[Any]
+    scenario: str,
+    server: RedisServer,
+    certs: Certs,
+    admin: redis.Redis,
+    start_worker: StartWorker,
+    start_scheduler: StartScheduler,
 ) -> None:
     setup = setups(server, certs)[scenario]
     app = setup.app()
@@ -267,9 +241,7 @@ def test_every_client_works(
     note.delay("before the worker")
     assert admin.llen("wakaq:default") == 1
 
-    worker = Worker(tmp_path, setup.url, app=APP, **{k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()})
-    procs.append(worker)
-    worker.wait_ready(children=1)
+    worker = start_worker(APP, url=setup.url, **setup.daemon_options())
     wait_until(lambda: admin.pubsub_numsub("wakaq-broadcast")[0][1] == 1, 10, what="the parent's subscription")
 
     assert note.broadcast("broadcast") == 1  # the parent's pub/sub socket got it (PUBLISH counts subscribers)
@@ -293,8 +265,7 @@ def test_every_client_works(
     wait_until(lambda: len(events(admin)) >= 6, 15, what=f"six broadcasts; log:\n{worker.log_text()[-2000:]}")
     assert sorted(events(admin)) == [f"burst {i}" for i in range(5)] + ["x" * 100_000]
 
-    scheduler = Proc(tmp_path, "scheduler", [str(BIN / "wakaq-scheduler"), "--app", APP], setup.env())
-    procs.append(scheduler)
+    scheduler = start_scheduler(APP, url=setup.url, **setup.daemon_options())
     wait_until(lambda: "cron" in events(admin), 15, what=f"a scheduled task; log:\n{scheduler.text()[-2000:]}")
     assert scheduler.stop() == 0
 
@@ -308,7 +279,7 @@ def test_every_client_works(
 
 
 @pytest.mark.parametrize("combined", [False, True], ids=["separate key", "key in certfile"])
-def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]) -> None:
+def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, start_worker: StartWorker) -> None:
     identity: dict[str, Any] = (
         {"ssl_certfile": str(certs.client_combined)}
         if combined
@@ -324,9 +295,7 @@ def test_mutual_tls(combined: bool, mtls_server: RedisServer, certs: Certs, tmp_
     assert str(refused.value) == f"{TLS}received fatal alert: CertificateRequired"
 
     setup.app().tasks["note"].delay("delay")
-    worker = Worker(tmp_path, setup.url, app=APP, **{k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()})
-    procs.append(worker)
-    worker.wait_ready(children=1)
+    worker = start_worker(APP, url=setup.url, **setup.daemon_options())
     wait_until(lambda: check.pubsub_numsub("wakaq-broadcast")[0][1] == 1, 10, what="the parent's subscription")
     assert setup.app().tasks["note"].broadcast("broadcast") == 1
     wait_until(lambda: len(events(check)) >= 2, 15, what=f"two tasks; log:\n{worker.log_text()[-2000:]}")
@@ -447,17 +416,15 @@ def _notes(admin: redis.Redis, tag: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", ["wrong password", "unknown CA", "TLS to a plain port"])
 def test_worker_logs_once_and_keeps_retrying(
-    name: str, server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]
+    name: str, server: RedisServer, certs: Certs, start_worker: StartWorker
 ) -> None:
     """Logged once per process, retried all along (the server counts the attempts); a wrong password is then
     fixed on the server (a second password for the default user) and the same worker runs a task. The TLS
     faults need a worker restart to fix (certificate files are read when a process starts)."""
     setup, start, _word = refusals(server, certs)[name]
-    env = {k.removeprefix("WAKAQ_TEST_"): v for k, v in setup.env().items()}
     admin = _admin(server)
     admin.delete("events")
-    worker = Worker(tmp_path, setup.url, app=APP, **env)
-    procs.append(worker)
+    worker = start_worker(APP, url=setup.url, wait=False, **setup.daemon_options())
     fixed = False
     try:
         # the parent's coordinator, its pub/sub socket and the child each say it once
@@ -491,14 +458,13 @@ def test_worker_logs_once_and_keeps_retrying(
 
 @pytest.mark.parametrize("name", ["wrong password", "unknown CA"])
 def test_scheduler_logs_once_and_keeps_retrying(
-    name: str, server: RedisServer, certs: Certs, tmp_path: Path, procs: list[Any]
+    name: str, server: RedisServer, certs: Certs, start_scheduler: StartScheduler
 ) -> None:
     """Logged once, retried at every fire; a fixed password makes the same scheduler enqueue again."""
     setup, start, _word = refusals(server, certs)[name]
     admin = _admin(server)
     admin.delete("events", "wakaq:default")
-    scheduler = Proc(tmp_path, "scheduler", [str(BIN / "wakaq-scheduler"), "--app", APP], setup.env())
-    procs.append(scheduler)
+    scheduler = start_scheduler(APP, url=setup.url, **setup.daemon_options())
     fixed = False
     try:
         wait_until(lambda: start in scheduler.text(), 15, what=f"the error line; log:\n{scheduler.text()}")

@@ -245,3 +245,94 @@ def test_calling_the_task_directly_skips_everything(app: WakaQ) -> None:
 
     assert t(3) == 3
     assert events == []
+
+
+# ---- tasks with results or uniqueness (defect 9: eager mode hid what a worker would show) -------------------------
+
+
+@pytest.mark.parametrize("option", [{"store_results": True}, {"unique_for": 60}], ids=["results", "unique"])
+def test_a_tracked_tasks_exception_propagates_from_delay(app: WakaQ, option: dict[str, Any]) -> None:
+    """As for every eager task: the exception reaches the caller, it is not kept in the handle."""
+
+    @app.task(**option)
+    def boom() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        boom.delay()
+
+
+def test_a_results_tasks_value_is_what_a_worker_would_store(app: WakaQ) -> None:
+    """The value goes through the codec as on a worker: a tuple comes back a list, an aware datetime naive UTC."""
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+
+    @app.task(store_results=True)
+    def pair() -> tuple[int, datetime]:
+        return (1, when)
+
+    @app.task
+    def plain_pair() -> tuple[int, datetime]:
+        return (1, when)
+
+    assert pair.delay().result() == [1, datetime(2026, 1, 2, 1, 4, 5)]
+    # NOTE: a worker discards a plain task's return value; eager `.delay()` returns it as the task returned it
+    assert plain_pair.delay() == (1, when)
+
+
+def test_an_unencodable_result_raises_the_type_error_a_worker_records(app: WakaQ) -> None:
+    @app.task(store_results=True)
+    def opaque() -> object:
+        return object()
+
+    @app.task(unique_for=60)
+    def unique_opaque() -> object:
+        return object()  # not stored (no results): fine on a worker, fine here
+
+    with pytest.raises(TypeError, match=r"^cannot encode the task's return value: "):
+        opaque.delay()
+    assert unique_opaque.delay().status() == "done"
+
+
+def test_async_results_task_inside_a_running_loop(app: WakaQ) -> None:
+    @app.task(store_results=True)
+    async def fetch(x: int) -> tuple[int, int]:
+        await asyncio.sleep(0)
+        if x < 0:
+            raise ValueError(f"negative {x}")
+        return (x, x * 2)
+
+    async def main() -> Any:
+        handle = fetch.delay(4)
+        failing = fetch.delay(-1)
+        with pytest.raises(ValueError, match="negative -1"):
+            await failing.aresult()
+        return await handle.aresult()
+
+    assert asyncio.run(main()) == [4, 8]
+    with pytest.raises(ValueError, match="negative -2"):
+        fetch.delay(-2)
+
+
+@pytest.mark.parametrize("option", [{"store_results": True}, {"unique_for": 60}], ids=["results", "unique"])
+def test_current_task_id_is_the_handles_id_on_every_attempt(app: WakaQ, option: dict[str, Any]) -> None:
+    from wakaq import current_task
+
+    seen: list[str | None] = []
+
+    @app.task(retry_on=TimeoutError, max_retries=2, **option)
+    def flaky() -> None:
+        seen.append(current_task.id)
+        if len(seen) < 3:
+            raise TimeoutError("again")
+
+    @app.task(retry_on=TimeoutError, max_retries=1, **option)
+    async def async_flaky() -> None:
+        seen.append(current_task.id)
+        if len(seen) < 5:
+            raise TimeoutError("again")
+
+    handle = flaky.delay()
+    async_handle = async_flaky.delay()
+    assert seen == [handle.id] * 3 + [async_handle.id] * 2
+    assert handle.id and async_handle.id != handle.id
+    assert current_task.id is None

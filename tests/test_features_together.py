@@ -4,34 +4,19 @@ running) settles the task's result record as "cancelled" and releases its lock."
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.keyspace import KEYS
-from tests.workers import Worker, wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq import TaskFailed, TaskHandle
 from wakaq.results import CANCELLED, DONE, RETRYING, RUNNING
 
-pytestmark = pytest.mark.timeout(60)
-
-APP = "tests.apps.together_app.wakaq"
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.together_app")
-
-
-def start(tmp_path: Path, redis_url: str) -> Worker:
-    worker = Worker(tmp_path, redis_url, app=APP)
-    worker.wait_ready()
-    return worker
+pytestmark = [pytest.mark.timeout(60), pytest.mark.app("tests.apps.together_app")]
 
 
 def runs(rclient: Any, key: str) -> list[dict[str, Any]]:
@@ -39,9 +24,9 @@ def runs(rclient: Any, key: str) -> list[dict[str, Any]]:
 
 
 def test_a_retried_results_task_says_retrying_then_done(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:
-    worker = start(tmp_path, redis_url)
+    worker = start_worker()
     try:
         handle: TaskHandle = app.flaky_result.delay("r", 2)
         for attempt in (1, 2):
@@ -60,9 +45,9 @@ def test_a_retried_results_task_says_retrying_then_done(
 
 
 def test_a_unique_task_keeps_its_lock_while_it_waits_for_a_retry(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:
-    worker = start(tmp_path, redis_url)
+    worker = start_worker()
     try:
         first = app.unique_flaky.delay("u")
         assert isinstance(first, TaskHandle)
@@ -90,9 +75,9 @@ def test_cancelling_a_pending_task_settles_its_result_and_releases_its_lock(app:
 
 
 def test_terminating_a_running_task_settles_its_result_as_cancelled(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:
-    worker = start(tmp_path, redis_url)
+    worker = start_worker()
     try:
         handle = app.slow_unique.delay("t", 30.0)
         wait_until(lambda: handle.status() == RUNNING, what="the task running")
@@ -115,10 +100,10 @@ def test_terminating_a_running_task_settles_its_result_as_cancelled(
     ids=["dead-listed", "hard-timeout"],
 )
 def test_a_task_the_supervisor_settles_gets_a_final_record_and_frees_its_lock(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path, task: str, error_type: str, runs_before: int
+    app: ModuleType, rclient: Any, start_worker: StartWorker, task: str, error_type: str, runs_before: int
 ) -> None:
     """No child is left to write these: the parent (or a reaper) records the task failed and settles its meta."""
-    worker = start(tmp_path, redis_url)
+    worker = start_worker()
     try:
         handle = getattr(app, task).delay("s")
         with pytest.raises(TaskFailed) as failed:

@@ -19,16 +19,11 @@ import pytest
 import redis
 
 from tests.keyspace import CLUSTER, KEYS
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq._wakaq import Consumer, unpackb
 from wakaq.exceptions import BrokerError
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.worker_app")
 
 
 def _task(meta: object) -> bytes:
@@ -47,20 +42,16 @@ MALFORMED = {
 
 
 def test_malformed_meta_is_recorded_failed_and_the_queue_keeps_moving(
-    app: ModuleType, rclient: redis.Redis, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: redis.Redis, start_worker: StartWorker
 ) -> None:
     for meta in MALFORMED.values():
         rclient.rpush(KEYS.queue("high"), _task(meta))
     for i in range(14):
         app.high.delay(i)
-    worker = Worker(tmp_path, redis_url, concurrency=2)
-    try:
-        worker.wait_ready(children=2)
-        wait_until(lambda: len(events(rclient, "high")) >= 14, timeout=20, what="the 14 normal tasks")
-        wait_until(lambda: rclient.llen(KEYS.failed("high")) >= len(MALFORMED), timeout=10, what="failure records")
-        assert worker.proc.poll() is None, "the worker keeps running"
-    finally:
-        worker.stop()
+    worker = start_worker(concurrency=2)
+    wait_until(lambda: len(events(rclient, "high")) >= 14, timeout=20, what="the 14 normal tasks")
+    wait_until(lambda: rclient.llen(KEYS.failed("high")) >= len(MALFORMED), timeout=10, what="failure records")
+    assert worker.proc.poll() is None, "the worker keeps running"
     assert sorted(e["i"] for e in events(rclient, "high")) == list(range(14)), "no malformed task ran"
     records = [unpackb(raw) for raw in rclient.lrange(KEYS.failed("high"), 0, -1)]
     assert len(records) == len(MALFORMED)
@@ -70,34 +61,24 @@ def test_malformed_meta_is_recorded_failed_and_the_queue_keeps_moving(
 
 
 def test_a_reaped_daemon_that_is_alive_claims_nothing_until_it_registers_again(
-    app: ModuleType, rclient: redis.Redis, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: redis.Redis, start_worker: StartWorker
 ) -> None:
     """Defect 3: a daemon whose parent stalls past heartbeat_timeout is reaped while its children live on. Their
     claims must not go into the in-flight hash no reaper walks any more: killed there, the tasks were lost."""
-    stalled = Worker(tmp_path, redis_url, name="stalled", concurrency=1, heartbeat=3)
-    reaper = Worker(tmp_path, redis_url, name="reaper", concurrency=1, heartbeat=3, exclude="high,low,retrying")
-    later: Worker | None = None
-    try:
-        stalled.wait_ready(children=1)
-        reaper.wait_ready(children=1)
-        daemons = {d.decode() for d in rclient.smembers(KEYS.daemons)}
-        assert len(daemons) == 2
-        stalled.signal(signal.SIGSTOP)
-        wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 1, timeout=20, what="the stalled daemon reaped")
-        for i in range(20):
-            app.low.delay(i)
-        # the stalled daemon's child is alive and would claim all 20 now; give it time to (not) do so
-        wait_until(lambda: rclient.llen(KEYS.queue("low")) < 20 or _quiet(0.5), timeout=5, what="a claim window")
-        for pid in [stalled.pid, *stalled.children()]:
-            os.kill(pid, signal.SIGKILL)
-        stalled.proc.wait(10)
-        later = Worker(tmp_path, redis_url, name="later", concurrency=1)
-        later.wait_ready(children=1)
-        wait_until(lambda: len(events(rclient, "low")) >= 20, timeout=20, what="all 20 tasks run")
-    finally:
-        for w in (stalled, reaper, later):
-            if w is not None:
-                w.stop()
+    stalled = start_worker(name="stalled", heartbeat=3)
+    start_worker(name="reaper", heartbeat=3, exclude="high,low,retrying")
+    assert len(rclient.smembers(KEYS.daemons)) == 2
+    stalled.signal(signal.SIGSTOP)
+    wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 1, timeout=20, what="the stalled daemon reaped")
+    for i in range(20):
+        app.low.delay(i)
+    # the stalled daemon's child is alive and would claim all 20 now; give it time to (not) do so
+    wait_until(lambda: rclient.llen(KEYS.queue("low")) < 20 or _quiet(0.5), timeout=5, what="a claim window")
+    for pid in [stalled.pid, *stalled.children()]:
+        os.kill(pid, signal.SIGKILL)
+    stalled.proc.wait(10)
+    start_worker(name="later")
+    wait_until(lambda: len(events(rclient, "low")) >= 20, timeout=20, what="all 20 tasks run")
     assert sorted({e["i"] for e in events(rclient, "low")}) == list(range(20))
 
 
@@ -106,7 +87,7 @@ def _quiet(seconds: float) -> bool:
     return True
 
 
-def test_terminate_is_not_swallowed_by_except_exception(rclient: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+def test_terminate_is_not_swallowed_by_except_exception(rclient: redis.Redis, start_worker: StartWorker) -> None:
     """Defect 6: `TaskCancelled` was an Exception, so a task's `except Exception` swallowed the admin's terminate and
     the task finished as if nothing had been asked."""
     from wakaq.cancel import Outcome
@@ -114,33 +95,25 @@ def test_terminate_is_not_swallowed_by_except_exception(rclient: redis.Redis, re
     from wakaq.ids import new_id
 
     cancel_app = importlib.import_module("tests.apps.cancel_app")
-    worker = Worker(tmp_path, redis_url, app="tests.apps.cancel_app.wakaq")
-    try:
-        worker.wait_ready()
-        task_id = new_id()
-        cancel_app.wakaq.broker.push("low", "swallower", [30.0, "s"], {}, 0, {"id": task_id})
-        wait_until(lambda: events(rclient, "swallower-start"), what="the task started")
-        assert cancel_app.wakaq.cancel(task_id, terminate=True) == Outcome.TERMINATING
-        wait_until(lambda: rclient.llen(KEYS.failed("low")) == 1, timeout=10, what="the cancel recorded")
-    finally:
-        worker.stop()
+    start_worker("tests.apps.cancel_app.wakaq")
+    task_id = new_id()
+    cancel_app.wakaq.broker.push("low", "swallower", [30.0, "s"], {}, 0, {"id": task_id})
+    wait_until(lambda: events(rclient, "swallower-start"), what="the task started")
+    assert cancel_app.wakaq.cancel(task_id, terminate=True) == Outcome.TERMINATING
+    wait_until(lambda: rclient.llen(KEYS.failed("low")) == 1, timeout=10, what="the cancel recorded")
     (record,) = [unpackb(raw) for raw in rclient.lrange(KEYS.failed("low"), 0, -1)]
     assert record["reason"] == CANCELLED_REASON
     assert events(rclient, "swallowed") == []
 
 
 def test_a_soft_timeout_retry_sends_the_arguments_as_they_were_sent(
-    app: ModuleType, rclient: redis.Redis, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: redis.Redis, start_worker: StartWorker
 ) -> None:
     """Defect 10: the retry after a soft timeout re-encoded the task's live arguments: a task that changed them was
     retried with the changes, and one that left something unencodable crashed its child on every delivery."""
     app.mutating_sleeper.delay([1, 2])
-    worker = Worker(tmp_path, redis_url)
-    try:
-        worker.wait_ready()
-        wait_until(lambda: rclient.llen(KEYS.failed("retrying")) == 1, timeout=30, what="the retries used up")
-    finally:
-        worker.stop()
+    start_worker()
+    wait_until(lambda: rclient.llen(KEYS.failed("retrying")) == 1, timeout=30, what="the retries used up")
     runs = events(rclient, "mutating_sleeper")
     assert [e["items"] for e in runs] == [[1, 2]] * 3, "the first run and its two retries, each as sent"
     (record,) = [unpackb(raw) for raw in rclient.lrange(KEYS.failed("retrying"), 0, -1)]
@@ -160,39 +133,31 @@ def _skewed(seconds: int) -> dict[str, str]:
 
 
 def test_a_worker_five_minutes_behind_waits_out_a_retry_backoff(
-    rclient: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    rclient: redis.Redis, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Defect 8: the retry's due time came from the child's clock and promotion used Redis's: a worker five minutes
     behind turned every backoff under five minutes into an immediate retry."""
     retry_app = importlib.import_module("tests.apps.retry_app")
     for name, value in _skewed(-300).items():
         monkeypatch.setenv(name, value)
-    worker = Worker(tmp_path, redis_url, app="tests.apps.retry_app.wakaq")
+    start_worker("tests.apps.retry_app.wakaq", wait=False)
     monkeypatch.delenv("LD_PRELOAD")
-    try:
-        worker.wait_ready()
-        retry_app.retry_later.delay("k")  # Retry(countdown=1) on its first run
-        wait_until(lambda: len(events(rclient, "retry_later")) == 2, timeout=20, what="the retry")
-    finally:
-        worker.stop()
+    retry_app.retry_later.delay("k")  # Retry(countdown=1) on its first run
+    wait_until(lambda: len(events(rclient, "retry_later")) == 2, timeout=20, what="the retry")
     first, second = events(rclient, "retry_later")
     assert second["t"] - first["t"] >= 0.9, "the retry waited its second (on Redis's clock)"
 
 
 def test_a_producer_five_minutes_ahead_or_behind_keeps_a_relative_eta(
-    rclient: redis.Redis, redis_url: str, tmp_path: Path
+    rclient: redis.Redis, redis_url: str, start_worker: StartWorker
 ) -> None:
     """Defect 8, the producer's side: `eta=timedelta(...)` became a due time on the producer's clock."""
-    worker = Worker(tmp_path, redis_url)
-    try:
-        worker.wait_ready()
-        sent = time.time()
-        code = "import tests.apps.worker_app as a, datetime as d; a.low.delay(1, eta=d.timedelta(seconds=2))"
-        env = dict(os.environ, WAKAQ_TEST_URL=redis_url, **_skewed(-300))
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
-        wait_until(lambda: events(rclient, "low"), timeout=20, what="the eta task")
-    finally:
-        worker.stop()
+    start_worker()
+    sent = time.time()
+    code = "import tests.apps.worker_app as a, datetime as d; a.low.delay(1, eta=d.timedelta(seconds=2))"
+    env = dict(os.environ, WAKAQ_TEST_URL=redis_url, **_skewed(-300))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
+    wait_until(lambda: events(rclient, "low"), timeout=20, what="the eta task")
     (ran,) = events(rclient, "low")
     assert ran["t"] - sent >= 1.8, "due 2 s after it was sent, on Redis's clock"
 
@@ -259,7 +224,7 @@ def test_a_settle_that_has_not_landed_keeps_its_task(rclient: redis.Redis, acl_c
 
 
 def test_the_parent_settles_a_hard_timeout_whose_reply_is_lost(
-    rclient: redis.Redis, redis_url: str, tmp_path: Path
+    rclient: redis.Redis, redis_url: str, start_worker: StartWorker
 ) -> None:
     """Defect 7: the parent recorded a task killed past its hard timeout (finish.lua) and then settled its result
     record and lock, in one resendable closure: when the first reply was lost, the resend found the task settled and
@@ -272,9 +237,8 @@ def test_the_parent_settles_a_hard_timeout_whose_reply_is_lost(
     finish = (lua / "lib.lua").read_text() + "\n" + (lua / "finish.lua").read_text()
     sha = rclient.script_load(finish)  # NOTE: loaded, so the first EVALSHA runs it (no NOSCRIPT round)
     proxy = Proxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
-    worker = Worker(tmp_path, proxy.url, app="tests.apps.together_app.wakaq")
     try:
-        worker.wait_ready()
+        start_worker("tests.apps.together_app.wakaq", url=proxy.url)
         proxy.drop_after = sha.encode()  # the reply to the parent's finish.lua is lost once
         handle = together.past_hard_timeout.delay("s")
         with pytest.raises(TaskFailed) as failed:
@@ -283,5 +247,4 @@ def test_the_parent_settles_a_hard_timeout_whose_reply_is_lost(
         assert proxy.dropped == 1
         assert not list(rclient.scan_iter(KEYS.unique("*"))), "the lock is released"
     finally:
-        worker.stop()
         proxy.close()

@@ -5,7 +5,6 @@ not one per daemon run; `stats:retired` counts tasks with garbage names under "?
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,34 +13,22 @@ import msgpack
 import pytest
 
 from tests.keyspace import KEYS, scan_keys, subscribers
-from tests.workers import Worker, wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq import _wakaq
 from wakaq.admin import inspect
 from wakaq.constants import STATS_SEP
 from wakaq.keys import Keys
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.app("tests.apps.parked_app")]
 
-APP = "tests.apps.parked_app"
 GHOST = "ghost:1:dead"
 
 
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module(APP)
-
-
-def start(tmp_path: Path, redis_url: str, name: str) -> Worker:
-    worker = Worker(tmp_path, redis_url, name=name, app=f"{APP}.wakaq")
-    worker.wait_ready()
-    return worker
-
-
 def test_failed_broadcasts_of_every_daemon_run_share_one_list(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
+    app: ModuleType, start_worker: StartWorker, rclient: Any
 ) -> None:
     for run in (1, 2):
-        worker = start(tmp_path, redis_url, f"run{run}")
+        worker = start_worker(name=f"run{run}")
         try:
             # NOTE: the parent subscribes to broadcasts beside forking: a broadcast sent before that reaches nobody
             wait_until(lambda: subscribers(rclient, KEYS.broadcast_channel) == 1, what="the daemon subscribed")

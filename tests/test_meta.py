@@ -5,8 +5,6 @@ A plain task's payload must stay byte-identical (WakaQ can read it, and nothing 
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from types import ModuleType
 
 import msgpack
@@ -14,7 +12,7 @@ import pytest
 import redis
 
 from tests.keyspace import KEYS
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq._wakaq import decode_task, decode_task_meta, encode_task
 from wakaq.exceptions import PayloadError
 from wakaq.ids import new_id
@@ -55,11 +53,6 @@ def test_new_ids_are_32_hex_and_distinct() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.worker_app")
-
-
 def test_broker_pushes_carry_meta(app: ModuleType, rclient: redis.Redis) -> None:
     broker = app.wakaq.broker
     broker.push("low", "meta_probe", ["a"], {}, 0, {"id": "one"})
@@ -73,16 +66,15 @@ def test_broker_pushes_carry_meta(app: ModuleType, rclient: redis.Redis) -> None
 
 
 def test_running_tasks_see_their_meta_and_plain_ones_none(
-    app: ModuleType, rclient: redis.Redis, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: redis.Redis, start_worker: StartWorker
 ) -> None:
     broker = app.wakaq.broker
     broker.push("low", "meta_probe", ["with"], {}, 0, {"id": "m1"})
     broker.push("low", "meta_probe", ["plain"], {})
     broker.push("low", "async_meta_probe", ["async-with"], {}, 0, {"id": "m2"})
     broker.push("low", "async_meta_probe", ["async-plain"], {})
-    worker = Worker(tmp_path, redis_url)
+    worker = start_worker()
     try:
-        worker.wait_ready(children=1)
         wait_until(lambda: len(events(rclient, "meta_probe")) == 2, what="the sync probes")
         wait_until(lambda: len(events(rclient, "async_meta_probe")) == 2, what="the async probes")
     finally:

@@ -5,7 +5,6 @@ queue. Real redis-server, real `wakaq-worker` daemons (tests/apps/parked_app.py)
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.keyspace import KEYS
-from tests.workers import Worker, wait_until
+from tests.workers import StartWorker, Worker, wait_until
 from wakaq import Queue, _wakaq
 from wakaq.admin import inspect, purge
 from wakaq.cancel import cancel_task, list_tasks
@@ -24,15 +23,10 @@ from wakaq.keys import Keys
 from wakaq.ratelimit import to_rate
 from wakaq.stats import snapshot
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.app("tests.apps.parked_app")]
 
 APP = "tests.apps.parked_app"
 MEMBER = b"default\x1fsend"
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module(APP)
 
 
 def ran(rclient: Any) -> list[str]:
@@ -40,10 +34,10 @@ def ran(rclient: Any) -> list[str]:
 
 
 @contextmanager
-def running(tmp_path: Path, redis_url: str, name: str, **options: Any) -> Iterator[Worker]:
-    worker = Worker(tmp_path, redis_url, name=name, app=f"{APP}.wakaq", **options)
+def running(start_worker: StartWorker, name: str, **options: Any) -> Iterator[Worker]:
+    """A daemon of the shared factory, stopped gracefully when the block ends (a deploy that replaces it)."""
+    worker = start_worker(name=name, **options)
     try:
-        worker.wait_ready()
         yield worker
     finally:
         worker.stop()
@@ -54,22 +48,22 @@ def last_seen(app: ModuleType, rclient: Any) -> float:
     return float(snapshot(app.wakaq, rclient)["daemons"][0]["last_seen"] or 0)
 
 
-def park(app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any, n: int = 200) -> None:
+def park(app: ModuleType, start_worker: StartWorker, rclient: Any, n: int = 200) -> None:
     """`n` send tasks through a daemon limiting send to 1/m: the first runs, the others are parked; then the daemon
     stops (a deploy that removes the limit)."""
     app.wakaq.broker.push_many([("default", "send", [i], {}) for i in range(n)])
-    with running(tmp_path, redis_url, "limited", task_rate="1/m"):
+    with running(start_worker, "limited", task_rate="1/m"):
         wait_until(lambda: rclient.llen(KEYS.parked("default", "send")) == n - 1, timeout=30, what="parked tasks")
     assert ran(rclient) == ["send:0"]
     assert rclient.llen(KEYS.queue("default")) == 0
 
 
 def test_parked_tasks_run_in_order_at_the_front_once_their_limit_is_gone(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
+    app: ModuleType, start_worker: StartWorker, rclient: Any
 ) -> None:
-    park(app, tmp_path, redis_url, rclient)
+    park(app, start_worker, rclient)
     app.wakaq.broker.push_many([("default", "free", [i], {}) for i in range(5)])
-    with running(tmp_path, redis_url, "unlimited"):
+    with running(start_worker, "unlimited"):
         wait_until(lambda: len(ran(rclient)) >= 205, timeout=30, what="all 205 tasks")
     want = [f"send:{i}" for i in range(200)] + [f"free:{i}" for i in range(5)]
     assert ran(rclient) == want, "released to the front of the queue, in their order"
@@ -78,34 +72,34 @@ def test_parked_tasks_run_in_order_at_the_front_once_their_limit_is_gone(
 
 
 def test_release_is_bounded_per_call_and_keeps_the_order(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
+    app: ModuleType, start_worker: StartWorker, rclient: Any
 ) -> None:
-    park(app, tmp_path, redis_url, rclient, n=2500)
-    with running(tmp_path, redis_url, "unlimited"):
+    park(app, start_worker, rclient, n=2500)
+    with running(start_worker, "unlimited"):
         wait_until(lambda: len(ran(rclient)) >= 2500, timeout=60, what="all 2500 tasks")
     assert ran(rclient) == [f"send:{i}" for i in range(2500)]
 
 
 def test_a_daemon_registers_its_lists_again_on_the_way_out(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
+    app: ModuleType, start_worker: StartWorker, rclient: Any
 ) -> None:
     """During a rolling deploy a daemon without the limit releases the parked list and unregisters it once empty,
     and the old daemon's children park tasks there again at once: until its parent registers the list again (next
     heartbeat) it is not in the registry. A graceful stop then must not leave it unregistered."""
     app.wakaq.broker.push_many([("default", "send", [i], {}) for i in range(50)])
-    with running(tmp_path, redis_url, "old", task_rate="1/m"):
+    with running(start_worker, "old", task_rate="1/m"):
         wait_until(lambda: rclient.llen(KEYS.parked("default", "send")) == 49, timeout=30, what="parked tasks")
         rclient.srem(KEYS.parked_registry, MEMBER)  # NOTE: as after such a release and a park again
     assert rclient.smembers(KEYS.parked_registry) == {MEMBER}
-    with running(tmp_path, redis_url, "new"):
+    with running(start_worker, "new"):
         wait_until(lambda: len(ran(rclient)) >= 50, timeout=30, what="all 50 tasks")
 
 
 def test_a_daemon_that_limits_the_task_registers_its_lists_and_keeps_them(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
+    app: ModuleType, start_worker: StartWorker, rclient: Any
 ) -> None:
     app.wakaq.broker.push_many([("default", "send", [i], {}) for i in range(20)])
-    with running(tmp_path, redis_url, "limited", task_rate="1/m"):
+    with running(start_worker, "limited", task_rate="1/m"):
         wait_until(lambda: rclient.llen(KEYS.parked("default", "send")) == 19, timeout=30, what="parked tasks")
         assert rclient.smembers(KEYS.parked_registry) == {MEMBER}
         seen = last_seen(app, rclient)
@@ -115,28 +109,24 @@ def test_a_daemon_that_limits_the_task_registers_its_lists_and_keeps_them(
 
 
 def test_parked_tasks_count_as_pending_without_the_limit(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
+    app: ModuleType, start_worker: StartWorker, rclient: Any
 ) -> None:
-    park(app, tmp_path, redis_url, rclient)
+    park(app, start_worker, rclient)
     assert app.wakaq.tasks["send"].rate_limit is None, "this process sees the config without the limit"
     assert snapshot(app.wakaq, rclient)["queues"]["default"]["pending_tasks"] == 199
     assert inspect(app.wakaq, rclient)["parked"] == {"default": {"send": 199}}
 
 
-def test_cancel_finds_parked_tasks_without_the_limit(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
-) -> None:
-    park(app, tmp_path, redis_url, rclient)
+def test_cancel_finds_parked_tasks_without_the_limit(app: ModuleType, start_worker: StartWorker, rclient: Any) -> None:
+    park(app, start_worker, rclient)
     listed = list_tasks(app.wakaq, rclient, name="send", limit=500)
     assert len(listed) == 199 and {t["state"] for t in listed} == {"parked"}
     assert cancel_task(app.wakaq, "send", r=rclient) == 199
     assert rclient.llen(KEYS.failed("default")) == 199
 
 
-def test_purge_empties_parked_lists_without_the_limit(
-    app: ModuleType, tmp_path: Path, redis_url: str, rclient: Any
-) -> None:
-    park(app, tmp_path, redis_url, rclient)
+def test_purge_empties_parked_lists_without_the_limit(app: ModuleType, start_worker: StartWorker, rclient: Any) -> None:
+    park(app, start_worker, rclient)
     app.wakaq.broker.push_many([("default", "free", [i], {}) for i in range(5)])
     assert purge(app.wakaq, rclient, "default") == {"queue": "default", "purged_tasks": 204, "purged_eta_tasks": 0}
     assert rclient.exists(KEYS.parked("default", "send"), KEYS.queue("default")) == 0

@@ -4,9 +4,7 @@ at once. Real redis-server, without a worker and beside a busy one (tests/apps/r
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -14,19 +12,14 @@ import msgpack
 import pytest
 
 from tests.keyspace import KEYS, scan_keys
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq import TaskHandle
 from wakaq.admin import purge
 from wakaq.exceptions import TaskFailed
 from wakaq.results import CANCELLED, DONE
 from wakaq.unique import default_key
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.results_app")
+pytestmark = [pytest.mark.timeout(60), pytest.mark.app("tests.apps.results_app")]
 
 
 def lock_of(name: str, *args: Any) -> str:
@@ -85,24 +78,20 @@ def test_a_long_queue_is_purged_in_chunks_with_every_lock(app: ModuleType, rclie
 
 
 def test_a_purge_beside_a_busy_worker_removes_each_task_at_most_once(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:
     """Each task either ran or was purged, never both and never neither: the purge removes only elements it read and
     that are still queued, while two children claim from the same queue."""
     app.wakaq.broker.push_many([("low", "plain", [i], {}) for i in range(3000)])
-    worker = Worker(tmp_path, redis_url, app="tests.apps.results_app.wakaq", concurrency=2)
-    try:
-        worker.wait_ready(children=2)
-        wait_until(lambda: len(events(rclient, "plain")) >= 50, timeout=20, what="the worker running tasks")
-        purged = purge(app.wakaq, rclient, "low")["purged_tasks"]
-        # NOTE: a child hands the rest of a batch that turned slow back to the queue's front: those run afterwards
-        wait_until(
-            lambda: rclient.llen(KEYS.queue("low")) == 0 and rclient.hlen(KEYS.inflight(_daemon(rclient))) == 0,
-            timeout=20,
-            what="claimed tasks done",
-        )
-    finally:
-        worker.stop()
+    start_worker(concurrency=2)
+    wait_until(lambda: len(events(rclient, "plain")) >= 50, timeout=20, what="the worker running tasks")
+    purged = purge(app.wakaq, rclient, "low")["purged_tasks"]
+    # NOTE: a child hands the rest of a batch that turned slow back to the queue's front: those run afterwards
+    wait_until(
+        lambda: rclient.llen(KEYS.queue("low")) == 0 and rclient.hlen(KEYS.inflight(_daemon(rclient))) == 0,
+        timeout=20,
+        what="claimed tasks done",
+    )
     ran = [e["i"] for e in events(rclient, "plain")]
     print(f"{len(ran)} ran, {purged} purged")  # shown with pytest -rP
     assert len(ran) == len(set(ran)), "no task ran twice"

@@ -4,11 +4,8 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,42 +13,17 @@ import pytest
 import redis
 
 from tests.keyspace import CLUSTER, KEYS, scan_keys
-from tests.workers import Worker, wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq import Queue, WakaQ, _wakaq
 from wakaq.admin import purge
 from wakaq.exceptions import WakaQError
 from wakaq.ratelimit import Rate, to_rate
 from wakaq.stats import snapshot
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.app("tests.apps.ratelimit_app")]
 
-APP = "tests.apps.ratelimit_app"
 DAEMON = "host:1:rl"
 NO_REDIS = "redis://127.0.0.1:1/0"
-
-StartWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module(APP)
-
-
-@pytest.fixture
-def start_worker(redis_url: str, tmp_path: Path) -> Iterator[StartWorker]:
-    started: list[Worker] = []
-
-    def start(children: int = 1, **options: Any) -> Worker:
-        worker = Worker(
-            tmp_path, redis_url, name=f"rl{len(started)}", app=f"{APP}.wakaq", concurrency=children, **options
-        )
-        started.append(worker)
-        worker.wait_ready(children=children)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 def stamps(client: Any, tag: str) -> list[tuple[float, int]]:
@@ -288,7 +260,7 @@ def test_100_per_second_across_two_daemons(
     """The must-show figure: rate_limit="100/s" for 10 s gives 1,000 +- 2% tasks across two daemons, whatever the
     number of children. Starts are counted in a 10 s window of Redis time, after the first 2 s (the burst)."""
     push(redis_url, [("limited", "limited", [i], {}) for i in range(2500)])
-    one, two = start_worker(children), start_worker(children)
+    one, two = start_worker(concurrency=children), start_worker(concurrency=children)
     first = wait_until(lambda: stamps(rclient, "limited")[:1], timeout=20, what="the first limited task")[0][0]
     wait_until(lambda: redis_now(rclient) > first + 12.5, timeout=40, interval=0.2, what="12.5 s of limited tasks")
     window = [(t, pid) for t, pid in stamps(rclient, "limited") if first + 2 <= t < first + 12]
@@ -304,7 +276,7 @@ def test_unlimited_queues_drain_at_full_speed_around_a_starved_one(
 ) -> None:
     """A backlogged 5/s queue between a higher- and a lower-priority unlimited queue: both drain as fast as without
     it (compared with a drain of the same tasks before the backlog existed)."""
-    start_worker(2, rate="5/s")
+    start_worker(concurrency=2, rate="5/s")
 
     def drain(rounds: int) -> float:
         before = redis_now(rclient)
@@ -330,8 +302,8 @@ def test_unlimited_queues_drain_at_full_speed_around_a_starved_one(
 def test_a_task_limit_across_daemons(redis_url: str, rclient: Any, start_worker: StartWorker) -> None:
     """capped (20/s, on queue low) is limited; free tasks on the same queue pass it at full speed."""
     push(redis_url, [("low", name, [i], {}) for i in range(300) for name in ("capped", "free")])
-    start_worker(2)
-    start_worker(1)
+    start_worker(concurrency=2)
+    start_worker(concurrency=1)
     wait_until(lambda: len(stamps(rclient, "free")) == 300, timeout=30, what="all free tasks")
     first = stamps(rclient, "capped")[0][0]
     assert max(t for t, _ in stamps(rclient, "free")) - first < 3.0, "free tasks waited behind capped ones"
@@ -349,8 +321,8 @@ def test_idle_children_do_not_spin_while_a_queue_waits_for_budget(
     """4 children on two daemons, a backlogged 5/s queue and nothing else: claims (EVALSHA) stay in the tens per
     second (about two per task plus one per child per wait_timeout), not thousands."""
     push(redis_url, [("limited", "limited", [i], {}) for i in range(200)])
-    start_worker(2, rate="5/s")
-    start_worker(2, rate="5/s")
+    start_worker(concurrency=2, rate="5/s")
+    start_worker(concurrency=2, rate="5/s")
     wait_until(lambda: len(stamps(rclient, "limited")) >= 5, what="limited tasks running")
     calls, started = evalsha_calls(rclient), redis_now(rclient)
     wait_until(lambda: redis_now(rclient) > started + 3, timeout=10, interval=0.1, what="3 s")

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.keyspace import KEYS, pose_as_daemon
-from tests.workers import Worker, wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq import _wakaq
 
 
@@ -144,7 +144,9 @@ def _info(tmp: Path) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(90)
-def test_readme_first_example_runs_as_written(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_first_example_runs_as_written(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_worker: StartWorker
+) -> None:
     _first_example(tmp_path)
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
@@ -157,15 +159,13 @@ def test_readme_first_example_runs_as_written(redis_url: str, tmp_path: Path, mo
     assert info["queues"]["high"]["pending_tasks"] == 1
     assert info["queues"]["default"]["pending_tasks"] == 1
     assert info["queues"]["high"]["pending_eta_tasks"] == 1
-    worker = Worker(tmp_path, redis_url, app="yourapp.wakaq")
-    out = tmp_path / "worker.out"  # NOTE: the example's worker logs to stderr, which Worker keeps in this file
-    try:
-        wait_until(
-            lambda: out.read_text().splitlines().count("3") >= 3,
-            40,
-            0.1,
-            what="three add(1, 2) printed by the worker (one after its 10 s eta)",
-        )
-        assert "Traceback" not in out.read_text()
-    finally:
-        worker.stop()
+    # NOTE: the example's worker logs to stderr, which Worker keeps in its .out file (no log file to wait on)
+    worker = start_worker("yourapp.wakaq", wait=False)
+    out = worker.out
+    wait_until(
+        lambda: out.read_text().splitlines().count("3") >= 3,
+        40,
+        0.1,
+        what="three add(1, 2) printed by the worker (one after its 10 s eta)",
+    )
+    assert "Traceback" not in out.read_text()

@@ -6,11 +6,9 @@ The integration tests run a real `wakaq-worker` on tests/apps/retry_app.py again
 from __future__ import annotations
 
 import asyncio
-import importlib
 import random
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -19,16 +17,14 @@ import pytest
 import redis
 
 from tests.keyspace import KEYS, scan_keys
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq import Retry, WakaQ, current_task
 from wakaq._wakaq import Consumer, decode_task_meta, encode_task
 from wakaq.exceptions import WakaQError
 from wakaq.retries import RetryOptions, RetryPolicy, backoff_delay, failure_reason, next_attempt, resolve
 from wakaq.testing import eager
 
-pytestmark = pytest.mark.timeout(60)
-
-APP = "tests.apps.retry_app.wakaq"
+pytestmark = [pytest.mark.timeout(60), pytest.mark.app("tests.apps.retry_app")]
 
 
 # ---- the backoff formula and the settings -------------------------------------------------------------------
@@ -246,26 +242,6 @@ def test_retry_at_moves_the_claim_to_the_eta_set_once(redis_url: str, rclient: r
 # ---- a real worker -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.retry_app")
-
-
-@pytest.fixture
-def worker(redis_url: str, tmp_path: Path, app: ModuleType) -> Any:
-    started: list[Worker] = []
-
-    def start(concurrency: int = 1) -> Worker:
-        w = Worker(tmp_path, redis_url, name=f"worker{len(started)}", app=APP, concurrency=concurrency)
-        started.append(w)
-        w.wait_ready(children=concurrency)
-        return w
-
-    yield start
-    for w in started:
-        w.stop()
-
-
 def failed_records(rclient: redis.Redis) -> list[dict[str, Any]]:
     return [msgpack.unpackb(raw) for raw in rclient.lrange(KEYS.failed("default"), 0, -1)]
 
@@ -281,10 +257,10 @@ def retired_count(rclient: redis.Redis, counter: str, task: str) -> int:
 
 
 def test_a_flaky_task_is_retried_through_the_eta_set_until_it_succeeds(
-    app: ModuleType, worker: Any, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
     app.flaky.delay("f", 2)
-    w = worker()
+    w = start_worker()
     wait_until(lambda: len(events(rclient, "flaky")) == 3, 15, what="three attempts")
     wait_until(lambda: settled(rclient), what="the queue, eta set and in-flight hash to drain")
     runs = events(rclient, "flaky")
@@ -309,10 +285,10 @@ def test_a_flaky_task_is_retried_through_the_eta_set_until_it_succeeds(
 
 
 def test_exhausted_retries_leave_one_failed_record_listing_every_reason(
-    app: ModuleType, worker: Any, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
     app.always_fails.delay("a")
-    w = worker()
+    w = start_worker()
     wait_until(lambda: failed_records(rclient), 15, what="the failed record")
     wait_until(lambda: settled(rclient), what="nothing left")
     assert [e["attempt"] for e in events(rclient, "always_fails")] == [1, 2, 3]
@@ -331,11 +307,11 @@ def test_exhausted_retries_leave_one_failed_record_listing_every_reason(
 
 
 def test_raise_retry_waits_in_the_eta_set_while_the_child_runs_other_tasks(
-    app: ModuleType, worker: Any, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
     app.retry_later.delay("r")
     app.quick.delay("meanwhile")
-    worker(concurrency=1)
+    start_worker(concurrency=1)
     waiting = wait_until(lambda: rclient.zrange(KEYS.eta("default"), 0, -1, withscores=True), what="the eta entry")
     ((payload, due),) = waiting
     name, args, _, retry, meta = decode_task_meta(payload)
@@ -352,10 +328,12 @@ def test_raise_retry_waits_in_the_eta_set_while_the_child_runs_other_tasks(
     assert failed_records(rclient) == []
 
 
-def test_other_exceptions_and_plain_tasks_fail_as_before(app: ModuleType, worker: Any, rclient: redis.Redis) -> None:
+def test_other_exceptions_and_plain_tasks_fail_as_before(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+) -> None:
     app.wrong_error.delay("w")
     app.plain_fails.delay("p")
-    worker()
+    start_worker()
     wait_until(lambda: len(failed_records(rclient)) == 2, 10, what="two failed records")
     assert [e["attempt"] for e in events(rclient)] == [1, 1]
     by_task = {decode_task_meta(r["payload"])[0]: r for r in failed_records(rclient)}
@@ -367,10 +345,10 @@ def test_other_exceptions_and_plain_tasks_fail_as_before(app: ModuleType, worker
 
 
 def test_a_child_killed_during_a_retried_attempt_loses_nothing(
-    app: ModuleType, worker: Any, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
     app.killed_on_second.delay("k")
-    w = worker()
+    w = start_worker()
     wait_until(lambda: len(events(rclient, "killed_on_second")) == 3, 20, what="three runs")
     wait_until(lambda: settled(rclient), what="nothing left")
     runs = events(rclient, "killed_on_second")
@@ -382,9 +360,9 @@ def test_a_child_killed_during_a_retried_attempt_loses_nothing(
     assert len(w.children()) == 1
 
 
-def test_async_tasks_retry_too(app: ModuleType, worker: Any, rclient: redis.Redis) -> None:
+def test_async_tasks_retry_too(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
     app.async_flaky.delay("af", 2)
-    worker()
+    start_worker()
     wait_until(lambda: len(events(rclient, "async_flaky")) == 3, 15, what="three async attempts")
     wait_until(lambda: settled(rclient), what="nothing left")
     runs = events(rclient, "async_flaky")
@@ -394,10 +372,10 @@ def test_async_tasks_retry_too(app: ModuleType, worker: Any, rclient: redis.Redi
 
 
 def test_soft_timeouts_and_exceptions_share_the_retry_counter(
-    app: ModuleType, worker: Any, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
     app.slow_then_flaky.delay("s")
-    worker()
+    start_worker()
     wait_until(lambda: failed_records(rclient), 20, what="the failed record")
     runs = events(rclient, "slow_then_flaky")
     assert [e["attempt"] for e in runs] == [1, 2, 3]  # max_retries 2 in all, not 2 of each kind

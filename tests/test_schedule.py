@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from wakaq import CronTask, Queue, WakaQ, WakaQError
@@ -66,6 +68,16 @@ def test_invalid_crons_name_the_cron_and_task(cron: str) -> None:
     with pytest.raises(WakaQError) as info:
         CronTask(cron, "nightly").validate_cron()
     assert str(info.value).startswith(f"invalid cron {cron!r} for task 'nightly': ")
+
+
+@pytest.mark.parametrize("cron", ["not a cron", "61 * * * *"])
+def test_an_invalid_cron_raises_at_construction_as_in_wakaq(cron: str) -> None:
+    """WakaQ's CronTask checks its schedule in `__init__`, so a bad cron fails where it is written."""
+    message = "^" + re.escape(f"invalid cron {cron!r} for task 'nightly': ")
+    with pytest.raises(WakaQError, match=message):
+        CronTask(cron, "nightly")
+    with pytest.raises(WakaQError, match=message):
+        CronTask.create((cron, "nightly"))
 
 
 def test_app_readme_schedules() -> None:

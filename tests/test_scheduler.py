@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,13 @@ import redis
 from tests.conftest import ROOT
 from tests.keyspace import KEYS, scan_keys
 from tests.redis_server import RedisServer, free_port
-from tests.workers import child_pids, wait_until
+from tests.workers import StartScheduler, StartWorker, wait_until
 from wakaq import CronTask, WakaQ, WakaQError
 from wakaq._wakaq import decode_task, encode_task
 from wakaq.constants import EXIT_USAGE
 from wakaq.scheduler import STARTUP_GRACE, Scheduler, build_entries, list_schedules, resolve_queue
 
-BIN = Path(sys.executable).parent
+SCHED_APP = "tests.apps.sched_app.app"
 FIRED = re.compile(r"INFO: fired tick on queue high for slot [^(]+\((\d+)\)")
 T0 = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 
@@ -233,60 +233,8 @@ def test_paused_scheduler_fires_only_the_latest_due_slot(
     assert any("not replaying missed slot" in r.getMessage() for r in caplog.records)
 
 
-class Proc:
-    """A command line tool subprocess with its output in a file; always stopped by `stop()`."""
-
-    def __init__(self, tmp: Path, name: str, argv: list[str], **env: str) -> None:
-        self.path = tmp / f"{name}.out"
-        self.log = tmp / f"{name}.log"
-        self._out = self.path.open("wb")
-        environ = dict(os.environ, WAKAQ_TEST_LOG=str(self.log), **env)
-        self.proc = subprocess.Popen(argv, env=environ, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        parts = [p.read_text(errors="replace") for p in (self.log, self.path) if p.exists()]
-        return "\n".join(parts)
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.proc.args!r} exited with {self.proc.returncode}:\n{self.text()[-3000:]}")
-        return True
-
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError(f"{self.proc.args!r} ignored SIGTERM:\n{self.text()[-2000:]}") from None
-        finally:
-            self._out.close()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait(5)
-            p._out.close()
-
-
-def scheduler_proc(tmp: Path, name: str, cron: str) -> Proc:
-    argv = [str(BIN / "wakaq-scheduler"), "--app", "tests.apps.sched_app.app"]
-    return Proc(tmp, name, argv, WAKAQ_TEST_CRON=cron)
-
-
-def test_three_schedulers_fire_each_slot_exactly_once(
-    redis_url: str, rclient: redis.Redis, tmp_path: Path, procs: list[Proc]
-) -> None:
-    procs.extend(scheduler_proc(tmp_path, f"s{i}", "* * * * * *") for i in range(3))
+def test_three_schedulers_fire_each_slot_exactly_once(rclient: redis.Redis, start_scheduler: StartScheduler) -> None:
+    procs = [start_scheduler(SCHED_APP, cron="* * * * * *") for _ in range(3)]
     wait_until(lambda: all(p.alive() and "started" in p.text() for p in procs), 20, what="three schedulers")
     first = math.ceil(time.time()) + 1
     wait_until(lambda: len([s for s in claimed_slots(rclient) if s >= first]) >= 4, 20, what="four slots")
@@ -390,12 +338,12 @@ def test_cli_list_works_without_redis() -> None:
     assert len(lines) == 4 and all(line.endswith(":00 UTC") for line in lines[1:])
 
 
-def test_sigint_stops_with_exit_0(redis_url: str, tmp_path: Path, procs: list[Proc]) -> None:
-    procs.append(scheduler_proc(tmp_path, "s", "0 0 1 1 *"))
-    wait_until(lambda: procs[0].alive() and "started" in procs[0].text(), 20, what="scheduler start")
-    procs[0].proc.send_signal(signal.SIGINT)
-    assert procs[0].stop() == 0
-    assert "received SIGINT" in procs[0].text()
+def test_sigint_stops_with_exit_0(start_scheduler: StartScheduler) -> None:
+    scheduler = start_scheduler(SCHED_APP, cron="0 0 1 1 *")
+    wait_until(lambda: scheduler.alive() and "started" in scheduler.text(), 20, what="scheduler start")
+    scheduler.signal(signal.SIGINT)
+    assert scheduler.wait_exit(10) == 0
+    assert "received SIGINT" in scheduler.text()
 
 
 # ---- end to end -------------------------------------------------------------------------------------------------
@@ -404,13 +352,12 @@ def test_sigint_stops_with_exit_0(redis_url: str, tmp_path: Path, procs: list[Pr
 @pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_worker_runs_a_minutely_task_within_two_seconds(
-    redis_url: str, rclient: redis.Redis, tmp_path: Path, procs: list[Proc]
+    rclient: redis.Redis, start_worker: StartWorker, start_scheduler: StartScheduler
 ) -> None:
-    worker = Proc(tmp_path, "worker", [str(BIN / "wakaq-worker"), "--app", "tests.apps.sched_app.app"])
-    procs.append(worker)
-    wait_until(lambda: worker.alive() and child_pids(worker.proc.pid), 20, what="worker children")
-    procs.append(scheduler_proc(tmp_path, "scheduler", "* * * * *"))
-    wait_until(lambda: procs[1].alive() and "started" in procs[1].text(), 20, what="scheduler start")
+    worker = start_worker(SCHED_APP)
+    scheduler = start_scheduler(SCHED_APP, cron="* * * * *")
+    procs = [worker, scheduler]
+    wait_until(lambda: scheduler.alive() and "started" in scheduler.text(), 20, what="scheduler start")
     boundary = math.ceil(time.time() / 60) * 60
 
     def ran_after_boundary() -> dict[str, Any]:
@@ -424,4 +371,4 @@ def test_worker_runs_a_minutely_task_within_two_seconds(
     assert event["t"] - boundary <= 2.0, event
     assert (event["n"], event["label"]) == (1, "cron")
     assert boundary in claimed_slots(rclient)
-    assert [p.stop(30) for p in reversed(procs)] == [0, 0]
+    assert [scheduler.stop(30), worker.stop(30)] == [0, 0]

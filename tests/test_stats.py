@@ -6,13 +6,12 @@ hard timeout, a poison pill, and a daemon restart (monotonic for Prometheus).
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -23,36 +22,15 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.keyspace import KEYS
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq.metrics import render_metrics
 from wakaq.stats import snapshot
 from wakaq.watch import CLEAR
 
 pytestmark = pytest.mark.timeout(120)
 
-StartWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.worker_app")
-
-
-@pytest.fixture
-def start_worker(redis_url: str, tmp_path: Path) -> Iterator[StartWorker]:
-    started: list[Worker] = []
-
-    def start(name: str = "worker", **options: Any) -> Worker:
-        options.setdefault("concurrency", 1)
-        options.setdefault("heartbeat", 3)  # heartbeat every second
-        worker = Worker(tmp_path, redis_url, name=f"{name}{len(started)}", **options)
-        started.append(worker)
-        worker.wait_ready(children=int(options["concurrency"]))
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
+#: the workers' heartbeat_timeout: a heartbeat (with the counters) every second
+HEARTBEAT = 3
 
 
 def samples(app: ModuleType, r: redis.Redis) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -74,14 +52,14 @@ def wait_metric(app: ModuleType, r: redis.Redis, name: str, want: float, what: s
 
 
 def test_counts_match_tasks_sent_across_recycles_and_restart(
-    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis, start_method: str
 ) -> None:
     for i in range(23):
         app.high.delay(i)
     for _ in range(4):
         app.failing.delay()
     rclient.rpush(KEYS.queue("low"), b"\xc1")  # one undecodable element (a truncated redelivery prefix)
-    worker = start_worker(concurrency=2, max_tasks=5)  # 27 tasks / 5 per child: several recycles
+    worker = start_worker(concurrency=2, max_tasks=5, heartbeat=HEARTBEAT)  # 27 tasks / 5 per child: several recycles
     high = {"queue": "high", "task": "high"}
     default = {"queue": "low", "task": "failing"}
     wait_metric(app, rclient, "wakaq_tasks_done_total", 23, "23 high tasks done", **high)
@@ -89,6 +67,7 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
     wait_metric(app, rclient, "wakaq_tasks_failed_total", 1, "undecodable", queue="low", task="?", reason="undecodable")
     found = samples(app, rclient)
     assert "recycl" in worker.log_text() or worker.log_text().count("forked child") > 2
+    assert set(worker.start_methods().values()) == {start_method}, "recycled children too"
     assert value(found, "wakaq_tasks_started_total", **high) == 23
     assert value(found, "wakaq_tasks_started_total", **default) == 4
     assert value(found, "wakaq_tasks_done_total", **default) == 0
@@ -106,7 +85,7 @@ def test_counts_match_tasks_sent_across_recycles_and_restart(
     assert value(after_stop, "wakaq_daemons_alive") == 0
     for i in range(7):
         app.high.delay(i)
-    start_worker(concurrency=1)
+    start_worker(concurrency=1, heartbeat=HEARTBEAT)
     wait_metric(app, rclient, "wakaq_tasks_done_total", 30, "23 + 7 after the restart", **high)
     assert value(samples(app, rclient), "wakaq_tasks_failed_total", **default, reason="exception") == 4
 
@@ -132,7 +111,7 @@ def test_hard_timeout_poison_pill_and_retries_are_counted(
     app.soft_sleeper.delay()  # 2 retries (its queue's max_retries), then failed
     app.async_hard.delay()
     app.suicide_at.delay(datetime(2026, 1, 2, 3, 4, 5, 600_000))  # an ext type in the args
-    start_worker(concurrency=2)
+    start_worker(concurrency=2, heartbeat=HEARTBEAT)
     hard = {"queue": "low", "task": "hard_sleeper"}
     pill = {"queue": "low", "task": "suicide"}
     soft = {"queue": "retrying", "task": "soft_sleeper"}
@@ -167,7 +146,7 @@ def test_dead_daemon_is_listed_until_reaped_and_its_counts_carry_over(
 ) -> None:
     for i in range(5):
         app.high.delay(i)
-    victim = start_worker("victim", concurrency=1)
+    victim = start_worker(name="victim", concurrency=1, heartbeat=HEARTBEAT)
     high = {"queue": "high", "task": "high"}
     wait_metric(app, rclient, "wakaq_tasks_done_total", 5, "5 tasks", **high)
     snap = snapshot(app.wakaq, rclient)
@@ -184,7 +163,7 @@ def test_dead_daemon_is_listed_until_reaped_and_its_counts_carry_over(
     assert [d["id"] for d in snap["daemons"]] == [daemon["id"]]
     assert value(samples(app, rclient), "wakaq_tasks_done_total", **high) == 5
     # another daemon reaps it: gone from the list, its counters now in the retired totals
-    start_worker("reaper", concurrency=1)
+    start_worker(name="reaper", concurrency=1, heartbeat=HEARTBEAT)
     wait_until(
         lambda: daemon["id"] not in [d["id"] for d in snapshot(app.wakaq, rclient)["daemons"]], 15, 0.2, what="reaped"
     )
@@ -198,14 +177,14 @@ def test_daemon_reaped_while_stalled_does_not_count_twice(
     publish only what it did after the reap, or Prometheus would see its old counts twice."""
     for i in range(5):
         app.high.delay(i)
-    stalled = start_worker("stalled", concurrency=1)
+    stalled = start_worker(name="stalled", concurrency=1, heartbeat=HEARTBEAT)
     high = {"queue": "high", "task": "high"}
     wait_metric(app, rclient, "wakaq_tasks_done_total", 5, "5 tasks", **high)
     frozen = [stalled.pid, *stalled.children()]
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)
     try:
-        start_worker("reaper", concurrency=1)
+        start_worker(name="reaper", concurrency=1, heartbeat=HEARTBEAT)
         wait_until(lambda: len(rclient.smembers(KEYS.daemons)) == 1, 20, 0.2, what="the frozen daemon reaped")
         assert value(samples(app, rclient), "wakaq_tasks_done_total", **high) == 5
     finally:
@@ -221,7 +200,7 @@ def test_daemon_reaped_while_stalled_does_not_count_twice(
 
 
 def test_snapshot_shows_the_running_task(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
-    start_worker(concurrency=1)
+    start_worker(concurrency=1, heartbeat=HEARTBEAT)
     app.sleeper.delay(3.0, "long")
 
     def running() -> dict[str, Any] | None:
@@ -260,7 +239,7 @@ def _timed(f: Callable[[], object]) -> float:
 def test_watch_redraws_shows_rates_and_exits_0_on_ctrl_c(
     app: ModuleType, start_worker: StartWorker, rclient: redis.Redis, tmp_path: Path
 ) -> None:
-    start_worker(concurrency=1)
+    start_worker(concurrency=1, heartbeat=HEARTBEAT)
     out = (tmp_path / "watch.out").open("w+b")
     proc = subprocess.Popen(
         [sys.executable, "-m", "wakaq", "info", "--app", "tests.apps.worker_app.wakaq", "--watch", "--interval", "0.2"],

@@ -21,6 +21,9 @@ def add(x: int, y: int) -> int:
 @app.task(queue="default", soft_timeout=5)
 async def fetch(url: str) -> None: ...
 
+@app.task
+def keyed(unique_key: str) -> None: ...
+
 t: Task[[int, int], int] = add
 r: int = add(1, 2)
 add.delay(1, 2)
@@ -28,10 +31,13 @@ add.delay(1, y=2)
 add.delay(1, 2, queue="default")
 add.delay(1, 2, eta=timedelta(seconds=10))
 fetch.delay("https://example.com")
+keyed.delay(unique_key="k")
+add.delay_with_options((1, 2), unique_key="k")
 n: int = add.broadcast(1, 2)
 add.delay(1, "two")  # E1
 add.delay(1)  # E2
 add.broadcast("x", 2)  # E3
+add.delay(1, 2, unique_key="k")  # E4
 """
 
 
@@ -49,4 +55,4 @@ def test_delay_is_checked_against_the_function(tmp_path: Path) -> None:
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     lines = SAMPLE.splitlines()
     flagged = sorted({lines[int(e.split(":")[1]) - 1].split("# ")[-1] for e in errors})
-    assert flagged == ["E1", "E2", "E3"], result.stdout
+    assert flagged == ["E1", "E2", "E3", "E4"], result.stdout

@@ -6,41 +6,26 @@ Real Redis and real `wakaq-worker` processes (tests/apps/results_app.py); also r
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.keyspace import KEYS
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq import TaskHandle
-from wakaq._wakaq import Consumer, decode_task_meta
+from wakaq._wakaq import Consumer, decode_task_meta, unpackb
 from wakaq.results import DONE
 from wakaq.unique import default_key
 
-pytestmark = pytest.mark.timeout(90)
-
-APP = "tests.apps.results_app.wakaq"
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.results_app")
+pytestmark = [pytest.mark.timeout(90), pytest.mark.app("tests.apps.results_app")]
 
 
 def lock_of(app: ModuleType, name: str, *args: Any, **kwargs: Any) -> str:
     return KEYS.unique(default_key(name, args, kwargs))
-
-
-def start_worker(tmp_path: Path, redis_url: str) -> Worker:
-    worker = Worker(tmp_path, redis_url, app=APP)
-    worker.wait_ready(children=1)
-    return worker
 
 
 def test_a_second_delay_while_pending_is_a_no_op(app: ModuleType, rclient: Any) -> None:
@@ -59,6 +44,19 @@ def test_a_second_delay_while_pending_is_a_no_op(app: ModuleType, rclient: Any) 
     assert rclient.llen(KEYS.bell("low")) == 1
 
 
+def test_a_task_parameter_named_unique_key_reaches_the_task(
+    app: ModuleType, rclient: Any, start_worker: StartWorker
+) -> None:
+    """Defect 13: `.delay()` reserves only `queue` and `eta`, as WakaQ; `unique_key` is an argument of the task."""
+    handle = app.keyed.delay(unique_key="mine")
+    start_worker()
+    wait_until(lambda: events(rclient, "keyed") or rclient.llen(KEYS.failed("low")), what="the task to run or fail")
+    assert [unpackb(raw)["reason"] for raw in rclient.lrange(KEYS.failed("low"), 0, -1)] == []
+    assert [e["unique_key"] for e in events(rclient, "keyed")] == ["mine"]
+    assert handle is None, "a plain task: no handle, no lock"
+    assert not list(rclient.scan_iter(KEYS.unique("*")))
+
+
 def test_a_duplicate_of_a_task_with_results_returns_the_holders_handle(app: ModuleType, rclient: Any) -> None:
     first = app.unique_result.delay(0.1)
     again = app.unique_result.delay(0.1)
@@ -67,9 +65,9 @@ def test_a_duplicate_of_a_task_with_results_returns_the_holders_handle(app: Modu
 
 
 def test_unique_key_on_any_task(app: ModuleType, rclient: Any) -> None:
-    first = app.plain.delay(1, unique_key="the-one")
+    first = app.plain.delay_with_options((1,), unique_key="the-one")
     assert isinstance(first, TaskHandle)
-    assert app.plain.delay(2, unique_key="the-one") is None
+    assert app.plain.delay_with_options((2,), unique_key="the-one") is None
     assert app.plain.delay_with_options((3,), unique_key="the-one") is None
     assert app.plain.delay(4) is None  # not unique, plain: enqueued, no handle
     raw = rclient.lrange(KEYS.queue("low"), 0, -1)
@@ -90,10 +88,10 @@ def test_unique_eta_task_holds_its_lock_while_it_waits(app: ModuleType, rclient:
 
 
 def test_duplicate_while_running_then_allowed_after_it_finished(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:
     lock = lock_of(app, "unique_slow", 1.0, tag="a")
-    worker = start_worker(tmp_path, redis_url)
+    worker = start_worker()
     try:
         assert app.unique_slow.delay(1.0, tag="a") is not None
         wait_until(lambda: events(rclient, "unique-start"), what="the first run")
@@ -111,10 +109,10 @@ def test_duplicate_while_running_then_allowed_after_it_finished(
 
 
 def test_a_unique_eta_task_releases_its_lock_when_it_ran(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:
     lock = lock_of(app, "unique_slow", 0.1, tag="eta")
-    worker = start_worker(tmp_path, redis_url)
+    worker = start_worker()
     try:
         assert app.unique_slow.delay(0.1, tag="eta", eta=0.5) is not None
         assert rclient.pttl(lock) > 29_000
@@ -124,9 +122,9 @@ def test_a_unique_eta_task_releases_its_lock_when_it_ran(
         worker.stop()
 
 
-def test_a_failed_unique_task_releases_its_lock(app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path) -> None:
-    handle = app.broken.delay("x", unique_key="breaks")
-    worker = start_worker(tmp_path, redis_url)
+def test_a_failed_unique_task_releases_its_lock(app: ModuleType, rclient: Any, start_worker: StartWorker) -> None:
+    handle = app.broken.delay_with_options(("x",), unique_key="breaks")
+    worker = start_worker()
     try:
         wait_until(lambda: not rclient.exists(KEYS.unique("breaks")), what="the lock released")
     finally:
@@ -135,10 +133,10 @@ def test_a_failed_unique_task_releases_its_lock(app: ModuleType, rclient: Any, r
 
 
 def test_the_redelivered_run_after_sigkill_releases_the_lock(
-    app: ModuleType, rclient: Any, redis_url: str, tmp_path: Path
+    app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:
     lock = lock_of(app, "unique_result", 1.5)
-    worker = start_worker(tmp_path, redis_url)
+    worker = start_worker()
     try:
         handle = app.unique_result.delay(1.5)
         (first,) = wait_until(lambda: events(rclient, "unique-result"), what="the first run")

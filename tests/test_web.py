@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,9 @@ import redis
 
 from tests.keyspace import KEYS, single_redis_only
 from tests.webserver import WEB_APP, WebServer, request
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartScheduler, StartWorker, events, wait_until
 
 STATIC = Path(__file__).resolve().parent.parent / "python" / "wakaq" / "web" / "static"
-
-
-@pytest.fixture
-def web(tmp_path: Path, redis_url: str) -> Iterator[WebServer]:
-    server = WebServer(tmp_path, redis_url).wait_ready()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def token_of(url: str, headers: dict[str, str] | None = None) -> str:
@@ -257,12 +247,11 @@ def test_requeue_all_in_chunks_leaves_what_cannot_be_requeued(web: WebServer, rc
     ]
 
 
-def test_requeued_task_runs_on_a_worker(web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis):
+def test_requeued_task_runs_on_a_worker(web: WebServer, start_worker: StartWorker, rclient: redis.Redis):
     from tests.apps import web_app
 
-    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    worker = start_worker(WEB_APP)
     try:
-        worker.wait_ready()
         web_app.flaky.delay("again")
         wait_until(lambda: rclient.llen(KEYS.failed("default")) == 1, 15, what="the failure")
         item = get(web, "api/failed")["items"][0]
@@ -287,29 +276,16 @@ def test_eta_page_next_due_first(web: WebServer, rclient: redis.Redis):
     assert request(web.url + "api/eta?queue=nope")[0] == 404
 
 
-def test_schedules_show_last_fire_and_the_scheduler_that_fired(web: WebServer, tmp_path: Path, redis_url: str):
-    import os
-
-    out = (tmp_path / "scheduler.out").open("wb")
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "wakaq", "scheduler", "--app", WEB_APP],
-        env=dict(os.environ, WAKAQ_TEST_URL=redis_url),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        fired = wait_until(lambda: get(web, "api/schedules")["schedules"][0]["fired_by"], 15, 0.1, "a fire")
-        entry = get(web, "api/schedules")["schedules"][0]
-        assert entry["cron"] == "* * * * * */2" and entry["task"] == "tick" and entry["queue"] == "default"
-        assert fired.split(":")[1] == str(scheduler.pid)
-        assert entry["last_fire"] <= time.time() < entry["next_fire"] <= entry["last_fire"] + 4
-    finally:
-        scheduler.terminate()
-        scheduler.wait(10)
-        out.close()
+def test_schedules_show_last_fire_and_the_scheduler_that_fired(web: WebServer, start_scheduler: StartScheduler):
+    scheduler = start_scheduler(WEB_APP)
+    fired = wait_until(lambda: get(web, "api/schedules")["schedules"][0]["fired_by"], 15, 0.1, "a fire")
+    entry = get(web, "api/schedules")["schedules"][0]
+    assert entry["cron"] == "* * * * * */2" and entry["task"] == "tick" and entry["queue"] == "default"
+    assert fired.split(":")[1] == str(scheduler.pid)
+    assert entry["last_fire"] <= time.time() < entry["next_fire"] <= entry["last_fire"] + 4
 
 
-def test_metrics_endpoint_counts_tasks_sent(web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis):
+def test_metrics_endpoint_counts_tasks_sent(web: WebServer, start_worker: StartWorker, rclient: redis.Redis):
     from prometheus_client.parser import text_string_to_metric_families
 
     from tests.apps import web_app
@@ -323,9 +299,8 @@ def test_metrics_endpoint_counts_tasks_sent(web: WebServer, tmp_path: Path, redi
             for s in family.samples
         }
 
-    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
+    worker = start_worker(WEB_APP)
     try:
-        worker.wait_ready()
         for i in range(7):
             web_app.quick.delay(i)
         done = ("wakaq_tasks_done_total", (("queue", "high"), ("task", "quick")))
@@ -360,30 +335,26 @@ def test_redis_outage_is_an_error_reply_not_a_crash(tmp_path: Path, redis_url: s
 
 
 def test_queue_latency_grows_while_the_oldest_task_waits(
-    web: WebServer, tmp_path: Path, redis_url: str, rclient: redis.Redis
+    web: WebServer, start_worker: StartWorker, rclient: redis.Redis
 ):
     from tests.apps import web_app
 
-    worker = Worker(tmp_path, redis_url, app=WEB_APP, concurrency=1)
-    try:
-        worker.wait_ready()
-        web_app.blocker.delay("busy")  # the only child is busy: what comes next waits
-        wait_until(lambda: events(rclient, "blocker-start"), 15, what="the blocker running")
-        sent = time.time()
-        for i in range(3):
-            web_app.blocker.delay(f"waiting{i}")
+    start_worker(WEB_APP, concurrency=1)
+    web_app.blocker.delay("busy")  # the only child is busy: what comes next waits
+    wait_until(lambda: events(rclient, "blocker-start"), 15, what="the blocker running")
+    sent = time.time()
+    for i in range(3):
+        web_app.blocker.delay(f"waiting{i}")
 
-        def latency() -> float:
-            q = get(web, "api/overview")["latest"]["queues"]["default"]
-            return float(q["latency"] or 0.0) if q["pending"] == 3 else 0.0
+    def latency() -> float:
+        q = get(web, "api/overview")["latest"]["queues"]["default"]
+        return float(q["latency"] or 0.0) if q["pending"] == 3 else 0.0
 
-        wait_until(lambda: latency() >= 3.0, 20, 0.2, what="a latency of 3 s for the waiting tasks")
-        # NOTE: an estimate from the counters: never more than the real age plus a sample and a heartbeat
-        assert latency() <= time.time() - sent + 3.5
-        rclient.set("release", 1)
-        wait_until(lambda: get(web, "api/overview")["latest"]["queues"]["default"]["latency"] == 0.0, 20, 0.2)
-    finally:
-        worker.stop()
+    wait_until(lambda: latency() >= 3.0, 20, 0.2, what="a latency of 3 s for the waiting tasks")
+    # NOTE: an estimate from the counters: never more than the real age plus a sample and a heartbeat
+    assert latency() <= time.time() - sent + 3.5
+    rclient.set("release", 1)
+    wait_until(lambda: get(web, "api/overview")["latest"]["queues"]["default"]["latency"] == 0.0, 20, 0.2)
 
 
 def test_per_minute_history_totals_since_and_bounds(web: WebServer, rclient: redis.Redis):

@@ -6,7 +6,6 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import redis
 
 from tests.keyspace import KEYS
 from tests.webserver import WebServer, console_errors
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, Worker, events, wait_until
 
 NO_VALUE = "\u2013"  # the page's en dash for "no value"
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -25,22 +24,9 @@ APP = "tests.apps.web_app.wakaq"
 
 
 @pytest.fixture
-def web(tmp_path: Path, redis_url: str) -> Iterator[WebServer]:
-    server = WebServer(tmp_path, redis_url).wait_ready()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def worker(tmp_path: Path, redis_url: str) -> Iterator[Worker]:
-    w = Worker(tmp_path, redis_url, app=APP, concurrency=2)
-    try:
-        w.wait_ready(children=2)
-        yield w
-    finally:
-        w.stop()
+def worker(start_worker: StartWorker) -> Worker:
+    """The dashboard's worker daemon, two children."""
+    return start_worker(APP, concurrency=2)
 
 
 def _text(driver: Any, css: str) -> str:
@@ -214,13 +200,13 @@ def test_password_protected_dashboard_in_the_browser(
         server.stop()
 
 
-def test_daemon_whose_heartbeat_stopped_shows_dead(browser: Any, web: WebServer, tmp_path: Path, redis_url: str):
+def test_daemon_whose_heartbeat_stopped_shows_dead(browser: Any, web: WebServer, start_worker: StartWorker):
     import os
     import signal
 
-    worker = Worker(tmp_path, redis_url, app=APP, concurrency=1, heartbeat=2)
+    worker = start_worker(APP, heartbeat=2)
     try:
-        children = worker.wait_ready()
+        children = worker.children()
         browser.get(web.url + "#daemons")
         wait_until(lambda: _text(browser, "#daemons td.state") == "alive", 10, 0.1, "the live daemon")
         for pid in (worker.pid, *children):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
+import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,32 +15,9 @@ import pytest
 import redis
 
 from tests.keyspace import KEYS, scan_keys, subscribers
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 
 pytestmark = pytest.mark.timeout(90)
-
-StartWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-def app(redis_url: str) -> ModuleType:
-    return importlib.import_module("tests.apps.worker_app")
-
-
-@pytest.fixture
-def start_worker(redis_url: str, tmp_path: Path) -> Iterator[StartWorker]:
-    started: list[Worker] = []
-
-    def start(name: str = "worker", children: int = 1, **options: Any) -> Worker:
-        options.setdefault("concurrency", children)
-        worker = Worker(tmp_path, redis_url, name=f"{name}{len(started)}", **options)
-        started.append(worker)
-        worker.wait_ready(children=int(options["concurrency"]))
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 def failed_records(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
@@ -111,10 +87,12 @@ def test_async_concurrency_limit_does_not_drop_tasks(
     assert most == 2, f"at most 2 async tasks at once, and 2 did overlap: {most} ran at once"
 
 
-def test_soft_timeout_retries_then_fails(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
+def test_soft_timeout_retries_then_fails(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis, start_method: str
+) -> None:
     app.soft_sleeper.delay()
     start_worker()
-    wait_until(lambda: failed_records(rclient, "retrying"), timeout=20, what="the failure record")
+    wait_until(lambda: failed_records(rclient, "retrying"), timeout=30, what="the failure record")
     assert len(events(rclient, "soft-start")) == 3
     assert len(events(rclient, "soft-timeout-seen")) == 3
     [record] = failed_records(rclient, "retrying")
@@ -138,18 +116,20 @@ def test_async_soft_timeout_cancels(app: ModuleType, start_worker: StartWorker, 
 
 
 def test_hard_timeout_kills_records_and_moves_on(
-    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis, start_method: str
 ) -> None:
     app.hard_sleeper.delay()
     app.low.delay(99)
     worker = start_worker()
     first_child = worker.children()
-    wait_until(lambda: events(rclient, "low"), timeout=20, what="the next task")
+    wait_until(lambda: events(rclient, "low"), timeout=30, what="the next task")
     [record] = failed_records(rclient, "low")
     assert "hard timeout" in record["reason"]
     assert events(rclient, "hard-end") == []
     assert len(events(rclient, "hard-start")) == 1
-    assert worker.children() != first_child
+    [new_child] = worker.children()
+    assert [new_child] != first_child
+    assert worker.start_methods()[new_child] == start_method, "the replacement child is started the same way"
 
 
 def test_exceptions_and_sys_exit_are_recorded_and_the_child_lives(
@@ -182,8 +162,8 @@ def test_max_tasks_per_worker_recycles_the_child(
 
 
 def test_broadcast_runs_once_on_each_daemon(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
-    one = start_worker(children=2)
-    two = start_worker(children=2)
+    one = start_worker(concurrency=2)
+    two = start_worker(concurrency=2)
     wait_until(lambda: subscribers(rclient, KEYS.broadcast_channel) == 2, what="two subscribed daemons")
     # NOTE: on a cluster broadcast() counts registered live daemons; a daemon subscribes before its first heartbeat
     wait_until(lambda: rclient.scard(KEYS.daemons) == 2, what="two registered daemons")
@@ -204,10 +184,12 @@ def test_eta_task_runs_on_time(app: ModuleType, start_worker: StartWorker, rclie
     assert due <= event["t"] < due + 0.5
 
 
-def test_sigterm_lets_the_running_task_finish(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
+def test_sigterm_lets_the_running_task_finish(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis, start_method: str
+) -> None:
     worker = start_worker()
     app.sleeper.delay(2, tag="graceful")
-    wait_until(lambda: events(rclient, "sleeper-start"), what="the task to start")
+    wait_until(lambda: events(rclient, "sleeper-start"), timeout=20, what="the task to start")
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit(15) == 0
     assert len(events(rclient, "sleeper-end")) == 1
@@ -228,11 +210,11 @@ def test_second_sigint_returns_the_running_task(
 
 
 def test_killed_child_task_runs_again_exactly_once(
-    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis, start_method: str
 ) -> None:
     app.once_killed.delay("k")
     start_worker()
-    wait_until(lambda: len(events(rclient, "once_killed")) == 2, timeout=20, what="the second attempt")
+    wait_until(lambda: len(events(rclient, "once_killed")) == 2, timeout=30, what="the second attempt")
     time.sleep(0.5)  # NOTE: proving a negative: no third attempt
     assert [e["attempt"] for e in events(rclient, "once_killed")] == [1, 2]
     assert failed_records(rclient, "low") == []
@@ -252,18 +234,16 @@ def test_poison_pill_is_dead_listed_after_three_deliveries(
 def test_killed_daemon_tasks_finish_on_another(
     app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
-    doomed = start_worker(children=2, heartbeat=3)
+    doomed = start_worker(concurrency=2, heartbeat=3)
     for i in range(2):
         app.sleeper.delay(20, tag=f"doomed{i}")
     wait_until(lambda: len(events(rclient, "sleeper-start")) == 2, what="both tasks to start")
     for pid in [*doomed.children(), doomed.pid]:
-        import os
-
         os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     rclient.delete("events")
     app.sleeper.delay(0, tag="marker")
-    start_worker(children=2, heartbeat=3)
+    start_worker(concurrency=2, heartbeat=3)
     starts = wait_until(
         lambda: len(events(rclient, "sleeper-start")) >= 3 and events(rclient, "sleeper-start"),
         timeout=3 + 5 + 5,
@@ -273,8 +253,19 @@ def test_killed_daemon_tasks_finish_on_another(
     assert {e["tag"] for e in starts} == {"doomed0", "doomed1", "marker"}
 
 
+def test_children_die_with_a_killed_parent(
+    app: ModuleType, start_worker: StartWorker, rclient: redis.Redis, start_method: str
+) -> None:
+    worker = start_worker(concurrency=2)
+    children = worker.children()
+    assert [worker.start_methods()[pid] for pid in children] == [start_method] * 2
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait_exit(10)
+    wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in children), timeout=20, what="children gone")
+
+
 def test_parent_has_one_thread_at_every_fork(app: ModuleType, start_worker: StartWorker, rclient: redis.Redis) -> None:
-    worker = start_worker(children=2, max_tasks=1)
+    worker = start_worker(concurrency=2, max_tasks=1)
     for i in range(4):
         app.low.delay(i)
     wait_until(lambda: len(events(rclient, "low")) == 4, what="4 tasks")
@@ -295,7 +286,7 @@ def test_task_output_reaches_the_log_file(app: ModuleType, start_worker: StartWo
 def test_async_after_worker_started_is_awaited(
     app: ModuleType, start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
-    start_worker(children=2)
+    start_worker(concurrency=2)
     wait_until(lambda: len(events(rclient, "after_worker_started")) == 2, what="both children's callback")
 
 
@@ -310,7 +301,7 @@ def test_slow_tasks_after_fast_ones_are_shared_between_children(
         app.low.delay(i)
     for i in range(16):
         app.sleeper.delay(0.15, tag=str(i))
-    start_worker(children=2)
+    start_worker(concurrency=2)
     wait_until(lambda: len(events(rclient, "sleeper-end")) == 16, timeout=30, what="16 sleepers")
     by_pid: dict[int, int] = {}
     for e in events(rclient, "sleeper-start"):

@@ -137,3 +137,13 @@ def browser() -> Iterator[Any]:
 def console_errors(driver: Any) -> list[str]:
     """Errors the page logged since the last call (script errors, refused resources, CSP violations)."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+@pytest.fixture
+def web(tmp_path: Path, redis_url: str) -> Iterator[WebServer]:
+    """A `wakaq-web` of the web test app on the session's Redis, stopped when the test ends."""
+    server = WebServer(tmp_path, redis_url).wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -204,6 +204,7 @@ def purge(argv: Sequence[str] | None = None) -> int:
     """wakaq-purge: empty a queue's pending tasks and eta tasks."""
     parser = _parser("wakaq-purge", "Remove every pending and eta task of a queue.")
     parser.add_argument("--queue", required=True, help="name of the queue to empty")
+    parser.add_argument("--json", action="store_true", help="print the counts as JSON instead of WakaQ's line")
     return _run(parser, _purge, argv)
 
 
@@ -212,7 +213,12 @@ def _purge(app: WakaQ, args: argparse.Namespace) -> None:
     from wakaq.admin import purge as purge_queue
 
     with connect(app) as r:
-        _print(purge_queue(app, r, args.queue))
+        purged = purge_queue(app, r, args.queue)
+    if args.json:
+        _print(purged)
+    else:
+        # NOTE: WakaQ's exact line (pending and eta tasks together): scripts written for WakaQ may parse it
+        print(f"Purged {purged['purged_tasks'] + purged['purged_eta_tasks']} tasks from {purged['queue']}")
 
 
 def failed(argv: Sequence[str] | None = None) -> int:

@@ -182,13 +182,13 @@ def _is_future(value: Any) -> bool:
 
 
 class EagerHandle:
-    """What `.delay()` of a results task returns in eager mode: it ran already, so the result is here. Inside a
-    running event loop an async task was only scheduled (as eager `.delay()` does): `await handle.aresult()`."""
+    """What `.delay()` of a results task returns in eager mode: it ran already, so the result is here (a failed task
+    raised at `.delay()`, as every eager task does). Inside a running event loop an async task was only scheduled
+    (as eager `.delay()` does): `await handle.aresult()` gives its value or raises its exception."""
 
-    def __init__(self, task_id: str, value: Any = None, error: BaseException | None = None) -> None:
+    def __init__(self, task_id: str, value: Any = None) -> None:
         self.id = task_id
         self._value = value
-        self._error = error
 
     def __repr__(self) -> str:
         return f"<EagerHandle {self.id} {self.status()}>"
@@ -198,17 +198,15 @@ class EagerHandle:
             if not self._value.done():
                 return RUNNING
             return FAILED if self._value.exception() is not None else DONE
-        return FAILED if self._error is not None else DONE
+        return DONE
 
     def result(self, timeout: float | None = None) -> Any:
         value = self._value
         if _is_future(value):
             if not value.done():
                 raise TimeoutError(f"task {self.id} is still running in this event loop: await handle.aresult()")
-            self._settle(value)
-        if self._error is not None:
-            raise TaskFailed(self.id, type(self._error).__name__, str(self._error)) from self._error
-        return self._value
+            return value.result()  # NOTE: raises the task's own exception, as the eager `.delay()` of a sync one
+        return value
 
     async def aresult(self, timeout: float | None = None) -> Any:
         if _is_future(self._value):
@@ -216,7 +214,3 @@ class EagerHandle:
 
             await asyncio.wait([self._value], timeout=timeout)
         return self.result(timeout)
-
-    def _settle(self, future: Any) -> None:
-        error = future.exception()
-        self._value, self._error = (None, error) if error is not None else (future.result(), None)

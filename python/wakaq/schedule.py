@@ -40,6 +40,7 @@ class CronTask:
         self.queue = queue.name if isinstance(queue, Queue) else queue
         self.args = _check_args(args, self.task_name)
         self.kwargs = _check_kwargs(kwargs, self.task_name)
+        self.validate_cron()  # NOTE: at construction, as WakaQ's CronTask: a bad cron fails where it is written
 
     @classmethod
     def create(cls, obj: CronTask | Sequence[Any]) -> CronTask:

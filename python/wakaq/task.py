@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, 
 
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
-from wakaq.eager import run_eager
+from wakaq.eager import run_eager, stored_value
 from wakaq.exceptions import WakaQError
 from wakaq.ids import new_id
 from wakaq.queue import Queue, check_timeout_order
@@ -96,22 +96,20 @@ class Task(Generic[P, R]):
     def delay(self, *args: Any, queue: QueueArg | None, eta: EtaValue | None = None, **kwargs: Any) -> Any: ...
     @overload
     def delay(self, *args: Any, eta: EtaValue | None, **kwargs: Any) -> Any: ...
-    @overload
-    def delay(self, *args: Any, unique_key: str | None, **kwargs: Any) -> Any: ...
     def delay(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task on a worker: `queue=` overrides its queue, `eta=` delays it (timedelta, datetime, seconds).
+        Every other keyword is the task's own (WakaQ reserves only these two); other options: `delay_with_options`.
 
         Returns None; in eager mode it runs inline and returns what the task returned (see `wakaq.testing`). A task
-        that stores results or is unique (`unique_for`, or `unique_key=` here) returns a `TaskHandle` instead (None
-        for a duplicate of a unique task without results, see `_delay_tracked`).
+        that stores results or is unique (`unique_for`) returns a `TaskHandle` instead (None for a duplicate of a
+        unique task without results, see `_delay_tracked`).
         """
         queue = self.app.get_queue(kwargs.pop("queue", None) or self.queue or self.app.default_queue, "delay")
         eta = kwargs.pop("eta", None)
         due = None if eta is None else due_time(eta)
-        # NOTE: a plain task pays one attribute test (and a test of a non-empty kwargs) for results and uniqueness
-        if self.tracked or (kwargs and "unique_key" in kwargs):
-            unique_key = kwargs.pop("unique_key", None)
-            return self._delay_tracked(queue, args, kwargs, due, unique_key, self.app.durable_replicas)
+        # NOTE: a plain task pays one attribute test for results and uniqueness
+        if self.tracked:
+            return self._delay_tracked(queue, args, kwargs, due, None, self.app.durable_replicas)
         if self.app.eager:
             return run_eager(self, args, kwargs, queue)
         # NOTE: durable enqueue off costs one attribute test here: the calls below are the ones without it.
@@ -135,7 +133,9 @@ class Task(Generic[P, R]):
     ) -> Any:
         """`.delay()` with the options apart from the task's own arguments, so none can collide with them:
         `durable` = None (the app's `durable_enqueue`), False, True (1 replica) or a number of replicas (raises
-        `DurabilityError` when fewer confirm within `durable_timeout`); `unique_key`: see `.delay()`."""
+        `DurabilityError` when fewer confirm within `durable_timeout`); `unique_key`: a lock key of your own, so a
+        second enqueue with the same key while the first task is pending or running is a no-op (any task; the lock
+        TTL is the task's `unique_for`, else 1 hour), see `_delay_tracked`."""
         target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_with_options")
         args, kwargs = tuple(args), dict(kwargs or {})
         due = None if eta is None else due_time(eta)
@@ -235,10 +235,10 @@ class Task(Generic[P, R]):
 
 
 def _eager_handle(task_id: str, task: Task[Any, Any], args: Any, kwargs: Any, queue: Queue) -> EagerHandle:
-    try:
-        return EagerHandle(task_id, run_eager(task, args, kwargs, queue))
-    except Exception as e:
-        return EagerHandle(task_id, error=e)
+    """Eager `.delay()` of a task with results or uniqueness: it runs now with `current_task.id` set, its exception
+    propagates (as any eager task's) and a stored value is what the codec gives back (`eager.stored_value`)."""
+    returned = stored_value if task.result_ttl else None
+    return EagerHandle(task_id, run_eager(task, args, kwargs, queue, task_id, returned))
 
 
 class Due(NamedTuple):

@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
-from typing import Any
 
-import redis
-
+from tests.apps.common import Events, worker_options
 from wakaq import WakaQ
-from wakaq.connection import redis_py_client
 from wakaq.exceptions import TaskCancelled
 
-env = os.environ.get
+wakaq = WakaQ(queues=["high", "low"], wait_timeout=0.5, **worker_options())
 
-wakaq = WakaQ(
-    url=os.environ["WAKAQ_TEST_URL"],
-    queues=["high", "low"],
-    concurrency=1,
-    wait_timeout=0.5,
-    worker_log_file=env("WAKAQ_TEST_LOG") or None,
-    worker_log_level="DEBUG",
-    start_method=env("WAKAQ_TEST_START_METHOD", "fork"),
-)
-
-_client: redis.Redis | None = None
-
-
-def record(task: str, **fields: Any) -> None:
-    global _client
-    if _client is None:
-        _client = redis_py_client(wakaq)
-    _client.rpush("events", json.dumps({"task": task, "pid": os.getpid(), **fields}))
+record = Events(wakaq).record
 
 
 @wakaq.task(queue="low")

@@ -9,15 +9,11 @@ settings (so it authenticates and speaks TLS like the admin commands do).
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from typing import Any
 
-import redis
-
+from tests.apps.common import Events
 from wakaq import CronTask, WakaQ
-from wakaq.connection import redis_py_kwargs
 
 env = os.environ.get
 
@@ -37,16 +33,11 @@ def make_app(url: str, **ssl_options: Any) -> WakaQ:
         scheduler_log_level="DEBUG",
         **ssl_options,
     )
-    clients: list[redis.Redis] = []
-
-    def client() -> redis.Redis:
-        if not clients:
-            clients.append(redis.Redis.from_url(app.url, **redis_py_kwargs(app)))
-        return clients[0]
+    events = Events(app)
 
     @app.task
     def note(tag: str) -> None:
-        client().rpush("events", json.dumps({"tag": tag, "pid": os.getpid(), "t": time.time()}))
+        events.record("note", tag=tag)
 
     return app
 

@@ -9,34 +9,24 @@ from __future__ import annotations
 
 import os
 
-import redis
-
+from tests.apps.common import Events, env, worker_options
 from wakaq import Queue, WakaQ
-from wakaq.connection import redis_py_client
-
-env = os.environ.get
 
 wakaq = WakaQ(
-    url=os.environ["WAKAQ_TEST_URL"],
     queues=[(0, "high"), Queue("limited", priority=1, rate_limit=env("WAKAQ_TEST_RATE", "100/s")), (2, "low")],
-    concurrency=int(env("WAKAQ_TEST_CONCURRENCY", "1")),
     wait_timeout=float(env("WAKAQ_TEST_WAIT", "1")),
-    worker_log_file=env("WAKAQ_TEST_LOG") or None,
-    worker_log_level=env("WAKAQ_TEST_LOG_LEVEL", "DEBUG"),
+    **worker_options(),
 )
 
 # NOTE: `times:<tag>` is one key, so this runs on a cluster too
 STAMP = """local t = redis.call('TIME')
 return redis.call('RPUSH', KEYS[1], t[1] .. string.format('%06d', t[2]) .. ':' .. ARGV[1])"""
 
-_client: redis.Redis | None = None
+events = Events(wakaq)
 
 
 def stamp(tag: str) -> None:
-    global _client
-    if _client is None:
-        _client = redis_py_client(wakaq)
-    _client.eval(STAMP, 1, f"times:{tag}", os.getpid())
+    events.client().eval(STAMP, 1, f"times:{tag}", os.getpid())
 
 
 @wakaq.task(queue="limited")

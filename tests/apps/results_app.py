@@ -4,41 +4,16 @@ in worker_app. Each task appends a JSON event to the Redis list `events`."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
 from datetime import timedelta
 from typing import Any
 
-import redis
-
+from tests.apps.common import Events, worker_options
 from wakaq import WakaQ
-from wakaq.connection import redis_py_client
 
-env = os.environ.get
+wakaq = WakaQ(queues=["high", "low"], max_retries=0, wait_timeout=0.5, **worker_options())
 
-wakaq = WakaQ(
-    url=os.environ["WAKAQ_TEST_URL"],
-    queues=["high", "low"],
-    concurrency=int(env("WAKAQ_TEST_CONCURRENCY", "1")),
-    max_retries=0,
-    wait_timeout=0.5,
-    worker_log_file=env("WAKAQ_TEST_LOG") or None,
-    worker_log_level="DEBUG",
-)
-
-_client: redis.Redis | None = None
-
-
-def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis_py_client(wakaq)
-    return _client
-
-
-def record(task: str, **fields: Any) -> None:
-    client().rpush("events", json.dumps({"task": task, "pid": os.getpid(), "t": time.time(), **fields}))
+record = Events(wakaq).record
 
 
 @wakaq.task(store_results=True, result_ttl=timedelta(minutes=10))
@@ -83,6 +58,12 @@ def slow(seconds: float, tag: str) -> str:
 def plain(i: int) -> int:
     record("plain", i=i)
     return i
+
+
+@wakaq.task
+def keyed(unique_key: str, queue_name: str = "") -> None:
+    """A plain task whose parameter is named like a `delay_with_options` option (WakaQ reserves only queue, eta)."""
+    record("keyed", unique_key=unique_key, queue_name=queue_name)
 
 
 @wakaq.task(unique_for=timedelta(seconds=30))

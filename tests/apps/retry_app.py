@@ -8,50 +8,34 @@ retry may run in another child.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
 from datetime import timedelta
 from typing import Any
 
-import redis
-
+from tests.apps.common import Events, worker_options
 from wakaq import Retry, WakaQ, current_task
-from wakaq.connection import redis_py_client
-
-env = os.environ.get
 
 wakaq = WakaQ(
-    url=os.environ["WAKAQ_TEST_URL"],
     queues=["default"],
-    concurrency=int(env("WAKAQ_TEST_CONCURRENCY", "1")),
     wait_timeout=0.5,
-    worker_log_file=env("WAKAQ_TEST_LOG") or None,
-    worker_log_level="DEBUG",
+    **worker_options(),
     # the app's defaults: a short backoff without jitter, so the tests wait little and know how long
     retry_backoff=0.2,
     retry_jitter=False,
 )
 
-_client: redis.Redis | None = None
-
-
-def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis_py_client(wakaq)
-    return _client
+events = Events(wakaq)
 
 
 def record(task: str, **fields: Any) -> None:
     seen = {"attempt": current_task.attempt, "errors": current_task.errors, "id": current_task.id}
-    event = {"task": task, "pid": os.getpid(), "t": time.time(), "name": current_task.name, **seen, **fields}
-    client().rpush("events", json.dumps(event))
+    events.record(task, name=current_task.name, **seen, **fields)
 
 
 def runs(key: str) -> int:
-    return int(client().incr(f"attempts:{key}"))
+    return events.count(f"attempts:{key}")
 
 
 @wakaq.task(retry_on=(TimeoutError, ConnectionError), max_retries=3)
@@ -83,7 +67,7 @@ def retry_later(key: str) -> None:
 @wakaq.task
 def quick(tag: str) -> None:
     """Also reports how many tasks wait in the eta set while it runs."""
-    record("quick", tag=tag, eta_waiting=client().zcard(wakaq.keys.eta("default")))
+    record("quick", tag=tag, eta_waiting=events.client().zcard(wakaq.keys.eta("default")))
 
 
 @wakaq.task(retry_on=TimeoutError, max_retries=3)

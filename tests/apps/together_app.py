@@ -3,43 +3,22 @@ uniqueness, cancel). Runs are counted in Redis (`runs:<key>`) and each run appen
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from typing import Any
 
-import redis
-
+from tests.apps.common import Events, worker_options
 from wakaq import WakaQ, current_task
-from wakaq.connection import redis_py_client
 
-env = os.environ.get
+wakaq = WakaQ(queues=["default"], wait_timeout=0.5, retry_jitter=False, **worker_options())
 
-wakaq = WakaQ(
-    url=os.environ["WAKAQ_TEST_URL"],
-    queues=["default"],
-    concurrency=int(env("WAKAQ_TEST_CONCURRENCY", "1")),
-    wait_timeout=0.5,
-    worker_log_file=env("WAKAQ_TEST_LOG") or None,
-    worker_log_level="DEBUG",
-    retry_jitter=False,
-)
-
-_client: redis.Redis | None = None
-
-
-def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis_py_client(wakaq)
-    return _client
+events = Events(wakaq)
 
 
 def run_of(key: str, task: str, **fields: Any) -> int:
-    run = int(client().incr(f"runs:{key}"))
-    event = {"task": task, "key": key, "run": run, "attempt": current_task.attempt, "t": time.time(), **fields}
-    client().rpush("events", json.dumps(event))
+    run = events.count(f"runs:{key}")
+    events.record(task, key=key, run=run, attempt=current_task.attempt, **fields)
     return run
 
 

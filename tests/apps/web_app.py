@@ -7,40 +7,22 @@ Each task appends a JSON event to the Redis list `events` (as tests/apps/worker_
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
 
-import redis
-
+from tests.apps.common import Events, env, worker_options
 from wakaq import CronTask, WakaQ
-from wakaq.connection import redis_py_client
-
-URL = os.environ["WAKAQ_TEST_URL"]
 
 wakaq = WakaQ(
-    url=URL,
     queues=[(0, "high"), "default"],
-    concurrency=int(os.environ.get("WAKAQ_TEST_CONCURRENCY", "2")),
     wait_timeout=0.5,
-    heartbeat_timeout=float(os.environ.get("WAKAQ_TEST_HEARTBEAT", "15")),
-    worker_log_file=os.environ.get("WAKAQ_TEST_LOG") or None,
-    worker_log_level="DEBUG",
+    heartbeat_timeout=float(env("WAKAQ_TEST_HEARTBEAT", "15")),
     schedules=[CronTask("* * * * * */2", "tick")],
+    **worker_options(concurrency=2),
 )
 
-_client: redis.Redis | None = None
-
-
-def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis_py_client(wakaq)  # a RedisCluster on a cluster url
-    return _client
-
-
-def record(task: str, **fields: object) -> None:
-    client().rpush("events", json.dumps({"task": task, "pid": os.getpid(), "t": time.time(), **fields}))
+events = Events(wakaq)
+record = events.record
+client = events.client
 
 
 @wakaq.task

@@ -6,20 +6,13 @@ Each task appends a JSON event to the Redis list `events` (task, args, pid, time
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
 import time
-from typing import Any
 
-import redis
-
+from tests.apps.common import Events, env, worker_options
 from wakaq import Queue, SoftTimeout, WakaQ
-from wakaq.connection import redis_py_client
-
-URL = os.environ["WAKAQ_TEST_URL"]
-env = os.environ.get
 
 
 def _int(name: str, default: int | None = None) -> int | None:
@@ -28,9 +21,7 @@ def _int(name: str, default: int | None = None) -> int | None:
 
 
 wakaq = WakaQ(
-    url=URL,
     queues=[(0, "high"), (1, "medium"), Queue("retrying", priority=2, max_retries=2), "low"],
-    concurrency=_int("WAKAQ_TEST_CONCURRENCY", 1) or 1,
     async_concurrency=_int("WAKAQ_TEST_ASYNC_CONCURRENCY", 0) or 0,
     exclude_queues=[q for q in env("WAKAQ_TEST_EXCLUDE", "").split(",") if q],
     max_tasks_per_worker=_int("WAKAQ_TEST_MAX_TASKS"),
@@ -39,9 +30,7 @@ wakaq = WakaQ(
     hard_timeout=float(env("WAKAQ_TEST_HARD", "0")) or None,
     wait_timeout=float(env("WAKAQ_TEST_WAIT", "0.5")),
     heartbeat_timeout=float(env("WAKAQ_TEST_HEARTBEAT", "15")),
-    worker_log_file=env("WAKAQ_TEST_LOG") or None,
-    worker_log_level=env("WAKAQ_TEST_LOG_LEVEL", "DEBUG"),
-    start_method=env("WAKAQ_TEST_START_METHOD", "fork"),
+    **worker_options(),
 )
 
 if env("WAKAQ_TEST_FAIL_IN_SPAWNED_CHILD") and os.path.basename(sys.argv[0]) == "_spawned.py":
@@ -53,19 +42,8 @@ if env("WAKAQ_TEST_IMPORT_THREAD"):
 
     threading.Thread(target=time.sleep, args=(3600,), daemon=True, name="import-thread").start()
 
-_client: redis.Redis | None = None
-
-
-def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis_py_client(wakaq)  # a RedisCluster on a cluster url
-    return _client
-
-
-def record(task: str, **fields: Any) -> None:
-    event = {"task": task, "pid": os.getpid(), "t": time.time(), **fields}
-    client().rpush("events", json.dumps(event))
+events = Events(wakaq)
+record = events.record
 
 
 @wakaq.after_worker_started
@@ -163,7 +141,7 @@ def suicide() -> None:
 @wakaq.task
 def once_killed(key: str) -> None:
     """Killed (SIGKILL) the first time it runs, succeeds the second time."""
-    attempt = client().incr(f"attempts:{key}")
+    attempt = events.count(f"attempts:{key}")
     record("once_killed", attempt=attempt)
     if attempt == 1:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -215,7 +193,7 @@ async def async_meta_probe(tag: str) -> None:
 
 
 @wakaq.task(queue="retrying", soft_timeout=0.5, hard_timeout=5)
-def mutating_sleeper(items: list[Any]) -> None:
+def mutating_sleeper(items: list[object]) -> None:
     """Changes its argument (leaving something that cannot be encoded) and then passes its soft timeout."""
     record("mutating_sleeper", items=list(items))
     items.append(object())

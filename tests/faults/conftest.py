@@ -4,43 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import redis
 
 from tests.faults.driver import RESULTS, format_table
+from tests.faults.proxy import Proxy
 from tests.redis_server import RedisServer, in_ci, redis_available
-from tests.workers import Worker
 
 APP = "tests.faults.app.wakaq"
 
 
-class StartWorker(Protocol):
-    def __call__(
-        self, url: str, name: str = ..., concurrency: int = ..., wait: bool = ..., **options: Any
-    ) -> Worker: ...
-
-
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
-    """Start `wakaq-worker --app tests.faults.app.wakaq` daemons; every one is stopped (and its children
-    killed) when the test ends, whatever happened."""
-    started: list[Worker] = []
-
-    def start(url: str, name: str = "worker", concurrency: int = 2, wait: bool = True, **options: Any) -> Worker:
-        options.setdefault("log_level", "DEBUG")
-        worker = Worker(tmp_path, url, name=f"{name}{len(started)}", app=APP, concurrency=concurrency, **options)
-        started.append(worker)
-        if wait:
-            worker.wait_ready(children=concurrency, timeout=30)
-        return worker
-
-    try:
-        yield start
-    finally:
-        for worker in started:
-            worker.stop()
+def worker_defaults() -> dict[str, Any]:
+    """The shared `start_worker` (tests/conftest.py) runs the suite's app, two children, with DEBUG logs; the
+    scenarios load the machine, so a daemon gets longer to be ready."""
+    return {"app": APP, "concurrency": 2, "log_level": "DEBUG", "ready_timeout": 30.0}
 
 
 @pytest.fixture
@@ -57,6 +38,17 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server.start()
     finally:
         server.stop(kill=True)
+
+
+@pytest.fixture
+def proxy(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Proxy]:
+    """A TCP proxy in front of the test Redis (tests/faults/proxy.py); `indirect` parametrization sets its latency
+    per reply in seconds."""
+    p = Proxy(urlparse(redis_url).port or 6379, latency=getattr(request, "param", 0.0))
+    try:
+        yield p
+    finally:
+        p.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

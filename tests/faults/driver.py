@@ -239,6 +239,11 @@ def distinct_runs(client: redis.Redis, key: str = "runs") -> int:
     return len({raw.split(b":", 1)[0] for raw in client.hkeys(key)})
 
 
+def latest_tick(client: redis.Redis) -> int:
+    """The unix second of the latest scheduled `tick` a task recorded (0: none yet)."""
+    return max((int(k.split(b":", 1)[0]) for k in client.hkeys("ticks")), default=0)
+
+
 def done_count(client: redis.Redis, n: int, key: str = "runs") -> bool:
     """At least `n` distinct ids ran."""
     return distinct_runs(client, key) >= n

@@ -28,8 +28,7 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 
 FULL = os.environ.get("WAKAQ_TEST_FULL") == "1"
 N = 200_000 if FULL else int(os.environ.get("WAKAQ_TEST_N", "20000"))
@@ -51,7 +50,7 @@ def test_child_memory_stays_flat_over_many_async_tasks(
 ) -> None:
     started = time.monotonic()
     app = build(redis_url)
-    worker = start_worker(redis_url, concurrency=1)
+    worker = start_worker(url=redis_url, concurrency=1)
     [child] = worker.children()
     awork = app.tasks["awork"]
     for lo in range(0, N, 10_000):

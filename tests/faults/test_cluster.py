@@ -16,10 +16,9 @@ from redis.cluster import RedisCluster
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
 from tests.redis_cluster import RedisClusterServers
 from tests.redis_server import in_ci, redis_available
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq.keys import Keys
 
 pytestmark = pytest.mark.timeout(180)
@@ -79,7 +78,7 @@ def _drain_with(client: RedisCluster, cluster: RedisClusterServers, start_worker
     started = time.monotonic()
     url = cluster.url
     app = build(url)
-    workers = [start_worker(url, concurrency=2, socket_timeout=2.0) for _ in range(2)]
+    workers = [start_worker(url=url, concurrency=2, socket_timeout=2.0) for _ in range(2)]
     app.tasks["work"].delay_many(((i, 1.0), {}) for i in range(N))
     wait_until(lambda: client.hlen("runs") >= N // 5, timeout=60, what="a fifth of the tasks to run")
     note = fault()

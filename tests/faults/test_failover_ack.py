@@ -12,13 +12,11 @@ then every client connection is killed (what a failover does to the child's conn
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import redis
 
 from tests.keyspace import KEYS, single_redis_only
-from tests.workers import Worker, events, wait_until
+from tests.workers import StartWorker, events, wait_until
 from wakaq._wakaq import encode_task
 from wakaq.exceptions import BrokerError
 
@@ -26,11 +24,11 @@ pytestmark = [pytest.mark.timeout(60), single_redis_only]
 
 
 def test_a_stale_field_of_a_live_child_is_requeued_after_a_new_connection(
-    tmp_path: Path, redis_url: str, rclient: redis.Redis
+    start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
-    worker = Worker(tmp_path, redis_url)
+    worker = start_worker("tests.apps.worker_app.wakaq", concurrency=1)
     try:
-        (child,) = worker.wait_ready()
+        (child,) = worker.children()
         from tests.apps.worker_app import default_task
 
         default_task.delay(1)

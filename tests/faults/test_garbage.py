@@ -15,7 +15,7 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
+from tests.workers import StartWorker
 from wakaq import _wakaq
 
 pytestmark = pytest.mark.timeout(90)
@@ -79,7 +79,7 @@ def test_garbage_in_a_queue(redis_url: str, client: redis.Redis, start_worker: S
     pwned = tmp_path / "pwned"
     items = garbage(pwned)
     app = build(redis_url)
-    worker = start_worker(redis_url, concurrency=2)
+    worker = start_worker(url=redis_url, concurrency=2)
     children = set(worker.children())
     # garbage first, then valid tasks behind it: they must all run
     client.rpush("wakaq:faults", *[it.element for it in items])

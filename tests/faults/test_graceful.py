@@ -19,17 +19,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from urllib.parse import urlparse
 
 import pytest
 import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
 from tests.faults.proxy import Proxy
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -54,17 +51,9 @@ def _hammer(pids: list[int], until: float) -> int:
     return sent
 
 
-@pytest.fixture
-def proxy(redis_url: str) -> Iterator[Proxy]:
-    # NOTE: 5 ms per reply, a Redis across a network: a child then spends most of its time waiting in a call,
-    # where a signal interrupts it (on loopback the window is a few microseconds wide)
-    p = Proxy(urlparse(redis_url).port or 6379, latency=0.005)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
+# NOTE: 5 ms per reply, a Redis across a network: a child then spends most of its time waiting in a call,
+# where a signal interrupts it (on loopback the window is a few microseconds wide)
+@pytest.mark.parametrize("proxy", [0.005], indirect=True, ids=["5ms"])
 def test_graceful_stops_during_a_drain_run_nothing_twice(
     redis_url: str, client: redis.Redis, start_worker: StartWorker, proxy: Proxy
 ) -> None:
@@ -77,7 +66,7 @@ def test_graceful_stops_during_a_drain_run_nothing_twice(
         before = client.hlen("runs")
         if before >= n:
             break
-        worker = start_worker(proxy.url, f"round{round_}-", concurrency=2)
+        worker = start_worker(url=proxy.url, name=f"round{round_}-", concurrency=2)
         children = worker.children()
         goal = min(n, before + 60)
         wait_until(lambda: client.hlen("runs") >= goal, timeout=20, what="tasks to run")  # noqa: B023
@@ -88,7 +77,7 @@ def test_graceful_stops_during_a_drain_run_nothing_twice(
         text = worker.log_text()
         assert driver.died_children(text) == set(), text[-2000:]
         assert "killing" not in text, "a graceful stop, not a fast one"
-    start_worker(redis_url, "last", concurrency=2)
+    start_worker(url=redis_url, name="last", concurrency=2)
     driver.wait_drained(client, lambda: driver.done_count(client, n), timeout=60)
     acc = driver.account(client, range(n))
     note = f"{ROUNDS} SIGTERMs mid-drain, {signals} extra SIGTERMs sent to stopping children"

@@ -16,9 +16,8 @@ import redis
 from tests import netns
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
 from tests.redis_server import in_ci, redis_available
-from tests.workers import Worker, wait_until
+from tests.workers import StartWorker, Worker, wait_until
 from wakaq import _wakaq
 
 pytestmark = pytest.mark.timeout(180)
@@ -75,8 +74,8 @@ def held_ids(client: redis.Redis, ident: str) -> set[int]:
 
 def start_host(network: netns.Network, start_worker: StartWorker, k: int, name: str) -> Worker:
     return start_worker(
-        network.redis_url(k),
-        name,
+        url=network.redis_url(k),
+        name=name,
         concurrency=2,
         prefix=network.exec_prefix(k),
         heartbeat=HEARTBEAT,

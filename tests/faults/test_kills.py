@@ -12,8 +12,7 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
-from tests.workers import child_pids, wait_until
+from tests.workers import StartWorker, child_pids, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,7 +30,7 @@ def test_kill_a_random_child_every_200ms(redis_url: str, client: redis.Redis, st
     started = time.monotonic()
     n = 5000
     app = build(redis_url)
-    worker = start_worker(redis_url, concurrency=4)
+    worker = start_worker(url=redis_url, concurrency=4)
     app.tasks["work"].delay_many(((i, 1.0), {}) for i in range(n))
     rng = random.Random(20240601)
     killed: set[int] = set()
@@ -68,8 +67,8 @@ def test_kill_one_of_two_daemons(
     started = time.monotonic()
     n = 2000
     app = build(redis_url)
-    victim = start_worker(redis_url, "victim", concurrency=2, heartbeat=3)
-    survivor = start_worker(redis_url, "survivor", concurrency=2, heartbeat=3)
+    victim = start_worker(url=redis_url, name="victim", concurrency=2, heartbeat=3)
+    survivor = start_worker(url=redis_url, name="survivor", concurrency=2, heartbeat=3)
     orphans = victim.children()
     try:
         app.tasks["work"].delay_many(((i, 3.0), {}) for i in range(n))
@@ -102,7 +101,7 @@ def test_poison_pill_is_dead_listed_after_three_deliveries(
     started = time.monotonic()
     n, poisons = 300, [100_000, 100_001, 100_002]
     app = build(redis_url)
-    worker = start_worker(redis_url, concurrency=2)
+    worker = start_worker(url=redis_url, concurrency=2)
     work, poison = app.tasks["work"], app.tasks["poison"]
     for chunk in range(3):
         work.delay_many(((i, 5.0), {}) for i in range(chunk * 100, chunk * 100 + 100))
@@ -136,7 +135,7 @@ def test_exit_0_mid_task_is_dead_listed_after_three_deliveries(
     started = time.monotonic()
     n, pills = 100, [100_000, 100_001]
     app = build(redis_url)
-    worker = start_worker(redis_url, concurrency=2)
+    worker = start_worker(url=redis_url, concurrency=2)
     app.tasks["work"].delay_many(((i, 2.0), {}) for i in range(n))
     for pill in pills:
         app.tasks["exit0"].delay(pill)

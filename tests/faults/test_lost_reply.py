@@ -16,32 +16,21 @@ caller gets the error). Failing output before the fix (`Conn::run` resent them o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
 from tests.faults.proxy import Proxy
 from tests.keyspace import KEYS
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 from wakaq import _wakaq
 from wakaq.exceptions import BrokerError
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def proxy(redis_url: str) -> Iterator[Proxy]:
-    p = Proxy(urlparse(redis_url).port or 6379)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def test_claim_reply_lost_after_redis_ran_it(redis_url: str, proxy: Proxy) -> None:
@@ -105,7 +94,7 @@ def test_bulk_push_is_not_sent_twice(
     queued = rclient.llen("wakaq:faults")
     assert queued == n, f"{n} tasks pushed once: {queued} in the queue"
     assert error
-    start_worker(redis_url, concurrency=2)
+    start_worker(url=redis_url, concurrency=2)
     driver.wait_drained(rclient, lambda: driver.done_count(rclient, n), timeout=60)
     acc = driver.account(rclient, range(n))
     note = "delay_many of 2500 through a proxy that cut the connection after forwarding it; the call raised"
@@ -153,7 +142,7 @@ def test_broadcast_relay_is_not_sent_twice(
     client = redis.Redis.from_url(redis_url)
     try:
         app = build(redis_url)
-        worker = start_worker(proxy.url, concurrency=1)
+        worker = start_worker(url=proxy.url, concurrency=1)
         subscribed = lambda: client.pubsub_numsub("wakaq-broadcast")[0][1] >= 1  # noqa: E731
         wait_until(subscribed, what="the daemon to subscribe to broadcasts")
         # NOTE: only the parent's relay request carries the payload (children claim by seq)

@@ -15,8 +15,7 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -36,7 +35,7 @@ def test_memory_pressure_recycles_without_losing_the_running_task(
     meminfo = tmp_path / "meminfo"
     _meminfo(meminfo, 50)
     monkeypatch.setenv("WAKAQ_TEST_MEMINFO", str(meminfo))
-    worker = start_worker(redis_url, concurrency=2, max_mem=80)
+    worker = start_worker(url=redis_url, concurrency=2, max_mem=80)
     app = build(redis_url)
     n = 6
     app.tasks["hold"].delay_many(((i, 2.0), {}) for i in range(n))

@@ -4,10 +4,7 @@ keep going; and unavailable for 20 s (frozen, then down). Each scenario runs its
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +16,8 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
 from tests.redis_server import RedisServer
-from tests.workers import wait_until
+from tests.workers import StartScheduler, StartWorker, wait_until
 from wakaq import WakaQ
 
 pytestmark = pytest.mark.timeout(120)
@@ -90,50 +86,16 @@ def _check_producer(p: Producer) -> None:
     assert slowest < 2 * SOCKET_TIMEOUT + MARGIN, f"a failing .delay() took {slowest:.2f}s"
 
 
-def _scheduler(url: str, tmp: Path) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        WAKAQ_TEST_URL=url,
-        WAKAQ_TEST_LOG=str(tmp / "scheduler.log"),
-        WAKAQ_TEST_CRON="* * * * * *",
-        WAKAQ_TEST_SOCKET_TIMEOUT=str(SOCKET_TIMEOUT),
-    )
-    out = (tmp / "scheduler.out").open("wb")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "wakaq", "scheduler", "--app", "tests.faults.app.wakaq"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    finally:
-        out.close()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def _latest_tick(client: redis.Redis) -> int:
-    return max((int(k.split(b":", 1)[0]) for k in client.hkeys("ticks")), default=0)
-
-
 def test_redis_restarts_mid_run(
-    aof_redis: RedisServer, client: redis.Redis, start_worker: StartWorker, tmp_path: Path
+    aof_redis: RedisServer, client: redis.Redis, start_worker: StartWorker, start_scheduler: StartScheduler
 ) -> None:
     """Restart redis-server twice while tasks flow: a graceful restart, then a kill -9 (appendfsync always
     keeps every acknowledged write). Workers and the scheduler reconnect and continue; the producer gets a
     prompt ConnectionError while Redis is away; every task that .delay() accepted runs exactly once."""
     started = time.monotonic()
     url = aof_redis.url
-    worker = start_worker(url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
-    sched = _scheduler(url, tmp_path)
+    worker = start_worker(url=url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
+    sched = start_scheduler("tests.faults.app.wakaq", url=url, cron="* * * * * *", socket_timeout=SOCKET_TIMEOUT)
     producer = Producer(_producer_app(url))
     try:
         wait_until(lambda: client.hlen("ticks") >= 1, timeout=15, what="a first scheduled tick")
@@ -145,14 +107,14 @@ def test_redis_restarts_mid_run(
             time.sleep(1.0)  # NOTE: an outage of a known length: the producer keeps trying meanwhile
             aof_redis.start()
         back = time.time()
-        wait_until(lambda: _latest_tick(client) > back + 1, timeout=15, what="the scheduler to fire again")
+        wait_until(lambda: driver.latest_tick(client) > back + 1, timeout=15, what="the scheduler to fire again")
         wait_until(lambda: len(producer.sent) > 200 and client.hlen("runs") > 0, timeout=20, what="more tasks")
         producer.finish()
         driver.wait_drained(client, lambda: driver.done_count(client, len(producer.sent)), timeout=45)
-        assert sched.poll() is None, "the scheduler survived"
+        assert sched.alive(), "the scheduler survived"
     finally:
         producer.stop.set()
-        _stop(sched)
+        sched.stop()
     acc = driver.account(client, producer.sent)
     maybe = {i for i, _, _ in producer.raised}
     note = f"{len(producer.raised)} .delay() calls refused during the outages, max {_slowest(producer):.2f}s"
@@ -163,7 +125,7 @@ def test_redis_restarts_mid_run(
     assert not set(acc.runs) - acc.sent - maybe, "only sent tasks ran"
     _check_producer(producer)
     assert worker.proc.poll() is None and driver.died_children(worker.log_text()) == set()
-    log = (tmp_path / "scheduler.log").read_text()
+    log = sched.log_text()
     assert log.count("Redis is unreachable") <= 2 and "Redis is reachable again" in log
 
 
@@ -182,7 +144,7 @@ def test_redis_unavailable_for_20s(
     does not spin or crash-loop, and runs a new task within 2 s of Redis answering again."""
     started = time.monotonic()
     url = aof_redis.url
-    worker = start_worker(url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
+    worker = start_worker(url=url, concurrency=2, socket_timeout=SOCKET_TIMEOUT)
     pids = [worker.pid, *worker.children()]
     app = _producer_app(url)
     work = app.tasks["work"]

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +21,16 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import QUEUES, build
-from tests.faults.conftest import StartWorker
-from tests.faults.test_redis import _latest_tick, _scheduler, _stop
 from tests.redis_server import in_ci, redis_available
 from tests.sentinel import SentinelGroup
-from tests.workers import wait_until
+from tests.workers import StartScheduler, StartWorker, wait_until
 from wakaq.exceptions import BrokerError
 from wakaq.sentinel import master_client
 
 pytestmark = pytest.mark.timeout(240)
+
+#: the scheduler's socket timeout (seconds), as in the Redis-restart scenario (tests/faults/test_redis.py)
+SOCKET_TIMEOUT = 1.0
 
 
 @pytest.fixture
@@ -51,28 +51,29 @@ def master(group: SentinelGroup) -> redis.Redis:
 
 
 def start(group: SentinelGroup, start_worker: StartWorker, record: str, name: str) -> None:
-    start_worker(group.url, name, concurrency=2, heartbeat=6, record_url=record)
+    start_worker(url=group.url, name=name, concurrency=2, heartbeat=6, record_url=record)
 
 
 def test_every_client_follows_the_master_through_a_failover(
-    group: SentinelGroup, redis_url: str, client: redis.Redis, start_worker: StartWorker, tmp_path: Path
+    group: SentinelGroup,
+    redis_url: str,
+    client: redis.Redis,
+    start_worker: StartWorker,
+    start_scheduler: StartScheduler,
 ) -> None:
     """Producer, worker children, parent (eta promotion, heartbeat), pub/sub (broadcast), scheduler (a tick every
     second), admin (wakaq-info): on the master before and after kill -9 of the master."""
     app = build(group.url)
     work = app.tasks["work"]
     start(group, start_worker, redis_url, "w")
-    scheduler = _scheduler(group.url, tmp_path)
-    try:
-        _rounds(group, work, client)
-    finally:
-        _stop(scheduler)
+    start_scheduler("tests.faults.app.wakaq", url=group.url, cron="* * * * * *", socket_timeout=SOCKET_TIMEOUT)
+    _rounds(group, work, client)
 
 
 def _rounds(group: SentinelGroup, work: Any, client: redis.Redis) -> None:
     def round_(base: int) -> None:
         since = int(time.time())
-        wait_until(lambda: _latest_tick(client) > since, 20, what="a scheduled tick to run")
+        wait_until(lambda: driver.latest_tick(client) > since, 20, what="a scheduled tick to run")
         work.delay(base)
         work.delay(base + 1, eta=0.5)
         wait_until(lambda: work.broadcast(base + 2) == 1, 15, what="the daemon subscribed")

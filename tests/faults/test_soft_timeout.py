@@ -21,8 +21,7 @@ import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,7 +34,7 @@ def test_soft_timeout_under_an_async_wrapper(
     started = time.monotonic()
     monkeypatch.setenv("WAKAQ_TEST_ASYNC_WRAPPER", "1")
     app = build(redis_url)
-    worker = start_worker(redis_url, concurrency=1)
+    worker = start_worker(url=redis_url, concurrency=1)
     # phase 1: the sync task's soft timeout fires while the busy async task runs
     app.tasks["aspin"].delay(1, 6.0)
     app.tasks["soft_sync"].delay(2)

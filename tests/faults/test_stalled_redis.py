@@ -16,17 +16,14 @@ from __future__ import annotations
 import itertools
 import signal
 import time
-from collections.abc import Iterator
-from urllib.parse import urlparse
 
 import pytest
 import redis
 
 from tests.faults import driver
 from tests.faults.app import build
-from tests.faults.conftest import StartWorker
 from tests.faults.proxy import Proxy
-from tests.workers import wait_until
+from tests.workers import StartWorker, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,21 +33,12 @@ BOUND = 0.3 * HEARTBEAT
 STALL = 7.0
 
 
-@pytest.fixture
-def proxy(redis_url: str) -> Iterator[Proxy]:
-    p = Proxy(urlparse(redis_url).port or 6379)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
 def test_a_stalled_redis_socket_does_not_freeze_the_parent(
     redis_url: str, client: redis.Redis, proxy: Proxy, start_worker: StartWorker
 ) -> None:
     started = time.monotonic()
     app = build(redis_url)
-    worker = start_worker(proxy.url, concurrency=1, heartbeat=HEARTBEAT)
+    worker = start_worker(url=proxy.url, concurrency=1, heartbeat=HEARTBEAT)
     app.tasks["chatter"].delay(0, STALL + 3)
     app.tasks["work"].delay_many(((i, 10.0), {}) for i in range(1, 40))
     wait_until(lambda: "chatter 0 0" in worker.log_text(), timeout=20, what="the chatter task to start")
@@ -67,7 +55,7 @@ def test_a_stalled_redis_socket_does_not_freeze_the_parent(
     proxy.stall.clear()
     worker.signal(signal.SIGTERM)  # NOTE: a graceful stop: the rest is drained by another daemon
     assert worker.wait_exit(30) == 0
-    start_worker(redis_url, "drain", concurrency=2)
+    start_worker(url=redis_url, name="drain", concurrency=2)
     driver.wait_drained(client, lambda: driver.done_count(client, 40), timeout=60)
     acc = driver.account(client, range(40))
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(arrivals)]

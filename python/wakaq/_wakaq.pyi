@@ -11,6 +11,7 @@ __all__ = [
     "async_deadline",
     "count_task",
     "counter_cell",
+    "decode_claimed",
     "decode_task",
     "decode_task_meta",
     "encode_task",
@@ -270,6 +271,10 @@ def task_started(seq: int, soft_timeout: float, hard_timeout: float, cell: int |
     """Child: a sync task started (seconds from now, 0 = no timeout); the watchdog reads it from shared memory.
     With `cell` (from `counter_cell`) it is also counted as started. A no-op outside a child forked by
     `run_worker`."""
+
+def decode_claimed(seq: int, payload: bytes) -> tuple[str, list[Any], dict[str, Any], int, dict[str, Any] | None]:
+    """Child: `decode_task_meta` of claimed task `seq`'s payload, marking the slot first (`task_handling(seq)`): a
+    child that dies from here on has the task's delivery counted."""
 
 def task_handling(seq: int) -> None:
     """Child: it works on task `seq` (0: no longer) outside a sync run (decoding, starting an async task): a child

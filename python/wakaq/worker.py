@@ -399,16 +399,10 @@ class Child:
     # ---- one task ------------------------------------------------------------------------------------
 
     async def _handle(self, claimed: Claimed) -> None:
-        # NOTE: from here the parent counts this task's delivery if the child dies (Slot::task_handling)
-        _wakaq.task_handling(claimed.seq)
+        # NOTE: `decode_claimed` marks the slot first: from here the parent counts this task's delivery if the child
+        # dies (Slot::task_handling), so a task that kills every child before it starts is dead-listed too
         try:
-            await self._handle_claimed(claimed)
-        finally:
-            _wakaq.task_handling(0)
-
-    async def _handle_claimed(self, claimed: Claimed) -> None:
-        try:
-            name, args, kwargs, retry, meta = _wakaq.decode_task_meta(claimed.payload)
+            name, args, kwargs, retry, meta = _wakaq.decode_claimed(claimed.seq, claimed.payload)
         except PayloadError as e:
             await self._fail(claimed, f"undecodable payload: {e}", kind="undecodable")
             return
@@ -481,7 +475,9 @@ class Child:
         try:
             if outcome is None:
                 value, self._sync_value = self._sync_value, None
-                await self._succeeded(task, claimed, value)
+                self._succeeded(task, claimed)
+                if claimed.meta is not None:
+                    await self._settle_success(claimed, value)
             else:
                 await self._settle(plan, claimed, args, kwargs, retry, outcome)
         finally:
@@ -584,12 +580,16 @@ class Child:
             outcome = e
         _wakaq.count_task(plan.cell, "done" if outcome is None else "exception", time.monotonic() - began)
         if outcome is None:
-            await self._succeeded(task, claimed, value)
+            self._succeeded(task, claimed)
+            if claimed.meta is not None:
+                await self._settle_success(claimed, value)
         else:
             await self._settle(plan, claimed, args, kwargs, retry, outcome)
         current_task_name.reset(token)
 
-    async def _succeeded(self, task: Task[Any, Any], claimed: Claimed, value: Any) -> None:
+    def _succeeded(self, task: Task[Any, Any], claimed: Claimed) -> None:
+        """A task returned: counted, and acked with the next claim unless it has a result or a lock to settle
+        (`_settle_success`). NOTE: not a coroutine: the plain task's path pays no await for the features."""
         self.done += 1
         if self.soft_timed_out:
             self.soft_timed_out.discard(claimed.seq)  # the task caught its soft timeout and returned
@@ -598,6 +598,11 @@ class Child:
         meta = claimed.meta
         if meta is None or not ("results" in meta or "unique" in meta):
             self.acks.append(claimed.seq)
+
+    async def _settle_success(self, claimed: Claimed, value: Any) -> None:
+        """A task with a result or a lock returned: settled at once (not acked with the next claim)."""
+        meta = claimed.meta
+        if meta is None or not ("results" in meta or "unique" in meta):
             return
         # NOTE: a task that stores results or holds a lock is settled at once, its result and its lock with its ack
         # in one script (finish.lua): first writer wins, so a rerun after a crash cannot change a stored outcome

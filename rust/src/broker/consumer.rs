@@ -52,7 +52,7 @@ pub struct Consumer {
     /// their result record and lock: what this child holds. A seq leaves only once the call settling it was
     /// answered. After the connection was made again, in-flight fields of this child that are neither held nor
     /// owed are stale and go back to their queues (`reconcile`).
-    held: Mutex<HashMap<u64, Option<Settlement>>>,
+    held: Mutex<HashMap<u64, Option<Box<Settlement>>>>,
     /// Every uniqueness lock of the app starts with this (`meta::check` refuses other keys).
     lock_prefix: String,
     /// The last claim was refused: this daemon is not registered (a reaper took it for dead while it was stalled);
@@ -216,7 +216,7 @@ impl Consumer {
             };
             match verdict {
                 Ok(meta) => {
-                    held.insert(seq, meta.and_then(|m| Settlement::of(&self.keys, &m)));
+                    held.insert(seq, meta.and_then(|m| Settlement::of(&self.keys, &m)).map(Box::new));
                     good.push((seq, index, element));
                 }
                 Err(e) => {
@@ -231,7 +231,7 @@ impl Consumer {
         good
     }
 
-    fn hold(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Settlement>>> {
+    fn hold(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Box<Settlement>>>> {
         self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -462,7 +462,10 @@ impl Consumer {
             owed.claims
                 .extend(attempts.iter().flat_map(|&first| first..first + width));
             if result.is_ok() {
-                owed.acks.retain(|a| !acks.contains(a));
+                // NOTE: the acks sent are the owed ones from the front (only `claim` adds acks, before it copies
+                // them): drop exactly those, without a search per ack
+                let sent = acks.len().min(owed.acks.len());
+                owed.acks.drain(..sent);
             }
         }
         match (result, answered) {
@@ -692,7 +695,7 @@ impl Consumer {
             seq,
             queue,
             worker: &self.worker,
-            settlement: settlement.as_ref(),
+            settlement: settlement.as_deref(),
             status,
             fields,
             acks,

@@ -86,6 +86,15 @@ fn task_handling(seq: u64) {
     slots::with_current(|s| s.task_handling(seq));
 }
 
+/// Child: decode claimed task `seq`'s payload (`decode_task_meta`'s tuple), marking the slot first
+/// (`Slot::task_handling`): one call per task for both, on the hot path. The mark stays until the next task's, or
+/// until a sync task finishes: a child that dies meanwhile dies on that task.
+#[pyfunction]
+fn decode_claimed<'py>(py: Python<'py>, seq: u64, payload: &[u8]) -> PyResult<crate::codec::PyTaskMeta<'py>> {
+    slots::with_current(|s| s.task_handling(seq));
+    crate::codec::decode_task_meta_object(py, payload)
+}
+
 /// Child: the sync task finished (`done`: without an exception; its run time goes into the histogram).
 #[pyfunction]
 #[pyo3(signature = (done = true))]
@@ -158,6 +167,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(task_started, m)?)?;
     m.add_function(wrap_pyfunction!(task_finished, m)?)?;
     m.add_function(wrap_pyfunction!(task_handling, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_claimed, m)?)?;
     m.add_function(wrap_pyfunction!(async_deadline, m)?)?;
     m.add_function(wrap_pyfunction!(counter_cell, m)?)?;
     m.add_function(wrap_pyfunction!(count_task, m)?)?;

@@ -72,10 +72,15 @@ venv: $(VENV)/.installed ## create .venv with the build, test and lint tools
 
 .PHONY: build
 build: venv ## build the extension (debug) and install wakaq into .venv (editable)
+	@# WARN: an extension built before abi3 (_wakaq.cpython-3XX-*.so) would shadow the new _wakaq.abi3.so (Python
+	@# prefers the version-specific suffix), and the old `wakaq` distribution would stay installed beside wakaq-rs.
+	rm -f python/wakaq/_wakaq.cpython-*.so
+	if [ -d $(VENV)/lib/python*/site-packages/wakaq-*.dist-info ]; then $(PY) -m pip uninstall -q -y wakaq; fi
 	$(VENV)/bin/maturin develop -q
 
 .PHONY: build-release
 build-release: venv ## build the extension optimised (for benchmarks and the demo)
+	rm -f python/wakaq/_wakaq.cpython-*.so
 	$(VENV)/bin/maturin develop -q --release
 
 .PHONY: test-rust

@@ -116,10 +116,11 @@ test: test-rust test-python test-cluster test-valkey-smoke test-wheel ## every t
 WHEEL_TOOLS := "ziglang==0.17.1" "auditwheel==6.8.2"
 MANYLINUX := manylinux_2_17
 ZIG_PATH := PATH="$(abspath $(VENV))/bin:$$PATH"
-#: Rust target:wheel tag that `make wheels` also builds, when that target's standard library is installed
-#: WARN: untested here: rustup downloads a target's standard library and no registry here has one (CHANGELOG.md)
-CROSS_TARGETS := x86_64-unknown-linux-musl:musllinux_1_2 aarch64-unknown-linux-gnu:$(MANYLINUX) \
-	aarch64-unknown-linux-musl:musllinux_1_2
+#: Rust target:wheel tag that `make wheels` also builds, when rustup has that target's standard library
+#: WARN: untested here: rustup downloads a target's standard library and no registry here has a musl one (CHANGELOG.md)
+CROSS_TARGETS := x86_64-unknown-linux-musl:musllinux_1_2 aarch64-unknown-linux-musl:musllinux_1_2
+#: Debian's Rust compiler with the arm64 standard library, unpacked by scripts/debian-rust-cross.sh
+DEBIAN_RUST := .tmp/debian-rust
 PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
 #: `make test`'s wheel test interpreter: a pyenv Python other than the development 3.11, else Debian's python3
 WHEEL_PYTHON ?= $(firstword $(foreach v,3.13 3.12 3.10,$(lastword $(sort $(wildcard $(PYENV_VERSIONS)/$(v).*/bin/python$(v))))) \
@@ -130,9 +131,11 @@ $(VENV)/.wheel-tools-installed: | venv
 	touch $@
 
 .PHONY: wheels
-wheels: $(VENV)/.wheel-tools-installed ## release wheels (abi3: manylinux x86_64, + musl/aarch64 if their Rust target is installed) and the sdist into dist/
+wheels: $(VENV)/.wheel-tools-installed ## release wheels (abi3; manylinux x86_64 and aarch64, musllinux if rustup has musl) and the sdist into dist/
 	rm -rf dist
 	$(ZIG_PATH) $(VENV)/bin/maturin build --release --zig --compatibility $(MANYLINUX) --out dist -i $(PY)
+	@if command -v apt-get >/dev/null; then $(MAKE) --no-print-directory wheel-aarch64; \
+		else echo "wheels: no aarch64 wheel: it needs Debian's arm64 Rust standard library (apt-get)"; fi
 	@installed=$$(rustup target list --installed 2>/dev/null); for spec in $(CROSS_TARGETS); do \
 		target=$${spec%%:*}; tag=$${spec##*:}; \
 		if echo "$$installed" | grep -qx "$$target"; then \
@@ -146,6 +149,15 @@ wheels: $(VENV)/.wheel-tools-installed ## release wheels (abi3: manylinux x86_64
 	$(VENV)/bin/auditwheel show dist/*-manylinux*_x86_64.whl
 	$(MAKE) --no-print-directory sdist-check
 	@ls -l dist
+
+# NOTE: its own cargo target folder: another compiler (Debian's) would make cargo rebuild target/ for the host.
+.PHONY: wheel-aarch64
+wheel-aarch64: $(VENV)/.wheel-tools-installed ## the Linux aarch64 wheel (manylinux_2_17) into dist/, with Debian's Rust for arm64
+	@test -x $(DEBIAN_RUST)/root/usr/bin/rustc || scripts/debian-rust-cross.sh $(DEBIAN_RUST)
+	RUSTC=$(abspath $(DEBIAN_RUST))/root/usr/bin/rustc LD_LIBRARY_PATH="$$(cat $(DEBIAN_RUST)/ld-library-path)" \
+		CARGO_TARGET_DIR=$(abspath target/aarch64) $(ZIG_PATH) $(VENV)/bin/maturin build --release --zig \
+		--target aarch64-unknown-linux-gnu --compatibility $(MANYLINUX) --out dist -i $(PY)
+	$(VENV)/bin/auditwheel show dist/*-manylinux*_aarch64.whl
 
 .PHONY: sdist-check
 sdist-check: ## build and install dist/'s sdist in a fresh venv (a release build), then run wakaq-worker --version

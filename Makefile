@@ -119,8 +119,10 @@ ZIG_PATH := PATH="$(abspath $(VENV))/bin:$$PATH"
 #: Rust target:wheel tag that `make wheels` also builds, when rustup has that target's standard library
 #: WARN: untested here: rustup downloads a target's standard library and no registry here has a musl one (CHANGELOG.md)
 CROSS_TARGETS := x86_64-unknown-linux-musl:musllinux_1_2 aarch64-unknown-linux-musl:musllinux_1_2
-#: Debian's Rust compiler with the arm64 standard library, unpacked by scripts/debian-rust-cross.sh
+#: Debian's Rust compiler with the arm64 standard library, unpacked by scripts/debian-arm64.sh
 DEBIAN_RUST := .tmp/debian-rust
+#: qemu-user-static and Debian's aarch64 CPython, unpacked by scripts/debian-arm64.sh to try the aarch64 wheel
+DEBIAN_ARM64 := .tmp/debian-arm64
 PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
 #: `make test`'s wheel test interpreter: a pyenv Python other than the development 3.11, else Debian's python3
 WHEEL_PYTHON ?= $(firstword $(foreach v,3.13 3.12 3.10,$(lastword $(sort $(wildcard $(PYENV_VERSIONS)/$(v).*/bin/python$(v))))) \
@@ -152,12 +154,13 @@ wheels: $(VENV)/.wheel-tools-installed ## release wheels (abi3; manylinux x86_64
 
 # NOTE: its own cargo target folder: another compiler (Debian's) would make cargo rebuild target/ for the host.
 .PHONY: wheel-aarch64
-wheel-aarch64: $(VENV)/.wheel-tools-installed ## the Linux aarch64 wheel (manylinux_2_17) into dist/, with Debian's Rust for arm64
-	@test -x $(DEBIAN_RUST)/root/usr/bin/rustc || scripts/debian-rust-cross.sh $(DEBIAN_RUST)
+wheel-aarch64: $(VENV)/.wheel-tools-installed ## the Linux aarch64 wheel (manylinux_2_17) into dist/ (Debian's Rust for arm64), tried under qemu
+	@test -x $(DEBIAN_RUST)/root/usr/bin/rustc || scripts/debian-arm64.sh rust $(DEBIAN_RUST)
 	RUSTC=$(abspath $(DEBIAN_RUST))/root/usr/bin/rustc LD_LIBRARY_PATH="$$(cat $(DEBIAN_RUST)/ld-library-path)" \
 		CARGO_TARGET_DIR=$(abspath target/aarch64) $(ZIG_PATH) $(VENV)/bin/maturin build --release --zig \
 		--target aarch64-unknown-linux-gnu --compatibility $(MANYLINUX) --out dist -i $(PY)
 	$(VENV)/bin/auditwheel show dist/*-manylinux*_aarch64.whl
+	scripts/debian-arm64.sh smoke $(DEBIAN_ARM64) dist/*-manylinux*_aarch64.whl
 
 .PHONY: sdist-check
 sdist-check: ## build and install dist/'s sdist in a fresh venv (a release build), then run wakaq-worker --version

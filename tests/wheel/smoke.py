@@ -29,6 +29,7 @@ from tests.workers import Worker, events, wait_until
 
 APP = "tests.wheel.smoke_app.wakaq"
 BIN = Path(sys.executable).parent
+COMMANDS = ("wakaq-worker", "wakaq-scheduler", "wakaq-info", "wakaq-purge", "wakaq-failed", "wakaq-cancel", "wakaq-web")
 
 
 def run(*command: str, url: str) -> str:
@@ -56,8 +57,9 @@ def test_one_version_everywhere() -> None:
     cargo_version = re.search(r'^version = "([^"]+)"', (ROOT / "Cargo.toml").read_text(), re.MULTILINE)
     assert cargo_version is not None
     assert wakaq.__version__ == cargo_version.group(1)
-    printed = subprocess.run([BIN / "wakaq-worker", "--version"], check=True, capture_output=True, text=True).stdout
-    assert printed.strip() == f"wakaq-worker {wakaq.__version__}"
+    for command in COMMANDS:  # every console script of the wheel is installed and answers
+        printed = subprocess.run([BIN / command, "--version"], check=True, capture_output=True, text=True).stdout
+        assert printed.strip() == f"{command} {wakaq.__version__}"
 
 
 def test_worker_runs_sync_and_async_tasks(worker: Worker, rclient: redis.Redis) -> None:

@@ -72,10 +72,15 @@ venv: $(VENV)/.installed ## create .venv with the build, test and lint tools
 
 .PHONY: build
 build: venv ## build the extension (debug) and install wakaq into .venv (editable)
+	@# WARN: an extension built before abi3 (_wakaq.cpython-3XX-*.so) would shadow the new _wakaq.abi3.so (Python
+	@# prefers the version-specific suffix), and the old `wakaq` distribution would stay installed beside wakaq-rs.
+	rm -f python/wakaq/_wakaq.cpython-*.so
+	if [ -d $(VENV)/lib/python*/site-packages/wakaq-*.dist-info ]; then $(PY) -m pip uninstall -q -y wakaq; fi
 	$(VENV)/bin/maturin develop -q
 
 .PHONY: build-release
 build-release: venv ## build the extension optimised (for benchmarks and the demo)
+	rm -f python/wakaq/_wakaq.cpython-*.so
 	$(VENV)/bin/maturin develop -q --release
 
 .PHONY: test-rust
@@ -103,12 +108,92 @@ fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAK
 		cargo test -q --profile fuzz --test fuzz_codec
 
 .PHONY: test
-test: test-rust test-python test-cluster test-valkey-smoke ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run
+test: test-rust test-python test-cluster test-valkey-smoke test-wheel ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run, the wheel on another Python
+
+# ---- wheels ------------------------------------------------------------------------------------------------------
+
+# NOTE: zig (the ziglang wheel on PyPI: a whole zig toolchain inside a wheel) is the linker that targets glibc 2.17,
+# so the wheel is manylinux_2_17 while this machine has glibc 2.36; auditwheel (PyPI) checks the result.
+WHEEL_TOOLS := "ziglang==0.17.1" "auditwheel==6.8.2"
+MANYLINUX := manylinux_2_17
+ZIG_PATH := PATH="$(abspath $(VENV))/bin:$$PATH"
+#: Rust target:wheel tag that `make wheels` also builds, when rustup has that target's standard library
+#: WARN: untested here: rustup downloads a target's standard library and no registry here has a musl one (CHANGELOG.md)
+CROSS_TARGETS := x86_64-unknown-linux-musl:musllinux_1_2 aarch64-unknown-linux-musl:musllinux_1_2
+#: Debian's Rust compiler with the arm64 standard library, unpacked by scripts/debian-arm64.sh
+DEBIAN_RUST := .tmp/debian-rust
+#: qemu-user-static and Debian's aarch64 CPython, unpacked by scripts/debian-arm64.sh to try the aarch64 wheel
+DEBIAN_ARM64 := .tmp/debian-arm64
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+#: `make test`'s wheel test interpreter: a pyenv Python other than the development 3.11, else Debian's python3
+WHEEL_PYTHON ?= $(firstword $(foreach v,3.13 3.12 3.10,$(lastword $(sort $(wildcard $(PYENV_VERSIONS)/$(v).*/bin/python$(v))))) \
+	/usr/bin/python3)
+
+$(VENV)/.wheel-tools-installed: | venv
+	$(PY) -m pip install -q $(WHEEL_TOOLS)
+	touch $@
+
+.PHONY: wheels
+wheels: $(VENV)/.wheel-tools-installed ## release wheels (abi3; manylinux x86_64 and aarch64, musllinux if rustup has musl) and the sdist into dist/
+	rm -rf dist
+	$(ZIG_PATH) $(VENV)/bin/maturin build --release --zig --compatibility $(MANYLINUX) --out dist -i $(PY)
+	@if command -v apt-get >/dev/null; then $(MAKE) --no-print-directory wheel-aarch64; \
+		else echo "wheels: no aarch64 wheel: it needs Debian's arm64 Rust standard library (apt-get)"; fi
+	@installed=$$(rustup target list --installed 2>/dev/null); for spec in $(CROSS_TARGETS); do \
+		target=$${spec%%:*}; tag=$${spec##*:}; \
+		if echo "$$installed" | grep -qx "$$target"; then \
+			$(ZIG_PATH) $(VENV)/bin/maturin build --release --zig --target $$target --compatibility $$tag --out dist \
+				-i $(PY) || exit 1; \
+		else \
+			echo "wheels: no $$tag wheel: the Rust target $$target is not installed (\`rustup target add $$target\`)"; \
+		fi; \
+	done
+	$(VENV)/bin/maturin sdist --out dist
+	$(VENV)/bin/auditwheel show dist/*-manylinux*_x86_64.whl
+	$(MAKE) --no-print-directory sdist-check
+	@ls -l dist
+
+# NOTE: its own cargo target folder: another compiler (Debian's) would make cargo rebuild target/ for the host.
+.PHONY: wheel-aarch64
+wheel-aarch64: $(VENV)/.wheel-tools-installed ## the Linux aarch64 wheel (manylinux_2_17) into dist/ (Debian's Rust for arm64), tried under qemu
+	@test -x $(DEBIAN_RUST)/root/usr/bin/rustc || scripts/debian-arm64.sh rust $(DEBIAN_RUST)
+	RUSTC=$(abspath $(DEBIAN_RUST))/root/usr/bin/rustc LD_LIBRARY_PATH="$$(cat $(DEBIAN_RUST)/ld-library-path)" \
+		CARGO_TARGET_DIR=$(abspath target/aarch64) $(ZIG_PATH) $(VENV)/bin/maturin build --release --zig \
+		--target aarch64-unknown-linux-gnu --compatibility $(MANYLINUX) --out dist -i $(PY)
+	$(VENV)/bin/auditwheel show dist/*-manylinux*_aarch64.whl
+	scripts/debian-arm64.sh smoke $(DEBIAN_ARM64) dist/*-manylinux*_aarch64.whl
+
+.PHONY: sdist-check
+sdist-check: ## build and install dist/'s sdist in a fresh venv (a release build), then run wakaq-worker --version
+	rm -rf .wheel-venvs/sdist
+	python3 -m venv .wheel-venvs/sdist
+	@# NOTE: a cargo cache of its own (kept between runs) instead of pip's throwaway one: the venv is fresh, the build
+	@# from the sdist's files is complete, only compiled dependencies are reused.
+	CARGO_TARGET_DIR=$(abspath target/sdist-check) .wheel-venvs/sdist/bin/python -m pip install -q dist/wakaq_rs-*.tar.gz
+	cd /tmp && $(abspath .wheel-venvs/sdist)/bin/wakaq-worker --version
+
+# NOTE: `make test` tests a debug abi3 wheel: `maturin build` reuses `make build`'s compiled crate (same profile and
+# features), so the wheel takes about 10 s; on a fresh clone a release wheel is a 1.5- to 3-minute build (measured,
+# zig or not) that adds nothing to what the test checks: the packaging, the abi3 extension on another Python, no
+# Rust. `make test-wheels` tests the release manylinux wheel from dist/ on every supported Python.
+.PHONY: test-wheel
+test-wheel: build redis-server ## the wheel test on one Python other than the development one (WHEEL_PYTHON), cargo off PATH
+	@if [ "$(WHEEL_PYTHON)" = /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; fi
+	rm -rf .tmp/test-wheel
+	$(VENV)/bin/maturin build -q --out .tmp/test-wheel -i $(PY)
+	$(PY) tests/wheel/run.py --python $(WHEEL_PYTHON) --wheel .tmp/test-wheel/wakaq_rs-*-abi3-*.whl
+
+.PHONY: test-wheels
+test-wheels: venv redis-server ## the wheel test of dist/'s manylinux wheel (built when missing) on Python 3.10 to 3.13, cargo off PATH
+	@ls dist/wakaq_rs-*-abi3-manylinux*_x86_64.whl >/dev/null 2>&1 || $(MAKE) --no-print-directory wheels
+	$(PY) tests/wheel/run.py --python 3.10 3.11 3.12 3.13 --wheel dist/wakaq_rs-*-abi3-manylinux*_x86_64.whl
 
 .PHONY: lint
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest
 	cargo fmt --check
 	cargo clippy -q --all-targets -- -D warnings
+	cargo clippy -q --lib --features abi3 -- -D warnings
 	$(VENV)/bin/ruff check python tests benches demo
 	$(VENV)/bin/ruff format --check python tests benches demo
 	$(PY) -m mypy python/wakaq

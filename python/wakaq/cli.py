@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from wakaq import __version__
 from wakaq.config import redact_url
 from wakaq.connection import describe_redis_error, is_config_failure
 from wakaq.constants import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, START_METHODS
@@ -74,6 +75,7 @@ def _import_module(path: str, module_name: str) -> Any:
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--app", required=True, help=APP_HELP)
     return parser
 

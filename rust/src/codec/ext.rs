@@ -3,12 +3,11 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{
-    PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyInt, PyTimeAccess, PyType, PyTzInfoAccess,
-};
+use pyo3::types::{PyDate, PyDateTime, PyDelta, PyInt, PyType, PyTzInfoAccess};
 
 use super::decode::{DecodeFail, Decoded};
 use super::error::{from_py, EncodeError};
+use super::fields;
 use super::read::DecodeError;
 use super::timestamp::{self, civil_from_seconds, days_from_civil, read_timestamp, write_timestamp};
 use super::write;
@@ -34,14 +33,16 @@ pub fn write_ext(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> Result<bool, Box<
     if let Ok(dt) = obj.cast::<PyDateTime>() {
         write_datetime(out, dt)?;
     } else if let Ok(d) = obj.cast::<PyDate>() {
-        let year = u16::try_from(d.get_year()).map_err(|_| EncodeError::invalid("date year out of range"))?;
+        let (year, month, day) = fields::date(d).map_err(|e| from_py(obj.py(), &e))?;
+        let year = u16::try_from(year).map_err(|_| EncodeError::invalid("date year out of range"))?;
         let [hi, lo] = year.to_be_bytes();
-        write::ext(out, EXT_DATE, &[hi, lo, d.get_month(), d.get_day()])?;
+        write::ext(out, EXT_DATE, &[hi, lo, month, day])?;
     } else if let Ok(td) = obj.cast::<PyDelta>() {
+        let (days, seconds, micros) = fields::delta(td).map_err(|e| from_py(obj.py(), &e))?;
         let mut data = [0_u8; 12];
-        data[..4].copy_from_slice(&td.get_days().to_be_bytes());
-        data[4..8].copy_from_slice(&td.get_seconds().to_be_bytes());
-        data[8..].copy_from_slice(&td.get_microseconds().to_be_bytes());
+        data[..4].copy_from_slice(&days.to_be_bytes());
+        data[4..8].copy_from_slice(&seconds.to_be_bytes());
+        data[8..].copy_from_slice(&micros.to_be_bytes());
         write::ext(out, EXT_TIMEDELTA, &data)?;
     } else if obj
         .is_instance(decimal_type(obj.py()).map_err(|e| from_py(obj.py(), &e))?.as_any())
@@ -68,13 +69,11 @@ fn write_text_ext(out: &mut Vec<u8>, code: i8, obj: &Bound<'_, PyAny>) -> Result
 
 /// Aware datetimes are converted to UTC; naive ones are taken to be UTC already (as WakaQ does).
 fn write_datetime(out: &mut Vec<u8>, dt: &Bound<'_, PyDateTime>) -> Result<(), Box<EncodeError>> {
-    let days = days_from_civil(
-        i64::from(dt.get_year()),
-        u32::from(dt.get_month()),
-        u32::from(dt.get_day()),
-    );
-    let second_of_day = i64::from(dt.get_hour()) * 3600 + i64::from(dt.get_minute()) * 60 + i64::from(dt.get_second());
-    let local_micros = (days * 86_400 + second_of_day) * MICROS_PER_SECOND + i64::from(dt.get_microsecond());
+    let (year, month, day) = fields::datetime_date(dt).map_err(|e| from_py(dt.py(), &e))?;
+    let (hour, minute, second, micro) = fields::time(dt).map_err(|e| from_py(dt.py(), &e))?;
+    let days = days_from_civil(i64::from(year), u32::from(month), u32::from(day));
+    let second_of_day = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+    let local_micros = (days * 86_400 + second_of_day) * MICROS_PER_SECOND + i64::from(micro);
     let micros = local_micros - utc_offset_micros(dt)?;
     let seconds = micros.div_euclid(MICROS_PER_SECOND);
     if !(timestamp::MIN_SECONDS..=timestamp::MAX_SECONDS).contains(&seconds) {
@@ -97,8 +96,9 @@ fn utc_offset_micros(dt: &Bound<'_, PyDateTime>) -> Result<i64, Box<EncodeError>
     let offset = offset
         .cast::<PyDelta>()
         .map_err(|_| EncodeError::invalid("utcoffset() did not return a timedelta"))?;
-    let seconds = i64::from(offset.get_days()) * 86_400 + i64::from(offset.get_seconds());
-    Ok(seconds * MICROS_PER_SECOND + i64::from(offset.get_microseconds()))
+    let (days, seconds, micros) = fields::delta(offset).map_err(|e| from_py(dt.py(), &e))?;
+    let seconds = i64::from(days) * 86_400 + i64::from(seconds);
+    Ok(seconds * MICROS_PER_SECOND + i64::from(micros))
 }
 
 /// Builds the Python value of an ext item; `at` is its offset, for messages.

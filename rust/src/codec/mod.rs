@@ -1,7 +1,7 @@
 //! The payload codec: msgpack <-> Python objects, written directly over PyO3 (no serde, no value tree).
 //!
 //! - `marker`, `write`, `read`, `timestamp`: msgpack bytes, pure Rust, unit-tested in place;
-//! - `encode`, `decode`, `ext`: walking Python objects to bytes and back;
+//! - `encode`, `decode`, `ext`, `fields`: walking Python objects to bytes and back;
 //! - `task`: the task payload map, and the Rust API the broker uses (`encode_task_into`, `decode_task_bytes`);
 //! - `json`: WakaQ's JSON payloads, read for migrations.
 
@@ -15,6 +15,7 @@ mod decode;
 mod encode;
 mod error;
 mod ext;
+mod fields;
 mod json;
 pub mod marker;
 pub mod meta;

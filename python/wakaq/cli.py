@@ -279,7 +279,7 @@ def _cancel(app: WakaQ, args: argparse.Namespace) -> int | None:
 
 
 def web(argv: Sequence[str] | None = None) -> int:
-    """wakaq-web: serve the dashboard and /metrics (needs `pip install 'wakaq[web]'`)."""
+    """wakaq-web: serve the dashboard and /metrics (needs `pip install 'wakaq-rs[web]'`)."""
     from wakaq.web.server import add_arguments
 
     parser = _parser("wakaq-web", "Serve the web dashboard (queues, daemons, failed and eta tasks) and /metrics.")

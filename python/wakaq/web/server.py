@@ -2,7 +2,7 @@
 
 waitress: pure Python, no dependencies of its own, maintained (Pylons), a thread pool with bounded request sizes
 and slow-client handling, so the dashboard can face a network when it must (with a password). It is an optional
-extra (`wakaq[web]`); the worker never imports it.
+extra (`wakaq-rs[web]`); the worker never imports it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def run_web(app: WakaQ, args: argparse.Namespace) -> int:
     try:
         import waitress  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
-        raise WakaQError("the dashboard needs waitress: pip install 'wakaq[web]'") from None
+        raise WakaQError("the dashboard needs waitress: pip install 'wakaq-rs[web]'") from None
     from wakaq.admin import connect
     from wakaq.web.history import History
     from wakaq.web.wsgi import Dashboard

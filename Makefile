@@ -104,6 +104,18 @@ fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAK
 .PHONY: test
 test: test-rust test-python test-cluster test-valkey-smoke ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run
 
+# NOTE: the campaign is off in plain pytest runs (WAKAQ_CAMPAIGN unset); these targets turn it on. Switches
+# (profile, features, faults, seed) are WAKAQ_CAMPAIGN_* variables, listed in tests/campaign/settings.py.
+CAMPAIGN_TEST := tests/campaign/test_campaign.py
+
+.PHONY: campaign-short
+campaign-short: build redis-server ## 2-minute randomized fault campaign + oracle (WAKAQ_CAMPAIGN_SEED, _PROFILE, _FEATURES, _FAULTS)
+	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-120} $(PY) -m pytest -q -s $(CAMPAIGN_TEST)
+
+.PHONY: campaign
+campaign: build redis-server ## 30-minute randomized fault campaign + oracle (same switches as campaign-short)
+	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-1800} $(PY) -m pytest -q -s $(CAMPAIGN_TEST)
+
 .PHONY: lint
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest
 	cargo fmt --check

@@ -79,15 +79,21 @@ class Cluster:
             self.proxy = Proxy(self.server.port)
         skewed = -1
         if "skew" in self.settings.faults:
-            if Path(LIBFAKETIME).exists():
-                skewed = self.rng.randrange(self.settings.daemons)
-            else:
+            if not Path(LIBFAKETIME).exists():
                 self.notes.append(f"skew off: {LIBFAKETIME} is missing (apt-get install faketime)")
+            elif _uptime() < 2 * abs(float(SKEW)):
+                self.notes.append(
+                    f"skew off: uptime {_uptime():.0f}s, a monotonic clock shifted by {SKEW}s would be < 0"
+                )
+            else:
+                skewed = self.rng.randrange(self.settings.daemons)
         for slot in range(self.settings.daemons):
             self.daemons.append(self._spawn(slot, limited=True, skewed=slot == skewed))
         for d in self.daemons:
             d.worker.wait_ready(children=self.settings.concurrency, timeout=60)
             self._note_pids(d)
+            if d.skewed:
+                self.log(f"{d.worker.log.stem} (pid {d.worker.pid}) runs with its clocks {SKEW}s off (libfaketime)")
 
     @property
     def url(self) -> str:
@@ -103,8 +109,10 @@ class Cluster:
         self.spawned += 1
         prefix: list[str] = []
         if skewed:
-            # NOTE: `env` execs, so the pid is the daemon's; the monotonic clock stays real (timeouts, watchdog)
-            prefix = ["env", f"LD_PRELOAD={LIBFAKETIME}", f"FAKETIME={SKEW}", "FAKETIME_DONT_FAKE_MONOTONIC=1"]
+            # NOTE: `env` execs, so the pid is the daemon's. WARN: FAKETIME_DONT_FAKE_MONOTONIC=1 (libfaketime 0.9.10,
+            # Debian bookworm) makes every clock_nanosleep fail with EINVAL (Python's time.sleep), so the monotonic
+            # clock is shifted by the same constant: harmless for durations, and uptime is checked to exceed it.
+            prefix = ["env", f"LD_PRELOAD={LIBFAKETIME}", f"FAKETIME={SKEW}"]
         os.environ["WAKAQ_CAMPAIGN_RECORD_URL"] = self.url
         if limited:
             os.environ.pop("WAKAQ_CAMPAIGN_QUEUE_RATE", None)
@@ -121,7 +129,7 @@ class Cluster:
                 prefix=prefix,
                 concurrency=self.settings.concurrency,
                 heartbeat=self.settings.heartbeat,
-                log_level="INFO",
+                log_level="DEBUG",
             )
         finally:
             for key in ("WAKAQ_CAMPAIGN_RECORD_URL", "WAKAQ_CAMPAIGN_QUEUE_RATE", "WAKAQ_CAMPAIGN_TASK_RATE"):
@@ -184,17 +192,16 @@ class Cluster:
             assert self.proxy is not None
             self.log(f"proxy reset {self.proxy.cut()} connections")
             return
+        if fault == "kill_child":
+            running = [d for d in running if d.worker.children()]
         if not running:
-            self.log(f"{fault} skipped: no running daemon")
+            self.log(f"{fault} skipped: no running daemon{' with children' if fault == 'kill_child' else ''}")
             return
         d = running[pick % len(running)]
         self._note_pids(d)
         name = f"{d.worker.log.stem} (pid {d.worker.pid})"
         if fault == "kill_child":
             children = d.worker.children()
-            if not children:
-                self.log(f"kill_child skipped: {name} has no child now")
-                return
             child = sorted(children)[pick % len(children)]
             _kill(child)
             self.log(f"kill -9 child {child} of {name}")
@@ -239,6 +246,10 @@ class Cluster:
 
     def worker_logs(self) -> dict[str, str]:
         return {d.worker.log.stem: d.worker.log_text() for d in self.daemons + self.retired}
+
+
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
 
 
 def _kill(pid: int) -> None:

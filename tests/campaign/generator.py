@@ -185,15 +185,17 @@ class Generator:
     def op_garbage(self) -> None:
         t = self.tid()
         marker = f"cg{t};".encode()
-        kind = self.rng.randrange(4)
+        kind = self.rng.randrange(5)
         if kind == 0:
             raw, what = b"\xd9\xff" + marker + bytes(self.rng.randrange(256) for _ in range(8)), "truncated str"
         elif kind == 1:
             raw, what = _wakaq.packb([1, 2, marker.decode()]), "msgpack list"
         elif kind == 2:
             raw, what = _wakaq.packb({"name": f"nosuch{t}", "args": marker.decode()}), "map, unknown task"
-        else:
+        elif kind == 3:
             raw, what = _wakaq.packb({"name": "plain", "args": marker.decode(), "kwargs": 5}), "map, args a str"
+        else:
+            raw, what = _wakaq.encode_task(f"nosuch{t}", [marker.decode()], {}, 0), "a task of no registered name"
         queue = self.rng.choice(["high", "default"])
         item = Sent(t, "garbage", f"{what} on {queue}", marker=marker)
         self._send(item, lambda: self.client.rpush(self.app.keys.queue(queue), raw))

@@ -25,7 +25,7 @@ _PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")
 @dataclass(frozen=True)
 class Pattern:
     name: str
-    template: str
+    template: str  # after the namespace
     regex: re.Pattern[str]
 
     @property
@@ -64,10 +64,14 @@ def patterns(prefix: str, queues: Iterable[str], tasks: Iterable[str], cluster: 
             return f"(?P<task>{task_re})"
         return f"(?P<{p}>.+)"
 
+    # WARN: the cluster namespace `{prefix}` looks like a placeholder: it is taken out before placeholders are read
+    ns = Keys(prefix, cluster).namespace
     out = []
     for name, template in templates(prefix, cluster).items():
-        regex = re.compile("^" + _PLACEHOLDER.sub(part, re.escape(template)) + "$", re.S)
-        out.append(Pattern(name, template, regex))
+        body = template[len(ns) :] if template.startswith(ns) else template
+        head = re.escape(ns) if template.startswith(ns) else ""
+        regex = re.compile("^" + head + _PLACEHOLDER.sub(part, re.escape(body)) + "$", re.S)
+        out.append(Pattern(name, body, regex))
     return sorted(out, key=lambda p: -p.literal)
 
 

@@ -27,12 +27,21 @@ env = os.environ.get
 
 RUNS = "campaign:runs"
 ATTEMPTS = "campaign:attempts"
+#: `<tid>.<attempt>:<pid>:<token>` -> Redis's clock (s) when a flaky attempt (attempt 1, 2, ...) or an eta task
+#: (attempt 0) started
+TIMES = "campaign:times"
+#: flaky's backoff (no jitter, so each gap has a floor the oracle can check)
+BACKOFF = 0.2
+BACKOFF_MAX = 1.0
 #: queues, highest priority first; "limited" carries the queue rate limit
 QUEUES = ["high", "default", "limited"]
 #: how long a task keeps retrying its own bookkeeping write while Redis is away
 WRITE_PATIENCE = 60.0
-QUEUE_RATE = "20/s"
-TASK_RATE = "10/s"
+#: low enough that the generator's bursts of 3 exceed the burst allowance (tasks park, queues starve), high enough
+#: that the average load (about 3.3/s at most) drains
+QUEUE_RATE = "10/s"
+TASK_RATE = "5/s"
+BURST = 3
 RESULT_TTL = 3600
 
 
@@ -54,11 +63,15 @@ class Recorder:
             self._pid = os.getpid()
         return self._client
 
-    def mark(self, key: str, tid: int, value: str) -> None:
+    def mark(self, key: str, tid: int | str, value: str | None = None) -> None:
+        """HSET `key` `<tid>:<pid>:<token>` `value` (None: Redis's clock now, in seconds)."""
         field = f"{tid}:{os.getpid()}:{secrets.token_hex(4)}"
         deadline = time.monotonic() + WRITE_PATIENCE
         while True:
             try:
+                if value is None:
+                    sec, usec = self.get().time()
+                    value = f"{sec + usec / 1e6:.6f}"
                 self.get().hset(key, field, value)
                 return
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
@@ -86,6 +99,8 @@ def build(url: str, queue_rate: str | None = QUEUE_RATE, task_rate: str | None =
 
     @app.task(queue="high")
     def plain(tid: int, tag: str = "") -> str:
+        if tag == "eta":
+            rec.mark(TIMES, f"{tid}.0")
         return done(tid)
 
     @app.task
@@ -103,8 +118,9 @@ def build(url: str, queue_rate: str | None = QUEUE_RATE, task_rate: str | None =
         await asyncio.sleep(seconds)
         return done(tid)
 
-    @app.task(retry_on=Flaky, max_retries=3, retry_backoff=0.2, retry_backoff_max=1.0)
+    @app.task(retry_on=Flaky, max_retries=3, retry_backoff=BACKOFF, retry_backoff_max=BACKOFF_MAX, retry_jitter=False)
     def flaky(tid: int, fails: int) -> str:
+        rec.mark(TIMES, f"{tid}.{current_task.attempt}")
         if current_task.attempt <= fails:
             rec.mark(ATTEMPTS, tid, str(current_task.attempt))
             raise Flaky(f"attempt {current_task.attempt} of {tid}")

@@ -18,6 +18,8 @@ from wakaq import TaskHandle, WakaQ, _wakaq
 from wakaq.cancel import derived_id
 from wakaq.ids import new_id
 
+from .app import BURST
+
 #: what the oracle expects of a sent item
 RUN = "run"  # runs at least once, or is recorded terminal
 DEDUPED = "deduped"  # a unique task's duplicate: .delay() said it was not enqueued
@@ -36,6 +38,7 @@ class Sent:
     marker: bytes | None = None  # bytes that identify a malformed payload inside a failure record
     receivers: int = 0  # broadcasts: daemons that received it
     cancel: str | None = None  # the outcome of app.cancel for it
+    due: float | None = None  # eta tasks: when it is due (unix seconds; this host's clock is Redis's)
 
 
 @dataclass
@@ -118,7 +121,8 @@ class Generator:
             if self.rng.random() < 0.5:
                 eta = eta.replace(tzinfo=None)
             what = f"plain eta=datetime(+{after}s)"
-        self._send(Sent(t, "eta", what), lambda: self._task("plain").delay(t, eta=eta))
+        item = Sent(t, "eta", what, due=time.time() + after)
+        self._send(item, lambda: self._task("plain").delay(t, "eta", eta=eta))
 
     def op_retry(self) -> None:
         t = self.tid()
@@ -145,13 +149,17 @@ class Generator:
                 item.expect = DEDUPED
 
     def op_rate_queue(self) -> None:
-        t = self.tid()
-        self._send(Sent(t, "rate_queue", "plain on limited"), lambda: self._task("plain").delay(t, queue="limited"))
+        for _ in range(BURST):
+            t = self.tid()
+            item = Sent(t, "rate_queue", "plain on limited")
+            self._send(item, lambda t=t: self._task("plain").delay(t, queue="limited"))
 
     def op_rate_task(self) -> None:
-        t = self.tid()
         queue = self.rng.choice(["default", "limited"])
-        self._send(Sent(t, "rate_task", f"throttled on {queue}"), lambda: self._task("throttled").delay(t, queue=queue))
+        for _ in range(BURST):
+            t = self.tid()
+            item = Sent(t, "rate_task", f"throttled on {queue}")
+            self._send(item, lambda t=t: self._task("throttled").delay(t, queue=queue))
 
     def op_cancel(self) -> None:
         self._cancellable(terminate=False, seconds=self.rng.uniform(0.1, 1.0), after=self.rng.uniform(0.0, 1.5))

@@ -19,11 +19,13 @@ from wakaq.exceptions import PayloadError
 from wakaq.results import FINAL
 
 from . import layout
-from .app import RUNS
+from .app import BACKOFF, BACKOFF_MAX, RUNS, TIMES
 from .generator import RUN, Ledger
 
 #: evidence lines kept per check
 EVIDENCE = 8
+#: seconds a start may precede its due time or backoff floor (clock reads and Redis round trips)
+EARLY_SLACK = 0.1
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Verdict:
     stray_keys: int = 0
     unbounded: int = 0
     orphans: int = 0
+    early: int = 0
     evidence: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def note(self, check: str, line: str) -> None:
@@ -67,6 +70,7 @@ class Verdict:
             or self.stray_keys
             or self.unbounded
             or self.orphans
+            or self.early
         )
 
     def tally(self) -> str:
@@ -75,7 +79,7 @@ class Verdict:
             f"recorded={self.recorded} lost={self.lost} stale_locks={self.stale_locks} stray_keys={self.stray_keys} "
             f"parked={self.parked} stuck={self.stuck} open_results={self.open_results} "
             f"result_mismatch={self.result_mismatch} unbounded={self.unbounded} orphans={self.orphans} "
-            f"uncertain={self.uncertain}"
+            f"early={self.early} uncertain={self.uncertain}"
         )
 
     def report(self) -> str:
@@ -189,6 +193,7 @@ def check(r: redis.Redis, app: WakaQ, ledger: Ledger, seed: int, daemons_started
     _check_tasks(v, r, app, keys, ledger, ran, failed)
     _check_results(v, r, by_kind, ledger, ran)
     _check_leftovers(v, r, by_kind)
+    _check_timing(v, r, ledger)
     _check_bounds(v, r, app, kinds, len(ledger.sent), daemons_started)
     return v
 
@@ -249,6 +254,26 @@ def _check_results(
         if item.results and item.expect == RUN and item.task_id and item.task_id not in seen and item.tid in ran:
             v.result_mismatch += 1
             v.note("result_mismatch", f"tid {item.tid} ({item.what}, id {item.task_id}) ran but has no record")
+
+
+def _check_timing(v: Verdict, r: redis.Redis, ledger: Ledger) -> None:
+    """No eta task starts before it is due, no retry before its backoff (both on Redis's clock): a worker whose
+    clock is behind must not turn delays into immediate runs (issue 19, defect 8)."""
+    times: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for raw, value in r.hgetall(TIMES).items():
+        tid, attempt = raw.decode().split(":", 1)[0].split(".")
+        times[int(tid)][int(attempt)].append(float(value))
+    for item in ledger.sent.values():
+        starts = times.get(item.tid, {})
+        if item.due is not None and starts.get(0) and min(starts[0]) < item.due - EARLY_SLACK:
+            v.early += 1
+            v.note("early", f"tid {item.tid} ({item.what}) started {item.due - min(starts[0]):.2f}s before its eta")
+        for n in sorted(a for a in starts if a > 0 and a + 1 in starts):
+            gap = min(starts[n + 1]) - min(starts[n])
+            floor = min(BACKOFF_MAX, BACKOFF * 2 ** (n - 1))
+            if gap < floor - EARLY_SLACK:
+                v.early += 1
+                v.note("early", f"tid {item.tid} ({item.what}) attempt {n + 1} {gap:.2f}s after {n}, backoff {floor}s")
 
 
 def _check_leftovers(v: Verdict, r: redis.Redis, by_kind: dict[str, list[str]]) -> None:

@@ -217,9 +217,11 @@ class Cluster:
             d.stopped_until = time.monotonic() + self.settings.heartbeat + 3.0
             self.log(f"SIGSTOP {name} for {self.settings.heartbeat + 3.0:g}s")
         elif fault == "unlimit":
-            d.worker.signal(signal.SIGTERM)
-            self.log(f"SIGTERM {name}: redeployed without rate limits")
-            self._replace(d, limited=False)
+            # NOTE: a config change reaches every daemon of a deploy; whatever is parked then has no limited claimer
+            for each in running:
+                each.worker.signal(signal.SIGTERM)
+                self.log(f"SIGTERM {each.worker.log.stem} (pid {each.worker.pid}): redeployed without rate limits")
+                self._replace(each, limited=False)
 
     def _replace(self, d: Daemon, limited: bool) -> None:
         self.daemons.remove(d)

@@ -161,6 +161,12 @@ class Generator:
             item = Sent(t, "rate_task", f"throttled on {queue}")
             self._send(item, lambda t=t: self._task("throttled").delay(t, queue=queue))
 
+    def burst(self, task: str, n: int) -> None:
+        """`n` sends of a rate-limited task at once (before the "unlimit" fault)."""
+        for _ in range(n):
+            t = self.tid()
+            self._send(Sent(t, "rate_task", f"{task} burst"), lambda t=t: self._task(task).delay(t, queue="default"))
+
     def op_cancel(self) -> None:
         self._cancellable(terminate=False, seconds=self.rng.uniform(0.1, 1.0), after=self.rng.uniform(0.0, 1.5))
 

@@ -23,7 +23,7 @@ from .app import BACKOFF, BACKOFF_MAX, RUNS, TIMES
 from .generator import RUN, Ledger
 
 #: evidence lines kept per check
-EVIDENCE = 8
+EVIDENCE = 10
 #: seconds a start may precede its due time or backoff floor (clock reads and Redis round trips)
 EARLY_SLACK = 0.1
 
@@ -223,6 +223,11 @@ def _check_tasks(
             lost.append(item)
     v.lost = len(lost)
     spots = where(r, app, keys, {i.tid for i in lost}) if lost else {}
+    places: dict[str, int] = defaultdict(int)
+    for item in lost:
+        places[f"{item.feature} in {spots.get(item.tid, 'nowhere')}"] += 1
+    if places:
+        v.note("lost", "by feature and place now: " + ", ".join(f"{k}: {n}" for k, n in sorted(places.items())))
     for item in lost:
         cancel = f", cancel -> {item.cancel}" if item.cancel else ""
         v.note("lost", f"tid {item.tid} [{item.feature}: {item.what}{cancel}] now: {spots.get(item.tid, 'nowhere')}")

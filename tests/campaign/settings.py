@@ -39,7 +39,7 @@ FAULTS = (
     "redis_restart",  # kill -9 of an AOF redis-server (appendfsync always), restarted on the same port and dir
     "proxy_reset",  # every worker connection reset at once by the TCP proxy the daemons connect through
     "skew",  # one daemon runs 300 s behind (libfaketime)
-    "unlimit",  # a daemon redeployed without the rate limits (SIGTERM, replacement without them)
+    "unlimit",  # after a burst of 20 rate-limited tasks, every daemon redeployed without the rate limits
 )
 #: known defects of main (issue 19) each need: bad_meta (1), unlimit (2), sigstop (3)
 PROFILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

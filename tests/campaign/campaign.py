@@ -22,7 +22,9 @@ from .settings import Settings
 
 #: faults that are a standing condition, not an event on the schedule
 STANDING = ("skew",)
-LOG_LINES = 12
+LOG_LINES = 16
+#: worker log lines worth quoting: errors, warnings, and the last line of a traceback
+EVIDENCE_LINE = re.compile(r" (ERROR|WARNING|CRITICAL)[: ]|^\w+(Error|Exception|Exit)\b")
 #: worker log errors the campaign causes on purpose (not evidence of anything)
 EXPECTED_ERRORS = ("cancelled by admin", "Flaky: attempt")
 #: rate-limited tasks sent right before every daemon is redeployed without limits ("unlimit")
@@ -137,9 +139,9 @@ def _log_errors(cluster: Cluster) -> list[str]:
     seen: set[str] = set()
     for name, text in cluster.worker_logs().items():
         for line in text.splitlines():
-            if " ERROR " not in line or any(e in line for e in EXPECTED_ERRORS):
+            if not EVIDENCE_LINE.search(line) or any(e in line for e in EXPECTED_ERRORS):
                 continue
-            kind = re.sub(r"\d+", "N", line.split(" ERROR ", 1)[-1])[:80]
+            kind = re.sub(r"\d+", "N", line.split("] ", 1)[-1])[:60]
             if kind in seen:
                 continue
             seen.add(kind)

@@ -20,7 +20,7 @@ from wakaq.results import FINAL
 
 from . import layout
 from .app import BACKOFF, BACKOFF_MAX, RUNS, TIMES
-from .generator import RUN, Ledger
+from .generator import RUN, Ledger, Sent
 
 #: evidence lines kept per check
 EVIDENCE = 10
@@ -143,9 +143,11 @@ def failures(r: redis.Redis, keys: list[str], failed_keys: list[str], ledger: Le
     return dict(found)
 
 
-def where(r: redis.Redis, app: WakaQ, keys: list[str], tids: set[int]) -> dict[int, str]:
-    """Where the unfinished tids sit now: a queue, parked or eta key, or an in-flight hash."""
+def where(r: redis.Redis, app: WakaQ, keys: list[str], lost: list[Sent]) -> dict[int, str]:
+    """Where the unfinished items sit now: a queue, parked or eta key, or an in-flight hash."""
     found: dict[int, str] = {}
+    tids = {i.tid for i in lost}
+    markers = {i.marker: i.tid for i in lost if i.marker}
 
     def look(key: str, elements: list[bytes]) -> None:
         for el in elements:
@@ -153,9 +155,13 @@ def where(r: redis.Redis, app: WakaQ, keys: list[str], tids: set[int]) -> dict[i
             try:
                 _n, args, _k, _r = _wakaq.decode_task(_payload(body))
             except PayloadError:
-                continue
+                args = []
             if args and isinstance(args[0], int) and args[0] in tids:
                 found.setdefault(args[0], key)
+                continue
+            tid = next((t for m, t in markers.items() if m in body), None)
+            if tid is not None:
+                found.setdefault(tid, key)
 
     for key in keys:
         kind = r.type(key).decode()
@@ -222,7 +228,7 @@ def _check_tasks(
         else:
             lost.append(item)
     v.lost = len(lost)
-    spots = where(r, app, keys, {i.tid for i in lost}) if lost else {}
+    spots = where(r, app, keys, lost) if lost else {}
     places: dict[str, int] = defaultdict(int)
     for item in lost:
         places[f"{item.feature} in {spots.get(item.tid, 'nowhere')}"] += 1

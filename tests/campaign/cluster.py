@@ -20,6 +20,8 @@ APP = "tests.campaign.app.wakaq"
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 #: how far the skewed daemon's wall clock is behind (libfaketime's FAKETIME syntax)
 SKEW = "-300"
+#: stop_kill: seconds between the SIGCONT and the kill -9 (the continued daemon claims meanwhile)
+STOP_KILL_AFTER = 2.0
 
 
 def start_time(pid: int) -> int | None:
@@ -46,6 +48,7 @@ class Daemon:
     limited: bool
     skewed: bool
     stopped_until: float | None = None
+    kill_at: float | None = None  # stop_kill: when to kill -9 it after its SIGCONT
 
     @property
     def running(self) -> bool:
@@ -178,6 +181,12 @@ class Cluster:
                     os.kill(d.worker.pid, signal.SIGCONT)
                 d.stopped_until = None
                 self.log(f"SIGCONT {d.worker.log.stem} (pid {d.worker.pid})")
+                if d.kill_at is not None:
+                    d.kill_at = now + STOP_KILL_AFTER
+        for d in list(self.daemons):
+            if d.kill_at is not None and d.stopped_until is None and now >= d.kill_at:
+                d.kill_at = None
+                self._kill_daemon(d)
 
     def inject(self, fault: str, pick: int) -> None:
         """Inject `fault`; `pick` (from the seed) chooses the daemon or child it hits."""
@@ -205,6 +214,12 @@ class Cluster:
             child = sorted(children)[pick % len(children)]
             _kill(child)
             self.log(f"kill -9 child {child} of {name}")
+        elif fault == "stop_kill":
+            os.kill(d.worker.pid, signal.SIGSTOP)
+            d.stopped_until = time.monotonic() + self.settings.heartbeat + 3.0
+            d.kill_at = d.stopped_until + STOP_KILL_AFTER
+            pause = self.settings.heartbeat + 3.0
+            self.log(f"SIGSTOP {name} for {pause:g}s, then kill -9 of it {STOP_KILL_AFTER:g}s after its SIGCONT")
         elif fault in ("kill_parent", "kill_daemon"):
             children = child_pids(d.worker.pid) if fault == "kill_daemon" else []
             _kill(d.worker.pid)
@@ -223,6 +238,14 @@ class Cluster:
                 self.log(f"SIGTERM {each.worker.log.stem} (pid {each.worker.pid}): redeployed without rate limits")
                 self._replace(each, limited=False)
 
+    def _kill_daemon(self, d: Daemon) -> None:
+        self._note_pids(d)
+        children = child_pids(d.worker.pid)
+        for pid in [d.worker.pid, *children]:
+            _kill(pid)
+        self.log(f"kill -9 parent and children of {d.worker.log.stem} (pid {d.worker.pid})")
+        self._replace(d, d.limited)
+
     def _replace(self, d: Daemon, limited: bool) -> None:
         self.daemons.remove(d)
         self.retired.append(d)
@@ -235,6 +258,9 @@ class Cluster:
         for d in list(self.daemons):
             if d.stopped_until is not None:
                 d.stopped_until = time.monotonic()
+            if d.kill_at is not None:
+                d.kill_at = time.monotonic()
+        self.tick()
         self.tick()
         for d in list(self.daemons):
             if d.worker.proc.poll() is not None:

@@ -36,12 +36,13 @@ FAULTS = (
     "kill_parent",  # kill -9 of a daemon's parent alone (a replacement daemon is started)
     "kill_daemon",  # kill -9 of a parent and its children (a replacement daemon is started)
     "sigstop",  # SIGSTOP of a parent past heartbeat_timeout, then SIGCONT
+    "stop_kill",  # sigstop, then kill -9 of the whole daemon 2 s after the SIGCONT (issue 19, defect 3)
     "redis_restart",  # kill -9 of an AOF redis-server (appendfsync always), restarted on the same port and dir
     "proxy_reset",  # every worker connection reset at once by the TCP proxy the daemons connect through
     "skew",  # one daemon runs 300 s behind (libfaketime)
     "unlimit",  # after a burst of 20 rate-limited tasks, every daemon redeployed without the rate limits
 )
-#: known defects of main (issue 19) each need: bad_meta (1), unlimit (2), sigstop (3)
+#: known defects of main (issue 19) each need: bad_meta (1), unlimit (2), stop_kill (3)
 PROFILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "all": (FEATURES, FAULTS),
     "features": (FEATURES, ()),

@@ -112,7 +112,7 @@ def _wait_quiet(r: redis.Redis, app: WakaQ, cluster: Cluster, settings: Settings
         if pending == 0 and now - since >= stable:
             return f"settled, {now - since:.1f}s without change"
         if now >= deadline:
-            return f"NOT settled: runs, failure records, pending = {last}"
+            return f"NOT settled: runs, failure records, pending = {last}, last change {now - since:.1f}s ago"
         time.sleep(0.25)
 
 

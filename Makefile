@@ -110,11 +110,11 @@ CAMPAIGN_TEST := tests/campaign/test_campaign.py
 
 .PHONY: campaign-short
 campaign-short: build redis-server ## 2-minute randomized fault campaign + oracle (WAKAQ_CAMPAIGN_SEED, _PROFILE, _FEATURES, _FAULTS)
-	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-120} $(PY) -m pytest -q -s $(CAMPAIGN_TEST)
+	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-120} $(PY) -m pytest -q -s $(CAMPAIGN_TEST) $(PYTEST_ARGS)
 
 .PHONY: campaign
 campaign: build redis-server ## 30-minute randomized fault campaign + oracle (same switches as campaign-short)
-	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-1800} $(PY) -m pytest -q -s $(CAMPAIGN_TEST)
+	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-1800} $(PY) -m pytest -q -s $(CAMPAIGN_TEST) $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest

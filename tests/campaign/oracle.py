@@ -52,6 +52,7 @@ class Verdict:
     unbounded: int = 0
     orphans: int = 0
     early: int = 0
+    malformed_ran: int = 0
     evidence: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def note(self, check: str, line: str) -> None:
@@ -71,6 +72,7 @@ class Verdict:
             or self.unbounded
             or self.orphans
             or self.early
+            or self.malformed_ran
         )
 
     def tally(self) -> str:
@@ -79,7 +81,7 @@ class Verdict:
             f"recorded={self.recorded} lost={self.lost} stale_locks={self.stale_locks} stray_keys={self.stray_keys} "
             f"parked={self.parked} stuck={self.stuck} open_results={self.open_results} "
             f"result_mismatch={self.result_mismatch} unbounded={self.unbounded} orphans={self.orphans} "
-            f"early={self.early} uncertain={self.uncertain}"
+            f"early={self.early} malformed_ran={self.malformed_ran} uncertain={self.uncertain}"
         )
 
     def report(self) -> str:
@@ -220,6 +222,10 @@ def _check_tasks(
             continue
         v.sent += 1
         runs_of = ran.get(item.tid, [])
+        if runs_of and item.marker is not None:
+            # NOTE: DESIGN.md: a malformed meta is recorded failed and never reaches a child's Python code
+            v.malformed_ran += 1
+            v.note("malformed_ran", f"tid {item.tid} [{item.feature}: {item.what}] ran {len(runs_of)} times")
         if runs_of:
             v.done += 1
             v.duplicates += len(runs_of) > max(1, item.receivers)

@@ -33,8 +33,9 @@ TIMES = "campaign:times"
 #: flaky's backoff (no jitter, so each gap has a floor the oracle can check)
 BACKOFF = 0.2
 BACKOFF_MAX = 1.0
-#: queues, highest priority first; "limited" carries the queue rate limit
-QUEUES = ["high", "default", "limited"]
+#: queues, highest priority first; "limited" carries the queue rate limit. WARN: the lowest queue is the default
+#: one (WakaQ's rule): a limited queue there would take every task without a queue of its own and back up
+QUEUES = ["high", "limited", "default"]
 #: how long a task keeps retrying its own bookkeeping write while Redis is away
 WRITE_PATIENCE = 60.0
 #: low enough that the generator's bursts of 3 exceed the burst allowance (tasks park, queues starve), high enough
@@ -84,7 +85,7 @@ def build(url: str, queue_rate: str | None = QUEUE_RATE, task_rate: str | None =
     """The campaign app; daemons and the producer build the same one (same task names)."""
     app = WakaQ(
         url=url,
-        queues=["high", "default", Queue("limited", rate_limit=queue_rate or None)],
+        queues=["high", Queue("limited", rate_limit=queue_rate or None), "default"],
         soft_timeout=20,
         hard_timeout=30,
         result_ttl=RESULT_TTL,

@@ -189,6 +189,18 @@ test-wheels: venv redis-server ## the wheel test of dist/'s manylinux wheel (bui
 	@ls dist/wakaq_rs-*-abi3-manylinux*_x86_64.whl >/dev/null 2>&1 || $(MAKE) --no-print-directory wheels
 	$(PY) tests/wheel/run.py --python 3.10 3.11 3.12 3.13 --wheel dist/wakaq_rs-*-abi3-manylinux*_x86_64.whl
 
+# NOTE: the campaign is off in plain pytest runs (WAKAQ_CAMPAIGN unset); these targets turn it on. Switches
+# (profile, features, faults, seed) are WAKAQ_CAMPAIGN_* variables, listed in tests/campaign/settings.py.
+CAMPAIGN_TEST := tests/campaign/test_campaign.py
+
+.PHONY: campaign-short
+campaign-short: build redis-server ## 2-minute randomized fault campaign + oracle (WAKAQ_CAMPAIGN_SEED, _PROFILE, _FEATURES, _FAULTS)
+	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-120} $(PY) -m pytest -q -s $(CAMPAIGN_TEST) $(PYTEST_ARGS)
+
+.PHONY: campaign
+campaign: build redis-server ## 30-minute randomized fault campaign + oracle (same switches as campaign-short)
+	WAKAQ_CAMPAIGN=1 WAKAQ_CAMPAIGN_SECONDS=$${WAKAQ_CAMPAIGN_SECONDS:-1800} $(PY) -m pytest -q -s $(CAMPAIGN_TEST) $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: build ## rustfmt, clippy -D warnings, ruff, mypy and mypy stubtest
 	cargo fmt --check

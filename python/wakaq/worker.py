@@ -429,6 +429,8 @@ class Child:
             elif plan.task.is_async:
                 # NOTE: the asyncio task copies the context here, meta included
                 self._start_async(plan, claimed, args, kwargs, retry)
+                # NOTE: started: the slot's async fields watch it now; the handling mark (a sync task's field) goes
+                _wakaq.task_handling(0)
             else:
                 await self._run_sync(plan, claimed, args, kwargs, retry)
         finally:

@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from wakaq import _wakaq
-from wakaq.cancel import FAILED_KEEP
 from wakaq.keys import Keys
+
+#: the bound of every failed list (rust/src/broker/give_back.rs FAILED_KEEP)
+FAILED_KEEP = 10_000
 
 #: placeholders that name a queue (Keys calls the parameter `name`); `bcast:<daemon>` is a daemon's broadcast queue
 QUEUE_PLACEHOLDERS = ("queue", "name")
@@ -35,10 +37,16 @@ class Pattern:
 
 
 def templates(prefix: str, cluster: bool = False) -> dict[str, str]:
-    found = {k: v for k, v in _wakaq.key_layout(prefix, cluster).items() if not k.endswith("_channel")}
+    # NOTE: the namespace and a parked-registry member are in the layout but are no keys
+    skip = ("namespace", "parked_member")
+    found = {
+        k: v for k, v in _wakaq.key_layout(prefix, cluster).items() if not k.endswith("_channel") and k not in skip
+    }
     keys = Keys(prefix, cluster)
     for name, member in inspect.getmembers(Keys):
         if name.startswith("_") or name.endswith("_channel") or name in ("namespace", "prefix", "cluster"):
+            continue
+        if isinstance(inspect.getattr_static(Keys, name), staticmethod):
             continue
         if isinstance(member, property):
             value = getattr(keys, name)

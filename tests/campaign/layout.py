@@ -111,6 +111,8 @@ BOUNDS: dict[str, Callable[[int, int], int]] = {
     "bell": lambda sent, daemons: 1,
     "failed": lambda sent, daemons: FAILED_KEEP,
     "parked": lambda sent, daemons: sent,
+    # NOTE: one member per (queue, rate-limited task) pair of the configs that ran (keys.rs `parked_registry`)
+    "parked_registry": lambda sent, daemons: 64,
     "inflight": lambda sent, daemons: sent,
     "broadcast_queue": lambda sent, daemons: sent,
     "daemons": lambda sent, daemons: daemons,

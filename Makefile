@@ -108,7 +108,7 @@ fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAK
 		cargo test -q --profile fuzz --test fuzz_codec
 
 .PHONY: test
-test: test-rust test-python test-cluster test-valkey-smoke test-wheel ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run, the wheel on another Python
+test: test-rust test-python test-cluster test-valkey-smoke test-wheel campaign-short ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run, the wheel on another Python, 2 minutes of the fault campaign
 
 # ---- wheels ------------------------------------------------------------------------------------------------------
 

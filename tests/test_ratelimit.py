@@ -10,7 +10,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import redis
 
 from tests.keyspace import CLUSTER, KEYS, scan_keys
 from tests.workers import StartWorker, wait_until
@@ -129,15 +128,15 @@ def test_eager_mode_ignores_the_limit() -> None:
 # ---- the claim script, through the Consumer ---------------------------------------------------------------------
 
 
-def consumer(redis_url: str, queues: list[str], **limits: Any) -> _wakaq.Consumer:
-    redis.Redis.from_url(redis_url).sadd(KEYS.daemons, DAEMON)  # NOTE: claim.lua refuses unregistered daemons
+def consumer(redis_url: str, rclient: Any, queues: list[str], **limits: Any) -> _wakaq.Consumer:
+    rclient.sadd(KEYS.daemons, DAEMON)  # NOTE: claim.lua refuses unregistered daemons
     return _wakaq.Consumer(redis_url, "wakaq", DAEMON, queues, 1.0, 5.0, **limits)
 
 
 def test_claim_takes_at_most_the_budget_and_skips_a_starved_queue(redis_url: str, rclient: Any) -> None:
     rate = to_rate("100/s", "test")
     assert rate is not None
-    c = consumer(redis_url, ["limited", "low"], queue_rates=[rate.script_args(), (0.0, 0.0)], task_rates=[])
+    c = consumer(redis_url, rclient, ["limited", "low"], queue_rates=[rate.script_args(), (0.0, 0.0)], task_rates=[])
     push(redis_url, [("limited", "limited", [i], {}) for i in range(200)] + [("low", "low", [i], {}) for i in range(5)])
     first = c.claim([], 32)
     assert [index for _, index, _ in first] == [1] * 10  # the burst, not the 32 asked for
@@ -178,7 +177,7 @@ def test_claim_takes_at_most_the_budget_and_skips_a_starved_queue(redis_url: str
 
 
 def test_unlimited_consumer_keeps_the_plain_claim(redis_url: str, rclient: Any) -> None:
-    c = consumer(redis_url, ["limited", "low"], queue_rates=[(0.0, 0.0), (0.0, 0.0)], task_rates=[])
+    c = consumer(redis_url, rclient, ["limited", "low"], queue_rates=[(0.0, 0.0), (0.0, 0.0)], task_rates=[])
     push(redis_url, [("limited", "limited", [i], {}) for i in range(40)])
     assert len(c.claim([], 32)) == 32
     assert c.claim([], 0) == []
@@ -189,7 +188,7 @@ def test_unlimited_consumer_keeps_the_plain_claim(redis_url: str, rclient: Any) 
 def test_a_task_limit_parks_its_tasks_and_lets_the_others_pass(redis_url: str, rclient: Any) -> None:
     rate = to_rate("10/s", "test")
     assert rate is not None and rate.burst == 1
-    c = consumer(redis_url, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
+    c = consumer(redis_url, rclient, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
     push(redis_url, [("low", name, [i], {}) for i in range(5) for name in ("capped", "free")])
     first = c.claim([], 32)
     names = [_wakaq.decode_task(element)[0] for _, _, element in first]
@@ -211,6 +210,7 @@ def test_a_task_limit_inside_a_limited_queue(redis_url: str, rclient: Any) -> No
     assert queue_rate is not None and task_rate is not None
     c = consumer(
         redis_url,
+        rclient,
         ["limited"],
         queue_rates=[queue_rate.script_args()],
         task_rates=[("capped", *task_rate.script_args())],
@@ -228,7 +228,7 @@ def test_a_task_limit_inside_a_limited_queue(redis_url: str, rclient: Any) -> No
 def test_unparking_consumes_only_the_tokens_of_what_it_took(redis_url: str, rclient: Any) -> None:
     rate = to_rate("100/s", "test")
     assert rate is not None and rate.burst == 10
-    c = consumer(redis_url, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
+    c = consumer(redis_url, rclient, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
     push(redis_url, [("low", "capped", [i], {}) for i in range(13)])
     assert len(c.claim([], 32)) == 10
     assert rclient.llen(KEYS.parked("low", "capped")) == 3
@@ -240,7 +240,7 @@ def test_unparking_consumes_only_the_tokens_of_what_it_took(redis_url: str, rcli
 
 def test_parked_tasks_count_as_pending_and_are_purged(app: ModuleType, redis_url: str, rclient: Any) -> None:
     rate = app.capped.rate_limit
-    c = consumer(redis_url, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
+    c = consumer(redis_url, rclient, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
     push(redis_url, [("low", "capped", [i], {}) for i in range(30)])
     assert len(c.claim([], 32)) == rate.burst
     assert rclient.llen(KEYS.parked("low", "capped")) == 30 - rate.burst

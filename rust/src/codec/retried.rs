@@ -3,27 +3,16 @@
 //! whatever the task did to its arguments meanwhile (and nothing it left there can fail to encode).
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-use super::encode::{type_name, Encoder};
+use super::encode::Encoder;
 use super::read::{DecodeError, Reader, Token};
-use super::task::{decode_task_meta_object, encode_task_meta_into};
+use super::task::{decode_task_meta_object, encode_task_meta_into, meta_dict};
 use super::write;
 
 /// `payload` with `retry` and `meta` replaced (`meta` None or empty: none). WakaQ's JSON payloads are decoded and
 /// encoded as msgpack (the worker never sends JSON). PayloadError for bytes that are not a task.
 pub fn retried(py: Python<'_>, payload: &[u8], retry: i64, meta: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<u8>> {
-    let meta = match meta {
-        Some(m) if m.is_none() => None,
-        Some(m) => {
-            let Ok(dict) = m.cast::<PyDict>() else {
-                let msg = format!("meta must be a dict, got '{}'", type_name(m));
-                return Err(pyo3::exceptions::PyTypeError::new_err(msg));
-            };
-            (!dict.is_empty()).then_some(dict)
-        }
-        None => None,
-    };
+    let meta = meta_dict(meta)?;
     if payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         let (name, args, kwargs, _, _) = decode_task_meta_object(py, payload)?;
         let mut out = Vec::with_capacity(payload.len() + 64);

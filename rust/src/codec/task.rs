@@ -72,17 +72,7 @@ fn write_task(
     meta: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     check_shape(args, kwargs)?;
-    let meta = match meta {
-        Some(m) if m.is_none() => None,
-        Some(m) => {
-            let Ok(dict) = m.cast::<PyDict>() else {
-                let msg = format!("meta must be a dict, got '{}'", type_name(m));
-                return Err(pyo3::exceptions::PyTypeError::new_err(msg));
-            };
-            (!dict.is_empty()).then_some(dict)
-        }
-        None => None,
-    };
+    let meta = meta_dict(meta)?;
     let entries = if meta.is_some() { 5 } else { 4 };
     let name_field = |out: &mut Vec<u8>| -> Result<(), TooLong> {
         write::map_len(out, entries)?;
@@ -101,6 +91,21 @@ fn write_task(
         in_root(Encoder::new(out).value(meta.as_any()), "meta")?;
     }
     Ok(())
+}
+
+/// The meta map to write: None for None or an empty dict; TypeError for anything but a dict.
+pub fn meta_dict<'a, 'py>(meta: Option<&'a Bound<'py, PyAny>>) -> PyResult<Option<&'a Bound<'py, PyDict>>> {
+    match meta {
+        Some(m) if m.is_none() => Ok(None),
+        Some(m) => {
+            let Ok(dict) = m.cast::<PyDict>() else {
+                let msg = format!("meta must be a dict, got '{}'", type_name(m));
+                return Err(pyo3::exceptions::PyTypeError::new_err(msg));
+            };
+            Ok((!dict.is_empty()).then_some(dict))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Our own short keys: a fixstr header and the bytes, nothing that can fail.

@@ -38,8 +38,7 @@ def scan_keys(client: Any, pattern: str) -> list[bytes]:
 
 
 def pose_as_daemon(client: Any, daemon: str = "listener:1:aa") -> None:
-    """On a cluster, register a live daemon: there `broadcast()` reports the live daemons, not PUBLISH's count of
-    one node's subscribers, so a test subscribing by hand stands in for one. A no-op on a single Redis."""
-    if CLUSTER:
-        client.sadd(KEYS.daemons, daemon)
-        client.set(KEYS.heartbeat(daemon), "{}", px=60_000)
+    """Register a live daemon (no process behind it): `broadcast()` hands its task to every live registered daemon,
+    so a test can read what one would get from its broadcast list (`KEYS.broadcast_queue(daemon)`)."""
+    client.sadd(KEYS.daemons, daemon)
+    client.set(KEYS.heartbeat(daemon), "{}", px=60_000)

@@ -197,16 +197,17 @@ def test_push_eta_dedupes_and_announces_the_earliest(broker: _wakaq.Broker, rcli
     sub.close()
 
 
-def test_broadcast_counts_subscribed_daemons(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
+def test_broadcast_hands_the_task_to_every_live_daemon(broker: _wakaq.Broker, rclient: redis.Redis) -> None:
     assert broker.broadcast("t", [], {}) == 0
-    sub = rclient.pubsub()
-    sub.subscribe(KEYS.broadcast_channel)
-    assert sub.get_message(timeout=2)["type"] == "subscribe"
-    pose_as_daemon(rclient)
-    assert broker.broadcast("t", [1], {}) == 1
-    message = sub.get_message(timeout=2)
-    assert message is not None and _wakaq.decode_task(message["data"]) == ("t", [1], {}, 0)
-    sub.close()
+    pose_as_daemon(rclient, "d:1:aa")
+    pose_as_daemon(rclient, "d:2:bb")
+    pose_as_daemon(rclient, "d:3:cc")
+    rclient.delete(KEYS.heartbeat("d:3:cc"))  # registered, heartbeat expired: dead or stalled, skipped
+    assert broker.broadcast("t", [1], {}) == 2
+    for daemon in ("d:1:aa", "d:2:bb"):
+        (element,) = rclient.lrange(KEYS.broadcast_queue(daemon), 0, -1)
+        assert _wakaq.decode_task(element) == ("t", [1], {}, 0)
+    assert not rclient.exists(KEYS.broadcast_queue("d:3:cc"))
 
 
 def test_claim_and_ack_thousands_at_once(
@@ -268,7 +269,7 @@ def test_reap_keeps_claim_order(rclient: redis.Redis) -> None:
     expected = _fill_inflight(rclient, key)
     rclient.sadd(KEYS.daemons, "d9")
     daemon = [KEYS.daemons, KEYS.heartbeat("d9"), key, KEYS.broadcast_queue("d9"), KEYS.bell("bcast:d9")]
-    stats = [KEYS.stats_retired, KEYS.stats("d9"), KEYS.daemon_info("d9")]
+    stats = [KEYS.stats_retired, KEYS.stats("d9"), KEYS.daemon_info("d9"), KEYS.broadcast_failed]
     keys = [*daemon, *stats, KEYS.queue("q"), KEYS.bell("q"), KEYS.failed("q")]
     assert rclient.eval(_script("reap.lua"), len(keys), *keys, "d9", 1, 3, "w", 100, "q") == [1, 50]
     got = rclient.lrange(KEYS.queue("q"), 0, -1)

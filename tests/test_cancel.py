@@ -16,7 +16,7 @@ import redis
 from tests.keyspace import KEYS
 from tests.workers import StartWorker, events, wait_until
 from wakaq._wakaq import encode_task, unpackb
-from wakaq.cancel import CHUNK, Outcome, cancel_task, derived_id, list_tasks, task_id
+from wakaq.cancel import CHUNK, Outcome, cancel, cancel_task, derived_id, list_tasks, task_id
 from wakaq.constants import CANCELLED_REASON
 from wakaq.ids import new_id
 
@@ -280,3 +280,55 @@ def test_cancel_reaches_a_worker_through_the_cli(
         wait_until(lambda: tags(rclient, "busy-cancelled") == ["cli"], what="the task interrupted")
     finally:
         worker.stop()
+
+
+# ---- a task that moves while cancel reads (issue 19, defect 6) ---------------------------------------------------
+
+
+class _RetryLands(redis.Redis):
+    """The admin's client. At one exact point of `cancel`'s reads (`when`), the task's attempt ends in a retry: the
+    in-flight entry goes to the eta set in one MULTI, as finish.lua moves it, so the reads see the real race order."""
+
+    def __init__(self, url: str, when: str, inflight: str, field: str, eta: str, member: bytes) -> None:
+        super().__init__(connection_pool=redis.ConnectionPool.from_url(url))
+        self.when, self.move = when, (inflight, field, eta, member)
+
+    def _land(self) -> None:
+        inflight, field, eta, member = self.move
+        with self.pipeline(transaction=True) as p:
+            p.hdel(inflight, field).zadd(eta, {member: 4102444800}).execute()
+        self.when = ""
+
+    def hscan_iter(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self.when == "before the in-flight read":
+            self._land()
+        return super().hscan_iter(*args, **kwargs)
+
+    def publish(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        reply = super().publish(*args, **kwargs)
+        if self.when == "after the terminate request":
+            self._land()
+        return reply
+
+
+@pytest.mark.parametrize("when", ["before the in-flight read", "after the terminate request"])
+def test_cancel_finds_an_attempt_that_just_moved_to_the_eta_set_as_a_retry(
+    app: ModuleType, rclient: Any, redis_url: str, when: str
+) -> None:
+    """Failed before the fix: `cancel(terminate=True)` read the queues, then the in-flight hashes, once each. An
+    attempt that ended in a retry between the two reads answered NOT_FOUND; one that ended just after the terminate
+    request answered TERMINATING while the retry waited in the eta set to run again. Either way nothing was
+    cancelled."""
+    task = new_id()
+    payload = encode_task("note", ["r"], {}, 1, {"id": task})
+    daemon, field = "host:1:aa", "4242:7"
+    rclient.sadd(KEYS.daemons, daemon)
+    rclient.hset(KEYS.inflight(daemon), field, b"low\n" + payload)
+    client = _RetryLands(redis_url, when, KEYS.inflight(daemon), field, KEYS.eta("low"), payload)
+    try:
+        outcome = cancel(app.wakaq, task, terminate=True, r=client)
+    finally:
+        client.close()
+    assert outcome == Outcome.CANCELLED, outcome
+    assert rclient.zcard(KEYS.eta("low")) == 0
+    assert [(r["reason"], unpackb(r["payload"])["args"]) for r in failed(rclient)] == [(CANCELLED_REASON, ["r"])]

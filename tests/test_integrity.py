@@ -248,3 +248,53 @@ def test_the_parent_settles_a_hard_timeout_whose_reply_is_lost(
         assert not list(rclient.scan_iter(KEYS.unique("*"))), "the lock is released"
     finally:
         proxy.close()
+
+
+def _broadcast_records(rclient: redis.Redis) -> list[dict[str, Any]]:
+    return [unpackb(raw) for raw in rclient.lrange(KEYS.broadcast_failed, 0, -1)]
+
+
+def test_a_broadcast_handed_to_a_daemon_that_dies_is_recorded(
+    app: ModuleType, rclient: redis.Redis, start_worker: StartWorker
+) -> None:
+    """Found by the fault campaign (seed 751249243: 20 broadcasts lost): a broadcast was published on a channel and
+    relayed by each daemon's parent into its children's list; a daemon that died in between (or whose list the
+    reaper deleted) lost it, while `.broadcast()` had counted it. Now it is pushed onto every live daemon's list in
+    one script, and what a dead daemon never ran is recorded failed."""
+    doomed = start_worker(name="doomed", heartbeat=3)
+    start_worker(name="live", heartbeat=3)
+    wait_until(lambda: rclient.scard(KEYS.daemons) == 2, what="two registered daemons")
+    doomed_id = next(d.decode() for d in rclient.smembers(KEYS.daemons) if f":{doomed.pid}:".encode() in d)
+    frozen = [doomed.pid, *doomed.children()]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    handed = app.bcast.broadcast("b1")
+    wait_until(lambda: events(rclient, "bcast"), what="the live daemon's run")
+    for pid in frozen:
+        os.kill(pid, signal.SIGKILL)
+    doomed.proc.wait(10)
+    records = wait_until(lambda: _broadcast_records(rclient), timeout=20, what="the dead daemon's broadcast recorded")
+    ran = events(rclient, "bcast")
+    assert (handed, len(ran), len(records)) == (2, 1, 1), "handed to 2 daemons: 1 ran it, 1 recorded it, 0 lost"
+    [record] = records
+    assert record["reason"].startswith(f"WorkerLost: daemon {doomed_id} was reaped"), record["reason"]
+    assert unpackb(record["payload"])["args"] == ["b1"]
+    assert not rclient.exists(KEYS.broadcast_queue(doomed_id))
+
+
+def test_a_broadcast_left_when_a_daemon_stops_is_recorded(
+    app: ModuleType, rclient: redis.Redis, start_worker: StartWorker
+) -> None:
+    """A daemon stopped (SIGTERM) while its only child is busy leaves the broadcast it was handed unrun: recorded
+    failed with the reason, never dropped."""
+    worker = start_worker(concurrency=1)
+    app.sleeper.delay(1.0, "busy")
+    wait_until(lambda: events(rclient, "sleeper-start"), what="the child busy")
+    handed = app.bcast.broadcast("b2")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit() == 0
+    records = _broadcast_records(rclient)
+    assert (handed, len(events(rclient, "bcast")), len(records)) == (1, 0, 1), "1 handed, 0 ran, 1 recorded"
+    assert records[0]["reason"].startswith("WorkerStopped: daemon "), records[0]["reason"]
+    assert events(rclient, "sleeper-end"), "the running task finished first"
+    assert rclient.scard(KEYS.daemons) == 0

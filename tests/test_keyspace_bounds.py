@@ -12,7 +12,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from tests.keyspace import KEYS, scan_keys, subscribers
+from tests.keyspace import KEYS, scan_keys
 from tests.workers import StartWorker, wait_until
 from wakaq import _wakaq
 from wakaq.admin import inspect
@@ -30,9 +30,8 @@ def test_failed_broadcasts_of_every_daemon_run_share_one_list(
     for run in (1, 2):
         worker = start_worker(name=f"run{run}")
         try:
-            # NOTE: the parent subscribes to broadcasts beside forking: a broadcast sent before that reaches nobody
-            wait_until(lambda: subscribers(rclient, KEYS.broadcast_channel) == 1, what="the daemon subscribed")
-            app.wakaq.tasks["crash"].broadcast()  # NOTE: its count is of live daemons on a cluster: maybe 0 so early
+            wait_until(lambda: rclient.scard(KEYS.daemons) == 1, what="the daemon registered")
+            assert app.wakaq.tasks["crash"].broadcast() == 1
             wait_until(lambda: rclient.llen(KEYS.broadcast_failed) == run, timeout=30, what="the dead-listing")  # noqa: B023
         finally:
             worker.stop()

@@ -110,6 +110,7 @@ BOUNDS: dict[str, Callable[[int, int], int]] = {
     "eta": lambda sent, daemons: sent,
     "bell": lambda sent, daemons: 1,
     "failed": lambda sent, daemons: FAILED_KEEP,
+    "broadcast_failed": lambda sent, daemons: FAILED_KEEP,
     "parked": lambda sent, daemons: sent,
     # NOTE: one member per (queue, rate-limited task) pair of the configs that ran (keys.rs `parked_registry`)
     "parked_registry": lambda sent, daemons: 64,

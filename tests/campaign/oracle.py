@@ -2,7 +2,8 @@
 what was sent, and lists every violation with its evidence.
 
 Per tid: it ran at least once (a `campaign:runs` field), or it is recorded terminal (a failure record naming it,
-with a non-empty reason; a cancelled one is such a record), never neither (`lost`). Result records agree with the
+with a non-empty reason; a cancelled one is such a record), never neither (`lost`); a broadcast, by every daemon it
+was handed to (a run names its daemon). Result records agree with the
 runs; no unique lock, parked task or pending work is left; every key matches the documented layout (`layout.py`) and
 every key without a TTL is allowed one and within its bound."""
 
@@ -197,7 +198,7 @@ def check(r: redis.Redis, app: WakaQ, ledger: Ledger, seed: int, daemons_started
     for key, (name, _) in kinds.items():
         by_kind[name].append(key)
     ran = runs(r)
-    failed = failures(r, keys, by_kind["failed"], ledger)
+    failed = failures(r, keys, by_kind["failed"] + by_kind["broadcast_failed"], ledger)
     _check_tasks(v, r, app, keys, ledger, ran, failed)
     _check_results(v, r, by_kind, ledger, ran)
     _check_leftovers(v, r, by_kind)
@@ -226,9 +227,19 @@ def _check_tasks(
             # NOTE: DESIGN.md: a malformed meta is recorded failed and never reaches a child's Python code
             v.malformed_ran += 1
             v.note("malformed_ran", f"tid {item.tid} [{item.feature}: {item.what}] ran {len(runs_of)} times")
-        if runs_of:
+        if item.receivers:
+            # a broadcast: each daemon it was handed to ran it or recorded it
+            daemons = {value for _pid, value in runs_of}
+            if len(daemons) + len(failed.get(item.tid, [])) < item.receivers:
+                lost.append(item)
+            elif runs_of:
+                v.done += 1
+                v.duplicates += len(runs_of) > len(daemons)
+            else:
+                v.recorded += 1
+        elif runs_of:
             v.done += 1
-            v.duplicates += len(runs_of) > max(1, item.receivers)
+            v.duplicates += len(runs_of) > 1
         elif failed.get(item.tid):
             v.recorded += 1
         else:

@@ -8,7 +8,7 @@ use redis::RedisResult;
 use super::conn::Conn;
 use super::element::MAX_DELIVERIES;
 use super::finish::{Finish, Mode};
-use super::give_back::{self, Requeue};
+use super::give_back::{self, Requeue, FAILED_KEEP};
 use super::keys::Keys;
 use super::parent::{BrokerFailure, BrokerResult, ChildInfo, Coordinator, CoordinatorConfig, DaemonInfo};
 use super::scripts;
@@ -244,7 +244,7 @@ impl Coordinator for RedisCoordinator {
         result.map(|_| ()).map_err(|e| BrokerFailure(self.conn.explain(&e)))
     }
 
-    fn deregister(&mut self) -> BrokerResult<()> {
+    fn deregister(&mut self) -> BrokerResult<i64> {
         let id = self.cfg.daemon_id.clone();
         let (set, hb) = (self.keys.daemons(), self.keys.heartbeat(&id));
         let name = Keys::broadcast_queue_name(&id);
@@ -268,23 +268,20 @@ impl Coordinator for RedisCoordinator {
             self.keys.stats_retired(),
             self.keys.stats(&id),
             self.keys.daemon_info(&id),
+            bq,
+            bell,
+            self.keys.failed(&name),
         ];
-        self.run(|c| {
+        let recorded = self.run(|c| {
             let mut inv = scripts::retire().prepare_invoke();
             for k in &retire {
                 inv.key(k);
             }
-            inv.arg(&id).invoke::<i64>(c)
+            inv.arg(&id).arg(FAILED_KEEP).invoke::<i64>(c)
         })?;
         // NOTE: one command, not a pipeline: it follows a cluster redirection on its own (the keys share a slot).
-        self.run(|c| {
-            redis::cmd("DEL")
-                .arg(&hb)
-                .arg(&bq)
-                .arg(&bell)
-                .arg(&inflight)
-                .query::<()>(c)
-        })
+        self.run(|c| redis::cmd("DEL").arg(&hb).arg(&inflight).query::<()>(c))?;
+        Ok(recorded)
     }
 
     fn release_parked(&mut self) -> BrokerResult<u64> {

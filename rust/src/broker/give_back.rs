@@ -167,7 +167,8 @@ fn reap_one(c: &mut dyn ConnectionLike, keys: &Keys, id: &str, reaper: &str) -> 
             .key(keys.bell(&bcast))
             .key(keys.stats_retired())
             .key(keys.stats(id))
-            .key(keys.daemon_info(id));
+            .key(keys.daemon_info(id))
+            .key(keys.failed(&bcast));
         for k in keys.targets(&names) {
             inv.key(k);
         }

@@ -133,7 +133,8 @@ impl Keys {
         Some((queue.to_owned(), task.to_owned()))
     }
 
-    /// The pseudo queue name under which a daemon's relayed broadcasts sit (`<namespace>:bcast:<daemon>`).
+    /// The pseudo queue name under which a daemon's broadcasts sit (`<namespace>:bcast:<daemon>`).
+    /// NOTE: broadcast.lua builds a daemon's list, bell and heartbeat keys as the keys of "" plus its id.
     pub fn broadcast_queue_name(daemon: &str) -> String {
         format!("bcast:{daemon}")
     }
@@ -192,6 +193,13 @@ mod tests {
         assert_eq!(k.broadcast_channel(), "wakaq-broadcast");
         assert_eq!(k.queue(&Keys::broadcast_queue_name("d1")), "wakaq:bcast:d1");
         assert_eq!(k.bell(&Keys::broadcast_queue_name("d1")), "wakaq:bell:bcast:d1");
+        // broadcast.lua's prefixes: the keys of "" plus the daemon id
+        let empty = Keys::broadcast_queue_name("");
+        for k in [Keys::new("wakaq", false), Keys::new("app", true)] {
+            assert_eq!(k.queue(&empty) + "d1", k.queue(&Keys::broadcast_queue_name("d1")));
+            assert_eq!(k.bell(&empty) + "d1", k.bell(&Keys::broadcast_queue_name("d1")));
+            assert_eq!(k.heartbeat("") + "d1", k.heartbeat("d1"));
+        }
     }
 
     #[test]

@@ -57,10 +57,13 @@ pub trait Coordinator {
     fn fail_child_task(&mut self, pid: u32, seq: u64, reason: &str) -> BrokerResult<()>;
     /// Move due eta tasks to the front of their queues (bounded); the next due unix time, if any.
     fn promote_eta(&mut self) -> BrokerResult<Option<f64>>;
-    /// Hand one broadcast payload to this daemon's children (exactly one child runs it).
+    /// Hand one broadcast payload heard on the broadcast channel to this daemon's children (exactly one child runs
+    /// it). wakaq's producers hand broadcasts over in broadcast.lua; the channel carries those of WakaQ's producers
+    /// (at most once, as WakaQ delivers them).
     fn relay_broadcast(&mut self, payload: &[u8]) -> BrokerResult<()>;
-    /// Clean shutdown: remove the heartbeat and the daemon's registration.
-    fn deregister(&mut self) -> BrokerResult<()>;
+    /// Clean shutdown: remove the heartbeat and the daemon's registration; the broadcasts its children did not run
+    /// are recorded failed. Returns how many were.
+    fn deregister(&mut self) -> BrokerResult<i64>;
     /// Redis server time as unix seconds (one clock for every machine).
     fn server_time(&mut self) -> BrokerResult<f64>;
     /// Register the lists this daemon's rate limits may park tasks in, and move the parked tasks of limits it
@@ -134,7 +137,7 @@ impl Coordinator for Unavailable {
     fn relay_broadcast(&mut self, _payload: &[u8]) -> BrokerResult<()> {
         self.fail()
     }
-    fn deregister(&mut self) -> BrokerResult<()> {
+    fn deregister(&mut self) -> BrokerResult<i64> {
         self.fail()
     }
     fn release_parked(&mut self) -> BrokerResult<u64> {

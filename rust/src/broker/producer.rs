@@ -159,18 +159,6 @@ impl Broker {
         };
         Ok((counts.iter().sum(), confirmed))
     }
-
-    /// The number of live worker daemons (registered, heartbeat not expired).
-    fn live_daemons(c: &mut dyn ConnectionLike, keys: &Keys) -> RedisResult<i64> {
-        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(keys.daemons()).query(c)?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let beats: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(ids.iter().map(|id| keys.heartbeat(id)).collect::<Vec<_>>())
-            .query(c)?;
-        Ok(beats.iter().filter(|b| b.is_some()).count() as i64)
-    }
 }
 
 /// One script call per chunk, on a cluster. NOTE: a pipeline's replies are not redirected (a MOVED inside one
@@ -322,8 +310,9 @@ impl Broker {
         Ok(total)
     }
 
-    /// Publish a broadcast task; returns the number of worker daemons that received it. On a cluster, the number of
-    /// live daemons: PUBLISH counts only the subscribers of the node it went to (every node relays it to its own).
+    /// Hand a broadcast task to every live worker daemon (broadcast.lua: onto each registered daemon's broadcast
+    /// list, in one script); returns how many daemons it was handed to. Sent once: a resend after a lost reply
+    /// would run it twice on every daemon.
     fn broadcast(
         &self,
         py: Python<'_>,
@@ -332,21 +321,18 @@ impl Broker {
         kwargs: &Bound<'_, PyAny>,
     ) -> PyResult<i64> {
         let payload = Self::encode(py, name, args, kwargs, 0, None)?;
-        let channel = self.keys.broadcast_channel();
-        let (cluster, keys) = (self.cluster, &self.keys);
+        let k = &self.keys;
+        // NOTE: a daemon's keys are these prefixes plus its id (tested in keys.rs)
+        let empty = Keys::broadcast_queue_name("");
+        let (daemons, list, bell, beat) = (k.daemons(), k.queue(&empty), k.bell(&empty), k.heartbeat(""));
         lock_run(py, &self.conn, true, |c| {
-            // NOTE: counted before publishing: a failure of the count never leaves a sent broadcast reported as an
-            // error (which a caller might retry).
-            let live = if cluster {
-                Some(Self::live_daemons(c, keys)?)
-            } else {
-                None
-            };
-            let heard = redis::cmd("PUBLISH")
-                .arg(&channel)
+            scripts::broadcast()
+                .key(&daemons)
                 .arg(payload.as_slice())
-                .query::<i64>(c)?;
-            Ok(live.unwrap_or(heard))
+                .arg(&list)
+                .arg(&bell)
+                .arg(&beat)
+                .invoke::<i64>(c)
         })
     }
 

@@ -39,3 +39,4 @@ script!(requeue_failed, "lua/requeue_failed.lua");
 script!(drop_failed, "lua/drop_failed.lua");
 script!(release_parked, "lua/release_parked.lua");
 script!(purge, "lua/purge.lua");
+script!(broadcast, "lua/broadcast.lua");

@@ -151,8 +151,8 @@ impl Coordinator for NoRedis {
     fn relay_broadcast(&mut self, _payload: &[u8]) -> BrokerResult<()> {
         Ok(())
     }
-    fn deregister(&mut self) -> BrokerResult<()> {
-        Ok(())
+    fn deregister(&mut self) -> BrokerResult<i64> {
+        Ok(0)
     }
     fn server_time(&mut self) -> BrokerResult<f64> {
         Ok(super::clock::unix_now())
@@ -201,8 +201,8 @@ mod tests {
         fn relay_broadcast(&mut self, _payload: &[u8]) -> BrokerResult<()> {
             self.go("bcast".into())
         }
-        fn deregister(&mut self) -> BrokerResult<()> {
-            self.go("dereg".into())
+        fn deregister(&mut self) -> BrokerResult<i64> {
+            self.go("dereg".into()).map(|()| 0)
         }
         fn server_time(&mut self) -> BrokerResult<f64> {
             self.go("time".into()).map(|()| 0.0)

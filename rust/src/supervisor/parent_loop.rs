@@ -744,7 +744,12 @@ impl Parent {
             // last heartbeat (a rolling deploy that removes a limit): register our lists once more
             self.release_parked();
             self.link.retry_now();
-            self.link.call(&mut self.log, |c| c.deregister());
+            let recorded = self.link.call(&mut self.log, |c| c.deregister());
+            if let Some(n @ 1..) = recorded {
+                self.log.warning(&format!(
+                    "{n} broadcast(s) not run before stopping: recorded failed (wakaq-failed broadcast)"
+                ));
+            }
         } else {
             // NOTE: staying registered lets another daemon's reaper return our in-flight tasks once our
             // heartbeat expires; deregistering now could orphan them.

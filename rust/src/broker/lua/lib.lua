@@ -5,7 +5,8 @@
 --   N:<queue>             list  pending elements, consumed from the left
 --   N:eta:<queue>         zset  eta payloads scored by due unix time (Redis server clock)
 --   N:bell:<queue>        list  doorbell: at most one token, idle children BLPOP on it
---   N:bcast:<daemon>      list  broadcast tasks relayed to one daemon's children (+ N:bell:bcast:<daemon>)
+--   N:bcast:<daemon>      list  broadcast tasks for one registered daemon's children (+ N:bell:bcast:<daemon>),
+--                               pushed by broadcast.lua; recorded failed if the daemon leaves before running them
 --   N:inflight:<daemon>   hash  "<pid>:<seq>" -> "<queue>\n<element>", claimed and not yet acknowledged
 --   N:daemons             set   registered worker daemons
 --   N:hb:<daemon>         str   heartbeat with a TTL; JSON info
@@ -150,6 +151,20 @@ local function retire_stats(retired, stats, info)
     redis.call('HINCRBY', retired, all[i], all[i + 1])
   end
   redis.call('DEL', stats, info)
+end
+
+-- A daemon leaves (reaped, or stopping) with broadcasts still in its list `list`: each is recorded in `failed`
+-- (N:failed:broadcast) with `reason` and counted dead, never dropped silently; then the list and its bell go.
+-- Returns how many were recorded.
+local function record_broadcasts(list, bell, failed, retired, queue, reason, worker, keep)
+  local left = redis.call('LRANGE', list, 0, -1)
+  for _, element in ipairs(left) do
+    local count, payload = split(element)
+    push_failed(failed, record(queue, payload, reason, '', worker, count), keep)
+    count_retired(retired, 'dead', queue, payload)
+  end
+  redis.call('DEL', list, bell)
+  return #left
 end
 
 -- Queue targets from KEYS[first .. first+3n-1] (n lists, n bells, n failed lists) and the n queue names in

@@ -40,6 +40,10 @@ CHUNK = 500
 OVERLAP = 100
 
 
+#: passes of `cancel` over the queued sets and the in-flight hashes
+PASSES = 3
+
+
 class Outcome(str, Enum):
     """What `app.cancel` did (a str: compares equal to its value)."""
 
@@ -107,20 +111,28 @@ def cancel(app: CancelHost, task: str, terminate: bool = False, r: Any = None) -
     admin"; a running one is left alone (RUNNING) unless `terminate`, which asks its daemon to interrupt it."""
     with _Client(app, r) as client:
         keep = _id_filter(task)
-        removed: dict[str, int] = {}
-        for found in _queued(app, client, keep, removed):
-            if found.id == task and _remove(app, client, found, removed):
-                return Outcome.CANCELLED
-        for found in _running(app, client, keep):
-            if found.id != task or found.running is None:
+        asked: tuple[str, int, int] | None = None
+        # NOTE: a task moves between a queued set and an in-flight hash atomically (claimed, given back, retried
+        # into its eta set) but the two reads are not one snapshot: one that moved between them is found by the
+        # next pass. After asking a daemon to interrupt it, one more pass finds an attempt that had just ended in
+        # a retry (its child then ignores the request for a seq it finished) and cancels the retry.
+        for _ in range(PASSES):
+            removed: dict[str, int] = {}
+            for found in _queued(app, client, keep, removed):
+                if found.id == task and _remove(app, client, found, removed):
+                    return Outcome.CANCELLED
+            running = next((f.running for f in _running(app, client, keep) if f.id == task and f.running), None)
+            if running is None:
                 continue
+            if running == asked:
+                return Outcome.TERMINATING
             if not terminate:
                 return Outcome.RUNNING
-            daemon, pid, seq = found.running
+            daemon, pid, seq = running
             # NOTE: PUBLISH's receiver count is not checked: on a cluster it counts one node's subscribers only
             client.publish(app.keys.control_channel, f"cancel {daemon} {pid} {seq}")
-            return Outcome.TERMINATING
-    return Outcome.NOT_FOUND
+            asked = running
+    return Outcome.NOT_FOUND if asked is None else Outcome.TERMINATING
 
 
 def cancel_task(app: CancelHost, name: str, queue: str | None = None, r: Any = None) -> int:

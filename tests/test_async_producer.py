@@ -52,7 +52,9 @@ def test_adelay_enqueues_what_delay_does(app: ModuleType, rclient: redis.Redis, 
         return [await app.high.adelay(1), await app.default_task.adelay(2, queue="medium")]
 
     assert run(main()) == [None, None]
-    assert [queued(rclient, q) for q in ("high", "medium")] == sync == [[("high", [1], {})], [("default_task", [2], {})]]
+    assert (
+        [queued(rclient, q) for q in ("high", "medium")] == sync == [[("high", [1], {})], [("default_task", [2], {})]]
+    )
 
 
 def test_eta_options_many_and_broadcast(app: ModuleType, rclient: redis.Redis, run: Run) -> None:

@@ -336,3 +336,53 @@ def test_current_task_id_is_the_handles_id_on_every_attempt(app: WakaQ, option: 
     assert seen == [handle.id] * 3 + [async_handle.id] * 2
     assert handle.id and async_handle.id != handle.id
     assert current_task.id is None
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_async_producer_runs_inline_and_awaits_async_tasks(app: WakaQ, loop: str) -> None:
+    """`await t.adelay()` in eager mode: the task ran when it returns, sync or async; its value or its exception."""
+    ran: list[Any] = []
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        ran.append(("add", x, y))
+        return x + y
+
+    @app.task
+    async def aadd(x: int, y: int) -> int:
+        await asyncio.sleep(0)
+        ran.append(("aadd", x, y))
+        return x + y
+
+    @app.task
+    async def boom() -> None:
+        raise KeyError("async")
+
+    @app.task(store_results=True)
+    async def stored(x: int) -> tuple[int, int]:
+        return (x, x)
+
+    async def main() -> list[Any]:
+        values = [
+            await add.adelay(1, 2, queue="high", eta=5),
+            await aadd.adelay(3, y=4),
+            await aadd.adelay_with_options((5, 6), queue="high"),
+            await aadd.adelay_many([((7, 8), {}), ((9,), {"y": 10})]),
+            await aadd.abroadcast(11, 12),
+        ]
+        handle = await stored.adelay(1)
+        values.append((handle.status(), handle.result()))
+        with pytest.raises(KeyError, match="async"):
+            await boom.adelay()
+        with pytest.raises(WakaQError):
+            await add.adelay(1, 2, queue="nowhere")
+        return values
+
+    runner: Any = asyncio.run
+    if loop == "uvloop":
+        import uvloop
+
+        runner = uvloop.run
+    assert runner(main()) == [3, 7, 11, 2, 1, ("done", [1, 1])]
+    assert ran == [("add", 1, 2), ("aadd", 3, 4), ("aadd", 5, 6), ("aadd", 7, 8), ("aadd", 9, 10), ("aadd", 11, 12)]
+    assert app._broker is None

@@ -1,4 +1,4 @@
-"""`Task.delay` is type-checked against the decorated function (ParamSpec), checked with mypy."""
+"""`Task.delay` (and `adelay`) is type-checked against the decorated function (ParamSpec), checked with mypy."""
 
 from __future__ import annotations
 
@@ -38,6 +38,17 @@ add.delay(1, "two")  # E1
 add.delay(1)  # E2
 add.broadcast("x", 2)  # E3
 add.delay(1, 2, unique_key="k")  # E4
+
+
+async def produce() -> None:
+    await add.adelay(1, 2)
+    await add.adelay(1, 2, queue="default", eta=5)
+    await add.adelay_with_options((1, 2), unique_key="k")
+    many: int = await add.adelay_many([((1, 2), {})])
+    daemons: int = await add.abroadcast(1, 2)
+    await add.adelay(1, "two")  # E5
+    await add.abroadcast("x", 2)  # E6
+    await fetch.adelay(3)  # E7
 """
 
 
@@ -55,4 +66,4 @@ def test_delay_is_checked_against_the_function(tmp_path: Path) -> None:
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     lines = SAMPLE.splitlines()
     flagged = sorted({lines[int(e.split(":")[1]) - 1].split("# ")[-1] for e in errors})
-    assert flagged == ["E1", "E2", "E3", "E4"], result.stdout
+    assert flagged == ["E1", "E2", "E3", "E4", "E5", "E6", "E7"], result.stdout

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
+from wakaq import coalesce
+from wakaq.aio import off_loop, settled
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager, stored_value
@@ -216,9 +218,7 @@ class Task(Generic[P, R]):
         target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_many").name
         items = [(target, self.name, args, kwargs) for args, kwargs in calls]
         if self.app.eager:
-            for _, _, args, kwargs in items:
-                run_eager(self, args, kwargs, self.app.get_queue(target, "delay_many"))
-            return len(items)
+            return len(self._run_eager_many(items))
         if not items:
             return 0
         replicas = replicas_of(durable, self.app.durable_replicas)
@@ -232,6 +232,75 @@ class Task(Generic[P, R]):
             run_eager(self, args, kwargs)
             return 1
         return self.app.broker.broadcast(self.name, args, kwargs)
+
+    def _run_eager_many(self, items: list[tuple[str, str, Any, Any]]) -> list[Any]:
+        """Eager `delay_many`: each call run inline; what each returned (an async task's future inside a loop)."""
+        return [run_eager(self, args, kwargs, self.app.get_queue(q, "delay_many")) for q, _, args, kwargs in items]
+
+    # ---- async producer (wakaq.aio): the same calls, awaited; the event loop runs on during the round trip ----
+
+    @overload
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+    @overload
+    async def adelay(self, *args: Any, queue: QueueArg | None, eta: EtaValue | None = None, **kwargs: Any) -> Any: ...
+    @overload
+    async def adelay(self, *args: Any, eta: EtaValue | None, **kwargs: Any) -> Any: ...
+    async def adelay(self, *args: Any, **kwargs: Any) -> Any:
+        """`.delay()` for async code: same arguments, same return value (None, or a handle). Redis errors are raised
+        here. The arguments are encoded in the pool's thread: do not change them before this returns.
+
+        WARN: a cancelled caller may still have enqueued the task (see wakaq.aio). In eager mode the task runs now,
+        on this loop; an async task is awaited, so the value (or the exception) is the task's own."""
+        if self.app.eager:
+            return await settled(self.delay(*args, **kwargs))
+        if self.tracked or self.app.durable_replicas or kwargs.get("eta") is not None or not coalesce.ENABLED:
+            return await off_loop(self.delay, *args, **kwargs)
+        # NOTE: a plain task goes with the loop's next batch (wakaq.coalesce); its queue is checked here, at once
+        queue = self.app.get_queue(kwargs.pop("queue", None) or self.queue or self.app.default_queue, "adelay")
+        kwargs.pop("eta", None)
+        await coalesce.push(
+            self.app, queue.name, self.name, args, kwargs, functools.partial(self.delay, *args, **kwargs, queue=queue)
+        )
+        return None
+
+    async def adelay_with_options(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: QueueArg | None = None,
+        eta: EtaValue | None = None,
+        durable: DurableArg = None,
+        unique_key: str | None = None,
+    ) -> Any:
+        """`delay_with_options` for async code (as `adelay`)."""
+        send = functools.partial(
+            self.delay_with_options, args, kwargs, queue=queue, eta=eta, durable=durable, unique_key=unique_key
+        )
+        return await settled(send()) if self.app.eager else await off_loop(send)
+
+    async def adelay_many(
+        self,
+        calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+        queue: QueueArg | None = None,
+        durable: DurableArg = None,
+    ) -> int:
+        """`delay_many` for async code (as `adelay`; `calls` is read in the pool's thread, so a generator runs
+        there). Eager: every call runs, async ones are awaited in order."""
+        if not self.app.eager:
+            return await off_loop(self.delay_many, calls, queue, durable)
+        target = self.app.get_queue(queue or self.queue or self.app.default_queue, "adelay_many").name
+        ran = self._run_eager_many([(target, self.name, args, kwargs) for args, kwargs in calls])
+        for value in ran:
+            await settled(value)
+        return len(ran)
+
+    async def abroadcast(self, *args: P.args, **kwargs: P.kwargs) -> int:
+        """`broadcast` for async code (as `adelay`): how many worker daemons received it."""
+        if self.app.eager:
+            await settled(run_eager(self, args, kwargs))
+            return 1
+        return await off_loop(self.broadcast, *args, **kwargs)
 
 
 def _eager_handle(task_id: str, task: Task[Any, Any], args: Any, kwargs: Any, queue: Queue) -> EagerHandle:

@@ -24,7 +24,10 @@ def test_the_app_comes_from_settings_and_its_tasks_have_delay_on_commit(django_p
     assert [q.name for q in app.queues] == ["high", "default"]
     assert app.url == redis_url
     assert isinstance(tasks.ship, DjangoTask) and app.tasks["ship"] is tasks.ship
-    assert {"django_task", "django_async_task"} <= set(app.tasks), "settings.TASKS names the backend"
+    from django.tasks import default_task_backend
+
+    assert default_task_backend.app is app
+    assert {"django_task", "django_async_task"} <= set(app.tasks), "the backend registers its runners"
 
 
 def test_task_modules_are_each_installed_apps_tasks_module_unless_listed(django_project: Path) -> None:

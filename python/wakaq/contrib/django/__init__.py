@@ -176,16 +176,12 @@ def _build() -> DjangoWakaQ:
             f"settings.{SETTING} must be a dict of WakaQ() keyword arguments, e.g. "
             f'{{"url": "redis://localhost:6379/0", "queues": ["default"]}}; got {options!r}'
         )
-    app = DjangoWakaQ(**options)
-    if uses_backend():
-        from wakaq.contrib.django.backend import register_runners
-
-        register_runners(app)
-    return app
+    return DjangoWakaQ(**options)
 
 
 def uses_backend() -> bool:
-    """settings.TASKS names our `django.tasks` backend (then the app has the tasks that run Django's tasks)."""
+    """settings.TASKS names our `django.tasks` backend (then the worker registers the tasks that run Django's tasks;
+    the backend registers them on the producer's side)."""
     backends = getattr(settings, "TASKS", None) or {}
     return any(str(b.get("BACKEND", "")).startswith(__name__ + ".") for b in backends.values())
 

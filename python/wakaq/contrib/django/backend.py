@@ -11,8 +11,9 @@ default queue when no wakaq queue has that name. `QUEUES` (Django's option) narr
 every wakaq queue is. `run_after` is the wakaq `eta`; `priority` is not supported (a wakaq queue has a priority, a
 task has none: use a queue). Async task functions run on the worker's event loop.
 
-How: the app built from settings (`wakaq.contrib.django.get_wakaq`) has two tasks that run Django tasks,
-`django_task` and `django_async_task` (registered when settings.TASKS names this backend), sent with results on.
+How: the app built from settings (`wakaq.contrib.django.get_wakaq`) gets two tasks that run Django tasks,
+`django_task` and `django_async_task` (registered by this backend, and by the worker module when settings.TASKS names
+this backend), sent with results on.
 Their arguments are the Django task's module path, its (JSON-normalised) arguments and when it was enqueued; on
 success they return an envelope (`Envelope`) that holds the return value, so a finished task's result is one read.
 The TaskResult id is the wakaq task id (so `wakaq-cancel`, the dashboard and `app.result_handle(id)` take it too).
@@ -192,7 +193,7 @@ class WakaQBackend(BaseTaskBackend):
         from wakaq.contrib.django import get_wakaq
 
         app = get_wakaq()
-        register_runners(app)  # NOTE: a no-op when settings.TASKS named this backend at build time (it does)
+        register_runners(app)  # NOTE: once per process (the worker module registers them on the worker's side)
         return app
 
     def validate_task(self, task: Task) -> None:

@@ -1,8 +1,9 @@
 """The app a Django project's worker runs: `wakaq-worker --app wakaq.contrib.django.worker.wakaq` (also for
 `wakaq-scheduler`, `wakaq-info` and the other commands). DJANGO_SETTINGS_MODULE must name the settings.
 
-Importing this module sets Django up, builds the app from settings.WAKAQ and imports every task module, so the
-worker knows every task. Only processes that run tasks import it: producers use `wakaq.contrib.django.wakaq`.
+Importing this module sets Django up, builds the app from settings.WAKAQ, registers the tasks that run Django's
+tasks (when settings.TASKS names wakaq.contrib.django.backend) and imports every task module, so the worker knows
+every task. Only processes that run tasks import it: producers use `wakaq.contrib.django.wakaq`.
 
 Database connections, as Django's request cycle handles them: closed in the parent before it forks (a connection
 shared by forked children would be corrupted by them), and each sync task starts and ends with
@@ -26,7 +27,7 @@ import django
 from django.db import close_old_connections, connections
 
 from wakaq.context import running_task
-from wakaq.contrib.django import DjangoWakaQ, autodiscover, get_wakaq
+from wakaq.contrib.django import DjangoWakaQ, autodiscover, get_wakaq, uses_backend
 
 __all__ = ["wakaq"]
 
@@ -115,6 +116,10 @@ def load() -> DjangoWakaQ:
     """Set Django up, build the app, import the task modules, hook the connection cleanup; returns the app."""
     django.setup()
     app = get_wakaq()
+    if uses_backend():
+        from wakaq.contrib.django.backend import register_runners
+
+        register_runners(app)
     autodiscover()
     # NOTE: sync callbacks: they keep sync tasks off the event loop path (wakaq.invoke.needs_event_loop)
     _before(app, task_starts)

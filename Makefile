@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "maturin>=1.8,<2" "redis>=4.5" hiredis "croniter>=1.3" "psutil>=5.9" \
 		pytest pytest-timeout pytest-benchmark msgpack prometheus_client ruff mypy "waitress>=3" "selenium>=4.20" \
-		"fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "uvloop>=0.19"
+		"fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "uvloop>=0.19" "flask>=3"
 	touch $@
 
 .PHONY: redis-server
@@ -109,7 +109,35 @@ fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAK
 		cargo test -q --profile fuzz --test fuzz_codec
 
 .PHONY: test
-test: test-rust test-python test-cluster test-valkey-smoke test-wheel test-campaign ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run, the wheel on another Python, 2 minutes of the fault campaign
+test: test-rust test-python test-cluster test-valkey-smoke test-wheel test-django test-campaign ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run, the wheel on another Python, the Django integration, 2 minutes of the fault campaign
+
+# ---- Django ------------------------------------------------------------------------------------------------------
+
+# NOTE: Django 6 (django.tasks) needs Python >= 3.12 and the development venv is 3.11: the Django tests run in a venv
+# of their own on a pyenv Python, with wakaq installed from a wheel of this build (maturin reuses `make build`'s
+# compiled crate, as test-wheel does), so the workers they start are that venv's Python too.
+DJANGO_VENV := .tmp/django-venv
+DJANGO_PYTHON ?= $(firstword $(foreach v,3.13 3.12,$(lastword $(sort $(wildcard $(PYENV_VERSIONS)/$(v).*/bin/python$(v))))) \
+	$(shell for p in python3.13 python3.12; do command -v $$p && break; done))
+DJANGO_PACKAGES := "django>=6.1,<7" "redis>=4.5" hiredis "croniter>=1.3" "psutil>=5.9" pytest pytest-timeout \
+	pytest-benchmark msgpack
+
+$(DJANGO_VENV)/.installed: Makefile
+	rm -rf $(DJANGO_VENV)
+	$(DJANGO_PYTHON) -m venv $(DJANGO_VENV)
+	$(DJANGO_VENV)/bin/python -m pip install -q --disable-pip-version-check $(DJANGO_PACKAGES)
+	touch $@
+
+.PHONY: test-django
+test-django: build redis-server ## the Django integration tests (tests/contrib/django) in .tmp/django-venv: Django 6 on a pyenv Python >= 3.12
+	@if [ -z "$(DJANGO_PYTHON)" ]; then \
+		echo "test-django: skipped: Django 6 needs Python >= 3.12 and none was found (pyenv install 3.13)"; exit 0; fi; \
+	$(MAKE) --no-print-directory $(DJANGO_VENV)/.installed && \
+	rm -rf .tmp/django-wheel && \
+	$(VENV)/bin/maturin build -q --out .tmp/django-wheel -i $(PY) && \
+	$(DJANGO_VENV)/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+		.tmp/django-wheel/wakaq_rs-*-abi3-*.whl && \
+	env -u PYTHONPATH $(DJANGO_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/contrib/django $(PYTEST_ARGS)
 
 # ---- wheels ------------------------------------------------------------------------------------------------------
 

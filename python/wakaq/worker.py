@@ -346,7 +346,7 @@ class Child:
         async_before = len(self.async_tasks)
         for i, (seq, index, element) in enumerate(batch):
             if self.stopping or (i and self._batch_turned_slow(started, i, len(self.async_tasks) - async_before)):
-                await self._redis(self.consumer.release, [s for s, _, _ in batch[i:]])
+                await self._hand_back(batch[i:])
                 self.batch = 1
                 return
             claimed = self._claimed(seq, index, element)
@@ -357,6 +357,15 @@ class Child:
             # tasks never awaits) would take the whole queue into this child before any task finished
             await asyncio.sleep(0)
         self._next_batch_size(len(batch), time.monotonic() - started, started_async)
+
+    async def _hand_back(self, rest: list[tuple[int, int, bytes]]) -> None:
+        """Return the unstarted rest of a batch to the front of its queues, except the tasks an admin cancelled
+        meanwhile (`terminate=True` reached them claimed but not started): those are recorded cancelled here, not
+        handed back to run elsewhere."""
+        cancelled = [c for c in rest if c[0] in self.cancel_before_start]
+        await self._redis(self.consumer.release, [c[0] for c in rest if c not in cancelled])
+        for seq, index, element in cancelled:
+            await self._handle(self._claimed(seq, index, element))
 
     @staticmethod
     def _batch_turned_slow(started: float, ran: int, started_async: int) -> bool:

@@ -93,3 +93,36 @@ fn kept_fields(payload: &[u8]) -> Result<(Vec<(usize, usize)>, i64), DecodeError
     r.finish()?;
     Ok((kept, retry))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A map of `entries` written as (key, int value).
+    fn map(entries: &[(&str, i64)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write::map_len(&mut out, entries.len()).expect("small map");
+        for (k, v) in entries {
+            write::str(&mut out, k.as_bytes()).expect("short key");
+            write::int(&mut out, *v);
+        }
+        out
+    }
+
+    #[test]
+    fn kept_fields_skip_retry_and_meta_and_read_the_retry() {
+        let payload = map(&[("name", 1), ("retry", 4), ("meta", 0), ("args", 2)]);
+        let (kept, retry) = kept_fields(&payload).expect("a map");
+        assert_eq!(retry, 4);
+        let kept: Vec<&[u8]> = kept.iter().map(|&(a, b)| &payload[a..b]).collect();
+        assert_eq!(kept, [&map(&[("name", 1)])[1..], &map(&[("args", 2)])[1..]]);
+        assert_eq!(kept_fields(&map(&[("name", 1)])).expect("a map").1, 0, "no retry: 0");
+    }
+
+    #[test]
+    fn kept_fields_refuse_what_is_not_a_task_map() {
+        assert!(kept_fields(b"\x92\x01\x02").is_err());
+        assert!(kept_fields(b"\x81\xa5retry\xa1x").is_err(), "a retry that is no int");
+        assert!(kept_fields(b"\x82\xa4name").is_err(), "truncated");
+    }
+}

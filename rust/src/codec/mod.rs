@@ -26,6 +26,7 @@ mod timestamp;
 mod write;
 
 pub use decode::unpack;
+pub use retried::retried;
 pub use task::{
     decode_task_bytes, decode_task_meta_object, decode_task_object, encode_task_into, encode_task_meta_into, PyTask,
     PyTaskMeta, Task,
@@ -120,5 +121,5 @@ fn retried_task<'py>(
     retry: i64,
     meta: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    guarded(|| Ok(PyBytes::new(py, &retried::retried(py, payload, retry, meta)?)))
+    guarded(|| Ok(PyBytes::new(py, &retried::retried(py, payload, Some(retry), meta)?)))
 }

@@ -14,6 +14,7 @@ test and one dict lookup per `.delay()` and per task (`active`), and a plain pay
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -75,6 +76,8 @@ class Tracer(Protocol):
 _tracers: list[Tracer] = []
 _otel_seen = False
 _modules = sys.modules
+#: the API builds a provider from this variable on first use (opentelemetry.environment_variables)
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 def register(tracer: Tracer) -> None:
@@ -168,8 +171,11 @@ def _otel_configured() -> bool:
     global _otel_seen
     if _otel_seen:
         return False  # NOTE: registered already, or turned off by `unregister`
-    from opentelemetry import trace  # NOTE: imported by the process already (OTEL_MODULE is in sys.modules)
-
+    trace: Any = _modules[OTEL_MODULE]
+    # NOTE: the API's global read directly while it is unset: `get_tracer_provider()` costs about 1 us (an os.environ
+    # lookup) and redis-py 8 imports opentelemetry whenever it is installed, so every producer would pay it
+    if getattr(trace, "_TRACER_PROVIDER", True) is None and not _PROVIDER_FROM_ENV:
+        return False
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return False

@@ -274,3 +274,17 @@ def test_a_task_sent_without_context_gets_a_root_span(
     process = only(worker_spans(path, "process other"), "process other")
     assert process["parent_id"] is None and process["links"] == []
     assert process["attributes"]["messaging.destination.name"] == "other"
+
+
+def test_the_tracing_option_takes_child_link_or_off() -> None:
+    from wakaq import WakaQ, WakaQError
+
+    assert [WakaQ(queues=["q"], tracing=m).tracing for m in ("child", "link", "off", False, True)] == [
+        "child",
+        "link",
+        "off",
+        "off",
+        "child",
+    ]
+    with pytest.raises(WakaQError, match="tracing must be one of 'child', 'link', 'off' or False, got 'sideways'"):
+        WakaQ(queues=["q"], tracing="sideways")

@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "maturin>=1.8,<2" "redis>=4.5" hiredis "croniter>=1.3" "psutil>=5.9" \
 		pytest pytest-timeout pytest-benchmark msgpack prometheus_client ruff mypy "waitress>=3" "selenium>=4.20" \
-		"fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "uvloop>=0.19" "flask>=3"
+		"fastapi>=0.110" "uvicorn>=0.29" "httpx>=0.27" "uvloop>=0.19" "flask>=3" \
+		"opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27" "sentry-sdk>=3,<4"
 	touch $@
 
 .PHONY: redis-server

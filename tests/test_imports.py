@@ -99,7 +99,18 @@ def test_imports_flow_one_way() -> None:
 def test_import_wakaq_loads_no_heavy_modules() -> None:
     """`import wakaq` is on every producer's start-up path: the opt-in features import what they need when used.
     Failing output before the fix: asyncio, importlib.resources, uuid, random and hashlib were loaded (40 -> 93 ms)."""
-    heavy = ("asyncio", "importlib.resources", "uuid", "random", "hashlib", "redis", "flask", "django")
+    heavy = (
+        "asyncio",
+        "importlib.resources",
+        "uuid",
+        "random",
+        "hashlib",
+        "redis",
+        "flask",
+        "django",
+        "opentelemetry",
+        "sentry_sdk",
+    )
     code = f"import sys, wakaq; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
     assert loaded == "", f"import wakaq loaded {loaded}"

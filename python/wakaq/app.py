@@ -57,6 +57,7 @@ from wakaq.results import TaskHandle
 from wakaq.retries import BackoffValue, RetryOnValue, RetryOptions, RetryPolicy, resolve
 from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
+from wakaq.tracing import to_mode
 from wakaq.unique import to_unique_for
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ class WakaQ:
         retry_jitter: bool | None = None,
         store_results: bool = False,
         result_ttl: float | timedelta = DEFAULT_RESULT_TTL,
+        tracing: str | bool = "child",
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self._init_connection(
@@ -144,6 +146,8 @@ class WakaQ:
         self._init_logging(worker_log_file, scheduler_log_file, worker_log_level, scheduler_log_level)
         self.schedules = self._init_schedules(schedules)
         self.eager = bool(eager)
+        #: trace context from `.delay()` to the worker when a tracer is on (wakaq.tracing): "child", "link" or "off"
+        self.tracing = to_mode(tracing)
         self.start_method = to_start_method(start_method)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.task_wrappers: list[Wrapper] = []

@@ -20,6 +20,10 @@ running_meta: ContextVar[dict[str, Any] | None] = ContextVar("wakaq_task_meta", 
 # first run pays nothing (the default, 0, is right for it)
 running_retry: ContextVar[int] = ContextVar("wakaq_task_retry", default=0)
 
+# NOTE: the queue the running task was claimed from; set by the worker alongside meta, and for every task while a
+# tracer is on (wakaq.tracing), so a plain task pays nothing. Unset (None) in eager mode: nothing is traced there.
+running_queue: ContextVar[str | None] = ContextVar("wakaq_task_queue", default=None)
+
 
 def current_meta() -> dict[str, Any] | None:
     """The payload meta of the task running in this context (None for plain tasks and outside a task)."""

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from wakaq import tracing
 from wakaq.context import running_task
 from wakaq.exceptions import WakaQError
 
@@ -67,6 +68,16 @@ def run_prepared(
     app: TaskHost, task: TaskBody, chain: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 ) -> Any:
     """`run_sync` for a caller that composed the chain once (the worker child) and knows nothing is async."""
+    # NOTE: tracing off costs this one check per task (wakaq.tracing); on, the task runs inside its consumer span
+    if tracing.active() and (span := tracing.processing(app.tracing, task.name)) is not None:
+        with span:
+            return _run_prepared(app, task, chain, args, kwargs)
+    return _run_prepared(app, task, chain, args, kwargs)
+
+
+def _run_prepared(
+    app: TaskHost, task: TaskBody, chain: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> Any:
     token = running_task.set(task)
     try:
         _call_sync(app.before_task_started_callback)
@@ -80,6 +91,13 @@ def run_prepared(
 
 async def run_async(app: TaskHost, task: TaskBody, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Run a task inside an event loop; sync parts are called directly (they block the loop, as in WakaQ)."""
+    if tracing.active() and (span := tracing.processing(app.tracing, task.name)) is not None:
+        with span:
+            return await _run_async(app, task, args, kwargs)
+    return await _run_async(app, task, args, kwargs)
+
+
+async def _run_async(app: TaskHost, task: TaskBody, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     chain = compose(app, task)
     token = running_task.set(task)
     try:

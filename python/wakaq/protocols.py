@@ -66,6 +66,7 @@ class TaskHost(RedisSettings, Protocol):
     durable_replicas: int
     durable_timeout: float
     task_wrappers: list[Wrapper]
+    tracing: str  # "child", "link" or "off" (wakaq.tracing)
     before_task_started_callback: Callable[[], Any] | None
     after_task_finished_callback: Callable[[], Any] | None
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
-from wakaq import coalesce
+from wakaq import coalesce, tracing
 from wakaq.aio import off_loop, settled
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
@@ -109,6 +109,9 @@ class Task(Generic[P, R]):
         queue = self.app.get_queue(kwargs.pop("queue", None) or self.queue or self.app.default_queue, "delay")
         eta = kwargs.pop("eta", None)
         due = None if eta is None else due_time(eta)
+        # NOTE: tracing off costs one check here (wakaq.tracing)
+        if tracing.active() and self.app.tracing != "off" and not self.app.eager:
+            return self._delay_traced(queue, args, kwargs, due, None, self.app.durable_replicas)
         # NOTE: a plain task pays one attribute test for results and uniqueness
         if self.tracked:
             return self._delay_tracked(queue, args, kwargs, due, None, self.app.durable_replicas)
@@ -142,6 +145,8 @@ class Task(Generic[P, R]):
         args, kwargs = tuple(args), dict(kwargs or {})
         due = None if eta is None else due_time(eta)
         replicas = replicas_of(durable, self.app.durable_replicas)
+        if tracing.active() and self.app.tracing != "off" and not self.app.eager:
+            return self._delay_traced(target, args, kwargs, due, unique_key, replicas)
         if self.tracked or unique_key is not None:
             return self._delay_tracked(target, args, kwargs, due, unique_key, replicas)
         if self.app.eager:
@@ -175,7 +180,14 @@ class Task(Generic[P, R]):
             )
 
     def _delay_tracked(
-        self, queue: Queue, args: Any, kwargs: Any, due: Due | None, unique_key: str | None, replicas: int
+        self,
+        queue: Queue,
+        args: Any,
+        kwargs: Any,
+        due: Due | None,
+        unique_key: str | None,
+        replicas: int,
+        headers: dict[str, str] | None = None,
     ) -> TaskHandle | EagerHandle | None:
         """`.delay()` with results and/or uniqueness: the payload carries meta `id` (and `results`, `unique`).
 
@@ -186,6 +198,8 @@ class Task(Generic[P, R]):
         if self.app.eager:
             return _eager_handle(task_id, self, args, kwargs, queue)
         meta: dict[str, Any] = {"id": task_id}
+        if headers:
+            meta["headers"] = headers
         ttl = self.result_ttl
         if ttl:
             meta["results"] = int(ttl)
@@ -222,6 +236,8 @@ class Task(Generic[P, R]):
         if not items:
             return 0
         replicas = replicas_of(durable, self.app.durable_replicas)
+        if tracing.active() and self.app.tracing != "off":
+            return self._delay_many_traced(items, replicas)
         if replicas:
             return self.app.broker.push_many(items, replicas=replicas, replica_timeout=self.app.durable_timeout)
         return self.app.broker.push_many(items)
@@ -236,6 +252,35 @@ class Task(Generic[P, R]):
     def _run_eager_many(self, items: list[tuple[str, str, Any, Any]]) -> list[Any]:
         """Eager `delay_many`: each call run inline; what each returned (an async task's future inside a loop)."""
         return [run_eager(self, args, kwargs, self.app.get_queue(q, "delay_many")) for q, _, args, kwargs in items]
+
+    # ---- tracing on (wakaq.tracing): the push inside a producer span, its trace context in meta `headers` ----
+
+    def _delay_traced(
+        self, queue: Queue, args: Any, kwargs: Any, due: Due | None, unique_key: str | None, replicas: int
+    ) -> Any:
+        """`.delay()` / `delay_with_options` while a tracer is on (not eager)."""
+        with tracing.sending(queue.name, self.name) as send:
+            if self.tracked or unique_key is not None:
+                handle = self._delay_tracked(queue, args, kwargs, due, unique_key, replicas, send.headers)
+                send.message_id = handle.id if handle is not None else None
+                return handle
+            meta = {"headers": send.headers} if send.headers else None
+            if replicas:
+                self._push_durably(queue, args, kwargs, due, replicas, meta)
+            elif due is None:
+                self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
+            else:
+                self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
+        return None
+
+    def _delay_many_traced(self, items: list[tuple[str, str, Any, Any]], replicas: int) -> int:
+        """`delay_many` while a tracer is on: one producer span for the batch, its context in every task's meta."""
+        with tracing.sending(items[0][0], self.name, len(items)) as send:
+            meta = {"headers": send.headers} if send.headers else None
+            traced = [(queue, name, args, kwargs, meta) for queue, name, args, kwargs in items]
+            if replicas:
+                return self.app.broker.push_many(traced, replicas=replicas, replica_timeout=self.app.durable_timeout)
+            return self.app.broker.push_many(traced)
 
     # ---- async producer (wakaq.aio): the same calls, awaited; the event loop runs on during the round trip ----
 
@@ -253,7 +298,8 @@ class Task(Generic[P, R]):
         on this loop; an async task is awaited, so the value (or the exception) is the task's own."""
         if self.app.eager:
             return await settled(self.delay(*args, **kwargs))
-        if self.tracked or self.app.durable_replicas or kwargs.get("eta") is not None or not coalesce.ENABLED:
+        slow_path = self.tracked or self.app.durable_replicas or kwargs.get("eta") is not None or tracing.active()
+        if slow_path or not coalesce.ENABLED:
             return await off_loop(self.delay, *args, **kwargs)
         # NOTE: a plain task goes with the loop's next batch (wakaq.coalesce); its queue is checked here, at once
         queue = self.app.get_queue(kwargs.pop("queue", None) or self.queue or self.app.default_queue, "adelay")

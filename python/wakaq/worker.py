@@ -22,10 +22,10 @@ from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from wakaq import _wakaq, retries
+from wakaq import _wakaq, retries, tracing
 from wakaq.connection import is_config_failure
 from wakaq.constants import CANCELLED_REASON
-from wakaq.context import running_meta, running_retry, set_meta
+from wakaq.context import running_meta, running_queue, running_retry, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancelled
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
@@ -409,9 +409,9 @@ class Child:
             return
         # NOTE: plain first runs (meta None, retry 0) pay one test here and one in the finally
         tokens = None
-        if meta is not None or retry:
+        if meta is not None or retry or tracing.active():
             claimed.meta = meta
-            tokens = (set_meta(meta), running_retry.set(retry))
+            tokens = (set_meta(meta), running_retry.set(retry), running_queue.set(claimed.queue_name))
             if meta is not None and "results" in meta:
                 await self._redis(self.consumer.start, claimed.task)
         try:
@@ -430,6 +430,7 @@ class Child:
             if tokens is not None:
                 running_meta.reset(tokens[0])
                 running_retry.reset(tokens[1])
+                running_queue.reset(tokens[2])
 
     def _plan(self, name: str, claimed: Claimed) -> Plan | None:
         """What running `name` from this queue takes (timeouts, wrapper chain), worked out once per pair."""

@@ -14,8 +14,14 @@ pub const MAX_LOCK: usize = 1024;
 /// Longest result TTL (seconds): ten years. NOTE: Redis refuses a PEXPIRE past i64 milliseconds, and a script
 /// error after the record was written would leave it without a TTL.
 pub const MAX_TTL: i64 = 10 * 365 * 24 * 3600;
+/// Most entries in `headers` (trace propagation: W3C `traceparent`/`tracestate`, `baggage`, Sentry's `sentry-trace`).
+pub const MAX_HEADERS: u32 = 16;
+/// Longest header name (bytes).
+pub const MAX_HEADER_NAME: usize = 128;
+/// Longest header value (bytes): W3C Baggage allows 8192 bytes in all, the largest of these headers.
+pub const MAX_HEADER_VALUE: usize = 8192;
 
-/// The meta fields the broker acts on. `errors` and unknown keys are checked for shape only.
+/// The meta fields the broker acts on. `errors`, `headers` and unknown keys are checked for shape only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
     pub id: Option<String>,
@@ -107,6 +113,7 @@ fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, Brok
             Token::Str(b"unique") => meta.unique = Some(lock(r, lock_prefix)?),
             Token::Str(b"results") => meta.results = Some(ttl(r)?),
             Token::Str(b"errors") => errors(r)?,
+            Token::Str(b"headers") => headers(r)?,
             Token::Str(_) => r.skip(2)?,
             other => return Err(MetaError(format!("meta keys must be str, got {}", other.kind())).into()),
         }
@@ -168,6 +175,39 @@ fn errors(r: &mut Reader<'_>) -> Result<(), Broken> {
     Ok(())
 }
 
+/// `headers`: trace context carried to the worker (wakaq.tracing), a map of str to str, bounded in count and size, so
+/// a forged payload cannot hand a tracer megabytes to parse.
+fn headers(r: &mut Reader<'_>) -> Result<(), Broken> {
+    let n = match r.token()? {
+        Token::Map(n) if n <= MAX_HEADERS => n,
+        Token::Map(n) => return refuse(format!("'headers' may hold at most {MAX_HEADERS} entries, got {n}")),
+        other => return refuse(format!("'headers' must be a map of str to str, got {}", other.kind())),
+    };
+    for _ in 0..n {
+        let name = header_part(r, "name", MAX_HEADER_NAME)?;
+        if name.is_empty() {
+            return refuse("'headers' names must not be empty".to_owned());
+        }
+        header_part(r, "value", MAX_HEADER_VALUE)?;
+    }
+    Ok(())
+}
+
+fn header_part<'a>(r: &mut Reader<'a>, what: &str, max: usize) -> Result<&'a [u8], Broken> {
+    match r.token()? {
+        Token::Str(s) if s.len() > max => refuse(format!(
+            "a 'headers' {what} must be at most {max} bytes, got {}",
+            s.len()
+        )),
+        Token::Str(s) if std::str::from_utf8(s).is_err() => refuse(format!("a 'headers' {what} is not valid UTF-8")),
+        Token::Str(s) => Ok(s),
+        other => refuse(format!(
+            "'headers' must be a map of str to str, got a {what} of type {}",
+            other.kind()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +234,11 @@ mod tests {
     }
 
     fn s(text: &str) -> Vec<u8> {
-        let mut out = vec![0xa0 | text.len() as u8];
+        let mut out = if text.len() < 32 {
+            vec![0xa0 | text.len() as u8]
+        } else {
+            vec![0xd9, u8::try_from(text.len()).expect("test strings are short")]
+        };
         out.extend(text.as_bytes());
         out
     }
@@ -274,6 +318,85 @@ mod tests {
                 "{got} / {want}"
             );
         }
+    }
+
+    fn str16(text: &str) -> Vec<u8> {
+        let len = u16::try_from(text.len()).expect("test strings are short");
+        let mut out = vec![0xda];
+        out.extend(len.to_be_bytes());
+        out.extend(text.as_bytes());
+        out
+    }
+
+    #[test]
+    fn headers_are_a_bounded_map_of_str() {
+        let traceparent = s("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        let ok = map(&[(
+            "headers",
+            map(&[("traceparent", traceparent.clone()), ("tracestate", s(""))]),
+        )]);
+        assert_eq!(check(&payload(&ok), LOCKS), Ok(Some(Meta::default())));
+        let empty = map(&[("id", s("a")), ("headers", vec![0x80])]);
+        assert!(check(&payload(&empty), LOCKS).is_ok());
+        let longest = map(&[("headers", map(&[("baggage", str16(&"x".repeat(MAX_HEADER_VALUE)))]))]);
+        assert!(check(&payload(&longest), LOCKS).is_ok());
+
+        let mut many = vec![0xde, 0x00, 0x11];
+        for i in 0..=MAX_HEADERS {
+            many.extend(s(&format!("h{i}")));
+            many.extend(s("v"));
+        }
+        let cases: [(Vec<u8>, &str); 8] = [
+            (
+                map(&[("headers", vec![0x91, 0xa1, b'x'])]),
+                "'headers' must be a map of str to str, got array",
+            ),
+            (
+                map(&[("headers", s("traceparent"))]),
+                "'headers' must be a map of str to str, got str",
+            ),
+            (
+                map(&[("headers", many)]),
+                "'headers' may hold at most 16 entries, got 17",
+            ),
+            (
+                map(&[("headers", map(&[("traceparent", vec![1])]))]),
+                "got a value of type int",
+            ),
+            (
+                map(&[("headers", vec![0x81, 0x01, 0xa1, b'v'])]),
+                "got a name of type int",
+            ),
+            (
+                map(&[("headers", map(&[("", s("v"))]))]),
+                "'headers' names must not be empty",
+            ),
+            (
+                map(&[("headers", map(&[("baggage", str16(&"x".repeat(MAX_HEADER_VALUE + 1)))]))]),
+                "a 'headers' value must be at most 8192 bytes, got 8193",
+            ),
+            (
+                map(&[("headers", vec![0x81, 0xa1, b'k', 0xa2, 0xc3, 0x28])]),
+                "a 'headers' value is not valid UTF-8",
+            ),
+        ];
+        for (meta, want) in cases {
+            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
+            assert!(
+                got.starts_with("malformed meta: ") && got.contains(want),
+                "{got} / {want}"
+            );
+        }
+        let mut named = vec![0x81];
+        named.extend(str16(&"n".repeat(MAX_HEADER_NAME + 1)));
+        named.extend(s("v"));
+        let got = check(&payload(&map(&[("headers", named)])), LOCKS)
+            .expect_err("long name")
+            .to_string();
+        assert!(
+            got.contains("a 'headers' name must be at most 128 bytes, got 129"),
+            "{got}"
+        );
     }
 
     #[test]

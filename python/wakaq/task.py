@@ -19,6 +19,7 @@ from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager, stored_value
 from wakaq.exceptions import WakaQError
+from wakaq.formats import check_unique_key
 from wakaq.ids import new_id
 from wakaq.queue import Queue, check_timeout_order
 from wakaq.ratelimit import Rate
@@ -142,6 +143,7 @@ class Task(Generic[P, R]):
         args, kwargs = tuple(args), dict(kwargs or {})
         due = None if eta is None else due_time(eta)
         replicas = replicas_of(durable, self.app.durable_replicas)
+        check_unique_key(self.app, unique_key)
         if self.tracked or unique_key is not None:
             return self._delay_tracked(target, args, kwargs, due, unique_key, replicas)
         if self.app.eager:

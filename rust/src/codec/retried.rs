@@ -5,17 +5,26 @@
 use pyo3::prelude::*;
 
 use super::encode::Encoder;
+use super::json_encode::encode_task_json_into;
 use super::read::{DecodeError, Reader, Token};
 use super::task::{decode_task_meta_object, encode_task_meta_into, meta_dict};
 use super::write;
 
-/// `payload` with `retry` and `meta` replaced (`meta` None or empty: none). WakaQ's JSON payloads are decoded and
-/// encoded as msgpack (the worker never sends JSON). PayloadError for bytes that are not a task.
+/// `payload` with `retry` and `meta` replaced (`meta` None or empty: none). PayloadError for bytes that are not a task.
+///
+/// WakaQ's JSON payloads are decoded and encoded again: as JSON with the new `retry` when there is no meta (what
+/// WakaQ's own worker sends for a retry), so a plain task stays runnable by WakaQ's workers while a fleet moves;
+/// as msgpack when there is meta (JSON cannot carry it) or the arguments have no JSON form.
 pub fn retried(py: Python<'_>, payload: &[u8], retry: i64, meta: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<u8>> {
     let meta = meta_dict(meta)?;
     if payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         let (name, args, kwargs, _, _) = decode_task_meta_object(py, payload)?;
         let mut out = Vec::with_capacity(payload.len() + 64);
+        if meta.is_none()
+            && encode_task_json_into(&mut out, name.to_str()?, args.as_any(), kwargs.as_any(), Some(retry)).is_ok()
+        {
+            return Ok(out);
+        }
         encode_task_meta_into(
             py,
             &mut out,

@@ -15,6 +15,7 @@ __all__ = [
     "decode_task",
     "decode_task_meta",
     "encode_task",
+    "encode_task_json",
     "key_layout",
     "packb",
     "retried_task",

@@ -26,7 +26,7 @@ use super::encode::type_name;
 use super::error::{from_py, EncodeError, EncodeResult, Fault};
 use super::ext::decimal_type;
 use super::fields;
-use super::json_text::{self, NotFinite};
+use super::json_text;
 use super::MAX_DEPTH;
 
 /// The key WakaQ's reader takes for a class object.
@@ -93,7 +93,7 @@ impl<'a> JsonEncoder<'a> {
         } else if obj.is_exact_instance_of::<PyInt>() {
             self.int(obj)
         } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
-            self.float(f.value())
+            self.float(obj.py(), f.value())
         } else if obj.is_none() {
             self.out.extend_from_slice(b"null");
             Ok(())
@@ -136,12 +136,29 @@ impl<'a> JsonEncoder<'a> {
         Ok(())
     }
 
-    fn float(&mut self, v: f64) -> EncodeResult {
-        json_text::float(self.out, v).map_err(|NotFinite(what)| {
-            EncodeError::invalid(format!(
+    /// CPython's own `float.__repr__`, which is what `json.dumps` writes.
+    ///
+    /// NOTE: not Rust's shortest formatting: both find the shortest digits that read back as the same double, but
+    /// when two candidates are exactly as near (`1199930164684738.25`) Rust rounds the tie up and CPython to even,
+    /// and an eta member must be the same bytes as WakaQ's to dedupe. JSON mode is the migration path, not the hot
+    /// one: one small Python call per float is fine.
+    fn float(&mut self, py: Python<'_>, v: f64) -> EncodeResult {
+        if !v.is_finite() {
+            let what = if v.is_nan() {
+                "nan"
+            } else if v > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            };
+            return Err(EncodeError::invalid(format!(
                 "{what} has no JSON form (WakaQ's JSON refuses NaN and infinities; payload_format=\"msgpack\" carries them)"
-            ))
-        })
+            )));
+        }
+        let text = PyFloat::new(py, v).repr().map_err(|e| from_py(py, &e))?;
+        let text = text.to_str().map_err(|e| from_py(py, &e))?;
+        self.out.extend_from_slice(text.as_bytes());
+        Ok(())
     }
 
     /// Opens `levels` JSON containers; the limit also stops containers that contain themselves.
@@ -250,7 +267,7 @@ impl<'a> JsonEncoder<'a> {
         } else if obj.is_instance_of::<PyInt>() {
             self.int(obj)
         } else if let Ok(f) = obj.cast::<PyFloat>() {
-            self.float(f.value())
+            self.float(py, f.value())
         } else {
             Err(EncodeError::new(Fault::Unsupported(type_name(obj))))
         }

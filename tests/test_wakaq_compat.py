@@ -253,3 +253,20 @@ def test_msgpack_payloads_are_lost_on_wakaqs_worker(
     time.sleep(0.5)
     assert runs(rclient) == {}
     assert "UnicodeDecodeError" in worker.log_text()
+
+
+def test_a_msgpack_eta_task_stops_wakaqs_worker(
+    app: ModuleType, rclient: redis.Redis, wakaq_worker: Callable[..., WakaQWorker]
+) -> None:
+    """Worse for eta tasks: WakaQ's daemon takes every due member of an eta set in one script (ZRANGEBYSCORE, then
+    ZREMRANGEBYSCORE) and decodes the reply, so one msgpack member fails the whole reply: the due tasks of that
+    queue are gone, WakaQ's JSON ones too, and the error ends WakaQ's parent loop, which stops the daemon."""
+    worker = wakaq_worker(concurrency=1)
+    due = datetime.now(timezone.utc) + timedelta(seconds=1)  # NOTE: one score: all are due in the same pass
+    for i in range(6):
+        sender = app.record if i == 3 else app.json_record
+        sender.delay(i, eta=due)
+    wait_until(lambda: worker.proc.poll() is not None, 30, what="WakaQ's worker to stop")
+    assert rclient.zcard("wakaq:eta:default") == 0
+    assert runs(rclient) == {}
+    assert "UnicodeDecodeError" in worker.log_text()

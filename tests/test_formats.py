@@ -20,7 +20,6 @@ import redis
 from wakaq import WakaQ
 from wakaq._wakaq import decode_task, encode_task, encode_task_json
 from wakaq.exceptions import WakaQError
-from wakaq.testing import eager  # noqa: F401 - imported for its side effect free API check
 
 pytestmark = pytest.mark.app("tests.apps.compat_app")
 
@@ -155,7 +154,7 @@ def test_every_push_of_a_json_app_is_wakaqs_json(app: ModuleType, rclient: redis
     ]
     assert rclient.lrange("wakaq:high", 0, -1) == [dumped_task([4], {})]
     assert rclient.zrange("wakaq:eta:default", 0, -1) == [dumped_task([5], {}, None)]
-    # the default app still writes msgpack, byte for byte WakaQ's msgpack-less era never saw
+    # the default app still writes msgpack
     app.record.delay(6)
     assert rclient.rpop("wakaq:default") == encode_task("record", [6], {}, 0)
 
@@ -183,7 +182,7 @@ def test_the_scheduler_and_eager_mode_use_the_apps_format(app: ModuleType, redis
     from wakaq.scheduler import build_entries
 
     (entry,) = build_entries(app.json_app)
-    assert entry.element == encode_task_json("record", *[list(v) for v in [entry.cron.args]], entry.cron.kwargs, 0)
+    assert entry.element == encode_task_json("record", entry.cron.args, entry.cron.kwargs, 0)
     inline = WakaQ(queues=["q"], url=redis_url, payload_format="json", eager=True)
 
     @inline.task

@@ -47,13 +47,14 @@ def test_claim_and_ack(benchmark, redis_url: str, broker: _wakaq.Broker, batch: 
     import redis
 
     redis.Redis.from_url(redis_url).sadd("wakaq:daemons", "bench")  # NOTE: claim.lua refuses unregistered daemons
-    consumer = _wakaq.Consumer(redis_url, "wakaq", "bench", ["default"], 1.0)
+    config = {"concurrency": 1, "url": redis_url, "daemon_id": "bench", "queues": ["default"]}
+    consumer = _wakaq.Consumer(_wakaq.Settings(config))
     broker.push_many([("default", "mytask", ARGS, KWARGS)] * 200_000)
     acks: list[int] = []
 
     def run() -> None:
         nonlocal acks
         claimed = consumer.claim(acks, batch)
-        acks = [seq for seq, _, _ in claimed]
+        acks = [task.seq for task in claimed]
 
     benchmark.pedantic(run, rounds=2000, iterations=1, warmup_rounds=50)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from wakaq import _wakaq
 from wakaq.keys import DEFAULT_PREFIX, Keys
 
 CLUSTER = os.environ.get("WAKAQ_TEST_CLUSTER", "").lower() in ("1", "true", "yes")
@@ -42,3 +43,22 @@ def pose_as_daemon(client: Any, daemon: str = "listener:1:aa") -> None:
     so a test can read what one would get from its broadcast list (`KEYS.broadcast_queue(daemon)`)."""
     client.sadd(KEYS.daemons, daemon)
     client.set(KEYS.heartbeat(daemon), "{}", px=60_000)
+
+
+def consumer(
+    url: str,
+    queues: list[str],
+    daemon: str = "d1",
+    *,
+    client: Any = None,
+    prefix: str = DEFAULT_PREFIX,
+    wait_timeout: float = 1.0,
+    **settings: Any,
+) -> _wakaq.Consumer:
+    """A worker child's Consumer of `queues` as daemon `daemon`, built as a daemon builds it: from one
+    `_wakaq.Settings` (`settings`: more of its keys, e.g. `socket_timeout`, `task_rates`). With `client`, the daemon
+    is registered first (claim.lua refuses a daemon that is not)."""
+    if client is not None:
+        client.sadd(Keys(prefix, cluster=CLUSTER).daemons, daemon)
+    config = {"concurrency": 1, "url": url, "prefix": prefix, "daemon_id": daemon, "queues": queues}
+    return _wakaq.Consumer(_wakaq.Settings({**config, "wait_timeout": wait_timeout, **settings}))

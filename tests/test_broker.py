@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from tests.keyspace import KEYS, pose_as_daemon
+from tests.keyspace import consumer as make_consumer
 from tests.redis_server import free_port
 from wakaq import _wakaq
 from wakaq.exceptions import BrokerError
@@ -32,8 +33,7 @@ def broker(redis_url: str) -> _wakaq.Broker:
 
 @pytest.fixture
 def consumer(redis_url: str, rclient: redis.Redis) -> _wakaq.Consumer:
-    rclient.sadd(KEYS.daemons, DAEMON)  # NOTE: claim.lua refuses a daemon that is not registered
-    return _wakaq.Consumer(redis_url, "wakaq", DAEMON, ["high", "low"], 1.0, 5.0)
+    return make_consumer(redis_url, ["high", "low"], DAEMON, client=rclient, socket_timeout=5.0)
 
 
 @pytest.mark.parametrize("cluster", [False, True])
@@ -75,10 +75,10 @@ def test_claim_takes_the_highest_priority_queue_first(broker: _wakaq.Broker, con
     broker.push_raw("high", payload(2))
     assert consumer.queue_names == [f"bcast:{DAEMON}", "high", "low"]
     first = consumer.claim([], 5)
-    assert [(index, element) for _, index, element in first] == [(1, payload(2))]
-    second = consumer.claim([first[0][0]], 5)
-    assert [(index, element) for _, index, element in second] == [(2, payload(1))]
-    assert consumer.claim([second[0][0]], 5) == []
+    assert [(t.index, t.queue, t.payload, t.deliveries) for t in first] == [(1, "high", payload(2), 0)]
+    second = consumer.claim([first[0].seq], 5)
+    assert [(t.index, t.queue, t.payload) for t in second] == [(2, "low", payload(1))]
+    assert consumer.claim([second[0].seq], 5) == []
 
 
 def test_claimed_tasks_sit_in_flight_until_acked(
@@ -87,15 +87,15 @@ def test_claimed_tasks_sit_in_flight_until_acked(
     for i in range(4):
         broker.push_raw("low", payload(i))
     batch = consumer.claim([], 3)
-    first = batch[0][0]
-    assert [seq for seq, _, _ in batch] == [first, first + 1, first + 2]
+    first = batch[0].seq
+    assert [t.seq for t in batch] == [first, first + 1, first + 2]
     assert first > 10**12, "seqs start past those of an earlier child with the same pid"
     inflight = rclient.hgetall(KEYS.inflight(DAEMON))
     assert len(inflight) == 3
     assert all(v.startswith(b"low\n") for v in inflight.values())
-    assert all(f.decode().endswith(f":{seq}") for f, (seq, _, _) in zip(sorted(inflight), batch, strict=True))
+    assert all(f.decode().endswith(f":{t.seq}") for f, t in zip(sorted(inflight), batch, strict=True))
     rest = consumer.claim([first, first + 1, first + 2], 3)
-    assert [seq for seq, _, _ in rest] == [first + 3]
+    assert [t.seq for t in rest] == [first + 3]
     assert len(rclient.hgetall(KEYS.inflight(DAEMON))) == 1
     consumer.claim([first + 3], 0)
     assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
@@ -113,8 +113,8 @@ def test_claim_rings_again_while_work_is_left(
 
 def test_fail_records_reason_and_acks(broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis) -> None:
     broker.push_raw("low", payload(7))
-    [(seq, _, _)] = consumer.claim([], 1)
-    consumer.fail(seq, "low", "ValueError: boom", "Traceback ...", [])
+    [task] = consumer.claim([], 1)
+    consumer.fail(task, "ValueError: boom", "Traceback ...", [])
     record = msgpack.unpackb(rclient.lindex(KEYS.failed("low"), 0))
     assert record["queue"] == "low"
     assert record["payload"] == payload(7)
@@ -131,9 +131,29 @@ def test_retry_goes_to_the_end_of_its_queue(
 ) -> None:
     broker.push_raw("low", payload(1))
     broker.push_raw("low", payload(2))
-    [(seq, _, _)] = consumer.claim([], 1)
-    consumer.retry(seq, "low", payload(100), [])
-    assert rclient.lrange(KEYS.queue("low"), 0, -1) == [payload(2), payload(100)]
+    [task] = consumer.claim([], 1)
+    assert task.decode() == ("t", [1], {}, 0, None)
+    consumer.retry(task, {"errors": ["ValueError: x"]}, [])
+    retried = msgpack.packb({"name": "t", "args": [1], "kwargs": {}, "retry": 1, "meta": {"errors": ["ValueError: x"]}})
+    assert rclient.lrange(KEYS.queue("low"), 0, -1) == [payload(2), retried]
+    assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
+
+
+def test_a_claimed_task_is_one_object_and_its_retry_is_rewritten_in_rust(
+    broker: _wakaq.Broker, consumer: _wakaq.Consumer, rclient: redis.Redis
+) -> None:
+    """A redelivered element's count and payload come apart in Rust; a retry rewrites `retry` and `meta` of the bytes
+    the task was claimed with (the arguments as sent), `retry` one more than the payload's own."""
+    sent = _wakaq.encode_task("t", [1, {"b": 2}], {"k": 3}, 2, {"id": "x" * 32, "errors": ["A"]})
+    rclient.rpush(KEYS.queue("low"), b"\xc1\x02" + sent)
+    [task] = consumer.claim([], 1)
+    assert (task.queue, task.deliveries, task.payload) == ("low", 2, sent)
+    assert "ClaimedTask(seq=" in repr(task)
+    with pytest.raises(AttributeError):
+        task.seq = 1  # type: ignore[misc]
+    consumer.retry_at(task, 60.0, None)
+    (member,) = rclient.zrange(KEYS.eta("low"), 0, -1)
+    assert member == _wakaq.encode_task("t", [1, {"b": 2}], {"k": 3}, 3)
     assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
 
 
@@ -143,7 +163,7 @@ def test_release_returns_unstarted_tasks_to_the_front_in_order(
     for i in range(5):
         broker.push_raw("low", payload(i))
     batch = consumer.claim([], 4)
-    assert consumer.release([seq for seq, _, _ in batch[1:]]) == 3
+    assert consumer.release(batch[1:]) == 3
     assert rclient.lrange(KEYS.queue("low"), 0, -1) == [payload(1), payload(2), payload(3), payload(4)]
     assert rclient.hlen(KEYS.inflight(DAEMON)) == 1
 
@@ -220,7 +240,7 @@ def test_claim_and_ack_thousands_at_once(
     assert broker.push_many([("low", "t", [i], {}) for i in range(n)]) == n
     claimed = consumer.claim([], n)
     assert len(claimed) == n and rclient.hlen(KEYS.inflight(DAEMON)) == n
-    assert consumer.claim([seq for seq, _, _ in claimed], 0) == []
+    assert consumer.claim([t.seq for t in claimed], 0) == []
     assert rclient.hlen(KEYS.inflight(DAEMON)) == 0
 
 
@@ -234,7 +254,7 @@ def test_wait_rejects_a_timeout_no_duration_holds(consumer: _wakaq.Consumer, tim
 @pytest.mark.parametrize("timeout", [float("inf"), 1e300])
 def test_huge_socket_timeouts_mean_no_limit(redis_url: str, timeout: float) -> None:
     assert _wakaq.Broker(redis_url, socket_timeout=timeout, connect_timeout=timeout).ping()
-    _wakaq.Consumer(redis_url, "wakaq", DAEMON, ["high"], 1.0, timeout, timeout).claim([], 1)
+    make_consumer(redis_url, ["high"], DAEMON, socket_timeout=timeout, connect_timeout=timeout).claim([], 1)
 
 
 LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"

@@ -332,3 +332,30 @@ def test_cancel_finds_an_attempt_that_just_moved_to_the_eta_set_as_a_retry(
     assert outcome == Outcome.CANCELLED, outcome
     assert rclient.zcard(KEYS.eta("low")) == 0
     assert [(r["reason"], unpackb(r["payload"])["args"]) for r in failed(rclient)] == [(CANCELLED_REASON, ["r"])]
+
+
+def test_terminate_a_task_claimed_in_a_batch_but_not_started(
+    app: ModuleType, rclient: Any, start_worker: StartWorker
+) -> None:
+    """Defect 6, the batch case: a sync task claimed in a batch behind a slow one is in its daemon's in-flight hash
+    but not started. `cancel(terminate=True)` must end it cancelled: not run later here, not handed back to its
+    queue to run elsewhere."""
+    worker = start_worker()
+    try:
+        # NOTE: async tasks first: they start at once, so the child's claims grow to batches (1, 2, 4, ... 32),
+        # and the next batch takes the last of them, busy and the target together
+        target = new_id()
+        warm = [("low", "async_busy", [0.0, "w"], {}) for _ in range(64)]
+        app.wakaq.broker.push_many([*warm, ("low", "busy", [1.5, "b"], {}), ("low", "note", ["t"], {}, {"id": target})])
+        wait_until(lambda: tags(rclient, "busy-start") == ["b"], what="busy started")
+        states = {t["id"]: t["state"] for t in list_tasks(app.wakaq, rclient)}
+        assert states.get(target) == "running", f"claimed in busy's batch, not started: {states}"
+        assert app.wakaq.cancel(target, terminate=True) == Outcome.TERMINATING
+        wait_until(lambda: tags(rclient, "busy-end") == ["b"], what="busy finished")
+        wait_until(lambda: [r["reason"] for r in failed(rclient)] == [CANCELLED_REASON], what="the record")
+    finally:
+        worker.stop()
+    assert "t" not in tags(rclient, "note")
+    (record,) = failed(rclient)
+    assert unpackb(record["payload"])["meta"] == {"id": target}
+    assert rclient.llen(KEYS.queue("low")) == 0

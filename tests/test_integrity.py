@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from tests.keyspace import CLUSTER, KEYS
+from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, events, wait_until
 from wakaq._wakaq import Consumer, unpackb
 from wakaq.exceptions import BrokerError
@@ -171,7 +172,7 @@ def acl_consumer(redis_url: str, rclient: redis.Redis) -> Iterator[tuple[Consume
     rclient.execute_command("ACL", "SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all")
     rclient.sadd(KEYS.daemons, "d-acl")
     url = redis_url.replace("redis://", "redis://worker:pw@")
-    consumer = Consumer(url, "wakaq", "d-acl", ["low"], 0.5, 2.0, 2.0)
+    consumer = make_consumer(url, ["low"], "d-acl", wait_timeout=0.5, socket_timeout=2.0, connect_timeout=2.0)
 
     def allow(rule: str) -> None:
         rclient.execute_command("ACL", "SETUSER", "worker", rule)
@@ -194,10 +195,10 @@ def test_acks_survive_a_failed_reconcile(rclient: redis.Redis, acl_consumer: Any
     _push(rclient, "a", "b")
     (a, b) = consumer.claim([], 2)
     rclient.execute_command("CLIENT", "KILL", "USER", "worker")
-    assert consumer.claim([a[0]], 0) == []  # reconnects; a is acked
+    assert consumer.claim([a.seq], 0) == []  # reconnects; a is acked
     allow("-hkeys")
     with pytest.raises(BrokerError):
-        consumer.claim([b[0]], 1)  # b finished; the reconcile after the reconnect is refused
+        consumer.claim([b.seq], 1)  # b finished; the reconcile after the reconnect is refused
     allow("+hkeys")
     assert consumer.claim([], 1) == [], "b finished: it must not be given back and claimed again"
     assert rclient.hlen(KEYS.inflight("d-acl")) == 0
@@ -209,15 +210,15 @@ def test_a_settle_that_has_not_landed_keeps_its_task(rclient: redis.Redis, acl_c
     to its queue, and the settle, once Redis answered, found nothing to settle: no failure record, a rerun."""
     consumer, allow = acl_consumer
     _push(rclient, "x")
-    ((seq, _, _),) = consumer.claim([], 1)
+    (task,) = consumer.claim([], 1)
     allow("-hget")  # finish.lua reads the entry with HGET: the settle is refused
     with pytest.raises(BrokerError):
-        consumer.fail(seq, "low", "ValueError: boom", "")
+        consumer.fail(task, "ValueError: boom", "")
     rclient.execute_command("CLIENT", "KILL", "USER", "worker")
     consumer.claim([], 0)  # reconnects
     assert consumer.claim([], 1) == [], "the task being settled is not given back"
     allow("+hget")
-    consumer.fail(seq, "low", "ValueError: boom", "")
+    consumer.fail(task, "ValueError: boom", "")
     assert rclient.llen(KEYS.failed("low")) == 1
     assert rclient.hlen(KEYS.inflight("d-acl")) == 0
     assert rclient.llen(KEYS.queue("low")) == 0

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.keyspace import KEYS
+from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, Worker, wait_until
 from wakaq import Queue, _wakaq
 from wakaq.admin import inspect, purge
@@ -151,8 +152,7 @@ def test_the_claim_registers_what_it_parks(redis_url: str, rclient: Any) -> None
     rate = to_rate("1/m", "test")
     assert rate is not None
     limits = [("send", *rate.script_args())]
-    rclient.sadd(KEYS.daemons, "host:1:pk")  # NOTE: claim_limited.lua refuses unregistered daemons
-    c = _wakaq.Consumer(redis_url, "wakaq", "host:1:pk", ["default"], 1.0, 5.0, task_rates=limits)
+    c = make_consumer(redis_url, ["default"], "host:1:pk", client=rclient, socket_timeout=5.0, task_rates=limits)
     _wakaq.Broker(redis_url).push_many([("default", "send", [i], {}) for i in range(3)])
     assert len(c.claim([], 8)) == 1
     assert rclient.llen(KEYS.parked("default", "send")) == 2

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.keyspace import CLUSTER, KEYS, scan_keys
+from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, wait_until
 from wakaq import Queue, WakaQ, _wakaq
 from wakaq.admin import purge
@@ -129,8 +130,7 @@ def test_eager_mode_ignores_the_limit() -> None:
 
 
 def consumer(redis_url: str, rclient: Any, queues: list[str], **limits: Any) -> _wakaq.Consumer:
-    rclient.sadd(KEYS.daemons, DAEMON)  # NOTE: claim.lua refuses unregistered daemons
-    return _wakaq.Consumer(redis_url, "wakaq", DAEMON, queues, 1.0, 5.0, **limits)
+    return make_consumer(redis_url, queues, DAEMON, client=rclient, socket_timeout=5.0, **limits)
 
 
 def test_claim_takes_at_most_the_budget_and_skips_a_starved_queue(redis_url: str, rclient: Any) -> None:
@@ -139,16 +139,16 @@ def test_claim_takes_at_most_the_budget_and_skips_a_starved_queue(redis_url: str
     c = consumer(redis_url, rclient, ["limited", "low"], queue_rates=[rate.script_args(), (0.0, 0.0)], task_rates=[])
     push(redis_url, [("limited", "limited", [i], {}) for i in range(200)] + [("low", "low", [i], {}) for i in range(5)])
     first = c.claim([], 32)
-    assert [index for _, index, _ in first] == [1] * 10  # the burst, not the 32 asked for
+    assert [t.index for t in first] == [1] * 10  # the burst, not the 32 asked for
     # NOTE: claims in a loop for 0.5 s: the limited queue yields at most its budget; low is claimed at once when the
     # limited queue has none, although it has the lower priority
-    limited, low, acks = len(first), 0, [seq for seq, _, _ in first]
+    limited, low, acks = len(first), 0, [t.seq for t in first]
     started = redis_now(rclient)
     while redis_now(rclient) - started < 0.5:
         got = c.claim(acks, 32)
-        acks = [seq for seq, _, _ in got]
-        limited += sum(1 for _, index, _ in got if index == 1)
-        low += sum(1 for _, index, _ in got if index == 2)
+        acks = [t.seq for t in got]
+        limited += sum(1 for t in got if t.index == 1)
+        low += sum(1 for t in got if t.index == 2)
     elapsed = redis_now(rclient) - started
     assert low == 5
     assert limited <= 10 + elapsed * 100 + 1
@@ -191,16 +191,16 @@ def test_a_task_limit_parks_its_tasks_and_lets_the_others_pass(redis_url: str, r
     c = consumer(redis_url, rclient, ["low"], queue_rates=[(0.0, 0.0)], task_rates=[("capped", *rate.script_args())])
     push(redis_url, [("low", name, [i], {}) for i in range(5) for name in ("capped", "free")])
     first = c.claim([], 32)
-    names = [_wakaq.decode_task(element)[0] for _, _, element in first]
+    names = [t.decode()[0] for t in first]
     assert names == ["capped"] + ["free"] * 5
     assert rclient.llen(KEYS.parked("low", "capped")) == 4
     assert rclient.llen(KEYS.queue("low")) == 0
-    assert c.claim([seq for seq, _, _ in first], 32) == []
+    assert c.claim([t.seq for t in first], 32) == []
     wait = c.budget_wait
     assert wait is not None and 0 < wait <= 0.1
     time.sleep(wait)
     again = c.claim([], 32)
-    assert [_wakaq.decode_task(element)[0] for _, _, element in again] == ["capped"]
+    assert [t.decode()[0] for t in again] == ["capped"]
     assert rclient.llen(KEYS.parked("low", "capped")) == 3
 
 
@@ -216,7 +216,7 @@ def test_a_task_limit_inside_a_limited_queue(redis_url: str, rclient: Any) -> No
         task_rates=[("capped", *task_rate.script_args())],
     )
     push(redis_url, [("limited", name, [i], {}) for i in range(20) for name in ("capped", "free")])
-    names = [_wakaq.decode_task(element)[0] for _, _, element in c.claim([], 32)]
+    names = [t.decode()[0] for t in c.claim([], 32)]
     assert sorted(names) == ["capped"] + ["free"] * 9
     parked = rclient.llen(KEYS.parked("limited", "capped"))
     assert parked + rclient.llen(KEYS.queue("limited")) == 30  # nothing lost: parked or still queued

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from tests.keyspace import KEYS
+from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, events, wait_until
 from wakaq import TaskFailed, TaskHandle, WakaQ
-from wakaq._wakaq import Consumer, decode_task_meta, encode_task, packb
+from wakaq._wakaq import ClaimedTask, Consumer, decode_task_meta, packb
 from wakaq.connection import redis_py_client
 from wakaq.ids import new_id
 from wakaq.results import DONE, FAILED, FINAL, PENDING, RETRYING, RUNNING
@@ -141,12 +142,11 @@ def test_a_waiting_result_wakes_when_the_record_is_written(app: ModuleType) -> N
     wakaq: WakaQ = app.wakaq
     # NOTE: the write: the task claimed and settled as a worker child does
     queues = [q.name for q in wakaq.queues]
-    redis_py_client(wakaq).sadd(KEYS.daemons, "d-waiters")
-    consumer = Consumer(wakaq.url, wakaq.keys.prefix, "d-waiters", queues, 0.5)
+    consumer = make_consumer(wakaq.url, queues, "d-waiters", client=redis_py_client(wakaq), prefix=wakaq.keys.prefix)
 
     def write() -> None:
-        ((seq, index, _),) = consumer.claim([], 1)
-        consumer.done(seq, consumer.queue_names[index], packb("written"))
+        (task,) = consumer.claim([], 1)
+        consumer.done(task, packb("written"))
 
     async def two_waiters() -> list[Any]:
         waiting = [asyncio.create_task(handle.aresult(timeout=10)) for _ in range(2)]
@@ -177,14 +177,15 @@ def test_child_killed_mid_task_result_written_once(app: ModuleType, rclient: Any
     assert rclient.llen(KEYS.result_ready(handle.id)) == 1, "one final write"
 
 
-def _claimed(app: ModuleType, rclient: Any, meta: dict[str, Any], daemon: str = "d-results") -> tuple[Consumer, int]:
+def _claimed(
+    app: ModuleType, rclient: Any, meta: dict[str, Any], daemon: str = "d-results"
+) -> tuple[Consumer, ClaimedTask]:
     """A task with `meta` pushed and claimed by a bare Consumer (registered as a daemon): the calls a worker child
     makes to settle it, without a worker."""
-    rclient.sadd(KEYS.daemons, daemon)
-    consumer = Consumer(app.wakaq.url, app.wakaq.keys.prefix, daemon, ["low"], 0.5)
+    consumer = make_consumer(app.wakaq.url, ["low"], daemon, client=rclient, prefix=app.wakaq.keys.prefix)
     app.wakaq.broker.push("low", "broken", ["x"], {}, 0, meta)
-    ((seq, _, _),) = consumer.claim([], 1)
-    return consumer, seq
+    (task,) = consumer.claim([], 1)
+    return consumer, task
 
 
 def test_a_rerun_after_the_final_write_cannot_change_it(
@@ -193,8 +194,8 @@ def test_a_rerun_after_the_final_write_cannot_change_it(
     """What a child that crashed after writing its result and before its ack leaves behind: the record is final,
     the task is delivered again and runs again; its write is refused, the first outcome stays."""
     task_id = new_id()
-    consumer, seq = _claimed(app, rclient, {"id": task_id, "results": 60})
-    consumer.done(seq, "low", packb("first run"))
+    consumer, task = _claimed(app, rclient, {"id": task_id, "results": 60})
+    consumer.done(task, packb("first run"))
     app.wakaq.broker.push("low", "broken", ["second run"], {}, 0, {"id": task_id, "results": 60})
     worker = start_worker()
     try:
@@ -216,31 +217,32 @@ def test_first_writer_wins(app: ModuleType, rclient: Any, final: str) -> None:
     handle = TaskHandle(wakaq, task_id)
     assert handle == wakaq.result_handle(task_id)
     assert handle.status() == PENDING
-    consumer, seq = _claimed(app, rclient, meta)
-    assert consumer.start(seq)
+    consumer, task = _claimed(app, rclient, meta)
+    assert consumer.start(task)
     assert handle.status() == RUNNING
-    consumer.retry(seq, "low", encode_task("broken", ["x"], {}, 1, meta), error=("ValueError", "try again"))
+    consumer.retry(task, meta, error=("ValueError", "try again"))
     assert handle.status() == RETRYING
-    ((seq, _, _),) = consumer.claim([], 1)
+    (task,) = consumer.claim([], 1)
+    assert task.decode() == ("broken", ["x"], {}, 1, meta)
     if final == DONE:
-        consumer.done(seq, "low", packb(1))
+        consumer.done(task, packb(1))
     else:
-        consumer.fail(seq, "low", "X: y", "", error=("X", "y"), status=final)
+        consumer.fail(task, "X: y", "", error=("X", "y"), status=final)
     assert handle.status() == final
     app.wakaq.broker.push("low", "broken", ["x"], {}, 0, meta)  # a redelivery after the final write
-    ((seq, _, _),) = consumer.claim([], 1)
-    consumer.start(seq)
-    consumer.retry(seq, "low", encode_task("broken", ["x"], {}, 1, meta), error=("ValueError", "again"))
+    (task,) = consumer.claim([], 1)
+    consumer.start(task)
+    consumer.retry(task, meta, error=("ValueError", "again"))
     assert handle.status() == final
-    ((seq, _, _),) = consumer.claim([], 1)
-    consumer.fail(seq, "low", "Z: z", "", error=("Z", "z"))
+    (task,) = consumer.claim([], 1)
+    consumer.fail(task, "Z: z", "", error=("Z", "z"))
     assert handle.status() == final
     assert rclient.llen(KEYS.result_ready(task_id)) == 1
 
 
 def test_a_task_with_an_id_and_no_results_writes_no_record(app: ModuleType, rclient: Any) -> None:
-    consumer, seq = _claimed(app, rclient, {"id": "a"})
-    consumer.fail(seq, "low", "X: y", "", error=("X", "y"))
+    consumer, task = _claimed(app, rclient, {"id": "a"})
+    consumer.fail(task, "X: y", "", error=("X", "y"))
     assert not rclient.exists(KEYS.result("a"))
 
 

@@ -17,9 +17,10 @@ import pytest
 import redis
 
 from tests.keyspace import KEYS, scan_keys
+from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, events, wait_until
 from wakaq import Retry, WakaQ, current_task
-from wakaq._wakaq import Consumer, decode_task_meta, encode_task
+from wakaq._wakaq import decode_task_meta, encode_task
 from wakaq.exceptions import WakaQError
 from wakaq.retries import RetryOptions, RetryPolicy, backoff_delay, failure_reason, next_attempt, resolve
 from wakaq.testing import eager
@@ -215,10 +216,9 @@ def test_eager_without_retries_propagates_at_once() -> None:
 
 
 def test_retry_at_moves_the_claim_to_the_eta_set_once(redis_url: str, rclient: redis.Redis) -> None:
-    rclient.sadd(KEYS.daemons, "d1")  # NOTE: claim.lua refuses unregistered daemons
-    consumer = Consumer(redis_url, "wakaq", "d1", ["default"], 0.5)
+    consumer = make_consumer(redis_url, ["default"], "d1", client=rclient)
     rclient.rpush(KEYS.queue("default"), encode_task("t", [1], {}))
-    ((seq, _, _),) = consumer.claim([], 1)
+    (task,) = consumer.claim([], 1)
     assert rclient.hlen(KEYS.inflight("d1")) == 1
     pubsub = rclient.pubsub()
     pubsub.subscribe(KEYS.eta_channel)
@@ -226,8 +226,8 @@ def test_retry_at_moves_the_claim_to_the_eta_set_once(redis_url: str, rclient: r
     retried = encode_task("t", [1], {}, 1, {"id": "x"})
     seconds, micros = rclient.time()
     due = seconds + micros / 1e6 + 60  # NOTE: the delay counts on Redis's clock
-    consumer.retry_at(seq, "default", retried, 60)
-    consumer.retry_at(seq, "default", retried, 65)  # a resend after a lost reply: already settled
+    consumer.retry_at(task, 60, {"id": "x"})
+    consumer.retry_at(task, 65, {"id": "x"})  # a resend after a lost reply: already settled
     assert rclient.hlen(KEYS.inflight("d1")) == 0
     assert rclient.llen(KEYS.queue("default")) == 0
     ((payload, score),) = rclient.zrange(KEYS.eta("default"), 0, -1, withscores=True)
@@ -236,7 +236,7 @@ def test_retry_at_moves_the_claim_to_the_eta_set_once(redis_url: str, rclient: r
     assert message["data"] == KEYS.eta("default").encode()
     pubsub.close()
     with pytest.raises(ValueError, match="delay must be a finite number of seconds"):
-        consumer.retry_at(seq, "default", retried, float("nan"))
+        consumer.retry_at(task, float("nan"), {"id": "x"})
 
 
 # ---- a real worker -------------------------------------------------------------------------------------------

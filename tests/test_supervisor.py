@@ -256,16 +256,28 @@ def test_memory_limit_postpones_forking(start: Callable[..., Worker]) -> None:
         ({"concurrency": 1, "queues": "default"}, "queues must be a list of str"),
         ({"concurrency": 1, "url": 5}, "url must be a str"),
         ({"concurrency": 1, "wait_timeout": 0}, "wait_timeout must be a positive number"),
+        ({"concurrency": 1, "queue_rates": [(1.0, "x")]}, "queue_rates must be a list of (T, tau) pairs"),
+        ({"concurrency": 1, "task_rates": [("t", 1.0)]}, "task_rates must be a list of (task name, T, tau)"),
     ],
 )
-def test_config_is_validated(config: dict[str, object], message: str) -> None:
+def test_settings_are_validated(config: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        _wakaq.run_worker(config, lambda slot: 0)
+        _wakaq.Settings(config)
+
+
+def test_settings_are_frozen_and_cross_once() -> None:
+    """The parent and the children's Consumers take the one object; nothing can change it after validation."""
+    settings = _wakaq.Settings({"concurrency": 2, "daemon_id": "d", "queues": ["a"], "task_rates": [["t", 1, 2]]})
+    assert (settings.concurrency, settings.daemon_id, settings.queues) == (2, "d", ["a"])
+    with pytest.raises(AttributeError):
+        settings.concurrency = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _wakaq.run_worker({"concurrency": 1}, lambda slot: 0)  # type: ignore[arg-type]
 
 
 def test_child_main_must_be_callable() -> None:
     with pytest.raises(TypeError, match="callable"):
-        _wakaq.run_worker({"concurrency": 1}, 5)  # type: ignore[arg-type]
+        _wakaq.run_worker(_wakaq.Settings({"concurrency": 1}), 5)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("seconds", [0.3, 0.0, -1.0, float("inf"), float("nan"), 1e300])

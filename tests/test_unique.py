@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from tests.keyspace import KEYS
+from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, events, wait_until
 from wakaq import TaskHandle
-from wakaq._wakaq import Consumer, decode_task_meta, unpackb
+from wakaq._wakaq import decode_task_meta, unpackb
 from wakaq.results import DONE
 from wakaq.unique import default_key
 
@@ -165,15 +166,14 @@ def test_the_lock_expires_with_its_ttl(app: ModuleType, rclient: Any) -> None:
 
 def test_release_only_deletes_its_own_lock(app: ModuleType, rclient: Any) -> None:
     """The script that settles a task deletes its lock only while the lock still holds the task's id."""
-    rclient.sadd(KEYS.daemons, "d-unique")
-    consumer = Consumer(app.wakaq.url, app.wakaq.keys.prefix, "d-unique", ["low"], 0.5)
+    consumer = make_consumer(app.wakaq.url, ["low"], "d-unique", client=rclient, prefix=app.wakaq.keys.prefix)
     for task in ("older-task", "newer-task"):
         app.wakaq.broker.push("low", "t", [], {}, 0, {"id": task, "unique": KEYS.unique("k")})
     rclient.set(KEYS.unique("k"), "newer-task", px=10_000)
     (older, newer) = consumer.claim([], 2)
-    consumer.done(older[0], "low")
+    consumer.done(older)
     assert rclient.get(KEYS.unique("k")) == b"newer-task"
-    consumer.done(newer[0], "low")
+    consumer.done(newer)
     assert not rclient.exists(KEYS.unique("k"))
 
 

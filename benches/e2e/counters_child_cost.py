@@ -43,7 +43,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cost.txt"
         config = {"concurrency": 1, "queues": ["q"], "task_names": ["t"], "log_level": 40}
-        _wakaq.run_worker(config, child_main(out))
+        _wakaq.run_worker(_wakaq.Settings(config), child_main(out))
         print(out.read_text(), end="")
     return 0
 

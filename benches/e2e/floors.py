@@ -144,7 +144,8 @@ def floor_noop(system: System, opts: Options) -> dict[str, Any]:
     redis.Redis.from_url(opts.url).sadd(f"{PREFIX}:daemons", daemon)  # NOTE: claim.lua refuses unregistered daemons
 
     def body(index: int, start_at: float) -> int:
-        consumer = _wakaq.Consumer(opts.url, PREFIX, daemon, [QUEUE], 1.0)
+        settings = {"concurrency": 1, "url": opts.url, "prefix": PREFIX, "daemon_id": daemon, "queues": [QUEUE]}
+        consumer = _wakaq.Consumer(_wakaq.Settings(settings))
         consumer.claim([], 0)
         _sleep_until(start_at)
         claimed, acks = 0, []
@@ -153,7 +154,7 @@ def floor_noop(system: System, opts: Options) -> dict[str, Any]:
             if not batch:
                 break
             claimed += len(batch)
-            acks = [seq for seq, _, _ in batch]
+            acks = [task.seq for task in batch]
         return claimed
 
     before = redis_stats(r)

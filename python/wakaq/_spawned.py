@@ -28,9 +28,8 @@ def main(argv: list[str]) -> int:
     app = import_app(spawn["app"])
     # NOTE: the parent's config, not one recomputed from this import: the counter layout (queues, task names)
     # must be the one the parent sized the shared memory for.
-    _wakaq.run_spawned_child(
-        spawn["config"], slot, slots_fd, counters_fd, parent_pid, child_main(app, spawn["daemon_id"])
-    )
+    settings = _wakaq.Settings(spawn["config"])
+    _wakaq.run_spawned_child(settings, slot, slots_fd, counters_fd, parent_pid, child_main(app, settings))
     return 1  # not reached: run_spawned_child ends in _exit or raises
 
 

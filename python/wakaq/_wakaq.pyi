@@ -6,12 +6,13 @@ from typing import Any, final
 __version__: str
 __all__ = [
     "Broker",
+    "ClaimedTask",
     "Consumer",
+    "Settings",
     "__version__",
     "async_deadline",
     "count_task",
     "counter_cell",
-    "decode_claimed",
     "decode_task",
     "decode_task_meta",
     "encode_task",
@@ -171,25 +172,12 @@ class Broker:
 class Consumer:
     """One forked child's connection to its queues (not shared between processes)."""
 
-    def __new__(
-        cls,
-        url: str,
-        prefix: str,
-        daemon_id: str,
-        queues: Sequence[str],
-        wait_timeout: float,
-        socket_timeout: float | None = None,
-        connect_timeout: float | None = None,
-        *,
-        ssl_ca_certs: str | None = None,
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
-        ssl_cert_reqs: str | None = None,
-        queue_rates: Sequence[tuple[float, float]] | None = None,
-        task_rates: Sequence[tuple[str, float, float]] | None = None,
-    ) -> Consumer:
-        """The `ssl_*` options are the same as `Broker`'s. Rate limits (claim_limited.lua): `queue_rates` per queue
-        of `queues` (T, tau) in microseconds ((0, 0): none), `task_rates` (task name, T, tau)."""
+    def __new__(cls, settings: Settings) -> Consumer:
+        """This child's side of the daemon's queues, as `settings` say (url, prefix, daemon id, queues, timeouts,
+        TLS options, rate limits). BrokerError for settings without a url or with a bad one."""
+    @property
+    def rate_limited(self) -> bool:
+        """Some queue or task has a rate limit (claim_limited.lua): an empty claim may set `budget_wait`."""
     @property
     def queue_names(self) -> list[str]:
         """Queue names in claim order; index 0 is this daemon's broadcast list."""
@@ -203,21 +191,21 @@ class Consumer:
     @property
     def unsettled(self) -> bool:
         """Acks or claims of an unanswered call are parked; the next claim settles them."""
-    def claim(self, acks: Sequence[int], max_count: int) -> list[tuple[int, int, bytes]]:
-        """Ack finished seqs and claim up to max_count: [(seq, queue index, element)]."""
+    def claim(self, acks: Sequence[int], max_count: int) -> list[ClaimedTask]:
+        """Ack finished seqs and claim up to max_count tasks, in claim order. Tasks whose meta is malformed are
+        recorded failed here and never returned."""
     def wait(self, timeout: float) -> bool:
         """Block on the queues' bells (GIL released); True when a token was taken."""
     @property
     def refused(self) -> bool:
         """The last claim was refused: this daemon is not registered (a reaper took it for dead while it was
         stalled); its parent registers it again with its next heartbeat."""
-    def done(self, seq: int, queue: str, value: bytes | None = None, acks: Sequence[int] = ...) -> None:
-        """Task `seq` succeeded: its in-flight entry goes, its result record says "done" with `value` (packed) and
-        its uniqueness lock is released, in one script; also acks `acks`."""
+    def done(self, task: ClaimedTask, value: bytes | None = None, acks: Sequence[int] = ...) -> None:
+        """`task` succeeded: its in-flight entry goes, its result record says "done" with `value` (packed) and its
+        uniqueness lock is released, in one script; also acks `acks`."""
     def fail(
         self,
-        seq: int,
-        queue: str,
+        task: ClaimedTask,
         reason: str,
         traceback: str,
         acks: Sequence[int] = ...,
@@ -225,47 +213,92 @@ class Consumer:
         error: tuple[str, str] | None = None,
         status: str = "failed",
     ) -> None:
-        """Record task `seq` as failed (reason, traceback); its result record gets `status` ("failed" or
-        "cancelled") with `error` (type name, message) and its lock is released, in one script; also acks `acks`."""
+        """Record `task` as failed (reason, traceback); its result record gets `status` ("failed" or "cancelled")
+        with `error` (type name, message) and its lock is released, in one script; also acks `acks`."""
     def retry(
-        self, seq: int, queue: str, payload: bytes, acks: Sequence[int] = ..., *, error: tuple[str, str] | None = None
-    ) -> None:
-        """Re-enqueue task `seq` at the end of `queue` as `payload`; its result record says "retrying"."""
-    def retry_at(
         self,
-        seq: int,
-        queue: str,
-        payload: bytes,
-        delay: float,
+        task: ClaimedTask,
+        meta: Mapping[str, Any] | None = None,
         acks: Sequence[int] = ...,
         *,
         error: tuple[str, str] | None = None,
     ) -> None:
-        """Settle task `seq` by adding `payload` to `queue`'s eta set, due `delay` seconds from now on Redis's
-        clock, in the same script that removes its in-flight entry; ValueError for a non-finite `delay`."""
-    def start(self, seq: int) -> bool:
-        """Task `seq` starts: its result record says "running" (a round trip only when it stores results)."""
-    def release(self, seqs: Sequence[int]) -> int:
+        """Re-enqueue `task` at the end of its queue as its next attempt: the payload it was claimed with, `retry`
+        one more and `meta` in place of its meta (None or empty: none); its result record says "retrying"."""
+    def retry_at(
+        self,
+        task: ClaimedTask,
+        delay: float,
+        meta: Mapping[str, Any] | None = None,
+        acks: Sequence[int] = ...,
+        *,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        """`retry` into its queue's eta set, due `delay` seconds from now on Redis's clock, in the same script that
+        removes its in-flight entry; ValueError for a non-finite `delay`."""
+    def start(self, task: ClaimedTask) -> bool:
+        """`task` starts: its result record says "running" (a round trip only when it stores results)."""
+    def release(self, tasks: Sequence[ClaimedTask]) -> int:
         """Return claimed, not started tasks to the front of their queues (shutdown)."""
+
+@final
+class ClaimedTask:
+    """One task a child claimed (`Consumer.claim`), its payload held in Rust; settled by passing it back."""
+
+    @property
+    def seq(self) -> int:
+        """This child's sequence number of the task."""
+    @property
+    def index(self) -> int:
+        """Index of its queue in `Consumer.queue_names` (0: this daemon's broadcasts)."""
+    @property
+    def queue(self) -> str:
+        """Its queue's name ("broadcast" for a broadcast relayed by this daemon's parent)."""
+    @property
+    def deliveries(self) -> int:
+        """Interrupted deliveries before this one (0 on a first delivery)."""
+    @property
+    def payload(self) -> bytes:
+        """The payload's bytes (a copy)."""
+    def decode(self) -> tuple[str, list[Any], dict[str, Any], int, dict[str, Any] | None]:
+        """Child: `decode_task_meta` of the payload, marking the slot first (`task_handling(seq)`): a child that
+        dies from here on has the task's delivery counted. PayloadError for bytes that are not a task."""
 
 def split_element(element: bytes) -> tuple[int, bytes]:
     """(delivery count, payload) of a queue element."""
 
 # ---- supervisor -------------------------------------------------------------------------------------------
 
-def run_worker(config: Mapping[str, Any], child_main: Callable[[int], int]) -> int:
+@final
+class Settings:
+    """A worker daemon's settings, validated once and frozen: what the parent (`run_worker`) and each child's
+    `Consumer` take. Built from one dict (wakaq/daemon.py `supervisor_config`): concurrency (required),
+    max_mem_percent, log_file, log_level, wait_timeout, daemon_id, hostname, heartbeat_interval, heartbeat_timeout,
+    shutdown_timeout (None = wait forever), url (None = no Redis), prefix, queues, task_names, limited_tasks,
+    queue_rates ((T, tau) in microseconds per queue, (0, 0): none), task_rates ((task name, T, tau)),
+    socket_timeout, connect_timeout, max_tasks_per_worker, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs
+    (as `Broker`'s; the PEM files are read here), start_method, spawn_command, spawn_env. ValueError naming the key
+    for an unknown key or a bad value."""
+
+    def __new__(cls, config: Mapping[str, Any]) -> Settings: ...
+    @property
+    def daemon_id(self) -> str: ...
+    @property
+    def concurrency(self) -> int: ...
+    @property
+    def queues(self) -> list[str]: ...
+    @property
+    def wait_timeout(self) -> float: ...
+
+def run_worker(settings: Settings, child_main: Callable[[int], int]) -> int:
     """Run the worker daemon's parent loop until SIGINT/SIGTERM/SIGQUIT; returns the exit code (0).
 
-    Forks `config["concurrency"]` children that each call `child_main(slot)` (its return value, or a
-    SystemExit code, is the child's exit status; an exception prints its traceback and exits 1). Config keys:
-    concurrency (required), max_mem_percent, log_file, log_level, wait_timeout, daemon_id, hostname,
-    heartbeat_interval, heartbeat_timeout, shutdown_timeout (None = wait forever), url (None = no Redis),
-    prefix, queues, socket_timeout, connect_timeout, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs (as
-    `Broker`'s; the PEM files are read at start). ValueError for an unknown key or a bad value.
+    Forks `settings.concurrency` children that each call `child_main(slot)` (its return value, or a SystemExit
+    code, is the child's exit status; an exception prints its traceback and exits 1).
     """
 
 def run_spawned_child(
-    config: Mapping[str, Any],
+    settings: Settings,
     slot: int,
     slots_fd: int,
     counters_fd: int,
@@ -275,16 +308,12 @@ def run_spawned_child(
     """Spawn mode, in the exec'd child (`wakaq._spawned`): map the parent's slot table and counter regions from
     the inherited memory files, then run `child_main(slot)` as a forked child would and leave with `_exit`.
     Raises RuntimeError (never returns otherwise) when the shared memory cannot be mapped or does not fit
-    `config`."""
+    `settings`."""
 
 def task_started(seq: int, soft_timeout: float, hard_timeout: float, cell: int | None = None) -> None:
     """Child: a sync task started (seconds from now, 0 = no timeout); the watchdog reads it from shared memory.
     With `cell` (from `counter_cell`) it is also counted as started. A no-op outside a child forked by
     `run_worker`."""
-
-def decode_claimed(seq: int, payload: bytes) -> tuple[str, list[Any], dict[str, Any], int, dict[str, Any] | None]:
-    """Child: `decode_task_meta` of claimed task `seq`'s payload, marking the slot first (`task_handling(seq)`): a
-    child that dies from here on has the task's delivery counted."""
 
 def task_handling(seq: int) -> None:
     """Child: it works on task `seq` (0: no longer) outside a sync run (decoding, starting an async task): a child

@@ -1,4 +1,5 @@
-"""`wakaq-worker`: build the supervisor's config from the app and hand over to the Rust parent loop."""
+"""`wakaq-worker`: build the daemon's settings from the app once (`_wakaq.Settings`, frozen, validated in Rust) and
+hand over to the Rust parent loop; its children's Consumers take the same object."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wakaq import _wakaq
 from wakaq.config import to_start_method
 from wakaq.exceptions import WakaQError
+from wakaq.ratelimit import consumer_limits
 from wakaq.worker import child_main
 
 if TYPE_CHECKING:
@@ -42,7 +44,9 @@ def _largest_hard_timeout(app: WakaQ) -> float | None:
 
 
 def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
-    excluded = set(app.exclude_queues)
+    """Every setting of a worker daemon and its children, as `_wakaq.Settings` takes them (docs/internals.md)."""
+    queues = app.worker_queues
+    queue_rates, task_rates = consumer_limits(queues, app.tasks.values())
     longest = _largest_hard_timeout(app)
     return {
         "concurrency": app.concurrency,
@@ -57,9 +61,11 @@ def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
         "shutdown_timeout": None if longest is None else longest + SHUTDOWN_MARGIN,
         "url": app.url,
         "prefix": app.keys.prefix,
-        "queues": [q.name for q in app.queues if q.name not in excluded],
+        "queues": [q.name for q in queues],
         "task_names": sorted(app.tasks),
         "limited_tasks": sorted(name for name, task in app.tasks.items() if task.rate_limit),
+        "queue_rates": queue_rates,
+        "task_rates": task_rates,
         "socket_timeout": app.socket_timeout,
         "connect_timeout": app.socket_connect_timeout,
         **app.tls_options,
@@ -94,4 +100,5 @@ def run_worker(app: WakaQ, *, start_method: str | None = None, app_path: str | N
         if not sys.executable:
             raise WakaQError("start_method 'spawn' needs sys.executable, the interpreter to start children with")
         config = {**config, **spawn_options(app_path, ident, config)}
-    return _wakaq.run_worker(config, child_main(app, ident))
+    settings = _wakaq.Settings(config)
+    return _wakaq.run_worker(settings, child_main(app, settings))

@@ -86,8 +86,8 @@ class _Limited(Protocol):
 
 
 def consumer_limits(queues: Iterable[_Limited], tasks: Iterable[_Limited]) -> ConsumerLimits:
-    """The Consumer's `queue_rates` and `task_rates` for these limits: (None, None) when nothing is limited (the
-    claim then stays claim.lua)."""
+    """The worker settings' `queue_rates` and `task_rates` (`_wakaq.Settings`, which the Consumer takes) for these
+    limits: (None, None) when nothing is limited (the claim then stays claim.lua)."""
     queue_rates = [q.rate_limit.script_args() if q.rate_limit else (0.0, 0.0) for q in queues]
     task_rates = [(t.name, *t.rate_limit.script_args()) for t in tasks if t.rate_limit]
     if not task_rates and not any(r[0] for r in queue_rates):

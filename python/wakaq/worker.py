@@ -29,7 +29,6 @@ from wakaq.context import running_meta, running_retry, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancelled
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
-from wakaq.ratelimit import consumer_limits
 from wakaq.results import CANCELLED, FAILED
 
 if TYPE_CHECKING:
@@ -65,11 +64,12 @@ class Plan:
 
 @dataclass(slots=True)
 class Claimed:
+    """A claimed task (`_wakaq.ClaimedTask`: seq, queue, payload held in Rust) and what this child learns of it."""
+
+    task: _wakaq.ClaimedTask  # handed back to the Consumer to settle it
     seq: int
     queue: Queue | None  # None for a broadcast relayed by this daemon's parent
     queue_name: str
-    payload: bytes
-    deliveries: int
     meta: dict[str, Any] | None = None  # the payload's meta: None unless an opt-in feature is used
     soft_timer: asyncio.TimerHandle | None = None  # an async task's soft timeout, cancelled when it ends
     error: BaseException | None = None  # what the task raised (for its result record)
@@ -82,25 +82,13 @@ def _seconds(value: timedelta | None) -> float:
 class Child:
     """One worker child process: a claim loop on an asyncio event loop."""
 
-    def __init__(self, app: WakaQ, daemon_id: str, slot: int) -> None:
+    def __init__(self, app: WakaQ, settings: _wakaq.Settings, slot: int) -> None:
         self.app = app
         self.slot = slot
         self.queues = app.worker_queues
-        queue_rates, task_rates = consumer_limits(self.queues, app.tasks.values())
+        self.consumer = _wakaq.Consumer(settings)
         #: some queue or task has a rate limit: an empty claim may say how long until budget returns
-        self.rate_limited = queue_rates is not None
-        self.consumer = _wakaq.Consumer(
-            app.url,
-            app.keys.prefix,
-            daemon_id,
-            [q.name for q in self.queues],
-            app.wait_timeout,
-            app.socket_timeout,
-            app.socket_connect_timeout,
-            **app.tls_options,
-            queue_rates=queue_rates,
-            task_rates=task_rates,
-        )
+        self.rate_limited = self.consumer.rate_limited
         self.stopping = False
         self.acks: list[int] = []
         self.done = 0
@@ -341,22 +329,30 @@ class Child:
             self._recovered()
             return result
 
-    async def _run_batch(self, batch: list[tuple[int, int, bytes]]) -> None:
+    async def _run_batch(self, batch: list[_wakaq.ClaimedTask]) -> None:
         started = time.monotonic()
         async_before = len(self.async_tasks)
-        for i, (seq, index, element) in enumerate(batch):
+        for i, task in enumerate(batch):
             if self.stopping or (i and self._batch_turned_slow(started, i, len(self.async_tasks) - async_before)):
-                await self._redis(self.consumer.release, [s for s, _, _ in batch[i:]])
+                await self._hand_back(batch[i:])
                 self.batch = 1
                 return
-            claimed = self._claimed(seq, index, element)
-            await self._handle(claimed)
+            await self._handle(self._claimed(task))
         started_async = len(self.async_tasks) - async_before
         if started_async > 0:
             # NOTE: let the tasks just started run before claiming more: a loop that only claims (starting
             # tasks never awaits) would take the whole queue into this child before any task finished
             await asyncio.sleep(0)
         self._next_batch_size(len(batch), time.monotonic() - started, started_async)
+
+    async def _hand_back(self, rest: list[_wakaq.ClaimedTask]) -> None:
+        """Return the unstarted rest of a batch to the front of its queues, except the tasks an admin cancelled
+        meanwhile (`terminate=True` reached them claimed but not started): those are recorded cancelled here, not
+        handed back to run elsewhere."""
+        cancelled = [t for t in rest if t.seq in self.cancel_before_start]
+        await self._redis(self.consumer.release, [t for t in rest if t.seq not in self.cancel_before_start])
+        for task in cancelled:
+            await self._handle(self._claimed(task))
 
     @staticmethod
     def _batch_turned_slow(started: float, ran: int, started_async: int) -> bool:
@@ -377,12 +373,9 @@ class Child:
         else:
             self.batch = 1
 
-    def _claimed(self, seq: int, index: int, element: bytes) -> Claimed:
-        deliveries, payload = _wakaq.split_element(element)
-        if index == 0:
-            return Claimed(seq, None, "broadcast", payload, deliveries)
-        queue = self.queues[index - 1]
-        return Claimed(seq, queue, queue.name, payload, deliveries)
+    def _claimed(self, task: _wakaq.ClaimedTask) -> Claimed:
+        index = task.index
+        return Claimed(task, task.seq, self.queues[index - 1] if index else None, task.queue)
 
     async def _drain(self) -> None:
         """Stopping: let running async tasks finish (the parent enforces their hard timeouts), then ack."""
@@ -399,10 +392,10 @@ class Child:
     # ---- one task ------------------------------------------------------------------------------------
 
     async def _handle(self, claimed: Claimed) -> None:
-        # NOTE: `decode_claimed` marks the slot first: from here the parent counts this task's delivery if the child
-        # dies (Slot::task_handling), so a task that kills every child before it starts is dead-listed too
+        # NOTE: `decode` marks the slot first: from here the parent counts this task's delivery if the child dies
+        # (Slot::task_handling), so a task that kills every child before it starts is dead-listed too
         try:
-            name, args, kwargs, retry, meta = _wakaq.decode_claimed(claimed.seq, claimed.payload)
+            name, args, kwargs, retry, meta = claimed.task.decode()
         except PayloadError as e:
             await self._fail(claimed, f"undecodable payload: {e}", kind="undecodable")
             return
@@ -420,7 +413,7 @@ class Child:
             claimed.meta = meta
             tokens = (set_meta(meta), running_retry.set(retry))
             if meta is not None and "results" in meta:
-                await self._redis(self.consumer.start, claimed.seq)
+                await self._redis(self.consumer.start, claimed.task)
         try:
             plan = self._plan(name, claimed)
             if plan is None:
@@ -617,11 +610,9 @@ class Child:
                 claimed.error = e
                 error = ("TypeError", f"cannot encode the task's return value: {e}")
                 reason = f"TypeError: cannot encode the task's return value: {e}"
-                await self._redis(
-                    self.consumer.fail, claimed.seq, claimed.queue_name, reason, "", self._take_acks(), error=error
-                )
+                await self._redis(self.consumer.fail, claimed.task, reason, "", self._take_acks(), error=error)
                 return
-        await self._redis(self.consumer.done, claimed.seq, claimed.queue_name, packed, self._take_acks())
+        await self._redis(self.consumer.done, claimed.task, packed, self._take_acks())
 
     async def _settle(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int, outcome: BaseException
@@ -652,8 +643,6 @@ class Child:
             reason = retries.failure_reason(_describe(outcome), claimed.meta, retry, plan.retry.max_retries)
             await self._fail(claimed, reason, _format_tb(outcome), cell=plan.cell)
             return
-        # NOTE: the arguments' bytes as sent, not as the task left them (no decode, no encode again)
-        payload = _wakaq.retried_task(claimed.payload, retry + 1, step.meta)
         name = plan.task.name
         when = "now" if step.delay is None else f"in {step.delay:.3g}s"
         log.warning(
@@ -662,11 +651,12 @@ class Child:
         _wakaq.count_task(plan.cell, "retried")
         error = _error_of(outcome, _describe(outcome))
         acks = self._take_acks()
+        # NOTE: the Consumer rewrites `retry` and `meta` in the payload it holds: the arguments' bytes as sent, not
+        # as the task left them (no decode, no encode again)
         if step.delay is None:
-            await self._redis(self.consumer.retry, claimed.seq, claimed.queue_name, payload, acks, error=error)
+            await self._redis(self.consumer.retry, claimed.task, step.meta, acks, error=error)
         else:
-            retry_at = self.consumer.retry_at
-            await self._redis(retry_at, claimed.seq, claimed.queue_name, payload, step.delay, acks, error=error)
+            await self._redis(self.consumer.retry_at, claimed.task, step.delay, step.meta, acks, error=error)
 
     async def _soft_timeout(
         self, plan: Plan, claimed: Claimed, args: list[Any], kwargs: dict[str, Any], retry: int
@@ -676,14 +666,12 @@ class Child:
         if retry < limit and claimed.queue is not None:
             log.warning("task %s hit its soft timeout, retry %d of %d", task.name, retry + 1, limit)
             meta = retries.soft_timeout_meta(plan.retry, claimed.meta)
-            # NOTE: the arguments' bytes as sent, not as the task left them (it may have changed them, or left
-            # something that cannot be encoded: raising here, after the slot was cleared, would kill the child on
-            # every delivery)
-            payload = _wakaq.retried_task(claimed.payload, retry + 1, meta)
             _wakaq.count_task(plan.cell, "retried")
             error = _error_of(claimed.error, "soft timeout")
-            retry_now = self.consumer.retry
-            await self._redis(retry_now, claimed.seq, claimed.queue_name, payload, self._take_acks(), error=error)
+            # NOTE: the arguments' bytes as sent, not as the task left them (it may have changed them, or left
+            # something that cannot be encoded: raising here, after the slot was cleared, would kill the child on
+            # every delivery); the Consumer rewrites `retry` and `meta` in the payload it holds
+            await self._redis(self.consumer.retry, claimed.task, meta, self._take_acks(), error=error)
         else:
             reason = f"soft timeout (retried {retry} of {limit} times)"
             if retries.errors_of(claimed.meta):
@@ -700,8 +688,7 @@ class Child:
         status = CANCELLED if kind == "cancelled" else FAILED
         error = _error_of(claimed.error, reason)
         acks = self._take_acks()
-        fail = self.consumer.fail
-        await self._redis(fail, claimed.seq, claimed.queue_name, reason, tb, acks, error=error, status=status)
+        await self._redis(self.consumer.fail, claimed.task, reason, tb, acks, error=error, status=status)
 
     async def _call_hook(self, name: str, *args: Any) -> None:
         hook: Callable[..., Any] | None = getattr(self.app, name, None)
@@ -732,15 +719,15 @@ def _format_tb(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def child_main(app: WakaQ, daemon_id: str) -> Callable[[int], int]:
-    """The function the Rust parent calls in each forked child."""
+def child_main(app: WakaQ, settings: _wakaq.Settings) -> Callable[[int], int]:
+    """The function the Rust parent calls in each forked child; `settings` are the daemon's (`wakaq.daemon`)."""
 
     def main(slot: int) -> int:
         # NOTE: everything imported before the fork is long-lived: keep it out of the collector's scans (fewer,
         # shorter GC pauses) and out of its writes (copy-on-write pages stay shared with the parent).
         gc.freeze()
         setup_logging(app.worker_log_level, stream=sys.stderr)
-        child = Child(app, daemon_id, slot)
+        child = Child(app, settings, slot)
         return child.run()
 
     return main

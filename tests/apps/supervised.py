@@ -63,7 +63,7 @@ def child_main(slot: int) -> int:
 def main() -> int:
     config = {"concurrency": 2, "url": None, "log_level": 10, "heartbeat_interval": 0.5}
     config.update(json.loads(os.environ.get("SUP_CONFIG", "{}")))
-    return _wakaq.run_worker(config, child_main)
+    return _wakaq.run_worker(_wakaq.Settings(config), child_main)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from tests.faults import driver
 from tests.faults.app import build
 from tests.faults.proxy import Proxy
 from tests.keyspace import KEYS, pose_as_daemon
+from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, wait_until
 from wakaq import _wakaq
 from wakaq.exceptions import BrokerError
@@ -39,20 +40,20 @@ def test_claim_reply_lost_after_redis_ran_it(redis_url: str, proxy: Proxy) -> No
         producer = _wakaq.Broker(redis_url)
         for i in range(3):
             producer.push("faults", "work", [i], {})
-        redis.Redis.from_url(redis_url).sadd(KEYS.daemons, "d1")  # NOTE: claim.lua refuses unregistered daemons
-        consumer = _wakaq.Consumer(f"redis://127.0.0.1:{proxy.port}/0", "wakaq", "d1", ["faults"], 0.5, 2.0, 2.0)
-        [(seq0, _, first)] = consumer.claim([], 1)  # a proven connection, the script loaded
+        url = f"redis://127.0.0.1:{proxy.port}/0"
+        timeouts = {"wait_timeout": 0.5, "socket_timeout": 2.0, "connect_timeout": 2.0}
+        consumer = make_consumer(url, ["faults"], "d1", client=client, **timeouts)
+        [first] = consumer.claim([], 1)  # a proven connection, the script loaded
         proxy.drop_next_reply.set()
-        second = consumer.claim([seq0], 1)  # Redis claims task 1, the reply is dropped, the retry claims task 2
+        second = consumer.claim([first.seq], 1)  # Redis claims task 1, the reply is dropped, the retry claims task 2
         assert proxy.dropped == 1
         held = client.hgetall("wakaq:inflight:d1")
         assert len(held) == 2, f"both claims are in flight, neither overwrote the other: {held}"
         # the next claim hands back what the unanswered claim took; then everything is accounted for
-        third = consumer.claim([s for s, _, _ in second], 3)
-        elements = [first, *(e for _, _, e in second), *(e for _, _, e in third)]
-        ids = sorted(_wakaq.decode_task(_wakaq.split_element(e)[1])[1][0] for e in elements)
+        third = consumer.claim([t.seq for t in second], 3)
+        ids = sorted(task.decode()[1][0] for task in [first, *second, *third])
         assert ids == [0, 1, 2]
-        consumer.claim([s for s, _, _ in third], 0)
+        consumer.claim([t.seq for t in third], 0)
         assert client.hlen("wakaq:inflight:d1") == 0 and client.llen("wakaq:faults") == 0
     finally:
         client.close()

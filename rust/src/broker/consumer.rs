@@ -7,20 +7,20 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::PyString;
 use redis::Value;
 
+use super::claimed::ClaimedTask;
 use super::conn::{call_detached, first_line, is_interrupted, Conn, Failure};
 use super::element;
 use super::finish::{Finish, Mode};
 use super::give_back::{self, Requeue};
 use super::keys::Keys;
-use super::producer::seconds;
 use super::scripts;
 use super::settle::Settlement;
-use super::tls::TlsOptions;
-use crate::codec::meta;
+use crate::codec::{meta, retried};
 use crate::errors::broker_error;
+use crate::supervisor::config::Settings;
 use crate::supervisor::counters;
 
 #[pyclass(frozen, module = "wakaq._wakaq")]
@@ -38,6 +38,8 @@ pub struct Consumer {
     claim_keys: Vec<String>,
     bells: Vec<String>,
     names: Vec<String>,
+    /// What a claimed task of each queue says its queue is (`ClaimedTask.queue`): the names, "broadcast" first.
+    labels: Vec<Py<PyString>>,
     next_seq: AtomicU64,
     /// Rate limits (claim_limited.lua), None when the app has none: then claim.lua runs exactly as before.
     limits: Option<Limits>,
@@ -78,13 +80,11 @@ impl Limits {
     fn new(
         keys: &Keys,
         names: &[String],
-        queue_rates: Option<Vec<Rate>>,
-        task_rates: Option<Vec<(String, f64, f64)>>,
+        queue_rates: &[Rate],
+        task_rates: &[(String, f64, f64)],
         wait_timeout: f64,
         claim_keys: &mut Vec<String>,
     ) -> Option<Self> {
-        let queue_rates = queue_rates.unwrap_or_default();
-        let task_rates = task_rates.unwrap_or_default();
         if queue_rates.iter().all(|r| r.0 <= 0.0) && task_rates.is_empty() {
             return None;
         }
@@ -108,7 +108,7 @@ impl Limits {
             tail.push(format!("{tau}"));
         }
         for (name, t, tau) in task_rates {
-            tail.extend([name, format!("{t}"), format!("{tau}")]);
+            tail.extend([name.clone(), format!("{t}"), format!("{tau}")]);
         }
         Some(Self { head, tail })
     }
@@ -128,7 +128,8 @@ impl Owed {
     }
 }
 
-type Claimed = Vec<(u64, usize, Py<PyBytes>)>;
+/// Claimed elements as Redis sent them: (seq, queue index, element).
+type Claimed = Vec<(u64, usize, Vec<u8>)>;
 
 /// Interrupted calls sent again, at most this many times in a row.
 const INTERRUPTED_RETRIES: usize = 3;
@@ -206,18 +207,17 @@ impl Consumer {
 
     /// Split a claim's tasks into those a child may run and those whose meta is malformed (owed as failures,
     /// counted as undecodable; no Python code ever sees them).
-    fn vet(&self, py: Python<'_>, claimed: Claimed) -> Claimed {
+    fn vet(&self, py: Python<'_>, claimed: Claimed) -> Vec<ClaimedTask> {
         let mut good = Vec::with_capacity(claimed.len());
         let mut held = self.hold();
         for (seq, index, element) in claimed {
-            let verdict = {
-                let bytes = element.as_bytes(py);
-                meta::check(element::split(bytes).1, &self.lock_prefix)
-            };
-            match verdict {
+            match meta::check(element::split(&element).1, &self.lock_prefix) {
                 Ok(meta) => {
+                    // NOTE: claim.lua answers with an index into the queues it was given; anything else stays in
+                    // flight, requeued by the parent when this child exits
+                    let Some(label) = self.labels.get(index) else { continue };
                     held.insert(seq, meta.and_then(|m| Settlement::of(&self.keys, &m)).map(Box::new));
-                    good.push((seq, index, element));
+                    good.push(ClaimedTask::new(seq, index, label.clone_ref(py), element));
                 }
                 Err(e) => {
                     held.insert(seq, None);
@@ -325,7 +325,7 @@ impl Consumer {
     }
 
     /// claim.lua's reply `{queue index, element, ...}` as `(seq, queue index, element)` triples.
-    fn parse_claim(py: Python<'_>, reply: Vec<Value>, first_seq: u64) -> Claimed {
+    fn parse_claim(reply: Vec<Value>, first_seq: u64) -> Claimed {
         let mut items = reply.into_iter();
         let Some(Value::Int(index)) = items.next() else {
             return Vec::new();
@@ -333,7 +333,7 @@ impl Consumer {
         let mut out = Vec::new();
         for (i, v) in items.enumerate() {
             if let Value::BulkString(bytes) = v {
-                out.push((first_seq + i as u64, index as usize, PyBytes::new(py, &bytes).unbind()));
+                out.push((first_seq + i as u64, index as usize, bytes));
             }
         }
         out
@@ -342,45 +342,46 @@ impl Consumer {
 
 #[pymethods]
 impl Consumer {
+    /// This child's side of the queues in `settings` (the daemon's `Settings`): its url, key prefix, daemon id,
+    /// queues, wait and socket timeouts, TLS options and rate limits.
     #[new]
-    #[pyo3(signature = (
-        url, prefix, daemon_id, queues, wait_timeout, socket_timeout = None, connect_timeout = None,
-        *, ssl_ca_certs = None, ssl_certfile = None, ssl_keyfile = None, ssl_cert_reqs = None,
-        queue_rates = None, task_rates = None,
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        url: &str,
-        prefix: &str,
-        daemon_id: &str,
-        queues: Vec<String>,
-        wait_timeout: f64,
-        socket_timeout: Option<f64>,
-        connect_timeout: Option<f64>,
-        ssl_ca_certs: Option<String>,
-        ssl_certfile: Option<String>,
-        ssl_keyfile: Option<String>,
-        ssl_cert_reqs: Option<&str>,
-        queue_rates: Option<Vec<Rate>>,
-        task_rates: Option<Vec<(String, f64, f64)>>,
-    ) -> PyResult<Self> {
-        let tls = TlsOptions::from_options(ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs)
-            .map_err(|e| broker_error(py, format!("invalid redis settings: {e}")))?;
-        let open = || Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout));
+    fn new(py: Python<'_>, settings: &Bound<'_, Settings>) -> PyResult<Self> {
+        let cfg = &settings.get().config;
+        let Some(url) = cfg.url.as_deref() else {
+            return Err(broker_error(
+                py,
+                "invalid redis settings: a Consumer needs a url".to_owned(),
+            ));
+        };
+        let nonzero = |t: Option<Duration>| t.filter(|d| !d.is_zero());
+        let open = || Conn::new(url, &cfg.tls, nonzero(cfg.socket_timeout), nonzero(cfg.connect_timeout));
         let (conn, block_conn) = match (open(), open()) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
                 return Err(broker_error(py, format!("invalid redis settings: {}", first_line(&e))))
             }
         };
+        let (prefix, daemon_id) = (cfg.prefix.as_str(), cfg.daemon_id.as_str());
+        let wait_timeout = cfg.wait_timeout.as_secs_f64();
+        let queues = cfg.queues.iter().cloned();
         let keys = Keys::new(prefix, conn.is_cluster());
         let mut names = vec![Keys::broadcast_queue_name(daemon_id)];
         names.extend(queues);
+        let labels = std::iter::once("broadcast")
+            .chain(names.iter().skip(1).map(String::as_str))
+            .map(|n| PyString::intern(py, n).unbind())
+            .collect();
         let bells: Vec<String> = names.iter().map(|n| keys.bell(n)).collect();
         let mut claim_keys: Vec<String> = names.iter().map(|n| keys.queue(n)).collect();
         claim_keys.extend(bells.iter().cloned());
-        let limits = Limits::new(&keys, &names, queue_rates, task_rates, wait_timeout, &mut claim_keys);
+        let limits = Limits::new(
+            &keys,
+            &names,
+            &cfg.queue_rates,
+            &cfg.task_rates,
+            wait_timeout,
+            &mut claim_keys,
+        );
         let lock_prefix = keys.unique("");
         Ok(Self {
             conn: Mutex::new(conn),
@@ -394,6 +395,7 @@ impl Consumer {
             claim_keys,
             bells,
             names,
+            labels,
             next_seq: AtomicU64::new(seq_base()),
             limits,
             budget: Mutex::new(None),
@@ -411,10 +413,10 @@ impl Consumer {
         self.names.clone()
     }
 
-    /// Acknowledge `acks` and claim up to `max_count` tasks: `[(seq, queue index, element)]`. An empty list
+    /// Acknowledge `acks` and claim up to `max_count` tasks (`ClaimedTask`s, in claim order). An empty list
     /// also when a signal interrupted the call (the caller checks its flags, then claims again) and when this daemon
     /// is not registered (`refused`). Claimed tasks whose meta is malformed are recorded failed, never returned.
-    fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Claimed> {
+    fn claim(&self, py: Python<'_>, acks: Vec<u64>, max_count: u32) -> PyResult<Vec<ClaimedTask>> {
         self.owe().acks.extend(acks);
         self.settle_owed(py)?;
         self.reconcile(py)?;
@@ -481,7 +483,7 @@ impl Consumer {
                 let claimed = if refused || (self.limits.is_some() && self.note_budget(&reply)) {
                     Vec::new()
                 } else {
-                    Self::parse_claim(py, reply, first)
+                    Self::parse_claim(reply, first)
                 };
                 // keep seqs dense when nothing else took any meanwhile
                 let _ = self.next_seq.compare_exchange(
@@ -538,24 +540,29 @@ impl Consumer {
         }
     }
 
-    /// Task `seq` (from `queue`) succeeded: its in-flight entry goes, and its result record (if it stores
-    /// results) says "done" with `value` (the packed return value) and its lock is released, in one script. Also
-    /// acks `acks`. For tasks with something to settle; plain tasks are acked by the next `claim`.
-    #[pyo3(signature = (seq, queue, value = None, acks = Vec::new()))]
-    fn done(&self, py: Python<'_>, seq: u64, queue: &str, value: Option<&[u8]>, acks: Vec<u64>) -> PyResult<()> {
+    /// `task` succeeded: its in-flight entry goes, and its result record (if it stores results) says "done" with
+    /// `value` (the packed return value) and its lock is released, in one script. Also acks `acks`. For tasks with
+    /// something to settle; plain tasks are acked by the next `claim`.
+    #[pyo3(signature = (task, value = None, acks = Vec::new()))]
+    fn done(
+        &self,
+        py: Python<'_>,
+        task: &Bound<'_, ClaimedTask>,
+        value: Option<&[u8]>,
+        acks: Vec<u64>,
+    ) -> PyResult<()> {
         let fields: Vec<(&str, &[u8])> = value.map(|v| ("value", v)).into_iter().collect();
-        self.finish(py, seq, queue, Mode::Done, "done", &fields, &acks)
+        self.finish(py, task.get(), Mode::Done, "done", &fields, &acks)
     }
 
-    /// Record task `seq` (from `queue`) as failed with a reason and traceback; its result record gets `status`
-    /// ("failed" or "cancelled") with `error` (type name, message), its lock is released. Also acks `acks`.
-    #[pyo3(signature = (seq, queue, reason, traceback, acks = Vec::new(), *, error = None, status = "failed"))]
+    /// Record `task` as failed with a reason and traceback; its result record gets `status` ("failed" or
+    /// "cancelled") with `error` (type name, message), its lock is released. Also acks `acks`.
+    #[pyo3(signature = (task, reason, traceback, acks = Vec::new(), *, error = None, status = "failed"))]
     #[allow(clippy::too_many_arguments)]
     fn fail(
         &self,
         py: Python<'_>,
-        seq: u64,
-        queue: &str,
+        task: &Bound<'_, ClaimedTask>,
         reason: &str,
         traceback: &str,
         acks: Vec<u64>,
@@ -564,37 +571,36 @@ impl Consumer {
     ) -> PyResult<()> {
         let error = error.unwrap_or_else(|| ("WakaQError".to_owned(), reason.to_owned()));
         let fields: [(&str, &[u8]); 2] = [("error_type", error.0.as_bytes()), ("error", error.1.as_bytes())];
-        self.finish(py, seq, queue, Mode::Fail(reason, traceback), status, &fields, &acks)
+        self.finish(py, task.get(), Mode::Fail(reason, traceback), status, &fields, &acks)
     }
 
-    /// Re-enqueue task `seq` at the end of `queue` as `payload` (a retry due now); its result record says
-    /// "retrying" with `error`. Also acks `acks`.
-    #[pyo3(signature = (seq, queue, payload, acks = Vec::new(), *, error = None))]
+    /// Re-enqueue `task` at the end of its queue as its next attempt (a retry due now): its own payload with
+    /// `retry` one more and `meta` in place of its meta (codec/retried.rs; the arguments' bytes as they were sent).
+    /// Its result record says "retrying" with `error`. Also acks `acks`.
+    #[pyo3(signature = (task, meta = None, acks = Vec::new(), *, error = None))]
     fn retry(
         &self,
         py: Python<'_>,
-        seq: u64,
-        queue: &str,
-        payload: &[u8],
+        task: &Bound<'_, ClaimedTask>,
+        meta: Option<&Bound<'_, PyAny>>,
         acks: Vec<u64>,
         error: Option<(String, String)>,
     ) -> PyResult<()> {
+        let task = task.get();
+        let payload = retried(py, task.payload_bytes(), None, meta)?;
         let fields = error_fields(error.as_ref());
-        self.finish(py, seq, queue, Mode::Retry(payload), "retrying", &fields, &acks)
+        self.finish(py, task, Mode::Retry(&payload), "retrying", &fields, &acks)
     }
 
-    /// Settle task `seq` as a retry due `delay` seconds from now on Redis's clock: its in-flight entry goes and
-    /// `payload` joins `queue`'s eta set in one script (and the eta channel hears of it when it is the earliest); its
-    /// result record says "retrying" with `error`. Also acks `acks`.
-    #[pyo3(signature = (seq, queue, payload, delay, acks = Vec::new(), *, error = None))]
-    #[allow(clippy::too_many_arguments)]
+    /// `retry` due `delay` seconds from now on Redis's clock: the in-flight entry goes and the next attempt joins its
+    /// queue's eta set in one script (and the eta channel hears of it when it is the earliest).
+    #[pyo3(signature = (task, delay, meta = None, acks = Vec::new(), *, error = None))]
     fn retry_at(
         &self,
         py: Python<'_>,
-        seq: u64,
-        queue: &str,
-        payload: &[u8],
+        task: &Bound<'_, ClaimedTask>,
         delay: f64,
+        meta: Option<&Bound<'_, PyAny>>,
         acks: Vec<u64>,
         error: Option<(String, String)>,
     ) -> PyResult<()> {
@@ -603,13 +609,16 @@ impl Consumer {
                 "delay must be a finite number of seconds, got {delay}"
             )));
         }
+        let task = task.get();
+        let payload = retried(py, task.payload_bytes(), None, meta)?;
         let fields = error_fields(error.as_ref());
-        self.finish(py, seq, queue, Mode::Later(payload, delay), "retrying", &fields, &acks)
+        self.finish(py, task, Mode::Later(&payload, delay), "retrying", &fields, &acks)
     }
 
-    /// Task `seq` starts: its result record says "running" (a round trip only for tasks that store results).
+    /// `task` starts: its result record says "running" (a round trip only for tasks that store results).
     /// False when the task is no longer in flight here (a reaper gave it back meanwhile).
-    fn start(&self, py: Python<'_>, seq: u64) -> PyResult<bool> {
+    fn start(&self, py: Python<'_>, task: &Bound<'_, ClaimedTask>) -> PyResult<bool> {
+        let seq = task.get().seq_();
         let Some(settlement) = self.hold().get(&seq).cloned().flatten() else {
             return Ok(true);
         };
@@ -627,7 +636,8 @@ impl Consumer {
     }
 
     /// Give claimed, not started tasks back to the front of their queues (shutdown). Returns the count.
-    fn release(&self, py: Python<'_>, seqs: Vec<u64>) -> PyResult<i64> {
+    fn release(&self, py: Python<'_>, tasks: Vec<PyRef<'_, ClaimedTask>>) -> PyResult<i64> {
+        let seqs: Vec<u64> = tasks.iter().map(|t| t.seq_()).collect();
         if seqs.is_empty() {
             return Ok(0);
         }
@@ -661,6 +671,13 @@ impl Consumer {
         budget.as_ref().map(|(wait, _)| *wait)
     }
 
+    /// Some queue or task of these settings has a rate limit: an empty claim may say how long until budget returns
+    /// (`budget_wait`).
+    #[getter]
+    fn rate_limited(&self) -> bool {
+        self.limits.is_some()
+    }
+
     /// This child's identity in failure records: `<daemon>/<pid>`.
     #[getter]
     fn worker(&self) -> &str {
@@ -677,17 +694,16 @@ fn error_fields(error: Option<&(String, String)>) -> Vec<(&str, &[u8])> {
 
 impl Consumer {
     /// One finish.lua call for a held task; the task and `acks` leave what this child holds once it was answered.
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         py: Python<'_>,
-        seq: u64,
-        queue: &str,
+        task: &ClaimedTask,
         mode: Mode<'_>,
         status: &str,
         fields: &[(&str, &[u8])],
         acks: &[u64],
     ) -> PyResult<()> {
+        let (seq, queue) = (task.seq_(), task.queue_str(py)?);
         let settlement = self.hold().get(&seq).cloned().flatten();
         let finish = Finish {
             inflight: &self.inflight,

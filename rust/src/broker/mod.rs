@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 pub mod admin;
+pub mod claimed;
 pub mod connect;
 pub mod consumer;
 // NOTE: the connection modules under their old paths (`broker::conn`, ...), for the code that uses them
@@ -75,6 +76,7 @@ fn split_element(element: &[u8]) -> (u8, &[u8]) {
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::Broker>()?;
     m.add_class::<consumer::Consumer>()?;
+    m.add_class::<claimed::ClaimedTask>()?;
     m.add_function(wrap_pyfunction!(key_layout, m)?)?;
     m.add_function(wrap_pyfunction!(split_element, m)?)?;
     Ok(())

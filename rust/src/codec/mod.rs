@@ -32,6 +32,7 @@ mod write;
 pub use decode::unpack;
 pub use format::PayloadFormat;
 pub use json_encode::encode_task_json_into;
+pub use retried::retried;
 pub use task::{
     decode_task_bytes, decode_task_meta_object, decode_task_object, encode_task_into, encode_task_meta_into, PyTask,
     PyTaskMeta, Task,
@@ -145,5 +146,5 @@ fn retried_task<'py>(
     retry: i64,
     meta: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    guarded(|| Ok(PyBytes::new(py, &retried::retried(py, payload, retry, meta)?)))
+    guarded(|| Ok(PyBytes::new(py, &retried::retried(py, payload, Some(retry), meta)?)))
 }

@@ -1,4 +1,6 @@
-//! The worker config dict from Python (`wakaq/daemon.py`), validated once into plain Rust values.
+//! The worker's settings: the config dict Python builds from the app (`wakaq/daemon.py`), validated once into plain
+//! Rust values and held by one frozen `Settings` object that the parent (`run_worker`) and each child's `Consumer`
+//! both take.
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use crate::broker::parent::CoordinatorConfig;
 use crate::broker::tls::TlsOptions;
 
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 27] = [
     "concurrency",
     "max_mem_percent",
     "log_file",
@@ -32,6 +34,8 @@ const KEYS: [&str; 25] = [
     "ssl_cert_reqs",
     "task_names",
     "limited_tasks",
+    "queue_rates",
+    "task_rates",
     "start_method",
     "spawn_command",
     "spawn_env",
@@ -65,6 +69,10 @@ pub struct SupervisorConfig {
     pub connect_timeout: Option<Duration>,
     /// `rediss://` settings (redis-py's `ssl_*` names).
     pub tls: TlsOptions,
+    /// Rate limits as claim_limited.lua takes them (T, tau in microseconds): per queue of `queues` ((0, 0): none)
+    /// and per limited task (name, T, tau). Both empty: no rate limit.
+    pub queue_rates: Vec<(f64, f64)>,
+    pub task_rates: Vec<(String, f64, f64)>,
     /// None: fork children (the default). Some: `start_method="spawn"` (spawn.rs).
     pub spawn: Option<SpawnCommand>,
 }
@@ -112,6 +120,8 @@ impl SupervisorConfig {
                 f.opt_string("ssl_cert_reqs")?.as_deref(),
             )
             .map_err(PyValueError::new_err)?,
+            queue_rates: f.queue_rates()?,
+            task_rates: f.task_rates()?,
             spawn: f.spawn()?,
         };
         cfg.check()?;
@@ -243,11 +253,11 @@ impl<'py> Fields<'py> {
         }
     }
 
-    /// Optional seconds; None or infinity mean "no limit". Must be >= 0.
+    /// Optional seconds; None, infinity or more than a Duration holds mean "no limit". Must be >= 0.
     fn opt_secs(&self, key: &str) -> PyResult<Option<Duration>> {
         match self.number(key)? {
             None => Ok(None),
-            Some(x) if x.is_infinite() && x > 0.0 => Ok(None),
+            Some(x) if x > 0.0 && Duration::try_from_secs_f64(x).is_err() => Ok(None),
             Some(x) => Duration::try_from_secs_f64(x)
                 .map(Some)
                 .map_err(|_| PyValueError::new_err(format!("{key} must be >= 0 seconds, got {x}"))),
@@ -302,6 +312,40 @@ impl<'py> Fields<'py> {
         }
     }
 
+    /// `queue_rates`: a list of (T, tau) pairs, one per queue.
+    fn queue_rates(&self) -> PyResult<Vec<(f64, f64)>> {
+        self.items("queue_rates", "a list of (T, tau) pairs", |item| {
+            let [t, tau] = rate_numbers::<2>(item)?;
+            Some((t, tau))
+        })
+    }
+
+    /// `task_rates`: a list of (task name, T, tau).
+    fn task_rates(&self) -> PyResult<Vec<(String, f64, f64)>> {
+        self.items("task_rates", "a list of (task name, T, tau)", |item| {
+            let name: String = item.get_item(0).ok()?.extract().ok()?;
+            let rest = item.get_item(pyo3::types::PySlice::new(item.py(), 1, 3, 1)).ok()?;
+            let [t, tau] = rate_numbers::<2>(&rest)?;
+            (item.len().ok()? == 3).then_some((name, t, tau))
+        })
+    }
+
+    /// The items of list `key`, each converted by `f` (None: a bad item, refused with `expected`).
+    fn items<T>(&self, key: &str, expected: &str, f: impl Fn(&Bound<'py, PyAny>) -> Option<T>) -> PyResult<Vec<T>> {
+        let bad = |got: &Bound<'_, PyAny>| PyValueError::new_err(format!("{key} must be {expected}, got {got}"));
+        let Some(v) = self.get(key)? else { return Ok(Vec::new()) };
+        if v.is_instance_of::<PyString>() {
+            return Err(bad(&v));
+        }
+        v.try_iter()
+            .map_err(|_| bad(&v))?
+            .map(|item| {
+                let item = item?;
+                f(&item).ok_or_else(|| bad(&item))
+            })
+            .collect()
+    }
+
     fn str_list(&self, key: &str) -> PyResult<Vec<String>> {
         let Some(v) = self.get(key)? else { return Ok(Vec::new()) };
         if v.is_instance_of::<PyString>() {
@@ -316,6 +360,68 @@ impl<'py> Fields<'py> {
                 })
             })
             .collect()
+    }
+}
+
+/// A sequence of exactly `N` finite numbers >= 0 (not bools), None otherwise.
+fn rate_numbers<const N: usize>(item: &Bound<'_, PyAny>) -> Option<[f64; N]> {
+    if item.is_instance_of::<PyString>() || item.len().ok()? != N {
+        return None;
+    }
+    let mut out = [0.0; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let x = item.get_item(i).ok()?;
+        if x.is_instance_of::<PyBool>() {
+            return None;
+        }
+        *slot = x.extract::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)?;
+    }
+    Some(out)
+}
+
+/// The worker's settings, validated once from the config dict (`SupervisorConfig::from_py`): what the parent
+/// (`run_worker`) and every child's `Consumer` take, so no setting crosses from Python twice.
+#[pyclass(frozen, module = "wakaq._wakaq")]
+pub struct Settings {
+    pub config: SupervisorConfig,
+}
+
+#[pymethods]
+impl Settings {
+    /// ValueError naming the key for an unknown key or a bad value.
+    #[new]
+    fn new(config: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self {
+            config: SupervisorConfig::from_py(config)?,
+        })
+    }
+
+    #[getter]
+    fn daemon_id(&self) -> &str {
+        &self.config.daemon_id
+    }
+
+    #[getter]
+    fn concurrency(&self) -> usize {
+        self.config.concurrency
+    }
+
+    #[getter]
+    fn queues(&self) -> Vec<String> {
+        self.config.queues.clone()
+    }
+
+    #[getter]
+    fn wait_timeout(&self) -> f64 {
+        self.config.wait_timeout.as_secs_f64()
+    }
+
+    fn __repr__(&self) -> String {
+        let c = &self.config;
+        format!(
+            "Settings(daemon_id={:?}, concurrency={}, queues={:?})",
+            c.daemon_id, c.concurrency, c.queues
+        )
     }
 }
 

@@ -28,8 +28,8 @@ mod watchdog;
 
 /// Run the worker daemon's parent loop until SIGINT/SIGTERM/SIGQUIT; returns the exit code.
 #[pyfunction]
-fn run_worker(py: Python<'_>, config: &Bound<'_, PyAny>, child_main: &Bound<'_, PyAny>) -> PyResult<i32> {
-    let cfg = config::SupervisorConfig::from_py(config)?;
+fn run_worker(py: Python<'_>, settings: &Bound<'_, config::Settings>, child_main: &Bound<'_, PyAny>) -> PyResult<i32> {
+    let cfg = settings.get().config.clone();
     if !child_main.is_callable() {
         return Err(PyTypeError::new_err("child_main must be callable"));
     }
@@ -49,19 +49,19 @@ fn run_worker(py: Python<'_>, config: &Bound<'_, PyAny>, child_main: &Bound<'_, 
 #[pyfunction]
 fn run_spawned_child(
     py: Python<'_>,
-    config: &Bound<'_, PyAny>,
+    settings: &Bound<'_, config::Settings>,
     slot: usize,
     slots_fd: i32,
     counters_fd: i32,
     parent_pid: i32,
     child_main: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let cfg = config::SupervisorConfig::from_py(config)?;
+    let cfg = &settings.get().config;
     if !child_main.is_callable() {
         return Err(PyTypeError::new_err("child_main must be callable"));
     }
     catch_unwind(AssertUnwindSafe(|| {
-        spawn::run_child(py, &cfg, slot, (slots_fd, counters_fd), parent_pid, child_main)
+        spawn::run_child(py, cfg, slot, (slots_fd, counters_fd), parent_pid, child_main)
     }))
     .map_err(|_| PyRuntimeError::new_err("wakaq spawned child failed to start"))?
     .map_err(|e| PyRuntimeError::new_err(format!("wakaq spawned child cannot start: {e}")))
@@ -80,19 +80,11 @@ fn task_started(seq: u64, soft_timeout: f64, hard_timeout: f64, cell: Option<usi
     }
 }
 
-/// Child: it works on task `seq` (0: no longer), see `Slot::task_handling`. Atomics only.
+/// Child: it works on task `seq` (0: no longer), see `Slot::task_handling` (`ClaimedTask.decode` marks the start).
+/// Atomics only.
 #[pyfunction]
 fn task_handling(seq: u64) {
     slots::with_current(|s| s.task_handling(seq));
-}
-
-/// Child: decode claimed task `seq`'s payload (`decode_task_meta`'s tuple), marking the slot first
-/// (`Slot::task_handling`): one call per task for both, on the hot path. The mark stays until the next task's, or
-/// until a sync task finishes: a child that dies meanwhile dies on that task.
-#[pyfunction]
-fn decode_claimed<'py>(py: Python<'py>, seq: u64, payload: &[u8]) -> PyResult<crate::codec::PyTaskMeta<'py>> {
-    slots::with_current(|s| s.task_handling(seq));
-    crate::codec::decode_task_meta_object(py, payload)
 }
 
 /// Child: the sync task finished (`done`: without an exception; its run time goes into the histogram).
@@ -162,12 +154,12 @@ fn async_deadline(seq: u64, hard_timeout_at: f64, cell: Option<usize>) {
 }
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<config::Settings>()?;
     m.add_function(wrap_pyfunction!(run_worker, m)?)?;
     m.add_function(wrap_pyfunction!(run_spawned_child, m)?)?;
     m.add_function(wrap_pyfunction!(task_started, m)?)?;
     m.add_function(wrap_pyfunction!(task_finished, m)?)?;
     m.add_function(wrap_pyfunction!(task_handling, m)?)?;
-    m.add_function(wrap_pyfunction!(decode_claimed, m)?)?;
     m.add_function(wrap_pyfunction!(async_deadline, m)?)?;
     m.add_function(wrap_pyfunction!(counter_cell, m)?)?;
     m.add_function(wrap_pyfunction!(count_task, m)?)?;

@@ -110,7 +110,7 @@ fuzz: venv ## fuzz the payload decoder: 1000000 inputs, a new seed each run (WAK
 		cargo test -q --profile fuzz --test fuzz_codec
 
 .PHONY: test
-test: test-rust test-python test-cluster test-valkey-smoke test-wheel test-django test-campaign ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run, the wheel on another Python, the Django integration, 2 minutes of the fault campaign
+test: test-rust test-python test-cluster test-valkey-smoke test-wheel test-django test-wakaq-compat test-campaign ## every test: cargo test, pytest on a redis-server, on a Redis Cluster, a Valkey smoke run, the wheel on another Python, the Django integration, tasks to and from the real WakaQ 4.0.4, 2 minutes of the fault campaign
 
 # ---- Django ------------------------------------------------------------------------------------------------------
 
@@ -139,6 +139,23 @@ test-django: build redis-server ## the Django integration tests (tests/contrib/d
 	$(DJANGO_VENV)/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
 		.tmp/django-wheel/wakaq_rs-*-abi3-*.whl && \
 	env -u PYTHONPATH $(DJANGO_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/contrib/django $(PYTEST_ARGS)
+
+# ---- moving from WakaQ -------------------------------------------------------------------------------------------
+
+# NOTE: the real WakaQ (PyPI) and wakaq share the import name `wakaq`, so WakaQ lives in a venv of its own: the tests
+# run its producer and its own `wakaq-worker` there, ours in .venv (tests/test_wakaq_compat.py).
+WAKAQ_COMPAT_VERSION := 4.0.4
+WAKAQ_COMPAT_VENV := .tmp/wakaq-venv
+
+$(WAKAQ_COMPAT_VENV)/.installed: Makefile
+	rm -rf $(WAKAQ_COMPAT_VENV)
+	python3 -m venv $(WAKAQ_COMPAT_VENV)
+	$(WAKAQ_COMPAT_VENV)/bin/python -m pip install -q --disable-pip-version-check "wakaq==$(WAKAQ_COMPAT_VERSION)"
+	touch $@
+
+.PHONY: test-wakaq-compat
+test-wakaq-compat: build redis-server $(WAKAQ_COMPAT_VENV)/.installed ## tasks both ways between wakaq and the real WakaQ 4.0.4 (its producer, its worker; in .tmp/wakaq-venv)
+	WAKAQ_COMPAT_PYTHON="$(abspath $(WAKAQ_COMPAT_VENV))/bin/python" $(PY) -m pytest -q tests/test_wakaq_compat.py $(PYTEST_ARGS)
 
 # ---- wheels ------------------------------------------------------------------------------------------------------
 

@@ -101,8 +101,10 @@ def test_a_retried_payload_keeps_the_argument_bytes_as_sent() -> None:
         "retry": 8,
         "meta": meta,
     }
+    # WakaQ's JSON: a plain retry stays WakaQ's JSON (its workers may still be running), one with meta is msgpack
     wakaq_json = b'{"name": "t", "args": [1], "kwargs": {}, "retry": 0}'
-    assert retried_task(wakaq_json, 1) == encode_task("t", [1], {}, 1)
+    assert retried_task(wakaq_json, 1) == b'{"name": "t", "args": [1], "kwargs": {}, "retry": 1}'
+    assert retried_task(wakaq_json, 1, meta) == encode_task("t", [1], {}, 1, meta)
     for garbage in (b"\x93\x01\x02\x03", b"\x84\xa4name", b""):
         with pytest.raises(PayloadError):
             retried_task(garbage, 1)

@@ -157,7 +157,7 @@ def test_broker_is_lazy_and_recreated_after_fork(app: WakaQ, monkeypatch: pytest
     created: list[tuple[object, ...]] = []
 
     class RecordingBroker:
-        def __init__(self, *args: object) -> None:
+        def __init__(self, *args: object, **options: object) -> None:
             created.append(args)
 
     from wakaq import _wakaq

@@ -16,6 +16,7 @@ __all__ = [
     "decode_task",
     "decode_task_meta",
     "encode_task",
+    "encode_task_json",
     "key_layout",
     "packb",
     "retried_task",
@@ -42,6 +43,10 @@ def encode_task(
 ) -> bytes:
     """Encode a task payload: msgpack map {name, args, kwargs, retry[, meta]}; no meta entry when `meta` is
     None or empty (a plain task's bytes are WakaQ's)."""
+
+def encode_task_json(name: str, args: Sequence[Any], kwargs: Mapping[str, Any], retry: int | None = None) -> bytes:
+    """Encode a task payload as WakaQ 4.0.4 writes it: JSON {name, args, kwargs[, retry]} (`retry` None: no such key,
+    as WakaQ's eta tasks and broadcasts). TypeError naming the value's path for what WakaQ's JSON cannot carry."""
 
 def decode_task(data: bytes) -> tuple[str, list[Any], dict[str, Any], int]:
     """Decode a task payload (msgpack, or WakaQ's JSON when it starts with `{`). PayloadError on bad input."""
@@ -73,12 +78,16 @@ class Broker:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         ssl_cert_reqs: str | None = None,
+        payload_format: str = "msgpack",
     ) -> Broker:
         """`ssl_*` (rediss:// only): CA PEM file to trust instead of the system's, client certificate and key
         (mutual TLS; the key may sit in the certificate file), and "required" (default) or "none" (no
-        verification). BrokerError for unreadable files or options without a rediss:// url."""
+        verification). BrokerError for unreadable files or options without a rediss:// url. `payload_format`:
+        "msgpack" or "json" (WakaQ's payloads, no meta: TypeError for a push that has some), for every push."""
     @property
     def prefix(self) -> str: ...
+    @property
+    def payload_format(self) -> str: ...
     def push(
         self,
         queue: str,
@@ -123,7 +132,8 @@ class Broker:
         """Push `[(queue, name, args, kwargs), ...]` in one round trip per queue; returns the count. `replicas`:
         as for `push` (one WAIT per queue)."""
     def broadcast(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
-        """Publish a broadcast task; returns the number of worker daemons that received it."""
+        """Hand a broadcast task to every live worker daemon; returns how many received it. JSON mode: PUBLISH on
+        WakaQ's channel (the subscribers: WakaQ's daemons and ours)."""
     def push_unique(
         self,
         queue: str,

@@ -49,6 +49,7 @@ from wakaq.context import running_task
 from wakaq.durable import DEFAULT_DURABLE_TIMEOUT, to_durable_timeout, to_replicas
 from wakaq.exceptions import WakaQError
 from wakaq.expr import cpu_cores, eval_expr
+from wakaq.formats import DEFAULT_PAYLOAD_FORMAT, check_app, check_task, to_payload_format
 from wakaq.keys import DEFAULT_PREFIX, Keys
 from wakaq.protocols import Wrapper
 from wakaq.queue import Queue, check_timeout_order, sort_queues
@@ -121,6 +122,7 @@ class WakaQ:
         store_results: bool = False,
         result_ttl: float | timedelta = DEFAULT_RESULT_TTL,
         tracing: str | bool = "child",
+        payload_format: str = DEFAULT_PAYLOAD_FORMAT,
     ) -> None:
         self.key_prefix = check_key_prefix(key_prefix)
         self._init_connection(
@@ -142,6 +144,9 @@ class WakaQ:
         self._init_timeouts(soft_timeout, hard_timeout)
         #: the app's retry settings (wakaq.retries), defaults of every task's
         self.retry_options = RetryOptions.create(retry_on, retry_backoff, retry_backoff_max, retry_jitter, "the app")
+        #: "msgpack" or "json" (WakaQ's payloads, plain tasks only): what this app's producers write (wakaq.formats)
+        self.payload_format = to_payload_format(payload_format)
+        check_app(self)
         self._init_queues(queues, exclude_queues)
         self._init_logging(worker_log_file, scheduler_log_file, worker_log_level, scheduler_log_level)
         self.schedules = self._init_schedules(schedules)
@@ -332,6 +337,7 @@ class WakaQ:
                 options = (retry_on, retry_backoff, retry_backoff_max, retry_jitter)
                 t.retry_options = RetryOptions.create(*options, f"task {t.name!r}")
             self._init_tracking(t, store_results, result_ttl, unique_for)
+            check_task(self, t)
             if t.name in self.tasks:
                 raise WakaQError(f"duplicate task name {t.name!r}")
             queue_ = t.queue or self.default_queue
@@ -457,7 +463,9 @@ class WakaQ:
             from wakaq._wakaq import Broker
 
             timeout, connect = self.socket_timeout, self.socket_connect_timeout
-            self._broker = Broker(self.url, self.key_prefix, timeout, connect, **self.tls_options)
+            self._broker = Broker(
+                self.url, self.key_prefix, timeout, connect, payload_format=self.payload_format, **self.tls_options
+            )
             self._broker_pid = pid
         return self._broker
 

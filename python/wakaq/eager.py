@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from wakaq.context import running_meta
+from wakaq.formats import encode_element
 from wakaq.invoke import needs_event_loop, run_async, run_sync
 from wakaq.retries import attempts_inline, attempts_inline_async
 
@@ -90,10 +91,11 @@ def run_eager(
     """Run one `.delay()` call inline, as a worker would (see the module docstring). `queue`: where it was sent
     (its `max_retries`; None: the app's default queue); `task_id`: what `current_task.id` gives (tasks with results
     or uniqueness); `returned`: applied to the task's return value (`stored_value` for a results task)."""
-    from wakaq._wakaq import decode_task, encode_task
+    from wakaq._wakaq import decode_task
 
-    payload = encode_task(task.name, args, kwargs)
     app = task.app
+    # NOTE: through the app's own format, so what a worker would refuse (JSON mode's limits) fails here too
+    payload = encode_element(app, task.name, args, kwargs)
     policy = app.retry_policy_for(task, queue or app.default_queue)
     finish = returned or _same
 

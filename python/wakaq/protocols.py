@@ -2,8 +2,8 @@
 
 `WakaQ` satisfies all of them. The package reads bottom-up:
 
-1. values: `exceptions`, `constants`, `config`, `keys`, `expr`, `durable`, `ratelimit`, `ids`, `context`, this module,
-   `queue`, `schedule`;
+1. values: `exceptions`, `constants`, `config`, `keys`, `expr`, `durable`, `formats`, `ratelimit`, `ids`, `context`,
+   this module, `queue`, `schedule`;
 2. `connection` (redis-py clients from an app's settings), `cancel` (cancelling tasks, on such a client);
 3. running a task's body: `invoke`, and `eager` beside the worker (inline, no Redis); `results` (task handles,
    result records) and `unique` (the unique enqueue) beside them;

@@ -38,6 +38,7 @@ from redis.retry import Retry
 from wakaq.connection import describe_redis_error, is_config_failure, redis_py_client
 from wakaq.constants import EXIT_OK
 from wakaq.exceptions import WakaQError
+from wakaq.formats import encode_element
 from wakaq.logger import setup_logging
 
 if TYPE_CHECKING:
@@ -141,12 +142,10 @@ def build_entries(app: WakaQ) -> list[Entry]:
 
 
 def _build_entry(app: WakaQ, cron: CronTask) -> Entry:
-    from wakaq._wakaq import encode_task
-
     cron.validate_cron()
     queue = resolve_queue(app, cron)
     try:
-        element = encode_task(cron.task_name, cron.args, cron.kwargs, 0)
+        element = encode_element(app, cron.task_name, cron.args, cron.kwargs)
     except TypeError as e:
         raise WakaQError(f"args/kwargs of schedule {cron.schedule!r} of task {cron.task_name!r}: {e}") from None
     entry = Entry(cron, queue, element, schedule_id(cron, queue, element))

@@ -19,6 +19,7 @@ from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager, stored_value
 from wakaq.exceptions import WakaQError
+from wakaq.formats import check_unique_key
 from wakaq.ids import new_id
 from wakaq.queue import Queue, check_timeout_order
 from wakaq.ratelimit import Rate
@@ -110,7 +111,7 @@ class Task(Generic[P, R]):
         eta = kwargs.pop("eta", None)
         due = None if eta is None else due_time(eta)
         # NOTE: tracing off costs one check here (wakaq.tracing)
-        if tracing.active() and self.app.tracing != "off" and not self.app.eager:
+        if tracing.active() and self.app.tracing != "off" and self.app.payload_format != "json" and not self.app.eager:
             return self._delay_traced(queue, args, kwargs, due, None, self.app.durable_replicas)
         # NOTE: a plain task pays one attribute test for results and uniqueness
         if self.tracked:
@@ -145,7 +146,8 @@ class Task(Generic[P, R]):
         args, kwargs = tuple(args), dict(kwargs or {})
         due = None if eta is None else due_time(eta)
         replicas = replicas_of(durable, self.app.durable_replicas)
-        if tracing.active() and self.app.tracing != "off" and not self.app.eager:
+        check_unique_key(self.app, unique_key)
+        if tracing.active() and self.app.tracing != "off" and self.app.payload_format != "json" and not self.app.eager:
             return self._delay_traced(target, args, kwargs, due, unique_key, replicas)
         if self.tracked or unique_key is not None:
             return self._delay_tracked(target, args, kwargs, due, unique_key, replicas)
@@ -236,7 +238,7 @@ class Task(Generic[P, R]):
         if not items:
             return 0
         replicas = replicas_of(durable, self.app.durable_replicas)
-        if tracing.active() and self.app.tracing != "off":
+        if tracing.active() and self.app.tracing != "off" and self.app.payload_format != "json":
             return self._delay_many_traced(items, replicas)
         if replicas:
             return self.app.broker.push_many(items, replicas=replicas, replica_timeout=self.app.durable_timeout)

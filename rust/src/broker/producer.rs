@@ -1,5 +1,8 @@
 //! `Broker`: the producer side (`.delay()`, eta, bulk, broadcast). Encodes while attached, then does the
 //! round trip with the GIL released. Thread-safe: one connection behind a mutex.
+//!
+//! Its payload format (msgpack, or WakaQ's JSON with `payload_format="json"`) applies to every push it makes;
+//! in JSON mode a broadcast is PUBLISHed on WakaQ's channel instead (see `broadcast`).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,7 +17,7 @@ use super::durable::Durability;
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
 use super::tls::TlsOptions;
-use crate::codec::encode_task_meta_into;
+use crate::codec::PayloadFormat;
 use crate::errors::broker_error;
 
 /// Elements per EVALSHA in a bulk push (Lua's unpack has a stack limit of a few thousand).
@@ -25,6 +28,7 @@ pub struct Broker {
     conn: Mutex<Conn>,
     keys: Keys,
     cluster: bool,
+    format: PayloadFormat,
 }
 
 pub fn seconds(value: Option<f64>) -> Option<Duration> {
@@ -64,17 +68,28 @@ type ManyItem<'py> = (
 );
 
 impl Broker {
+    /// A payload in this broker's format; `retry` None for eta tasks and broadcasts (WakaQ's JSON has none there).
     fn encode(
+        &self,
         py: Python<'_>,
         name: &str,
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
-        retry: i64,
+        retry: Option<i64>,
         meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<u8>> {
         let mut buf = Vec::with_capacity(128);
-        encode_task_meta_into(py, &mut buf, name, args, kwargs, retry, meta)?;
+        self.format.encode_into(py, &mut buf, name, args, kwargs, retry, meta)?;
         Ok(buf)
+    }
+
+    /// JSON mode's broadcast: WakaQ's PUBLISH, so WakaQ's daemons (each runs it on one child) and ours (their
+    /// parents relay the channel) both get it, at most once. Returns the channel's subscribers.
+    fn publish_broadcast(&self, py: Python<'_>, payload: &[u8]) -> PyResult<i64> {
+        let channel = self.keys.broadcast_channel();
+        lock_run(py, &self.conn, true, |c| {
+            redis::cmd("PUBLISH").arg(&channel).arg(payload).query::<i64>(c)
+        })
     }
 
     /// One `push_many` item: `(queue, name, args, kwargs)` or `(queue, name, args, kwargs, meta)`.
@@ -183,6 +198,7 @@ impl Broker {
     #[pyo3(signature = (
         url, prefix = DEFAULT_PREFIX, socket_timeout = None, connect_timeout = None,
         *, ssl_ca_certs = None, ssl_certfile = None, ssl_keyfile = None, ssl_cert_reqs = None,
+        payload_format = "msgpack",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -195,7 +211,9 @@ impl Broker {
         ssl_certfile: Option<String>,
         ssl_keyfile: Option<String>,
         ssl_cert_reqs: Option<&str>,
+        payload_format: &str,
     ) -> PyResult<Self> {
+        let format = PayloadFormat::parse(payload_format)?;
         let tls = TlsOptions::from_options(ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs)
             .map_err(|e| broker_error(py, format!("invalid redis settings: {e}")))?;
         let conn = Conn::new(url, &tls, seconds(socket_timeout), seconds(connect_timeout))
@@ -204,6 +222,7 @@ impl Broker {
             keys: Keys::new(prefix, conn.is_cluster()),
             cluster: conn.is_cluster(),
             conn: Mutex::new(conn),
+            format,
         })
     }
 
@@ -223,7 +242,7 @@ impl Broker {
         replicas: u32,
         replica_timeout: f64,
     ) -> PyResult<()> {
-        let payload = Self::encode(py, name, args, kwargs, retry, meta)?;
+        let payload = self.encode(py, name, args, kwargs, Some(retry), meta)?;
         match Durability::from_args(replicas, replica_timeout) {
             None => self.enqueue_elements(py, queue, &[payload]).map(|_| ()),
             Some(d) => self.enqueue_durably(py, queue, &[payload], d).map(|_| ()),
@@ -252,7 +271,7 @@ impl Broker {
         replica_timeout: f64,
         relative: bool,
     ) -> PyResult<()> {
-        let payload = Self::encode(py, name, args, kwargs, 0, meta)?;
+        let payload = self.encode(py, name, args, kwargs, None, meta)?;
         let (key, channel) = (self.keys.eta(queue), self.keys.eta_channel());
         let score = if relative {
             admin::Due::In(due)
@@ -293,7 +312,7 @@ impl Broker {
         for item in items.try_iter()? {
             let item = item?;
             let (queue, name, args, kwargs, meta) = Self::many_item(&item)?;
-            let payload = Self::encode(py, &name, &args, &kwargs, 0, meta.as_ref())?;
+            let payload = self.encode(py, &name, &args, &kwargs, Some(0), meta.as_ref())?;
             match by_queue.iter_mut().find(|(q, _)| *q == queue) {
                 Some((_, v)) => v.push(payload),
                 None => by_queue.push((queue, vec![payload])),
@@ -312,7 +331,7 @@ impl Broker {
 
     /// Hand a broadcast task to every live worker daemon (broadcast.lua: onto each registered daemon's broadcast
     /// list, in one script); returns how many daemons it was handed to. Sent once: a resend after a lost reply
-    /// would run it twice on every daemon.
+    /// would run it twice on every daemon. In JSON mode: WakaQ's PUBLISH instead (`publish_broadcast`).
     fn broadcast(
         &self,
         py: Python<'_>,
@@ -320,7 +339,10 @@ impl Broker {
         args: &Bound<'_, PyAny>,
         kwargs: &Bound<'_, PyAny>,
     ) -> PyResult<i64> {
-        let payload = Self::encode(py, name, args, kwargs, 0, None)?;
+        let payload = self.encode(py, name, args, kwargs, None, None)?;
+        if self.format == PayloadFormat::Json {
+            return self.publish_broadcast(py, &payload);
+        }
         let k = &self.keys;
         // NOTE: a daemon's keys are these prefixes plus its id (tested in keys.rs)
         let empty = Keys::broadcast_queue_name("");
@@ -354,7 +376,7 @@ impl Broker {
         delay: Option<f64>,
         due: Option<f64>,
     ) -> PyResult<Option<String>> {
-        let payload = Self::encode(py, name, args, kwargs, 0, Some(meta))?;
+        let payload = self.encode(py, name, args, kwargs, Some(0), Some(meta))?;
         let id = meta.get_item("id")?.extract::<String>()?;
         let push = admin::UniquePush {
             queue,
@@ -443,6 +465,12 @@ impl Broker {
     #[getter]
     fn prefix(&self) -> &str {
         &self.keys.prefix
+    }
+
+    /// "msgpack" or "json": the payloads this broker writes.
+    #[getter]
+    fn payload_format(&self) -> &'static str {
+        self.format.name()
     }
 
     fn __repr__(&self) -> String {

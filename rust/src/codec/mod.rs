@@ -3,7 +3,8 @@
 //! - `marker`, `write`, `read`, `timestamp`: msgpack bytes, pure Rust, unit-tested in place;
 //! - `encode`, `decode`, `ext`, `fields`: walking Python objects to bytes and back;
 //! - `task`: the task payload map, and the Rust API the broker uses (`encode_task_into`, `decode_task_bytes`);
-//! - `json`: WakaQ's JSON payloads, read for migrations.
+//! - `json`: WakaQ's JSON payloads, read for migrations; `json_encode`, `json_text`: written the same way, for
+//!   `WakaQ(payload_format="json")` (a producer whose tasks WakaQ's workers can run).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -16,7 +17,10 @@ mod encode;
 mod error;
 mod ext;
 mod fields;
+mod format;
 mod json;
+mod json_encode;
+mod json_text;
 pub mod marker;
 pub mod meta;
 mod read;
@@ -26,6 +30,8 @@ mod timestamp;
 mod write;
 
 pub use decode::unpack;
+pub use format::PayloadFormat;
+pub use json_encode::encode_task_json_into;
 pub use retried::retried;
 pub use task::{
     decode_task_bytes, decode_task_meta_object, decode_task_object, encode_task_into, encode_task_meta_into, PyTask,
@@ -40,6 +46,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(packb, m)?)?;
     m.add_function(wrap_pyfunction!(unpackb, m)?)?;
     m.add_function(wrap_pyfunction!(encode_task, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_task_json, m)?)?;
     m.add_function(wrap_pyfunction!(decode_task, m)?)?;
     m.add_function(wrap_pyfunction!(decode_task_meta, m)?)?;
     m.add_function(wrap_pyfunction!(retried_task, m)?)?;
@@ -96,6 +103,24 @@ fn encode_task<'py>(
     guarded(|| {
         let mut out = Vec::with_capacity(128);
         encode_task_meta_into(py, &mut out, name, args, kwargs, retry, meta)?;
+        Ok(PyBytes::new(py, &out))
+    })
+}
+
+/// Encode a task payload as WakaQ 4.0.4 writes it (JSON): `{"name", "args", "kwargs"}`, then `"retry"` when given
+/// (WakaQ's queue pushes carry it, its eta tasks and broadcasts do not).
+#[pyfunction]
+#[pyo3(signature = (name, args, kwargs, retry = None))]
+fn encode_task_json<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyAny>,
+    kwargs: &Bound<'py, PyAny>,
+    retry: Option<i64>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    guarded(|| {
+        let mut out = Vec::with_capacity(128);
+        encode_task_json_into(&mut out, name, args, kwargs, retry)?;
         Ok(PyBytes::new(py, &out))
     })
 }

@@ -5,13 +5,17 @@
 use pyo3::prelude::*;
 
 use super::encode::Encoder;
+use super::json_encode::encode_task_json_into;
 use super::read::{DecodeError, Reader, Token};
 use super::task::{decode_task_meta_object, encode_task_meta_into, meta_dict};
 use super::write;
 
 /// `payload` with `retry` and `meta` replaced (`meta` None or empty: none); `retry` None: the payload's own plus one
-/// (the next attempt). WakaQ's JSON payloads are decoded and encoded as msgpack (the worker never sends JSON).
-/// PayloadError for bytes that are not a task.
+/// (the next attempt). PayloadError for bytes that are not a task.
+///
+/// WakaQ's JSON payloads are decoded and encoded again: as JSON with the new `retry` when there is no meta (what
+/// WakaQ's own worker sends for a retry), so a plain task stays runnable by WakaQ's workers while a fleet moves;
+/// as msgpack when there is meta (JSON cannot carry it) or the arguments have no JSON form.
 pub fn retried(
     py: Python<'_>,
     payload: &[u8],
@@ -23,6 +27,11 @@ pub fn retried(
         let (name, args, kwargs, sent, _) = decode_task_meta_object(py, payload)?;
         let retry = retry.unwrap_or_else(|| sent.saturating_add(1));
         let mut out = Vec::with_capacity(payload.len() + 64);
+        if meta.is_none()
+            && encode_task_json_into(&mut out, name.to_str()?, args.as_any(), kwargs.as_any(), Some(retry)).is_ok()
+        {
+            return Ok(out);
+        }
         encode_task_meta_into(
             py,
             &mut out,

@@ -120,7 +120,7 @@ fn in_root(result: EncodeResult, root: &str) -> PyResult<()> {
 }
 
 /// `args` a list or tuple, `kwargs` a dict: anything else is a caller bug, reported before encoding.
-fn check_shape(args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(super) fn check_shape(args: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyAny>) -> PyResult<()> {
     if !(args.is_instance_of::<PyList>() || args.is_instance_of::<PyTuple>()) {
         let msg = format!("args must be a list or tuple, got '{}'", type_name(args));
         return Err(pyo3::exceptions::PyTypeError::new_err(msg));

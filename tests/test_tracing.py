@@ -5,6 +5,7 @@ bytes, and a malformed `headers` meta is refused by the worker's one meta parser
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -119,6 +120,28 @@ def test_tracing_off_for_the_app_sends_nothing_even_with_a_tracer_on(
     monkeypatch.setattr(app.wakaq, "tracing", "off")
     app.ok.delay(1)
     assert queued(app, rclient) == [encode_task("ok", [1], {})]
+    assert producer_spans(sent) == []
+
+
+def test_a_json_payload_app_sends_wakaqs_json_with_a_tracer_on(
+    redis_url: str, rclient: redis.Redis, sent: InMemorySpanExporter
+) -> None:
+    """JSON payloads carry no meta, so no trace headers: with a tracer on, a `payload_format="json"` app still
+    sends WakaQ's plain JSON (before the merge of the two features, every traced push raised)."""
+    from wakaq import WakaQ
+
+    json_app = WakaQ(url=redis_url, queues=["default"], payload_format="json")
+
+    @json_app.task
+    def ok(x: int) -> int:
+        return x
+
+    ok.delay(1)
+    ok.delay_with_options((2,))
+    assert [json.loads(raw) for raw in rclient.lrange(json_app.keys.queue("default"), 0, -1)] == [
+        {"name": "ok", "args": [1], "kwargs": {}, "retry": 0},
+        {"name": "ok", "args": [2], "kwargs": {}, "retry": 0},
+    ]
     assert producer_spans(sent) == []
 
 

@@ -67,6 +67,7 @@ class TaskHost(RedisSettings, Protocol):
     durable_timeout: float
     task_wrappers: list[Wrapper]
     tracing: str  # "child", "link" or "off" (wakaq.tracing)
+    payload_format: str  # "msgpack" or "json" (wakaq.formats)
     before_task_started_callback: Callable[[], Any] | None
     after_task_finished_callback: Callable[[], Any] | None
 

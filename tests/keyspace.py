@@ -59,6 +59,9 @@ def consumer(
     `_wakaq.Settings` (`settings`: more of its keys, e.g. `socket_timeout`, `task_rates`). With `client`, the daemon
     is registered first (claim.lua refuses a daemon that is not)."""
     if client is not None:
-        client.sadd(Keys(prefix, cluster=CLUSTER).daemons, daemon)
+        keys = Keys(prefix, cluster=CLUSTER)
+        client.sadd(keys.daemons, daemon)
+        # NOTE: with a heartbeat, so a live daemon's reaper (another test's worker still stopping) leaves it alone
+        client.set(keys.heartbeat(daemon), "{}", px=120_000)
     config = {"concurrency": 1, "url": url, "prefix": prefix, "daemon_id": daemon, "queues": queues}
     return _wakaq.Consumer(_wakaq.Settings({**config, "wait_timeout": wait_timeout, **settings}))

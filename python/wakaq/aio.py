@@ -22,10 +22,12 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wakaq.results import EagerHandle
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["POOL_THREADS", "executor", "off_loop", "settled"]
 
@@ -43,6 +45,8 @@ _pool_pid = 0
 def executor() -> ThreadPoolExecutor:
     """This process's pool, made on first use and again after a fork (a forked child has none of its threads)."""
     global _pool, _pool_pid
+    from concurrent.futures import ThreadPoolExecutor  # NOTE: here: `import wakaq` does not load it
+
     pid = os.getpid()
     with _lock:
         if _pool is None or _pool_pid != pid:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
-from wakaq import coalesce, tracing
+from wakaq import tracing
 from wakaq.aio import off_loop, settled
 from wakaq.config import TimeoutValue, to_max_retries, to_timeout
 from wakaq.durable import DurableArg, replicas_of
@@ -301,6 +301,8 @@ class Task(Generic[P, R]):
         if self.app.eager:
             return await settled(self.delay(*args, **kwargs))
         slow_path = self.tracked or self.app.durable_replicas or kwargs.get("eta") is not None or tracing.active()
+        from wakaq import coalesce  # NOTE: here: `import wakaq` does not load the async producer's pool
+
         if slow_path or not coalesce.ENABLED:
             return await off_loop(self.delay, *args, **kwargs)
         # NOTE: a plain task goes with the loop's next batch (wakaq.coalesce); its queue is checked here, at once

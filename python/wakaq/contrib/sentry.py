@@ -27,10 +27,10 @@ import sentry_sdk
 from sentry_sdk.integrations import DidNotEnable, Integration
 from sentry_sdk.utils import capture_internal_exceptions, event_from_exception
 
-from wakaq import tracing
+from wakaq import tracers, tracing
 
 if TYPE_CHECKING:
-    from wakaq.tracing import Processing, Sending
+    from wakaq.tracers import Processing, Sending
 
 try:
     from sentry_sdk.traces import SpanStatus
@@ -70,7 +70,7 @@ class SentryTracer:
         attributes: dict[str, Any] = {
             "sentry.op": "queue.publish",
             "sentry.origin": WakaqIntegration.origin,
-            "messaging.system": tracing.SYSTEM,
+            "messaging.system": tracers.SYSTEM,
             "messaging.destination.name": send.queue,
             "messaging.wakaq.task": send.task,
         }
@@ -99,7 +99,7 @@ class SentryTracer:
             attributes: dict[str, Any] = {
                 "sentry.op": "queue.process",
                 "sentry.origin": WakaqIntegration.origin,
-                "messaging.system": tracing.SYSTEM,
+                "messaging.system": tracers.SYSTEM,
                 "messaging.destination.name": run.queue,
                 "messaging.message.retry.count": run.attempt - 1,
                 "messaging.wakaq.task": run.task,

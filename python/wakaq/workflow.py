@@ -131,6 +131,8 @@ class Signature(Canvas):
 class Chain(Canvas):
     """Steps run one after the other; each result is the next step's first argument."""
 
+    steps: list[Canvas]
+
     def __init__(self, steps: Sequence[Canvas]) -> None:
         flat: list[Canvas] = []
         for step in steps:
@@ -240,7 +242,7 @@ class WorkflowHandle:
         """status, result / error_type, error, failed_node (only these fields, not the tree)."""
         fields = ("status", "result", "error_type", "error", "failed_node")
         with redis_errors(self.app):
-            raw = client(self.app).redis.hmget(self.app.keys.workflow(self.id), fields)
+            raw: list[bytes | None] = client(self.app).redis.hmget(self.app.keys.workflow(self.id), fields)  # type: ignore[assignment]
         return {k: v for k, v in zip(fields, raw, strict=True) if v is not None}
 
     def status(self) -> str:
@@ -255,7 +257,7 @@ class WorkflowHandle:
         cancelled)."""
         key = self.app.keys.workflow(self.id)
         with redis_errors(self.app):
-            r = client(self.app).redis
+            r: Any = client(self.app).redis
             count = int(r.hget(key, "nodes") or 0)  # type: ignore[arg-type]
             kinds = r.hmget(key, [f"k{i}" for i in range(count)]) if count else []
             steps = [i for i, kind in enumerate(kinds) if kind == b"t"]

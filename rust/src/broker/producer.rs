@@ -484,15 +484,26 @@ impl Broker {
                     meta.set_item("results", ttl)?;
                     meta.set_item("wf", id)?;
                     let payload = self.encode(py, &name, &args, &kwargs, Some(0), Some(meta.as_any()))?;
-                    workflow::Node::Task { queue, name, payload, immutable: flag }
+                    workflow::Node::Task {
+                        queue,
+                        name,
+                        payload,
+                        immutable: flag,
+                    }
                 }
-                other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown node kind {other:?}"))),
+                other => {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "unknown node kind {other:?}"
+                    )))
+                }
             };
             tree.push((node, parent));
         }
         let fields = workflow::fields(&self.keys, id, &tree).map_err(pyo3::exceptions::PyValueError::new_err)?;
         let keys = &self.keys;
-        lock_run(py, &self.conn, true, |c| workflow::start(c, keys, id, ttl * 1000, &fields))
+        lock_run(py, &self.conn, true, |c| {
+            workflow::start(c, keys, id, ttl * 1000, &fields)
+        })
     }
 
     /// Cancel workflow `id`: no later step or callback starts; returns the status it had ("" when there is none).

@@ -77,7 +77,11 @@ pub fn fields(keys: &Keys, id: &str, nodes: &[(Node, i64)]) -> Result<Vec<(Strin
                 out.push((format!("u{i}"), p.to_string().into_bytes()));
                 out.push((format!("o{i}"), children[p].len().to_string().into_bytes()));
             }
-            _ => return Err(format!("node {i}: its parent must be an earlier chain or group (root: -1 first)")),
+            _ => {
+                return Err(format!(
+                    "node {i}: its parent must be an earlier chain or group (root: -1 first)"
+                ))
+            }
         }
         node_fields(keys, id, i, node, &mut out)?;
     }
@@ -100,7 +104,10 @@ fn node_fields(keys: &Keys, id: &str, i: usize, node: &Node, out: &mut Vec<(Stri
     let kind = match node {
         Node::Chain => "c",
         Node::Group { allow_failure } => {
-            out.push((format!("f{i}"), if *allow_failure { b"1".to_vec() } else { b"0".to_vec() }));
+            out.push((
+                format!("f{i}"),
+                if *allow_failure { b"1".to_vec() } else { b"0".to_vec() },
+            ));
             "g"
         }
         Node::Task {
@@ -132,7 +139,13 @@ fn node_fields(keys: &Keys, id: &str, i: usize, node: &Node, out: &mut Vec<(Stri
 }
 
 /// Write workflow `id` and start its root (workflow_start.lua); false when that id exists already.
-pub fn start(c: &mut dyn ConnectionLike, keys: &Keys, id: &str, ttl_ms: u64, fields: &[(String, Vec<u8>)]) -> RedisResult<bool> {
+pub fn start(
+    c: &mut dyn ConnectionLike,
+    keys: &Keys,
+    id: &str,
+    ttl_ms: u64,
+    fields: &[(String, Vec<u8>)],
+) -> RedisResult<bool> {
     let mut inv = scripts::workflow_start().key(keys.workflow(id));
     inv.arg(ttl_ms.max(1))
         .arg(keys.workflow_results(id))
@@ -145,10 +158,7 @@ pub fn start(c: &mut dyn ConnectionLike, keys: &Keys, id: &str, ttl_ms: u64, fie
 
 /// Cancel workflow `id` (workflow_cancel.lua): the status it had ('' when there is none); only a running one changes.
 pub fn cancel(c: &mut dyn ConnectionLike, keys: &Keys, id: &str, reason: &str) -> RedisResult<String> {
-    scripts::workflow_cancel()
-        .key(keys.workflow(id))
-        .arg(reason)
-        .invoke(c)
+    scripts::workflow_cancel().key(keys.workflow(id)).arg(reason).invoke(c)
 }
 
 #[cfg(test)]
@@ -181,7 +191,8 @@ mod tests {
         assert_eq!(p[end], 0xa6);
         assert_eq!(split_args(b"{\"name\": \"add\"}"), None);
         assert_eq!(split_args(&[0x93, 1, 2, 3]), None);
-        for cut in 0..p.len() {
+        // cut anywhere before the args' end (the rest is copied as it is)
+        for cut in 0..end {
             assert_eq!(split_args(&p[..cut]), None, "cut at {cut}");
         }
     }
@@ -206,7 +217,11 @@ mod tests {
             (task(), 0),
         ];
         let f = fields(&keys, "w1", &nodes).expect("valid");
-        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let get = |k: &str| {
+            f.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
         assert_eq!(get("c0").as_deref(), Some("1 4"));
         assert_eq!(get("c1").as_deref(), Some("2 3"));
         assert_eq!(get("o3").as_deref(), Some("2"));
@@ -238,6 +253,8 @@ mod tests {
             deep.push((Node::Chain, i64::try_from(i).expect("small")));
         }
         deep.push((task(), i64::try_from(MAX_DEPTH + 1).expect("small")));
-        assert!(fields(&keys, "w", &deep).expect_err("too deep").contains("nest at most"));
+        assert!(fields(&keys, "w", &deep)
+            .expect_err("too deep")
+            .contains("nest at most"));
     }
 }

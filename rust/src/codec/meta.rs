@@ -291,16 +291,29 @@ mod tests {
         let cases: [(Vec<u8>, &str); 5] = [
             (map(&[("results", vec![60]), ("wf", s("w1"))]), "needs a task 'id'"),
             (map(&[("id", s("a")), ("wf", s("w1"))]), "'wf' needs 'results'"),
-            (map(&[("id", s("a")), ("results", vec![60]), ("wf", vec![1])]), "'wf' must be a str, got int"),
-            (map(&[("id", s("a")), ("results", vec![60]), ("wf", s(""))]), "'wf' must be 1 to 128 bytes, got 0"),
             (
-                map(&[("id", s("a")), ("results", vec![60]), ("wf", str16(&"w".repeat(MAX_ID + 1)))]),
+                map(&[("id", s("a")), ("results", vec![60]), ("wf", vec![1])]),
+                "'wf' must be a str, got int",
+            ),
+            (
+                map(&[("id", s("a")), ("results", vec![60]), ("wf", s(""))]),
+                "'wf' must be 1 to 128 bytes, got 0",
+            ),
+            (
+                map(&[
+                    ("id", s("a")),
+                    ("results", vec![60]),
+                    ("wf", str16(&"w".repeat(MAX_ID + 1))),
+                ]),
                 "'wf' must be 1 to 128 bytes, got 129",
             ),
         ];
         for (meta, want) in cases {
             let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
-            assert!(got.starts_with("malformed meta: ") && got.contains(want), "{got} / {want}");
+            assert!(
+                got.starts_with("malformed meta: ") && got.contains(want),
+                "{got} / {want}"
+            );
         }
     }
 

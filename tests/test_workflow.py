@@ -167,3 +167,27 @@ def test_canvas_values_are_checked(app: ModuleType) -> None:
     with pytest.raises(WakaQError, match="must be a signature"):
         chain(app.add.s(1, 2), app.add)
     assert repr(app.add.s(1, 2) | app.add.si(3, 4)) == "add.s(1, 2) | add.si(3, 4)"
+
+
+def test_eager_mode_runs_a_workflow_inline() -> None:
+    from wakaq import WakaQ
+
+    eager_app = WakaQ(queues=["default"], url="redis://127.0.0.1:1", eager=True)
+
+    @eager_app.task
+    def inc(x: int, by: int = 1) -> int:
+        return x + by
+
+    @eager_app.task
+    def fail() -> None:
+        raise KeyError("k")
+
+    @eager_app.task
+    def total(values: list[Any]) -> Any:
+        return values
+
+    assert (inc.s(1) | inc.s(by=10)).delay().result() == 12
+    flow = group([inc.s(1), fail.s(), chain(inc.s(2), inc.s())]).then(total.s(), allow_failure=True)
+    assert flow.delay().result() == [2, "KeyError: 'k'", 4]
+    with pytest.raises(KeyError):
+        group([inc.s(1), fail.s()]).then(total.s()).delay()

@@ -83,6 +83,17 @@ def test_a_member_that_fails_fails_the_workflow_and_the_callback_never_runs(
     assert len(events(rclient, "add")) == 2, "a later chain step never runs"
 
 
+def test_a_dead_listed_member_fails_the_workflow(app: ModuleType, rclient: Any, start_worker: StartWorker) -> None:
+    """A step the supervisor dead-lists (its child died on it 3 times) ends in the workflow too: no hang."""
+    start_worker()
+    handle = group([app.add.s(1, 1), app.die.s()]).then(app.collect.s()).delay()
+    with pytest.raises(TaskFailed) as failed:
+        handle.result(timeout=40)
+    assert failed.value.error_type == "WorkerLost"
+    assert len(events(rclient, "die")) == 3
+    assert events(rclient, "collect") == []
+
+
 def test_allow_failure_runs_the_callback_once_with_the_error_in_place(
     app: ModuleType, rclient: Any, start_worker: StartWorker
 ) -> None:

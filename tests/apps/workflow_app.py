@@ -3,6 +3,8 @@ events to the Redis list `events` (tests/apps/common.py)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -50,3 +52,10 @@ def nap(seconds: float, tag: str) -> str:
     record("nap", tag=tag)
     time.sleep(seconds)
     return tag
+
+
+@wakaq.task
+def die() -> None:
+    """Kills its own child every time (a poison pill: dead-listed by the parent after 3 deliveries)."""
+    record("die")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -9,6 +9,7 @@ from wakaq.results import TaskHandle
 from wakaq.retries import Retry
 from wakaq.schedule import CronTask
 from wakaq.task import Task
+from wakaq.workflow import WorkflowHandle, chain, group
 
 __all__ = [
     "CronTask",
@@ -21,6 +22,9 @@ __all__ = [
     "TaskHandle",
     "WakaQ",
     "WakaQError",
+    "WorkflowHandle",
     "__version__",
+    "chain",
     "current_task",
+    "group",
 ]

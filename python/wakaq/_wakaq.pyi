@@ -153,6 +153,12 @@ class Broker:
     def cancel_queued(self, key: str, element: bytes, queue: str, reason: str, *, zset: bool = False) -> bool:
         """Remove exactly `element` from `key` (a queue or parked list; `zset`: an eta set), record it failed with
         `reason` and settle its result record and lock, in one script; False when it was gone."""
+    def start_workflow(self, id: str, ttl: int, nodes: list[tuple[str, int, bool, str, str, Any, Any]]) -> bool:
+        """Start workflow `id` (wakaq.workflow): `nodes` in pre-order as (kind "t"/"c"/"g", parent or -1, flag
+        (`.si()` / allow_failure), queue, name, args, kwargs); its keys and steps' records live `ttl` seconds. False
+        when `id` exists already."""
+    def cancel_workflow(self, id: str, reason: str) -> str:
+        """Cancel workflow `id` if it runs; returns the status it had ("" when there is none)."""
     def fire(self, schedule: str, slot: str, ident: str, ttl: int, queue: str, element: bytes) -> bool:
         """Claim fire slot `slot` of schedule `schedule` (for `ttl` seconds) and push `element` onto `queue`, in one
         script; False when another scheduler fired it already."""

@@ -60,6 +60,7 @@ from wakaq.schedule import CronTask
 from wakaq.task import QueueArg, Task
 from wakaq.tracing import to_mode
 from wakaq.unique import to_unique_for
+from wakaq.workflow import WorkflowHandle
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -365,6 +366,10 @@ class WakaQ:
     def result_handle(self, task_id: str) -> TaskHandle:
         """The handle of a task sent with results on, from its id (`handle.id`)."""
         return TaskHandle(self, task_id)
+
+    def workflow_handle(self, workflow_id: str) -> WorkflowHandle:
+        """The handle of a workflow (a chain or group's `.delay()`), from its id (`handle.id`)."""
+        return WorkflowHandle(self, workflow_id)
 
     def timeouts_for(self, task: Task[Any, Any], queue: Queue) -> tuple[timedelta | None, timedelta | None]:
         """Effective (soft, hard) timeouts of a task running from `queue`: task, else queue, else app."""

@@ -26,6 +26,7 @@ from wakaq import _wakaq
 from wakaq.connection import redis_py_client
 from wakaq.constants import CANCELLED_REASON
 from wakaq.exceptions import PayloadError
+from wakaq.ids import is_workflow_id
 from wakaq.keys import Keys
 from wakaq.protocols import RedisSettings
 from wakaq.ratelimit import parked_lists
@@ -108,7 +109,10 @@ def derived_id(payload: bytes) -> str:
 
 def cancel(app: CancelHost, task: str, terminate: bool = False, r: Any = None) -> Outcome:
     """Cancel the task with id `task`: a pending, parked or eta one is removed and recorded failed "cancelled by
-    admin"; a running one is left alone (RUNNING) unless `terminate`, which asks its daemon to interrupt it."""
+    admin"; a running one is left alone (RUNNING) unless `terminate`, which asks its daemon to interrupt it. A
+    workflow's id cancels the whole workflow (`cancel_workflow`)."""
+    if is_workflow_id(task):
+        return cancel_workflow(app, task, terminate, r)
     with _Client(app, r) as client:
         keep = _id_filter(task)
         asked: tuple[str, int, int] | None = None
@@ -133,6 +137,28 @@ def cancel(app: CancelHost, task: str, terminate: bool = False, r: Any = None) -
             client.publish(app.keys.control_channel, f"cancel {daemon} {pid} {seq}")
             asked = running
     return Outcome.NOT_FOUND if asked is None else Outcome.TERMINATING
+
+
+def cancel_workflow(app: CancelHost, workflow_id: str, terminate: bool = False, r: Any = None) -> Outcome:
+    """Cancel a running workflow (wakaq.workflow): first it reads cancelled (in one script, so no later step or
+    callback starts: a step that ends afterwards finds it no longer running), then each queued step (ids
+    "<workflow id>-<node>") is removed and recorded failed "cancelled by admin"; running steps finish (their results
+    are ignored) unless `terminate`. NOT_FOUND when it is not running (ended, expired or unknown)."""
+    if app.broker.cancel_workflow(workflow_id, CANCELLED_REASON) != "running":
+        return Outcome.NOT_FOUND
+    prefix = f"{workflow_id}-"
+    keep = _containing(prefix.encode())
+    removed: dict[str, int] = {}
+    with _Client(app, r) as client:
+        for found in _queued(app, client, keep, removed):
+            if found.id.startswith(prefix):
+                _remove(app, client, found, removed)
+        if terminate:
+            for found in _running(app, client, keep):
+                if found.id.startswith(prefix) and found.running is not None:
+                    daemon, pid, seq = found.running
+                    client.publish(app.keys.control_channel, f"cancel {daemon} {pid} {seq}")
+    return Outcome.CANCELLED
 
 
 def cancel_task(app: CancelHost, name: str, queue: str | None = None, r: Any = None) -> int:

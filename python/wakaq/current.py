@@ -39,6 +39,13 @@ class CurrentTask:
         return value if isinstance(value, str) else None
 
     @property
+    def workflow_id(self) -> str | None:
+        """The id of the workflow this task is a step of (meta `wf`, wakaq.workflow), or None."""
+        meta = running_meta.get()
+        value = meta.get("wf") if meta is not None else None
+        return value if isinstance(value, str) else None
+
+    @property
     def attempt(self) -> int:
         """1 on the first run, then one more per retry (exception or soft timeout): payload `retry` + 1."""
         return running_retry.get() + 1 if running_task.get() is not None else 0

@@ -112,6 +112,15 @@ class Keys:
     def result_ready(self, task_id: str) -> str:
         return self._fill("result_ready", task_id)
 
+    def workflow(self, workflow_id: str) -> str:
+        return self._fill("workflow", workflow_id)
+
+    def workflow_results(self, workflow_id: str) -> str:
+        return self._fill("workflow_results", workflow_id)
+
+    def workflow_ready(self, workflow_id: str) -> str:
+        return self._fill("workflow_ready", workflow_id)
+
     def unique(self, key: str) -> str:
         return self._fill("unique", key)
 

@@ -27,6 +27,7 @@ from wakaq.results import EagerHandle, TaskHandle
 from wakaq.retries import RetryOptions
 from wakaq.unique import DEFAULT_UNIQUE_FOR, default_key
 from wakaq.unique import enqueue as enqueue_unique
+from wakaq.workflow import Signature
 
 if TYPE_CHECKING:
     from wakaq.protocols import TaskHost
@@ -126,6 +127,15 @@ class Task(Generic[P, R]):
         else:
             self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, relative=due.relative)
         return None
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A frozen call of this task, a workflow step (`wakaq.chain`, `wakaq.group`); in a chain it gets the
+        previous step's result as its first argument, before these."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """`s()` that ignores the previous step's result (immutable)."""
+        return Signature(self, args, kwargs, immutable=True)
 
     def delay_with_options(
         self,

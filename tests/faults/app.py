@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import secrets
 import signal
@@ -125,11 +126,24 @@ def build(url: str, **options: Any) -> WakaQ:
             return fn(*args, **kwargs)
 
     @app.task
+    def wstep(i: int, ms: float = 0.0) -> int:
+        """A workflow member: sleeps `ms`, records its run, returns its id (tests/faults/test_workflow_kills.py)."""
+        time.sleep(ms / 1000)
+        client.mark("runs", i)
+        return i
+
+    @app.task
+    def wcallback(results: list[int]) -> int:
+        """A group's callback: records each run with what it got (`wf-callback`: pid -> the results)."""
+        client.get().hset("wf-callback", f"{os.getpid()}:{secrets.token_hex(4)}", json.dumps(results))
+        return len(results)
+
+    @app.task
     def tick() -> None:
         """Fired by the scheduler every second in the Redis-restart scenario."""
         client.mark("ticks", int(time.time()))
 
-    del work, hold, poison, exit0, awork, soft_sync, soft_body, aspin, chatter, tick
+    del work, hold, poison, exit0, awork, soft_sync, soft_body, aspin, chatter, wstep, wcallback, tick
     return app
 
 

@@ -71,6 +71,22 @@ impl Keys {
         format!("{}:result:{id}:ready", self.ns)
     }
 
+    /// A workflow (chain/group, python/wakaq/workflow.py; lua/workflow.lua): hash of its status, outcome and tree of
+    /// nodes (kinds, parents, each task step's queue, bell, payload parts and result record key), PX TTL.
+    pub fn workflow(&self, id: &str) -> String {
+        format!("{}:wf:{id}", self.ns)
+    }
+
+    /// A workflow's finished group members: node -> packed result (hash, PX TTL; HSETNX counts each member once).
+    pub fn workflow_results(&self, id: &str) -> String {
+        format!("{}:wf:{id}:results", self.ns)
+    }
+
+    /// One token when a workflow ends (done, failed, cancelled), for waiters (list, PX TTL).
+    pub fn workflow_ready(&self, id: &str) -> String {
+        format!("{}:wf:{id}:ready", self.ns)
+    }
+
     /// A uniqueness lock (string: the id of the task holding it); `unique("")` is the prefix of every lock of the app.
     pub fn unique(&self, key: &str) -> String {
         format!("{}:unique:{key}", self.ns)
@@ -214,6 +230,9 @@ mod tests {
         assert_eq!(k.parked("q", "send"), "{app}:parked:q:send");
         assert_eq!(k.parked_registry(), "{app}:parked");
         assert_eq!(k.failed("bcast:d1"), "{app}:failed:broadcast");
+        assert_eq!(k.workflow("w1"), "{app}:wf:w1");
+        assert_eq!(k.workflow_results("w1"), "{app}:wf:w1:results");
+        assert_eq!(k.workflow_ready("w1"), "{app}:wf:w1:ready");
         let member = Keys::parked_member("q", "send");
         assert_eq!(
             Keys::parse_parked_member(member.as_bytes()),

@@ -23,6 +23,7 @@ pub mod pubsub;
 pub mod purge;
 pub mod scripts;
 pub mod settle;
+pub mod workflow;
 
 /// Every key and channel name of an app (`cluster`: the Redis Cluster layout), as templates with `{queue}`,
 /// `{daemon}`, `{task}`, `{id}`, `{key}`, `{schedule}`, `{slot}` and `{day}` placeholders after the namespace (`namespace`).
@@ -62,6 +63,9 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("result", k.result("{id}"))?;
     d.set_item("result_ready", k.result_ready("{id}"))?;
     d.set_item("unique", k.unique("{key}"))?;
+    d.set_item("workflow", k.workflow("{id}"))?;
+    d.set_item("workflow_results", k.workflow_results("{id}"))?;
+    d.set_item("workflow_ready", k.workflow_ready("{id}"))?;
     d.set_item("schedule_slot", k.schedule_slot("{schedule}", "{slot}"))?;
     d.set_item("history", k.history("{day}"))?;
     Ok(d)

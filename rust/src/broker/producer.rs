@@ -17,6 +17,7 @@ use super::durable::Durability;
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
 use super::tls::TlsOptions;
+use super::workflow;
 use crate::codec::PayloadFormat;
 use crate::errors::broker_error;
 
@@ -58,6 +59,9 @@ fn lock_run<T: Send>(
     // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
     call_detached(py, conn, once, f).map_err(|failure| broker_error(py, failure.message()))
 }
+
+/// One node of `start_workflow`: (kind, parent, flag, queue, name, args, kwargs).
+type WorkflowNode<'py> = (String, i64, bool, String, String, Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 type ManyItem<'py> = (
     String,
@@ -456,6 +460,56 @@ impl Broker {
     fn purge(&self, py: Python<'_>, queue: &str, limited: Vec<String>) -> PyResult<(i64, i64)> {
         let keys = &self.keys;
         lock_run(py, &self.conn, false, |c| super::purge::purge(c, keys, queue, &limited))
+    }
+
+    /// Start workflow `id` (python/wakaq/workflow.py): `nodes` in pre-order, each `(kind, parent, flag, queue, name,
+    /// args, kwargs)` with kind "t" (a task step; flag: it ignores the previous result), "c" (a chain) or "g" (a group;
+    /// flag: allow_failure), parent -1 for the root. Each step's payload carries meta `id` (`<id>-<node>`), `results`
+    /// and `wf`; its result record, like the workflow's keys, lives `ttl` seconds. False when `id` exists already.
+    fn start_workflow(&self, py: Python<'_>, id: &str, ttl: u64, nodes: Vec<WorkflowNode<'_>>) -> PyResult<bool> {
+        if self.format != PayloadFormat::Msgpack {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "workflows need msgpack payloads (their steps carry meta): payload_format=\"json\" cannot send them",
+            ));
+        }
+        let ttl = ttl.clamp(1, u64::try_from(crate::codec::meta::MAX_TTL).unwrap_or(u64::MAX));
+        let mut tree = Vec::with_capacity(nodes.len());
+        for (i, (kind, parent, flag, queue, name, args, kwargs)) in nodes.into_iter().enumerate() {
+            let node = match kind.as_str() {
+                "c" => workflow::Node::Chain,
+                "g" => workflow::Node::Group { allow_failure: flag },
+                "t" => {
+                    let meta = pyo3::types::PyDict::new(py);
+                    meta.set_item("id", workflow::member_id(id, i))?;
+                    meta.set_item("results", ttl)?;
+                    meta.set_item("wf", id)?;
+                    let payload = self.encode(py, &name, &args, &kwargs, Some(0), Some(meta.as_any()))?;
+                    workflow::Node::Task {
+                        queue,
+                        name,
+                        payload,
+                        immutable: flag,
+                    }
+                }
+                other => {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "unknown node kind {other:?}"
+                    )))
+                }
+            };
+            tree.push((node, parent));
+        }
+        let fields = workflow::fields(&self.keys, id, &tree).map_err(pyo3::exceptions::PyValueError::new_err)?;
+        let keys = &self.keys;
+        lock_run(py, &self.conn, true, |c| {
+            workflow::start(c, keys, id, ttl * 1000, &fields)
+        })
+    }
+
+    /// Cancel workflow `id`: no later step or callback starts; returns the status it had ("" when there is none).
+    fn cancel_workflow(&self, py: Python<'_>, id: &str, reason: &str) -> PyResult<String> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| workflow::cancel(c, keys, id, reason))
     }
 
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {

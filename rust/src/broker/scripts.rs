@@ -1,5 +1,6 @@
-//! The Lua scripts, each built once. `lib.lua` (helpers and the key catalogue) is prepended to every script
-//! so they share one definition of elements, bells and failure records.
+//! The Lua scripts, each built once. `lib.lua` (helpers and the key catalogue) and `workflow.lua` (the workflow
+//! barrier lib.lua's `settle` calls) are prepended to every script, so they share one definition of elements,
+//! bells, failure records and workflow steps.
 
 use std::sync::OnceLock;
 
@@ -11,8 +12,9 @@ macro_rules! script {
             static CELL: OnceLock<Script> = OnceLock::new();
             CELL.get_or_init(|| {
                 Script::new(&format!(
-                    "{}\n{}",
+                    "{}\n{}\n{}",
                     include_str!("lua/lib.lua"),
+                    include_str!("lua/workflow.lua"),
                     include_str!($file)
                 ))
             })
@@ -40,3 +42,5 @@ script!(drop_failed, "lua/drop_failed.lua");
 script!(release_parked, "lua/release_parked.lua");
 script!(purge, "lua/purge.lua");
 script!(broadcast, "lua/broadcast.lua");
+script!(workflow_start, "lua/workflow_start.lua");
+script!(workflow_cancel, "lua/workflow_cancel.lua");

@@ -70,6 +70,7 @@ mod tests {
             id: Some("i".into()),
             results: Some(60),
             unique: Some("wakaq:unique:k".into()),
+            wf: None,
         };
         let s = Settlement::of(&keys, &meta).expect("tracked");
         assert_eq!(s.result, "wakaq:result:i");

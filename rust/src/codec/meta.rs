@@ -29,6 +29,10 @@ pub struct Meta {
     pub results: Option<i64>,
     /// The uniqueness lock's key, when the task holds one.
     pub unique: Option<String>,
+    /// The workflow a step belongs to (python/wakaq/workflow.py): its id, for the task (`current_task.workflow_id`)
+    /// and for readers. The broker links the step to its workflow through the step's result record (lua/workflow.lua),
+    /// not through this field, so a forged one cannot make a script touch a workflow.
+    pub wf: Option<String>,
 }
 
 impl Meta {
@@ -112,6 +116,7 @@ fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, Brok
             Token::Str(b"id") => meta.id = Some(text(r, "id", MAX_ID)?),
             Token::Str(b"unique") => meta.unique = Some(lock(r, lock_prefix)?),
             Token::Str(b"results") => meta.results = Some(ttl(r)?),
+            Token::Str(b"wf") => meta.wf = Some(text(r, "wf", MAX_ID)?),
             Token::Str(b"errors") => errors(r)?,
             Token::Str(b"headers") => headers(r)?,
             Token::Str(_) => r.skip(2)?,
@@ -119,11 +124,18 @@ fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, Brok
         }
     }
     if meta.id.is_none() {
-        for (set, name) in [(meta.results.is_some(), "results"), (meta.unique.is_some(), "unique")] {
+        for (set, name) in [
+            (meta.results.is_some(), "results"),
+            (meta.unique.is_some(), "unique"),
+            (meta.wf.is_some(), "wf"),
+        ] {
             if set {
                 return Err(MetaError(format!("'{name}' needs a task 'id'")).into());
             }
         }
+    }
+    if meta.wf.is_some() && meta.results.is_none() {
+        return Err(MetaError("'wf' needs 'results' (a workflow step stores its result)".to_owned()).into());
     }
     Ok(Some(meta))
 }
@@ -265,8 +277,44 @@ mod tests {
             id: Some("abc".into()),
             results: Some(3600),
             unique: Some("wakaq:unique:k".into()),
+            wf: None,
         };
         assert_eq!(check(&payload(&meta), LOCKS), Ok(Some(want)));
+    }
+
+    #[test]
+    fn reads_a_workflow_step() {
+        let meta = map(&[("id", s("w1-3")), ("results", vec![60]), ("wf", s("w1"))]);
+        let got = check(&payload(&meta), LOCKS).expect("valid").expect("has meta");
+        assert_eq!(got.wf.as_deref(), Some("w1"));
+        assert!(got.tracked());
+        let cases: [(Vec<u8>, &str); 5] = [
+            (map(&[("results", vec![60]), ("wf", s("w1"))]), "needs a task 'id'"),
+            (map(&[("id", s("a")), ("wf", s("w1"))]), "'wf' needs 'results'"),
+            (
+                map(&[("id", s("a")), ("results", vec![60]), ("wf", vec![1])]),
+                "'wf' must be a str, got int",
+            ),
+            (
+                map(&[("id", s("a")), ("results", vec![60]), ("wf", s(""))]),
+                "'wf' must be 1 to 128 bytes, got 0",
+            ),
+            (
+                map(&[
+                    ("id", s("a")),
+                    ("results", vec![60]),
+                    ("wf", str16(&"w".repeat(MAX_ID + 1))),
+                ]),
+                "'wf' must be 1 to 128 bytes, got 129",
+            ),
+        ];
+        for (meta, want) in cases {
+            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
+            assert!(
+                got.starts_with("malformed meta: ") && got.contains(want),
+                "{got} / {want}"
+            );
+        }
     }
 
     #[test]

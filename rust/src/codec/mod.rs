@@ -23,7 +23,7 @@ mod json_encode;
 mod json_text;
 pub mod marker;
 pub mod meta;
-mod read;
+pub(crate) mod read;
 mod retried;
 mod task;
 mod timestamp;

@@ -23,6 +23,9 @@
 --   N:result:<id>         hash  a results task's record: status, value, error_type, error, at (`settle` below)
 --   N:result:<id>:ready   list  one token per final write of that record, for waiters
 --   N:unique:<key>        str   a uniqueness lock: the id of the task holding it, PX ttl (enqueue_unique.lua)
+--   N:wf:<id>             hash  a workflow (chain/group): status, outcome, its tree of nodes (workflow.lua), PX TTL
+--   N:wf:<id>:results     hash  node -> packed result of a finished group member (HSETNX: counted once), PX TTL
+--   N:wf:<id>:ready       list  one token when the workflow ends, for waiters, PX TTL
 --   N:history:<day>       hash  per-minute counter totals of one UTC day, written by the dashboard, expiring
 -- Every name is built by broker/keys.rs (python/wakaq/keys.py fills in its templates).
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).
@@ -196,7 +199,11 @@ end
 -- with the one meta parser (codec/meta.rs): {result, ready, ttl_ms, lock, id}. `extra`: field/value pairs to store.
 -- NOTE: the keys come in ARGV, not KEYS: they are named by the payload, which only the caller has read; every key of
 -- an app shares its hash slot, so a cluster node holds them all.
+-- A workflow step's record also holds `wf` (its workflow's key) and `node`, written when the step was enqueued
+-- (workflow.lua); its final write is the step's end in the workflow (`workflow_settled`, defined in workflow.lua),
+-- in this same script: whichever script settles the step (ack, failure, dead-listing, hard timeout, cancel, purge).
 local FINAL = {done = true, failed = true, cancelled = true}
+local workflow_settled
 local function settle(s, status, extra)
   if s == nil then return end
   local final = FINAL[status]
@@ -204,12 +211,14 @@ local function settle(s, status, extra)
     redis.call('DEL', s.lock)
   end
   if s.result == '' then return end
-  if FINAL[redis.call('HGET', s.result, 'status') or ''] then return end
+  local was = redis.call('HMGET', s.result, 'status', 'wf', 'node')
+  if FINAL[was[1] or ''] then return end
   redis.call('HSET', s.result, 'status', status, 'at', now_text(), unpack(extra))
   redis.call('PEXPIRE', s.result, s.ttl)
   if final then
     redis.call('RPUSH', s.ready, '1')
     redis.call('PEXPIRE', s.ready, s.ttl)
+    if was[2] then workflow_settled(was[2], was[3], status, extra) end
   end
 end
 

@@ -62,6 +62,8 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("result", k.result("{id}"))?;
     d.set_item("result_ready", k.result_ready("{id}"))?;
     d.set_item("unique", k.unique("{key}"))?;
+    d.set_item("progress", k.progress("{id}"))?;
+    d.set_item("debounce", k.debounce("{key}"))?;
     d.set_item("schedule_slot", k.schedule_slot("{schedule}", "{slot}"))?;
     d.set_item("history", k.history("{day}"))?;
     Ok(d)

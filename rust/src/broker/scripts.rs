@@ -40,3 +40,5 @@ script!(drop_failed, "lua/drop_failed.lua");
 script!(release_parked, "lua/release_parked.lua");
 script!(purge, "lua/purge.lua");
 script!(broadcast, "lua/broadcast.lua");
+script!(progress, "lua/progress.lua");
+script!(enqueue_debounce, "lua/enqueue_debounce.lua");

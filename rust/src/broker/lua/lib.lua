@@ -23,6 +23,9 @@
 --   N:result:<id>         hash  a results task's record: status, value, error_type, error, at (`settle` below)
 --   N:result:<id>:ready   list  one token per final write of that record, for waiters
 --   N:unique:<key>        str   a uniqueness lock: the id of the task holding it, PX ttl (enqueue_unique.lua)
+--   N:progress:<id>       hash  a running task's last progress: v (msgpack {done, total, info}), at; PX ttl (progress.lua)
+--   N:debounce:<key>      hash  a debounce window: the pending call's payload, due and settlement; PX = the window's
+--                               rest (enqueue_debounce.lua)
 --   N:history:<day>       hash  per-minute counter totals of one UTC day, written by the dashboard, expiring
 -- Every name is built by broker/keys.rs (python/wakaq/keys.py fills in its templates).
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).

@@ -411,16 +411,16 @@ class Child:
             return
         # NOTE: plain first runs (meta None, retry 0) pay one test here and one in the finally
         tokens = None
-        progress: Token[Any] | None = None
         if meta is not None or retry or tracing.active():
             claimed.meta = meta
-            tokens = (set_meta(meta), running_retry.set(retry), running_queue.set(claimed.queue_name))
-            if meta is not None:
-                if "id" in meta:
-                    # NOTE: the asyncio task of an async task copies this context, so its writer stays set there
-                    progress = running_progress.set(functools.partial(self.consumer.progress, claimed.task))
-                if "results" in meta:
-                    await self._redis(self.consumer.start, claimed.task)
+            # NOTE: a task with an id may report progress (current_task.set_progress); the asyncio task of an async
+            # task copies this context, so its writer stays set there
+            progress: Token[Any] | None = None
+            if meta is not None and "id" in meta:
+                progress = running_progress.set(functools.partial(self.consumer.progress, claimed.task))
+            tokens = (set_meta(meta), running_retry.set(retry), running_queue.set(claimed.queue_name), progress)
+            if meta is not None and "results" in meta:
+                await self._redis(self.consumer.start, claimed.task)
         try:
             plan = self._plan(name, claimed)
             if plan is None:
@@ -438,8 +438,8 @@ class Child:
                 running_meta.reset(tokens[0])
                 running_retry.reset(tokens[1])
                 running_queue.reset(tokens[2])
-                if progress is not None:
-                    running_progress.reset(progress)
+                if tokens[3] is not None:
+                    running_progress.reset(tokens[3])
 
     def _plan(self, name: str, claimed: Claimed) -> Plan | None:
         """What running `name` from this queue takes (timeouts, wrapper chain), worked out once per pair."""

@@ -142,6 +142,24 @@ def test_daemons_page_shows_busy_children(browser: Any, web: WebServer, worker: 
     rclient.set("release", 1)
 
 
+def test_progress_bar_of_a_running_task_escaped(browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis):
+    from tests.apps import web_app
+
+    handle = web_app.reporter.delay(3, 10, XSS_IMG + XSS_SCRIPT)
+    wait_until(lambda: events(rclient, "reporter-start"), 10, what="the reporter to start")
+    browser.get(web.url + "#daemons")
+    css = f'#daemons ul.children li.busy div.progress[data-task-id="{handle.id}"]'
+    wait_until(lambda: "3 / 10 (30%)" in _text(browser, css), 10, 0.1, "the task's progress bar")
+    shown = _text(browser, css)
+    assert shown.startswith("reporter") and f"note={XSS_IMG + XSS_SCRIPT!r}" in shown
+    bar = browser.find_element("css selector", css + " progress")
+    assert float(bar.get_attribute("value")) == 30.0
+    _no_alert(browser)
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    rclient.set("release", 1)
+    wait_until(lambda: _text(browser, css) == "", 15, 0.1, "the bar to leave with the finished task")
+
+
 class _Attacker(BaseHTTPRequestHandler):
     """Another origin (another port) whose page tries to drop the failed tasks through the visitor's browser."""
 

@@ -150,6 +150,19 @@ class Broker:
         """Take the uniqueness lock `lock` (for `ttl` seconds from when the task is due) and push the task, in one
         script; `delay`: due that many seconds from now on Redis's clock, `due`: at that unix time. None when
         enqueued, else the id of the task holding the lock."""
+    def push_debounced(
+        self,
+        queue: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        key: str,
+        window: float,
+    ) -> tuple[bool, float]:
+        """Debounce a call under `key` (its meta carries `id`): the first call of a window adds it to `queue`'s eta
+        set, due `window` seconds from now on Redis's clock; later calls within the window replace the pending one
+        (same due time). Returns (replaced a pending call, due unix time)."""
     def cancel_queued(self, key: str, element: bytes, queue: str, reason: str, *, zset: bool = False) -> bool:
         """Remove exactly `element` from `key` (a queue or parked list; `zset`: an eta set), record it failed with
         `reason` and settle its result record and lock, in one script; False when it was gone."""
@@ -244,6 +257,10 @@ class Consumer:
         removes its in-flight entry; ValueError for a non-finite `delay`."""
     def start(self, task: ClaimedTask) -> bool:
         """`task` starts: its result record says "running" (a round trip only when it stores results)."""
+    def progress(self, task: ClaimedTask, value: Any) -> bool:
+        """`task` reports its progress (`value`: {done, total, info}) into its own key, only while it is in flight
+        here and its result record is not final; False when nothing was written (no id, settled, not held).
+        ValueError when `value` packs to more than 64 KiB."""
     def release(self, tasks: Sequence[ClaimedTask]) -> int:
         """Return claimed, not started tasks to the front of their queues (shutdown)."""
 

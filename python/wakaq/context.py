@@ -6,6 +6,7 @@ The bottom of the package: it imports nothing from wakaq at run time, so every o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -23,6 +24,10 @@ running_retry: ContextVar[int] = ContextVar("wakaq_task_retry", default=0)
 # NOTE: the queue the running task was claimed from; set by the worker alongside meta, and for every task while a
 # tracer is on (wakaq.tracing), so a plain task pays nothing. Unset (None) in eager mode: nothing is traced there.
 running_queue: ContextVar[str | None] = ContextVar("wakaq_task_queue", default=None)
+
+# NOTE: how the running task reports progress (`current_task.set_progress`): the child's writer for this task, set
+# only for tasks whose meta carries an id (a plain task has nothing to read its progress by), so plain tasks pay nothing
+running_progress: ContextVar[Callable[[dict[str, Any]], bool] | None] = ContextVar("wakaq_task_progress", default=None)
 
 
 def current_meta() -> dict[str, Any] | None:

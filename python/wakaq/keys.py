@@ -124,6 +124,14 @@ class Keys:
     def unique(self, key: str) -> str:
         return self._fill("unique", key)
 
+    def progress(self, task_id: str) -> str:
+        """A running task's last progress (hash: `v` msgpack {done, total, info}, `at`; written by progress.lua)."""
+        return self._fill("progress", task_id)
+
+    def debounce(self, key: str) -> str:
+        """A debounce window: the pending call's payload and due time (enqueue_debounce.lua)."""
+        return self._fill("debounce", key)
+
     def broadcast_queue(self, daemon: str) -> str:
         return self._fill("broadcast_queue", daemon)
 

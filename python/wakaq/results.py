@@ -120,6 +120,19 @@ class TaskHandle:
             raw: bytes | None = client(self.app).redis.hget(self.app.keys.result(self.id), "status")  # type: ignore[assignment]
         return PENDING if raw is None else raw.decode()
 
+    def progress(self) -> dict[str, Any] | None:
+        """The task's last `current_task.set_progress` report: {"done", "total", "info", "at"} ("at": unix time on
+        Redis's clock), or None before its first report and once it expired (with its result record, else a day)."""
+        with redis_errors(self.app):
+            raw: dict[bytes, bytes] = client(self.app).redis.hgetall(self.app.keys.progress(self.id))  # type: ignore[assignment]
+        return read_progress(raw)
+
+    async def aprogress(self) -> dict[str, Any] | None:
+        """`progress()` for async code (the read runs in a thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.progress)
+
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the task to finish (at most `timeout` seconds; None: forever) and return its value. Raises
         TaskFailed when it failed or was cancelled, TimeoutError when it has not finished in time."""
@@ -162,6 +175,20 @@ class TaskHandle:
         with redis_errors(self.app):
             # NOTE: Redis takes a float timeout (6.0+); redis-py's annotation says int
             client(self.app).redis.blmove(ready, ready, max(0.01, seconds), "LEFT", "RIGHT")  # type: ignore[arg-type]
+
+
+def read_progress(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """A progress hash (field `v`: msgpack {done, total, info}; `at`) as a dict; None when empty or unreadable."""
+    from wakaq._wakaq import unpackb
+
+    try:
+        value = unpackb(raw[b"v"])
+        at = float(raw[b"at"])
+    except (KeyError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {"done": value.get("done"), "total": value.get("total"), "info": value.get("info") or {}, "at": at}
 
 
 def _outcome(task_id: str, record: dict[str, bytes]) -> Any:
@@ -207,6 +234,13 @@ class EagerHandle:
                 raise TimeoutError(f"task {self.id} is still running in this event loop: await handle.aresult()")
             return value.result()  # NOTE: raises the task's own exception, as the eager `.delay()` of a sync one
         return value
+
+    def progress(self) -> dict[str, Any] | None:
+        """None: an eager task ran inline, nothing recorded its progress."""
+        return None
+
+    async def aprogress(self) -> dict[str, Any] | None:
+        return None
 
     async def aresult(self, timeout: float | None = None) -> Any:
         if _is_future(self._value):

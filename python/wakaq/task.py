@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, 
 
 from wakaq import tracing
 from wakaq.aio import off_loop, settled
-from wakaq.config import TimeoutValue, to_max_retries, to_timeout
+from wakaq.config import TimeoutValue, to_max_retries, to_seconds, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager, stored_value
 from wakaq.exceptions import WakaQError
-from wakaq.formats import check_unique_key
+from wakaq.formats import JSON, check_unique_key, needs_msgpack
 from wakaq.ids import new_id
 from wakaq.queue import Queue, check_timeout_order
 from wakaq.ratelimit import Rate
@@ -146,14 +146,18 @@ class Task(Generic[P, R]):
         eta: EtaValue | None = None,
         durable: DurableArg = None,
         unique_key: str | None = None,
+        debounce: float | timedelta | None = None,
     ) -> Any:
         """`.delay()` with the options apart from the task's own arguments, so none can collide with them:
         `durable` = None (the app's `durable_enqueue`), False, True (1 replica) or a number of replicas (raises
         `DurabilityError` when fewer confirm within `durable_timeout`); `unique_key`: a lock key of your own, so a
         second enqueue with the same key while the first task is pending or running is a no-op (any task; the lock
-        TTL is the task's `unique_for`, else 1 hour), see `_delay_tracked`."""
+        TTL is the task's `unique_for`, else 1 hour), see `_delay_tracked`. `debounce`: seconds (or a timedelta) of
+        a debounce window keyed by `unique_key` (default: the task's name), see `_delay_debounced`."""
         target = self.app.get_queue(queue or self.queue or self.app.default_queue, "delay_with_options")
         args, kwargs = tuple(args), dict(kwargs or {})
+        if debounce is not None:
+            return self._delay_debounced(target, args, kwargs, unique_key, debounce, eta, durable)
         due = None if eta is None else due_time(eta)
         replicas = replicas_of(durable, self.app.durable_replicas)
         check_unique_key(self.app, unique_key)
@@ -232,6 +236,41 @@ class Task(Generic[P, R]):
         if holder is None:
             return TaskHandle(self.app, task_id)
         return TaskHandle(self.app, holder) if ttl else None
+
+    def _delay_debounced(
+        self,
+        queue: Queue,
+        args: Any,
+        kwargs: Any,
+        unique_key: str | None,
+        debounce: float | timedelta,
+        eta: EtaValue | None,
+        durable: DurableArg,
+    ) -> TaskHandle | EagerHandle:
+        """A debounced call: the first call under `unique_key` (default: the task's name) opens a window of
+        `debounce` seconds on Redis's clock; calls within it replace the pending call's arguments; the task runs once,
+        with the last call's arguments, when the window closes (enqueue_debounce.lua). A call after the window closed
+        (or after its task was promoted or cancelled) opens a new one. No uniqueness lock is taken: the debounce key
+        replaces it, so a new window may run while the last one's task still runs.
+
+        Returns the call's handle. A replaced call never runs: with results on its record reads "cancelled"
+        (`TaskFailed` with error_type "Debounced"). Eager mode runs every call at once (there is no window)."""
+        window = to_seconds(debounce, f"debounce of task {self.name!r}", allow_none=False) or 0.0
+        if eta is not None:
+            raise WakaQError("debounce sets when the task runs (the window's end): pass eta or debounce, not both")
+        if durable:
+            raise WakaQError("durable enqueue does not cover debounced calls (as it does not cover unique ones)")
+        if self.app.payload_format == JSON:
+            raise needs_msgpack("debounce")
+        task_id = new_id()
+        if self.app.eager:
+            return _eager_handle(task_id, self, args, kwargs, queue)
+        meta: dict[str, Any] = {"id": task_id}
+        if self.result_ttl:
+            meta["results"] = int(self.result_ttl)
+        key = unique_key if unique_key is not None else self.name
+        self.app.broker.push_debounced(queue.name, self.name, args, kwargs, meta, key, window)
+        return TaskHandle(self.app, task_id)
 
     def delay_many(
         self,
@@ -332,10 +371,18 @@ class Task(Generic[P, R]):
         eta: EtaValue | None = None,
         durable: DurableArg = None,
         unique_key: str | None = None,
+        debounce: float | timedelta | None = None,
     ) -> Any:
         """`delay_with_options` for async code (as `adelay`)."""
         send = functools.partial(
-            self.delay_with_options, args, kwargs, queue=queue, eta=eta, durable=durable, unique_key=unique_key
+            self.delay_with_options,
+            args,
+            kwargs,
+            queue=queue,
+            eta=eta,
+            durable=durable,
+            unique_key=unique_key,
+            debounce=debounce,
         )
         return await settled(send()) if self.app.eager else await off_loop(send)
 

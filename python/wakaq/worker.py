@@ -8,6 +8,7 @@ watchdog bookkeeping (`task_started` writes into shared memory, no syscall).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
 import logging
@@ -17,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import Token
 from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from wakaq import _wakaq, retries, tracing
 from wakaq.connection import is_config_failure
 from wakaq.constants import CANCELLED_REASON
-from wakaq.context import running_meta, running_queue, running_retry, set_meta
+from wakaq.context import running_meta, running_progress, running_queue, running_retry, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancelled
 from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
 from wakaq.logger import current_task_name, setup_logging
@@ -411,7 +413,12 @@ class Child:
         tokens = None
         if meta is not None or retry or tracing.active():
             claimed.meta = meta
-            tokens = (set_meta(meta), running_retry.set(retry), running_queue.set(claimed.queue_name))
+            # NOTE: a task with an id may report progress (current_task.set_progress); the asyncio task of an async
+            # task copies this context, so its writer stays set there
+            progress: Token[Any] | None = None
+            if meta is not None and "id" in meta:
+                progress = running_progress.set(functools.partial(self.consumer.progress, claimed.task))
+            tokens = (set_meta(meta), running_retry.set(retry), running_queue.set(claimed.queue_name), progress)
             if meta is not None and "results" in meta:
                 await self._redis(self.consumer.start, claimed.task)
         try:
@@ -431,6 +438,8 @@ class Child:
                 running_meta.reset(tokens[0])
                 running_retry.reset(tokens[1])
                 running_queue.reset(tokens[2])
+                if tokens[3] is not None:
+                    running_progress.reset(tokens[3])
 
     def _plan(self, name: str, claimed: Claimed) -> Plan | None:
         """What running `name` from this queue takes (timeouts, wrapper chain), worked out once per pair."""

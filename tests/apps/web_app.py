@@ -10,7 +10,7 @@ import asyncio
 import time
 
 from tests.apps.common import Events, env, worker_options
-from wakaq import CronTask, WakaQ
+from wakaq import CronTask, WakaQ, current_task
 
 wakaq = WakaQ(
     queues=[(0, "high"), "default"],
@@ -33,6 +33,16 @@ def blocker(tag: str) -> None:
     while not client().exists("release") and time.monotonic() < deadline:
         time.sleep(0.02)
     record("blocker-end", tag=tag)
+
+
+@wakaq.task(store_results=True)
+def reporter(done: int, total: int, note: str) -> None:
+    """Reports `done` of `total` with `note`, then runs until the key `release` exists (at most 30 s)."""
+    current_task.set_progress(done, total, note=note)
+    record("reporter-start", note=note)
+    deadline = time.monotonic() + 30
+    while not client().exists("release") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @wakaq.task

@@ -120,4 +120,5 @@ BOUNDS: dict[str, Callable[[int, int], int]] = {
     "daemon_info": lambda sent, daemons: 8,
     "stats": lambda sent, daemons: 100_000,
     "stats_retired": lambda sent, daemons: 100_000,
+    # NOTE: `progress` (progress.lua) and `debounce` (enqueue_debounce.lua) always carry a TTL: no bound here
 }

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 BROADCAST_FAILED = "broadcast"  # the queue name broadcasts are recorded failed under
 RECENT_SLOTS = 3  # slots of each schedule checked for their claim (the claim outlives two gaps)
+PROGRESS_SAMPLE = 64  # in-flight entries read per daemon for the progress bars of its running tasks
 
 
 class ApiError(Exception):
@@ -68,7 +69,11 @@ class Api:
 
     def daemons(self, params: dict[str, str]) -> dict[str, Any]:
         snap = snapshot(self.app, self.r)
-        return {"time": snap["time"], "daemons": [_finite_dict(d) for d in snap["daemons"]]}
+        daemons = [_finite_dict(d) for d in snap["daemons"]]
+        found = running_progress(self.app, self.r, [d["id"] for d in daemons if d["alive"]])
+        for d in daemons:
+            d["progress"] = found.get(d["id"], [])
+        return {"time": snap["time"], "daemons": daemons}
 
     def failed_counts(self) -> dict[str, int]:
         """Failed records per queue (the app's, plus broadcasts when any failed), one pipelined LLEN each."""
@@ -149,6 +154,70 @@ class Api:
         if why is not None:
             raise ApiError(409, why)
         return {"requeued": 1}
+
+
+def running_progress(app: WakaQ, r: redis.Redis, daemon_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The last progress report of each task in flight on these daemons that made one (`current_task.set_progress`):
+    daemon -> [{pid, task, id, done, total, percent, info}], info values as bounded reprs. Two pipelined round trips,
+    bounded: at most PROGRESS_SAMPLE in-flight entries per daemon (a random sample when it holds more)."""
+    if not daemon_ids:
+        return {}
+    from wakaq._wakaq import decode_task_meta, split_element
+    from wakaq.results import read_progress
+
+    pipe: Any = r.pipeline(transaction=False)
+    for daemon in daemon_ids:
+        pipe.hrandfield(app.keys.inflight(daemon), PROGRESS_SAMPLE, withvalues=True)
+    running: list[tuple[str, str, str, str]] = []  # (daemon, pid, task name, id)
+    for daemon, sample in zip(daemon_ids, pipe.execute(), strict=True):
+        sample = sample or []
+        for field, entry in zip(sample[::2], sample[1::2], strict=True):
+            payload = split_element(entry.partition(b"\n")[2])[1]
+            if b"meta" not in payload:  # NOTE: a plain task has no id to report progress by
+                continue
+            try:
+                name, _, _, _, meta = decode_task_meta(payload)
+            except ValueError:
+                continue
+            if isinstance(meta, dict) and isinstance(meta.get("id"), str):
+                running.append((daemon, field.decode(errors="replace").partition(":")[0], name, meta["id"]))
+    if not running:
+        return {}
+    pipe = r.pipeline(transaction=False)
+    for *_, task_id in running:
+        pipe.hgetall(app.keys.progress(task_id))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (daemon, pid, name, task_id), raw in zip(running, pipe.execute(), strict=True):
+        found = read_progress(raw)
+        if found is not None:
+            out.setdefault(daemon, []).append(_progress_row(pid, name, task_id, found))
+    return out
+
+
+def _progress_row(pid: str, name: str, task_id: str, found: dict[str, Any]) -> dict[str, Any]:
+    done, total = _number(found["done"]), _number(found["total"])
+    percent = None if done is None or not total else max(0.0, min(100.0, 100.0 * done / total))
+    info = found["info"] if isinstance(found["info"], dict) else {}
+    return {
+        "pid": pid,
+        "task": name,
+        "id": task_id,
+        "done": done,
+        "total": total,
+        "percent": percent,
+        "info": {str(k)[:100]: records.short_repr(v, 200) for k, v in list(info.items())[:20]},
+        "at": found["at"],
+    }
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # NOTE: an int past a float's range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _entries(app: WakaQ) -> tuple[list[Entry], str | None]:

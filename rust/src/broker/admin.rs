@@ -61,6 +61,29 @@ impl UniquePush<'_> {
     }
 }
 
+/// A debounced push (enqueue_debounce.lua): opens a window of `window` seconds under `key`, or replaces the call
+/// pending in it. Returns (replaced a pending call, due unix time on Redis's clock).
+pub struct DebouncePush<'a> {
+    pub queue: &'a str,
+    pub key: &'a str,
+    pub window: f64,
+    pub payload: &'a [u8],
+}
+
+impl DebouncePush<'_> {
+    pub fn run(&self, c: &mut dyn ConnectionLike, keys: &Keys) -> RedisResult<(bool, f64)> {
+        let settlement = Settlement::of_payload(keys, self.payload);
+        let mut inv = scripts::enqueue_debounce().key(keys.debounce(self.key));
+        inv.key(keys.eta(self.queue))
+            .arg(format!("{:.6}", self.window))
+            .arg(self.payload)
+            .arg(keys.eta_channel());
+        Settlement::push_args(settlement.as_ref(), &mut inv);
+        let (replaced, due): (i64, String) = inv.invoke(c)?;
+        Ok((replaced == 1, due.parse().unwrap_or(0.0)))
+    }
+}
+
 /// Remove one queued task (`key`: its queue list, parked list or eta zset; `zset` for an eta set), record it failed
 /// with `reason` and settle its result record and lock (cancel.lua). False when it was no longer there.
 pub fn cancel_queued(

@@ -131,6 +131,12 @@ impl Owed {
 /// Claimed elements as Redis sent them: (seq, queue index, element).
 type Claimed = Vec<(u64, usize, Vec<u8>)>;
 
+/// How long a task's progress is kept after its last report when it stores no results (seconds: a day, the default
+/// `result_ttl`); a task that stores results keeps it as long as its record.
+const PROGRESS_TTL: i64 = 86_400;
+/// The largest progress value (packed bytes): a report is a counter and a few words, not a payload.
+const PROGRESS_MAX: usize = 64 * 1024;
+
 /// Interrupted calls sent again, at most this many times in a row.
 const INTERRUPTED_RETRIES: usize = 3;
 
@@ -630,6 +636,45 @@ impl Consumer {
             let mut inv = scripts::start().key(&self.inflight);
             inv.arg(&field);
             Settlement::push_args(Some(&settlement), &mut inv);
+            inv.invoke::<i64>(c)
+        })
+        .map(|n| n == 1)
+    }
+
+    /// `task` reports its progress: `value` (a dict: done, total, info) packed into its own key `progress:<id>`,
+    /// with its result record's TTL (else `PROGRESS_TTL`), in one script that writes only while the task is in flight
+    /// here and its result record is not final (progress.lua). False when nothing was written: the task has no id
+    /// (a plain task), is no longer held by this child, or was settled already.
+    fn progress(&self, py: Python<'_>, task: &Bound<'_, ClaimedTask>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let task = task.get();
+        let seq = task.seq_();
+        if !self.hold().contains_key(&seq) {
+            return Ok(false);
+        }
+        let Ok(Some(found)) = meta::check(task.payload_bytes(), &self.lock_prefix) else {
+            return Ok(false);
+        };
+        let Some(id) = found.id.as_deref() else {
+            return Ok(false);
+        };
+        let mut packed = Vec::with_capacity(64);
+        crate::codec::guarded(|| crate::codec::pack_into(&mut packed, value))?;
+        if packed.len() > PROGRESS_MAX {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "progress is {} bytes packed, more than {PROGRESS_MAX}: keep its info small",
+                packed.len()
+            )));
+        }
+        let ttl_ms = found.results.unwrap_or(PROGRESS_TTL).saturating_mul(1000);
+        let (key, result) = (self.keys.progress(id), found.results.map(|_| self.keys.result(id)));
+        let field = format!("{}{seq}", self.field_prefix);
+        run(py, &self.conn, |c| {
+            let mut inv = scripts::progress().key(&self.inflight);
+            inv.key(&key);
+            if let Some(r) = &result {
+                inv.key(r);
+            }
+            inv.arg(&field).arg(ttl_ms).arg(packed.as_slice());
             inv.invoke::<i64>(c)
         })
         .map(|n| n == 1)

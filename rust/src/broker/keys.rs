@@ -92,6 +92,18 @@ impl Keys {
         format!("{}:unique:{key}", self.ns)
     }
 
+    /// A running task's last progress (hash: `v` = msgpack {done, total, info}, `at`; PX TTL): progress.lua, written
+    /// only while the task is in flight under the writing child and its result record is not final.
+    pub fn progress(&self, id: &str) -> String {
+        format!("{}:progress:{id}", self.ns)
+    }
+
+    /// A debounce window (hash: the pending call's `payload`, `due` and settlement; PX TTL = what is left of the
+    /// window): enqueue_debounce.lua.
+    pub fn debounce(&self, key: &str) -> String {
+        format!("{}:debounce:{key}", self.ns)
+    }
+
     /// Per-minute counter totals of one UTC day (days since the epoch), written by the dashboard
     /// (python/wakaq/web/minutes.py): a hash of at most 1,440 fields that expires a few days after its day.
     pub fn history(&self, day: &str) -> String {
@@ -229,6 +241,8 @@ mod tests {
         assert_eq!(k.rate_task("send"), "{app}:rate:task:send");
         assert_eq!(k.parked("q", "send"), "{app}:parked:q:send");
         assert_eq!(k.parked_registry(), "{app}:parked");
+        assert_eq!(k.progress("i"), "{app}:progress:i");
+        assert_eq!(k.debounce("k"), "{app}:debounce:k");
         assert_eq!(k.failed("bcast:d1"), "{app}:failed:broadcast");
         assert_eq!(k.workflow("w1"), "{app}:wf:w1");
         assert_eq!(k.workflow_results("w1"), "{app}:wf:w1:results");

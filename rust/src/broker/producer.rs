@@ -394,6 +394,39 @@ impl Broker {
         lock_run(py, &self.conn, true, |c| push.run(c, keys))
     }
 
+    /// Debounce a call (its payload carries meta `id`): the first call of a window under `key` adds the task to the
+    /// eta set of `queue`, due `window` seconds from now on Redis's clock; a call within the window replaces the
+    /// pending one (same due time), so the task runs once, with the last call's arguments (enqueue_debounce.lua).
+    /// Returns (replaced a pending call, due unix time).
+    #[allow(clippy::too_many_arguments)]
+    fn push_debounced(
+        &self,
+        py: Python<'_>,
+        queue: &str,
+        name: &str,
+        args: &Bound<'_, PyAny>,
+        kwargs: &Bound<'_, PyAny>,
+        meta: &Bound<'_, PyAny>,
+        key: &str,
+        window: f64,
+    ) -> PyResult<(bool, f64)> {
+        if !(window.is_finite() && window > 0.0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "debounce must be a positive number of seconds, got {window}"
+            )));
+        }
+        let payload = self.encode(py, name, args, kwargs, None, Some(meta))?;
+        let push = admin::DebouncePush {
+            queue,
+            key,
+            window,
+            payload: &payload,
+        };
+        let keys = &self.keys;
+        // NOTE: idempotent (a resend replaces its own member and settles nothing), so a stale connection is retried
+        lock_run(py, &self.conn, false, |c| push.run(c, keys))
+    }
+
     /// Cancel one queued task: remove exactly `element` from `key` (a queue list or parked list; `zset`: an eta set),
     /// record it failed with `reason` and settle its result record and lock, in one script. False when it was gone.
     #[pyo3(signature = (key, element, queue, reason, *, zset = false))]

@@ -44,3 +44,5 @@ script!(purge, "lua/purge.lua");
 script!(broadcast, "lua/broadcast.lua");
 script!(workflow_start, "lua/workflow_start.lua");
 script!(workflow_cancel, "lua/workflow_cancel.lua");
+script!(progress, "lua/progress.lua");
+script!(enqueue_debounce, "lua/enqueue_debounce.lua");

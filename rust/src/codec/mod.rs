@@ -57,7 +57,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
 ///
 /// NOTE: the one known source is PyO3's dict iterator, which panics when a dict changes size while
 /// being encoded (possible only if user code, e.g. a tzinfo, mutates the arguments).
-fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<&str>()

@@ -372,8 +372,19 @@
         c.busy ? el("code", null, c.task ?? "?") : "idle",
         c.busy && c.queue ? ` on ${c.queue}` : "",
         c.busy && c.running_for !== null && c.running_for !== undefined ? ` for ${span(c.running_for)}` : "",
-        c.rss_bytes ? ` · ${bytes(c.rss_bytes)}` : ""))))));
+        c.rss_bytes ? ` · ${bytes(c.rss_bytes)}` : "",
+        ...(d.progress || []).filter((p) => p.pid === String(c.pid)).map(progressBar)))))));
     fill($("daemons").tBodies[0], rows.length ? rows : [el("tr", null, el("td", { colspan: 9, class: "note" }, "no worker daemon is registered"))]);
+  }
+
+  // A running task's last report (current_task.set_progress): a bar when it has a total, its info as text.
+  function progressBar(p) {
+    const bar = p.percent === null ? null : el("progress", { max: 100, value: p.percent.toFixed(1) });
+    const count = p.total === null ? num(p.done) : `${num(p.done)} / ${num(p.total)}`;
+    const pct = p.percent === null ? "" : ` (${Math.floor(p.percent)}%)`;
+    const info = Object.entries(p.info).map(([k, v]) => `${k}=${v}`).join(" ");
+    return el("div", { class: "progress", "data-task-id": p.id },
+      el("code", null, p.task), " ", bar, ` ${count}${pct}`, info ? el("span", { class: "info" }, ` ${info}`) : null);
   }
 
   // ---- paged lists (failed, eta) -----------------------------------------------------------------------------

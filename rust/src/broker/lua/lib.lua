@@ -26,6 +26,9 @@
 --   N:wf:<id>             hash  a workflow (chain/group): status, outcome, its tree of nodes (workflow.lua), PX TTL
 --   N:wf:<id>:results     hash  node -> packed result of a finished group member (HSETNX: counted once), PX TTL
 --   N:wf:<id>:ready       list  one token when the workflow ends, for waiters, PX TTL
+--   N:progress:<id>       hash  a running task's last progress: v (msgpack {done, total, info}), at; PX ttl (progress.lua)
+--   N:debounce:<key>      hash  a debounce window: the pending call's payload, due and settlement; PX = the window's
+--                               rest (enqueue_debounce.lua)
 --   N:history:<day>       hash  per-minute counter totals of one UTC day, written by the dashboard, expiring
 -- Every name is built by broker/keys.rs (python/wakaq/keys.py fills in its templates).
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).

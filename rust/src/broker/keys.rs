@@ -165,6 +165,12 @@ impl Keys {
         format!("{}:daemons", self.ns)
     }
 
+    /// The paused queues (set of queue names): the claim scripts skip them, on every daemon; pushes and eta
+    /// promotion go on (pause.lua changes it).
+    pub fn paused(&self) -> String {
+        format!("{}:paused", self.ns)
+    }
+
     /// NOTE: channels are not keys (no slot): a PUBLISH on a cluster reaches subscribers on every node, so the
     /// channel names are the same in both layouts.
     pub fn broadcast_channel(&self) -> String {
@@ -213,6 +219,7 @@ mod tests {
         assert_eq!(k.rate_task("send"), "{app}:rate:task:send");
         assert_eq!(k.parked("q", "send"), "{app}:parked:q:send");
         assert_eq!(k.parked_registry(), "{app}:parked");
+        assert_eq!(k.paused(), "{app}:paused");
         assert_eq!(k.failed("bcast:d1"), "{app}:failed:broadcast");
         let member = Keys::parked_member("q", "send");
         assert_eq!(

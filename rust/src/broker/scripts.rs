@@ -40,3 +40,4 @@ script!(drop_failed, "lua/drop_failed.lua");
 script!(release_parked, "lua/release_parked.lua");
 script!(purge, "lua/purge.lua");
 script!(broadcast, "lua/broadcast.lua");
+script!(pause, "lua/pause.lua");

@@ -9,6 +9,7 @@
 --                               pushed by broadcast.lua; recorded failed if the daemon leaves before running them
 --   N:inflight:<daemon>   hash  "<pid>:<seq>" -> "<queue>\n<element>", claimed and not yet acknowledged
 --   N:daemons             set   registered worker daemons
+--   N:paused              set   names of paused queues: the claim scripts skip them (pause.lua)
 --   N:hb:<daemon>         str   heartbeat with a TTL; JSON info
 --   N:failed:<queue>      list  failure records (msgpack maps), newest first, trimmed (broadcasts: N:failed:broadcast)
 --   N:sched:<id>:<slot>   str   a scheduler's claim on one fire slot (SET NX EX; fire.lua)
@@ -38,6 +39,15 @@ local function ring(bell)
   if redis.call('LLEN', bell) == 0 then
     redis.call('RPUSH', bell, '1')
   end
+end
+
+-- The paused queues (N:paused, pause.lua) as a table name -> true; empty when `key` is nil or nothing is paused.
+local function paused_set(key)
+  local out = {}
+  if key then
+    for _, q in ipairs(redis.call('SMEMBERS', key)) do out[q] = true end
+  end
+  return out
 end
 
 -- Add an eta payload due at `due` (unix seconds) to the zset `key`, deduped (ZADD NX on the payload bytes); when it

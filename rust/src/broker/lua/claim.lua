@@ -23,10 +23,10 @@ end
 if max < 1 then return {} end
 local n = (#KEYS - 3) / 2
 if redis.call('SISMEMBER', KEYS[2 * n + 2], ARGV[#ARGV]) == 0 then return {-2} end
--- NOTE: one read of the paused set per call, not one per queue: a missing key (nothing paused) costs one lookup
+-- NOTE: one read of the paused set per call, not one per queue (nothing paused: one EXISTS, `paused` nil)
 local paused = paused_set(KEYS[2 * n + 3])
 for i = 1, n do
-  local items = not paused[ARGV[4 + nacks + i]] and redis.call('LPOP', KEYS[1 + i], max)
+  local items = not (paused and paused[ARGV[4 + nacks + i]]) and redis.call('LPOP', KEYS[1 + i], max)
   if items then
     local queue = ARGV[4 + nacks + i]
     for lo = 1, #items, 500 do

@@ -202,7 +202,7 @@ end
 
 -- NOTE: a paused queue is neither claimed from nor starved: its budget is not spent and no wait is reserved for it
 for i = 1, n do
-  if not paused[ARGV[names + i - 1]] then
+  if not (paused and paused[ARGV[names + i - 1]]) then
     local reply = visit(i)
     if reply then return reply end
   end

@@ -41,12 +41,13 @@ local function ring(bell)
   end
 end
 
--- The paused queues (N:paused, pause.lua) as a table name -> true; empty when `key` is nil or nothing is paused.
+-- The paused queues (N:paused, pause.lua) as a table name -> true, or nil when nothing is paused (or `key` is nil).
+-- NOTE: nothing paused, the usual case, costs one EXISTS of a missing key and builds no table: about 0.27 us of
+-- Redis time per claim call here, against 0.45-0.6 us for an SMEMBERS into an empty table (docs/internals.md)
 local function paused_set(key)
+  if not key or redis.call('EXISTS', key) == 0 then return nil end
   local out = {}
-  if key then
-    for _, q in ipairs(redis.call('SMEMBERS', key)) do out[q] = true end
-  end
+  for _, q in ipairs(redis.call('SMEMBERS', key)) do out[q] = true end
   return out
 end
 

@@ -21,6 +21,8 @@ from wakaq.admin import inspect
 from wakaq.exceptions import WakaQError
 from wakaq.metrics import render_metrics
 from wakaq.ratelimit import to_rate
+from wakaq.stats import snapshot
+from wakaq.watch import render
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.app("tests.apps.worker_app")]
 
@@ -147,7 +149,7 @@ def test_pause_stops_every_daemon_and_resume_runs_each_task_once(
         assert worker.stop() == 0
 
 
-def test_info_and_metrics_show_paused_queues(app: ModuleType, rclient: redis.Redis) -> None:
+def test_info_watch_and_metrics_show_paused_queues(app: ModuleType, rclient: redis.Redis) -> None:
     wq = app.wakaq
     wq.pause("medium")
     info = json.loads(json.dumps(inspect(wq, rclient)))
@@ -157,6 +159,11 @@ def test_info_and_metrics_show_paused_queues(app: ModuleType, rclient: redis.Red
         "retrying": False,
         "low": False,
     }
+    screen = render(snapshot(wq, rclient), None).splitlines()  # wakaq-info --watch
+    assert [line.split()[:2] for line in screen if line.startswith(("medium", "high"))] == [
+        ["high", "0"],
+        ["medium", "PAUSED"],
+    ]
     text = render_metrics(wq, rclient)
     assert 'wakaq_queue_paused{queue="medium"} 1\n' in text
     assert 'wakaq_queue_paused{queue="high"} 0\n' in text

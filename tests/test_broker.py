@@ -49,6 +49,7 @@ def test_key_layout_matches_python_keys(cluster: bool) -> None:
     assert layout["inflight"] == keys.inflight("{daemon}")
     assert layout["heartbeat"] == keys.heartbeat("{daemon}")
     assert layout["daemons"] == keys.daemons
+    assert layout["paused"] == keys.paused == f"{keys.namespace}:paused"
     assert layout["daemon_info"] == keys.daemon_info("{daemon}")
     assert layout["stats"] == keys.stats("{daemon}")
     assert layout["stats_retired"] == keys.stats_retired

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -127,7 +128,7 @@ def test_unknown_command() -> None:
 
 def test_unreachable_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAKAQ_UNREACHABLE_URL", f"redis://:secret@127.0.0.1:{free_port()}/0")
-    for args in (["info"], ["purge", "--queue", "default"], ["failed", "list"]):
+    for args in (["info"], ["purge", "--queue", "default"], ["failed", "list"], ["pause", "default"]):
         started = time.monotonic()
         result = wakaq(args[0], "--app", "tests.apps.unreachable_app.app", *args[1:])
         assert result.returncode == EXIT_UNAVAILABLE
@@ -167,6 +168,7 @@ def test_info_empty_has_wakaqs_shape(redis_url: str) -> None:
         "pending_eta_tasks": 0,
         "inflight_tasks": 0,
         "failed_tasks": 0,
+        "paused": False,
         "counters": {"started": 0, "done": 0, "failed": 0, "cancelled": 0, "retried": 0},
     }
     assert out["queues"]["default"]["priority"] == 6
@@ -235,6 +237,40 @@ def test_purge_unknown_queue(redis_url: str) -> None:
     result = wakaq("purge", "--app", APP, "--queue", "nope")
     assert result.returncode == EXIT_USAGE
     assert "unknown queue 'nope'" in one_line_error(result, "wakaq-purge")
+
+
+# ---- wakaq-pause, wakaq-resume -----------------------------------------------------------------------------------
+
+
+def test_pause_and_resume_commands(rclient: redis.Redis) -> None:
+    """The console scripts pause and resume a queue in Redis (the set every daemon's claim reads); wakaq-info shows
+    it; pushes to a paused queue still land."""
+
+    def run(script: str, queue: str) -> subprocess.CompletedProcess[str]:
+        """The console script installed beside this interpreter (pyproject's [project.scripts])."""
+        path = str(Path(sys.executable).parent / script)
+        return subprocess.run([path, "--app", APP, queue], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    assert (run("wakaq-pause", "low").stdout, rclient.smembers(KEYS.paused)) == ("Paused low\n", {b"low"})
+    assert run("wakaq-pause", "low").stdout == "low was already paused\n"
+    info = ok_json("info", "--app", APP)
+    assert {n: q["paused"] for n, q in info["queues"].items()} == {"high": False, "low": True, "default": False}
+    rclient.rpush(KEYS.queue("low"), payload("add", 1, 2))
+    assert ok_json("info", "--app", APP)["queues"]["low"]["pending_tasks"] == 1
+    assert run("wakaq-resume", "low").stdout == "Resumed low\n"
+    assert rclient.smembers(KEYS.paused) == set()
+    assert rclient.llen(KEYS.bell("low")) == 1, "a resume rings the queue's bell"
+    assert run("wakaq-resume", "low").stdout == "low was already running\n"
+    assert ok_json("pause", "--app", APP, "high", "--json") == {"queue": "high", "paused": True, "changed": True}
+    assert ok_json("resume", "--app", APP, "high", "--json") == {"queue": "high", "paused": False, "changed": True}
+    assert ok_json("info", "--app", APP)["queues"]["low"]["pending_tasks"] == 1
+
+
+def test_pause_unknown_queue(redis_url: str, rclient: redis.Redis) -> None:
+    result = wakaq("pause", "--app", APP, "nope")
+    assert result.returncode == EXIT_USAGE
+    assert "unknown queue 'nope'" in one_line_error(result, "wakaq-pause")
+    assert rclient.exists(KEYS.paused) == 0
 
 
 # ---- wakaq-failed ---------------------------------------------------------------------------------------------

@@ -159,6 +159,29 @@ def test_cross_site_posts_are_refused(web: WebServer, rclient: redis.Redis):
     assert rclient.llen(KEYS.failed("default")) == 0
 
 
+def test_pause_and_resume_actions(web: WebServer, rclient: redis.Redis):
+    """POST /api/queues/pause|resume: guarded like the other actions (CSRF token), a queue of the app only; the
+    overview and /metrics show the state."""
+    ok = good_headers(web)
+    no_token = {k: v for k, v in ok.items() if k != "X-CSRF-Token"}
+    assert post(web, "api/queues/pause", {"queue": "default"}, **no_token)[0] == 403
+    assert request(web.url + "api/queues/pause")[0] == 405
+    assert post(web, "api/queues/pause", {"queue": "nope"}, **ok)[0] == 404
+    assert post(web, "api/queues/pause", {"queue": ["default"]}, **ok)[0] == 404
+    assert rclient.exists(KEYS.paused) == 0
+    assert post(web, "api/queues/pause", {"queue": "default"}, **ok) == (
+        200,
+        {"queue": "default", "paused": True, "changed": True},
+    )
+    assert rclient.smembers(KEYS.paused) == {b"default"}
+    overview = json.loads(request(web.url + "api/overview")[2])
+    assert {n: q["paused"] for n, q in overview["latest"]["queues"].items()} == {"high": False, "default": True}
+    assert 'wakaq_queue_paused{queue="default"} 1' in request(web.url + "metrics")[2].decode()
+    assert post(web, "api/queues/resume", {"queue": "default"}, **ok)[1]["changed"] is True
+    assert post(web, "api/queues/resume", {"queue": "default"}, **ok)[1]["changed"] is False
+    assert rclient.smembers(KEYS.paused) == set()
+
+
 def test_security_headers_everywhere(web: WebServer):
     for path in ("", "api/overview", "static/app.js", "nope"):
         _, headers, _ = request(web.url + path)

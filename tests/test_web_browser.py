@@ -362,3 +362,45 @@ def test_latency_history_hover_and_text_alternative(browser: Any, web: WebServer
     # NOTE: read in one go: the open table is refilled with every poll
     wait_until(lambda: browser.execute_script(table).count("6") >= 59, 10, 0.1, "the table of the values")
     rclient.set("release", 1)
+
+
+def _click(driver: Any, css: str) -> bool:
+    """Click `css` (the overview's rows are redrawn every second: a stale button is looked up again)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    try:
+        driver.find_element("css selector", css).click()
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+    return True
+
+
+def test_pause_and_resume_buttons(browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis):
+    """The overview's Pause button (a POST with the CSRF token, after a confirm) pauses the queue on every daemon:
+    its tasks stay pending while another queue runs, the row says so; Resume runs them, each once."""
+    from tests.apps import web_app
+
+    rclient.set("release", 1)  # blockers return at once
+    console_errors(browser)
+    browser.get(web.url + "#overview")
+    row = '#queues tr[data-queue="default"]'
+    wait_until(lambda: _click(browser, f"{row} button.pause"), 10, 0.1, "the Pause button")
+    assert "Pause queue default?" in browser.switch_to.alert.text
+    browser.switch_to.alert.accept()
+    wait_until(lambda: rclient.smembers(KEYS.paused) == {b"default"}, 10, 0.1, "the queue paused in Redis")
+    wait_until(lambda: _text(browser, f"{row} .paused-tag").lower() == "paused", 10, 0.1, "the row marked paused")
+    assert "paused" in (browser.find_element("css selector", row).get_attribute("class") or "")
+    for i in range(3):
+        web_app.blocker.delay(f"p{i}")
+    web_app.quick.delay(99)
+    wait_until(lambda: events(rclient, "quick"), 15, what="the other queue to run")
+    wait_until(lambda: _cells(browser, "default")["pending"] == "3", 10, 0.1, "3 pending on the paused queue")
+    assert events(rclient, "blocker-start") == []
+    wait_until(lambda: _click(browser, f"{row} button.resume"), 10, 0.1, "the Resume button")
+    wait_until(lambda: len(events(rclient, "blocker-end")) == 3, 15, what="the resumed queue's tasks")
+    assert sorted(e["tag"] for e in events(rclient, "blocker-end")) == ["p0", "p1", "p2"]
+    assert rclient.smembers(KEYS.paused) == set()
+    wait_until(lambda: _text(browser, f"{row} button.pause") == "Pause", 10, 0.1, "the row running again")
+    assert _text(browser, f"{row} .paused-tag") == ""
+    assert "resumed default" in _text(browser, "#flash")
+    assert console_errors(browser) == []

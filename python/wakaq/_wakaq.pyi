@@ -185,6 +185,11 @@ class Broker:
         """Empty `queue`: its list, its parked lists (registered, and those of the `limited` tasks) and its eta set,
         releasing the purged tasks' uniqueness locks and marking their result records "cancelled". Returns
         (pending tasks removed, eta tasks removed)."""
+    def pause(self, queue: str) -> bool:
+        """Pause `queue` on every daemon (claims skip it; pushes and eta promotion go on); True when it was not
+        paused."""
+    def resume(self, queue: str) -> bool:
+        """Resume a paused `queue` and ring its bell; True when it was paused."""
     def ping(self) -> bool: ...
 
 @final

@@ -455,6 +455,24 @@ class WakaQ:
             return 0
         return cancel_task(self, name, queue)
 
+    # ---- pause ----------------------------------------------------------------------------------------------
+
+    def pause(self, queue: QueueArg) -> bool:
+        """Pause a queue on every worker daemon of every host: from their next claim, no child takes a task from
+        it; running tasks finish. It keeps accepting tasks (`.delay()`) and promoting due eta tasks, so nothing is
+        lost while paused. The state lives in Redis until `resume`. True when it was not paused already."""
+        name = self.get_queue(queue, "pause").name
+        if self.eager:
+            return False  # NOTE: eager tasks run inside their .delay(): there is no claim to stop
+        return self.broker.pause(name)
+
+    def resume(self, queue: QueueArg) -> bool:
+        """Resume a paused queue: idle children are woken and claim from it at once. True when it was paused."""
+        name = self.get_queue(queue, "resume").name
+        if self.eager:
+            return False
+        return self.broker.resume(name)
+
     # ---- broker ---------------------------------------------------------------------------------------------
 
     @property

@@ -1,5 +1,5 @@
 """Command line tools: `wakaq-worker`, `wakaq-scheduler`, `wakaq-info`, `wakaq-purge`, `wakaq-failed`,
-`wakaq-cancel`, `wakaq-web`.
+`wakaq-cancel`, `wakaq-pause`, `wakaq-resume`, `wakaq-web`.
 
 Also `python -m wakaq <command> ...`. Each entry point returns its exit code (see `constants.py`): errors are one
 line on stderr, `<prog>: error: <what>`, never a traceback: 2 for bad arguments or an --app that cannot be
@@ -278,6 +278,38 @@ def _cancel(app: WakaQ, args: argparse.Namespace) -> int | None:
     return None
 
 
+def pause(argv: Sequence[str] | None = None) -> int:
+    """wakaq-pause: stop every daemon claiming from a queue (it keeps accepting tasks; running ones finish)."""
+    parser = _pause_parser("wakaq-pause", "Pause a queue: no worker daemon claims from it until wakaq-resume.")
+    parser.set_defaults(pausing=True)
+    return _run(parser, _pause_resume, argv)
+
+
+def resume(argv: Sequence[str] | None = None) -> int:
+    """wakaq-resume: let the daemons claim from a paused queue again."""
+    parser = _pause_parser("wakaq-resume", "Resume a queue paused with wakaq-pause.")
+    parser.set_defaults(pausing=False)
+    return _run(parser, _pause_resume, argv)
+
+
+def _pause_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = _parser(prog, description)
+    parser.add_argument("queue", help="name of the queue")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON instead of a line")
+    return parser
+
+
+def _pause_resume(app: WakaQ, args: argparse.Namespace) -> None:
+    name = app.get_queue(args.queue, "queue").name
+    changed = app.pause(name) if args.pausing else app.resume(name)
+    if args.json:
+        _print({"queue": name, "paused": args.pausing, "changed": changed})
+    elif changed:
+        print(f"{'Paused' if args.pausing else 'Resumed'} {name}")
+    else:
+        print(f"{name} was already {'paused' if args.pausing else 'running'}")
+
+
 def web(argv: Sequence[str] | None = None) -> int:
     """wakaq-web: serve the dashboard and /metrics (needs `pip install 'wakaq-rs[web]'`)."""
     from wakaq.web.server import add_arguments
@@ -300,6 +332,8 @@ COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {
     "purge": purge,
     "failed": failed,
     "cancel": cancel,
+    "pause": pause,
+    "resume": resume,
     "web": web,
 }
 

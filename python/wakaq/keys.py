@@ -155,6 +155,11 @@ class Keys:
     def daemons(self) -> str:
         return self._fill("daemons")
 
+    @property
+    def paused(self) -> str:
+        """Set of the paused queues' names: the claim scripts skip them on every daemon (`WakaQ.pause`)."""
+        return self._fill("paused")
+
     def history(self, day: int) -> str:
         """Per-minute counter totals of one UTC day (days since the epoch), written by the dashboard
         (wakaq.web.minutes): a hash of at most 1,440 fields that expires a few days after its day."""

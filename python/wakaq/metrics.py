@@ -48,6 +48,10 @@ def _queue_gauges(out: list[str], queues: dict[str, Any]) -> None:
         _header(out, name, help_text, "gauge")
         for q in queues.values():
             out.append(_sample(name, {"queue": q["name"]}, q[field]))
+    name = "wakaq_queue_paused"
+    _header(out, name, "1 while the queue is paused (no daemon claims from it; wakaq-pause), else 0.", "gauge")
+    for q in queues.values():
+        out.append(_sample(name, {"queue": q["name"]}, int(q.get("paused", False))))
 
 
 def _daemon_gauges(out: list[str], daemons: list[dict[str, Any]]) -> None:

@@ -2,6 +2,7 @@
 Prometheus exposition (`wakaq.metrics`) and the web dashboard.
 
 Where the numbers come from (docs/internals.md, "Counters"):
+- paused queues: `<prefix>:paused` (`WakaQ.pause`), one SMEMBERS;
 - queue depths: LLEN / ZCARD only (never whole lists); in-flight: HLEN of each daemon's in-flight hash (exact
   totals) and at most `INFLIGHT_SAMPLE` of its entries (HRANDFIELD) to split that total by queue: exact while a
   daemon holds that many or fewer, else the sample's shares of its exact total;
@@ -53,12 +54,13 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     pipe.smembers(keys.daemons)
     pipe.hgetall(keys.stats_retired)
     pipe.smembers(keys.parked_registry)
+    pipe.smembers(keys.paused)
     for queue in app.queues:
         pipe.llen(queue.broker_key)
         pipe.zcard(queue.broker_eta_key)
         pipe.llen(keys.failed(queue.name))
     replies = pipe.execute()
-    (secs, micros), members, retired, registry, *depths = [r.time(), *replies] if keys.cluster else replies
+    (secs, micros), members, retired, registry, paused, *depths = [r.time(), *replies] if keys.cluster else replies
     now = secs + micros / 1e6
     daemon_ids = sorted(m.decode(errors="replace") for m in members)
 
@@ -94,7 +96,7 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     tasks = cells.tasks()
     return {
         "time": now,
-        "queues": _queues(app, depths, inflight, tasks, waiting),
+        "queues": _queues(app, depths, inflight, tasks, waiting, {p.decode(errors="replace") for p in paused}),
         "daemons": daemons,
         "tasks": tasks,
     }
@@ -104,7 +106,12 @@ def snapshot(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
 
 
 def _queues(
-    app: WakaQ, depths: list[int], inflight: Counter[str], tasks: list[dict[str, Any]], parked: Counter[str]
+    app: WakaQ,
+    depths: list[int],
+    inflight: Counter[str],
+    tasks: list[dict[str, Any]],
+    parked: Counter[str],
+    paused: set[str],
 ) -> dict[str, Any]:
     per_queue: dict[str, Counter[str]] = {}
     for task in tasks:
@@ -124,6 +131,7 @@ def _queues(
             "pending_eta_tasks": depths[3 * i + 1],
             "inflight_tasks": inflight.get(queue.name, 0),
             "failed_tasks": depths[3 * i + 2],
+            "paused": queue.name in paused,
             "counters": {k: c.get(k, 0) for k in ("started", "done", "failed", "cancelled", "retried")},
         }
     return out

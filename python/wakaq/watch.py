@@ -58,8 +58,9 @@ def render(snap: dict[str, Any], previous: dict[str, Any] | None) -> str:
     lines.append(f"{'queue':<20} {'pending':>9} {'eta':>9} {'inflight':>9} {'failed':>9} {'done/s':>9} {'failed/s':>9}")
     for name, q in snap["queues"].items():
         done_rate, failed_rate = _rates(name, snap, previous)
+        label = f"{name[:13]} PAUSED" if q.get("paused") else name[:20]
         lines.append(
-            f"{name[:20]:<20} {q['pending_tasks']:>9} {q['pending_eta_tasks']:>9} {q['inflight_tasks']:>9} "
+            f"{label:<20} {q['pending_tasks']:>9} {q['pending_eta_tasks']:>9} {q['inflight_tasks']:>9} "
             f"{q['failed_tasks']:>9} {done_rate:>9} {failed_rate:>9}"
         )
     lines.append("")

@@ -117,6 +117,8 @@ BOUNDS: dict[str, Callable[[int, int], int]] = {
     "inflight": lambda sent, daemons: sent,
     "broadcast_queue": lambda sent, daemons: sent,
     "daemons": lambda sent, daemons: daemons,
+    # NOTE: one member per paused queue (keys.rs `paused`), until an admin resumes it
+    "paused": lambda sent, daemons: 64,
     "daemon_info": lambda sent, daemons: 8,
     "stats": lambda sent, daemons: 100_000,
     "stats_retired": lambda sent, daemons: 100_000,

@@ -1,4 +1,4 @@
-"""The dashboard's JSON API: what each page asks for, and the requeue/drop actions.
+"""The dashboard's JSON API: what each page asks for, and the requeue/drop and pause/resume actions.
 
 Every reply is bounded: counts come from LLEN/ZCARD and the snapshot, lists come a page at a time
 (`records.py`). Task values reach the page as strings (Python reprs, cut to a bounded length), so no NaN,
@@ -154,6 +154,15 @@ class Api:
         if why is not None:
             raise ApiError(409, why)
         return {"requeued": 1}
+
+    def pause_action(self, pausing: bool, body: dict[str, Any]) -> dict[str, Any]:
+        """Pause or resume a queue of the app on every daemon (`WakaQ.pause`): {queue, paused, changed}."""
+        queue = body.get("queue")
+        if not isinstance(queue, str) or queue not in self.app.queues_by_name:
+            raise ApiError(404, f"no queue named {queue!r}")
+        changed = self.app.pause(queue) if pausing else self.app.resume(queue)
+        self.history.sample()  # NOTE: the overview shows the new state at its next poll, not a second later
+        return {"queue": queue, "paused": pausing, "changed": changed}
 
 
 def running_progress(app: WakaQ, r: redis.Redis, daemon_ids: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -43,6 +43,7 @@ def _point(snap: dict[str, Any]) -> dict[str, Any]:
             "eta": q["pending_eta_tasks"],
             "inflight": q["inflight_tasks"],
             "failed": q["failed_tasks"],
+            "paused": q.get("paused", False),
             "done_total": q.get("counters", {}).get("done", 0),
             "failed_total": q.get("counters", {}).get("failed", 0),
             "cancelled_total": q.get("counters", {}).get("cancelled", 0),

@@ -124,6 +124,8 @@ class Dashboard:
         self.posts: dict[str, Callable[[dict[str, Any]], Response]] = {
             "/api/failed/requeue": lambda b: json_response(self.api.failed_action("requeue", b)),
             "/api/failed/drop": lambda b: json_response(self.api.failed_action("drop", b)),
+            "/api/queues/pause": lambda b: json_response(self.api.pause_action(True, b)),
+            "/api/queues/resume": lambda b: json_response(self.api.pause_action(False, b)),
         }
 
     def _index(self) -> bytes:

@@ -172,3 +172,15 @@ pub fn requeue_failed(
         .invoke(c)?;
     Ok(matches!(reply, Value::Int(1)))
 }
+
+/// Pause (`paused`) or resume `queue` on every daemon (pause.lua): claims skip a paused queue; a resume rings its
+/// bell. True when its state changed.
+pub fn set_paused(c: &mut dyn ConnectionLike, keys: &Keys, queue: &str, paused: bool) -> RedisResult<bool> {
+    scripts::pause()
+        .key(keys.paused())
+        .key(keys.bell(queue))
+        .arg(if paused { "pause" } else { "resume" })
+        .arg(queue)
+        .invoke::<i64>(c)
+        .map(|n| n == 1)
+}

@@ -31,6 +31,8 @@ pub struct Consumer {
     worker: String,
     /// The registered daemons (claim.lua refuses a daemon that is not one of them) and this daemon's id.
     daemons: String,
+    /// The paused queues (claim.lua skips those named there; keys.rs `paused`).
+    paused: String,
     daemon_id: String,
     inflight: String,
     field_prefix: String,
@@ -393,6 +395,7 @@ impl Consumer {
             conn: Mutex::new(conn),
             block_conn: Mutex::new(block_conn),
             daemons: keys.daemons(),
+            paused: keys.paused(),
             daemon_id: daemon_id.to_owned(),
             inflight: keys.inflight(daemon_id),
             field_prefix: format!("{}:", std::process::id()),
@@ -445,6 +448,7 @@ impl Consumer {
                 inv.key(k);
             }
             inv.key(&self.daemons);
+            inv.key(&self.paused);
             inv.arg(&self.field_prefix).arg(first).arg(max_count).arg(acks.len());
             for a in &acks {
                 inv.arg(*a);

@@ -193,6 +193,12 @@ impl Keys {
         format!("{}:daemons", self.ns)
     }
 
+    /// The paused queues (set of queue names): the claim scripts skip them, on every daemon; pushes and eta
+    /// promotion go on (pause.lua changes it).
+    pub fn paused(&self) -> String {
+        format!("{}:paused", self.ns)
+    }
+
     /// NOTE: channels are not keys (no slot): a PUBLISH on a cluster reaches subscribers on every node, so the
     /// channel names are the same in both layouts.
     pub fn broadcast_channel(&self) -> String {
@@ -243,6 +249,7 @@ mod tests {
         assert_eq!(k.parked_registry(), "{app}:parked");
         assert_eq!(k.progress("i"), "{app}:progress:i");
         assert_eq!(k.debounce("k"), "{app}:debounce:k");
+        assert_eq!(k.paused(), "{app}:paused");
         assert_eq!(k.failed("bcast:d1"), "{app}:failed:broadcast");
         assert_eq!(k.workflow("w1"), "{app}:wf:w1");
         assert_eq!(k.workflow_results("w1"), "{app}:wf:w1:results");

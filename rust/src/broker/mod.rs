@@ -49,6 +49,7 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("inflight", k.inflight("{daemon}"))?;
     d.set_item("heartbeat", k.heartbeat("{daemon}"))?;
     d.set_item("daemons", k.daemons())?;
+    d.set_item("paused", k.paused())?;
     d.set_item("daemon_info", k.daemon_info("{daemon}"))?;
     d.set_item("stats", k.stats("{daemon}"))?;
     d.set_item("stats_retired", k.stats_retired())?;

@@ -545,6 +545,19 @@ impl Broker {
         lock_run(py, &self.conn, false, |c| workflow::cancel(c, keys, id, reason))
     }
 
+    /// Pause `queue` on every daemon: claims skip it from their next call; pushes and eta promotion go on. True
+    /// when it was not paused.
+    fn pause(&self, py: Python<'_>, queue: &str) -> PyResult<bool> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| admin::set_paused(c, keys, queue, true))
+    }
+
+    /// Resume a paused `queue` and ring its bell, so idle children claim at once. True when it was paused.
+    fn resume(&self, py: Python<'_>, queue: &str) -> PyResult<bool> {
+        let keys = &self.keys;
+        lock_run(py, &self.conn, false, |c| admin::set_paused(c, keys, queue, false))
+    }
+
     fn ping(&self, py: Python<'_>) -> PyResult<bool> {
         lock_run(py, &self.conn, false, |c| redis::cmd("PING").query::<String>(c)).map(|r| r == "PONG")
     }

@@ -46,3 +46,4 @@ script!(workflow_start, "lua/workflow_start.lua");
 script!(workflow_cancel, "lua/workflow_cancel.lua");
 script!(progress, "lua/progress.lua");
 script!(enqueue_debounce, "lua/enqueue_debounce.lua");
+script!(pause, "lua/pause.lua");

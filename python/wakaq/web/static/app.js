@@ -277,8 +277,8 @@
     overview.latest = latest;
     const rows = overview.queues.map((name) => {
       const q = latest.queues[name] || {};
-      return el("tr", { "data-queue": name },
-        el("td", { class: "name" }, name),
+      return el("tr", { "data-queue": name, class: q.paused ? "paused" : "" },
+        el("td", { class: "name" }, name, q.paused ? el("span", { class: "paused-tag", title: "no daemon claims from this queue until it is resumed; it keeps accepting tasks" }, "paused") : null),
         el("td", { class: "num pending" }, num(q.pending)),
         el("td", { class: "num latency" }, latency(q)),
         el("td", { class: "num eta" }, num(q.eta)),
@@ -287,7 +287,10 @@
         el("td", { class: "num failed" }, num(q.failed_total)),
         el("td", { class: "num done-rate" }, rate(q.done_rate)),
         el("td", { class: "num failed-rate" }, rate(q.failed_rate)),
-        el("td", { class: "num records" }, num(q.failed)));
+        el("td", { class: "num records" }, num(q.failed)),
+        el("td", { class: "action" }, q.paused
+          ? el("button", { type: "button", class: "resume", onclick: () => pauseAction("resume", name) }, "Resume")
+          : el("button", { type: "button", class: "pause", onclick: () => pauseAction("pause", name) }, "Pause")));
     });
     fill($("queues").tBodies[0], rows);
     const failed = overview.queues.reduce((a, n) => a + ((latest.queues[n] || {}).failed || 0), 0);
@@ -299,6 +302,15 @@
     $("badge-daemons").textContent = dead ? `${latest.daemons_alive} + ${dead} dead` : String(latest.daemons_alive);
     $("badge-daemons").className = dead ? "badge bad" : "badge";
     if (current === "overview") drawOverviewCharts();
+  }
+
+  async function pauseAction(action, queue) {
+    if (action === "pause" && !window.confirm(`Pause queue ${queue}? No worker daemon claims from it until it is resumed; it keeps accepting tasks.`)) return;
+    try {
+      const r = await postJSON(`/api/queues/${action}`, { queue });
+      flash(r.changed ? `${action === "pause" ? "paused" : "resumed"} ${queue}` : `${queue} was already ${action === "pause" ? "paused" : "running"}`);
+    } catch (e) { report(e); }
+    await pollOverview();
   }
 
   function drawOverviewCharts() {

@@ -1,6 +1,7 @@
 -- Acknowledge finished tasks and claim the next ones, strict priority, in one round trip.
 -- KEYS[1] in-flight hash of this daemon
--- KEYS[2 .. n+1] queue lists in priority order; KEYS[n+2 .. 2n+1] their bells; KEYS[2n+2] the registered daemons
+-- KEYS[2 .. n+1] queue lists in priority order; KEYS[n+2 .. 2n+1] their bells; KEYS[2n+2] the registered daemons;
+-- KEYS[2n+3] the paused queues N:paused (a queue named there is skipped; broadcasts are never paused)
 -- ARGV[1] field prefix "<pid>:", ARGV[2] first seq to assign, ARGV[3] max tasks to claim,
 -- ARGV[4] number of acks k, ARGV[5 .. 4+k] acked seqs, ARGV[5+k .. 4+k+n] queue names, ARGV[5+k+n] daemon id
 -- Returns {} when every queue is empty, {-2} when the daemon is not registered (nothing claimed), else
@@ -20,10 +21,12 @@ for lo = 1, nacks, 1000 do
   redis.call('HDEL', KEYS[1], unpack(fields))
 end
 if max < 1 then return {} end
-local n = (#KEYS - 2) / 2
-if redis.call('SISMEMBER', KEYS[#KEYS], ARGV[#ARGV]) == 0 then return {-2} end
+local n = (#KEYS - 3) / 2
+if redis.call('SISMEMBER', KEYS[2 * n + 2], ARGV[#ARGV]) == 0 then return {-2} end
+-- NOTE: one read of the paused set per call, not one per queue (nothing paused: one EXISTS, `paused` nil)
+local paused = paused_set(KEYS[2 * n + 3])
 for i = 1, n do
-  local items = redis.call('LPOP', KEYS[1 + i], max)
+  local items = not (paused and paused[ARGV[4 + nacks + i]]) and redis.call('LPOP', KEYS[1 + i], max)
   if items then
     local queue = ARGV[4 + nacks + i]
     for lo = 1, #items, 500 do

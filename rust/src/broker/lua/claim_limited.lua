@@ -7,7 +7,8 @@
 -- KEYS[3n+2+m ..] parked lists N:parked:<queue>:<task> of queues 2..n: queue i, task j at 3n+1+m + (i-2)*m + j,
 -- then (optional) the registry of parked lists N:parked: a list is added to it when elements are parked there and
 -- removed when a claim empties it (broker/keys.rs `parked_registry`), then (optional, with the registry) the
--- registered daemons N:daemons: a daemon not among them claims nothing (as in claim.lua)
+-- registered daemons N:daemons: a daemon not among them claims nothing (as in claim.lua), then (optional, with the
+-- daemons) the paused queues N:paused: skipped, their parked lists too (as in claim.lua)
 -- ARGV[1] field prefix "<pid>:", ARGV[2] first seq, ARGV[3] max tasks, ARGV[4] acks k, ARGV[5 .. 4+k] acked seqs,
 -- then from a = 5+k: ARGV[a] n, ARGV[a+1] m, ARGV[a+2] longest useful wait (us: the child's wait_timeout),
 -- ARGV[a+3 .. a+2+n] queue names, then per queue T and tau (us, T = 0: not limited), then per task name, T, tau
@@ -86,6 +87,7 @@ local function parked(i, j) return KEYS[3 * n + 1 + m + (i - 2) * m + j] end
 local registry = KEYS[3 * n + 2 + m + (n - 1) * m]
 local daemons = KEYS[3 * n + 3 + m + (n - 1) * m]
 if max >= 1 and daemons and redis.call('SISMEMBER', daemons, ARGV[#ARGV]) == 0 then return {-2} end
+local paused = paused_set(KEYS[3 * n + 4 + m + (n - 1) * m])
 local function member(i, j) return ARGV[names + i - 1] .. '\31' .. ARGV[tlim + 3 * (j - 1)] end
 -- NOTE: the registry is told once per list and call
 local told = {}
@@ -174,7 +176,8 @@ local function claim(i, items, qb)
   return items
 end
 
-for i = 1, n do
+-- one queue: its claim reply, or nil to go on with the next
+local function visit(i)
   local key = KEYS[1 + i]
   local T = tonumber(ARGV[qlim + 2 * (i - 1)])
   local qb, want = nil, max
@@ -187,12 +190,21 @@ for i = 1, n do
       hungry(qb)
       starved[#starved + 1] = i - 1
     end
-  else
-    local out = {}
-    if m > 0 and i > 1 then unpark(i, want, out) end
-    local _, again = take(i, key, want, out)
-    if #out > 0 then return claim(i, out, qb) end
-    if again then return {-1, 0} end
+    return nil
+  end
+  local out = {}
+  if m > 0 and i > 1 then unpark(i, want, out) end
+  local _, again = take(i, key, want, out)
+  if #out > 0 then return claim(i, out, qb) end
+  if again then return {-1, 0} end
+  return nil
+end
+
+-- NOTE: a paused queue is neither claimed from nor starved: its budget is not spent and no wait is reserved for it
+for i = 1, n do
+  if not (paused and paused[ARGV[names + i - 1]]) then
+    local reply = visit(i)
+    if reply then return reply end
   end
 end
 if wait_on == nil then return {} end

@@ -66,6 +66,7 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("workflow", k.workflow("{id}"))?;
     d.set_item("workflow_results", k.workflow_results("{id}"))?;
     d.set_item("workflow_ready", k.workflow_ready("{id}"))?;
+    d.set_item("workflows_recent", k.workflows_recent())?;
     d.set_item("schedule_slot", k.schedule_slot("{schedule}", "{slot}"))?;
     d.set_item("history", k.history("{day}"))?;
     Ok(d)

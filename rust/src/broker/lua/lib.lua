@@ -26,6 +26,8 @@
 --   N:wf:<id>             hash  a workflow (chain/group): status, outcome, its tree of nodes (workflow.lua), PX TTL
 --   N:wf:<id>:results     hash  node -> packed result of a finished group member (HSETNX: counted once), PX TTL
 --   N:wf:<id>:ready       list  one token when the workflow ends, for waiters, PX TTL
+--   N:wf:recent           zset  recent workflow ids scored by start time (Redis clock, s), trimmed to the newest
+--                               1,000 and PX TTL of the longest-lived one, by workflow_start.lua (the dashboard's list)
 --   N:history:<day>       hash  per-minute counter totals of one UTC day, written by the dashboard, expiring
 -- Every name is built by broker/keys.rs (python/wakaq/keys.py fills in its templates).
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).

@@ -191,13 +191,18 @@ def test_security_headers_everywhere(web: WebServer):
 
 
 def test_page_script_never_parses_data_as_html():
-    source = (STATIC / "app.js").read_text()
-    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("//"))
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
-        assert sink not in code, sink
+    for script in ("app.js", "workflows.js"):
+        source = (STATIC / script).read_text()
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("//"))
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            assert sink not in code, (script, sink)
     html = (STATIC / "index.html").read_text()
     # the CSP forbids inline code, so the page must have none: no inline script, handler or style attribute
-    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/app.js" defer>']
+    # NOTE: workflows.js registers its page before app.js builds the pages
+    assert re.findall(r"<script[^>]*>", html) == [
+        '<script src="/static/workflows.js" defer>',
+        '<script src="/static/app.js" defer>',
+    ]
     assert not re.search(r"\son[a-z]+\s*=", html) and " style=" not in html
 
 
@@ -285,6 +290,99 @@ def test_requeued_task_runs_on_a_worker(web: WebServer, start_worker: StartWorke
         wait_until(lambda: events(rclient, "flaky"), 15, what="the requeued task to run")
     finally:
         worker.stop()
+
+
+# ---- workflows ------------------------------------------------------------------------------------------------------
+
+
+def test_workflows_api_lists_recent_ones_and_each_steps_state(
+    web: WebServer, start_worker: StartWorker, rclient: redis.Redis
+):
+    from tests.apps import web_app
+    from wakaq import TaskFailed, group
+    from wakaq.admin import inspect
+
+    start_worker(WEB_APP)
+    chained = (web_app.wf_add.s(1, 2) | web_app.wf_add.s(10)).delay()
+    assert chained.result(timeout=20) == 13
+    members = [web_app.wf_add.s(1, 1), web_app.wf_fail.s("<b>bad</b>"), web_app.wf_add.s(2, 2)]
+    grouped = group(members).then(web_app.wf_collect.s()).delay()
+    with pytest.raises(TaskFailed):
+        grouped.result(timeout=20)
+
+    listed = get(web, "api/workflows")
+    assert [w["id"] for w in listed["items"]] == [grouped.id, chained.id]  # newest first
+    assert listed["counts"] == {"recent": 2, "done": 1, "failed": 1} and listed["total"] == 2
+    failed, done = listed["items"]
+    assert (failed["status"], failed["tasks"], failed["nodes"]) == ("failed", ["wf_add", "wf_fail", "wf_collect"], 6)
+    assert failed["error_type"] == "ValueError" and failed["error"] == "wf_fail got <b>bad</b>"
+    assert (done["status"], done["tasks"], done["error"]) == ("done", ["wf_add"], None)
+    assert [w["id"] for w in get(web, "api/workflows?status=done")["items"]] == [chained.id]
+    assert get(web, "api/workflows?limit=1&offset=1")["items"][0]["id"] == chained.id
+
+    detail = get(web, f"api/workflow?id={grouped.id}")
+    assert detail["status"] == "failed" and detail["failed_node"] == 3 and detail["total"] == 4
+    assert [(m["task"], m["state"], m["in"], m["position"]) for m in detail["members"]] == [
+        ("wf_add", "done", "group", 1),
+        ("wf_fail", "failed", "group", 2),
+        ("wf_add", "done", "group", 3),
+        ("wf_collect", "waiting", "chain", 2),  # the callback never starts
+    ]
+    assert [m["result"] for m in detail["members"]] == ["2", None, "4", None]
+    assert detail["members"][1]["error"] == "wf_fail got <b>bad</b>"
+    assert detail["counts"] == {"done": 2, "failed": 1, "waiting": 1}
+    assert 0 < detail["expires_in"] <= web_app.wakaq.result_ttl
+    page = get(web, f"api/workflow?id={chained.id}&offset=1&limit=1")
+    assert page["result"] == "13" and [m["state"] for m in page["members"]] == ["done"] and page["total"] == 2
+    assert page["members"][0]["result"] == "13" and page["members"][0]["in"] == "chain"
+
+    for bad in ("w" + "0" * 32, "nope", ""):
+        status, _, body = request(web.url + f"api/workflow?id={bad}")
+        assert status == 404 and json.loads(body)["error"], bad
+    # wakaq-info's `workflows`: the same counts
+    assert inspect(web_app.wakaq, rclient)["workflows"] == {"recent": 2, "done": 1, "failed": 1}
+
+
+def test_cancel_workflow_needs_the_csrf_token_and_stops_it(web: WebServer, rclient: redis.Redis):
+    from tests.apps import web_app
+    from wakaq import chain
+
+    # no worker: the first step stays queued
+    handle = chain(web_app.wf_add.s(1, 2), web_app.wf_add.s(3)).delay()
+    assert rclient.llen(KEYS.queue("default")) == 1
+    assert [m["state"] for m in get(web, f"api/workflow?id={handle.id}")["members"]] == ["pending", "waiting"]
+    body = {"id": handle.id}
+    assert post(web, "api/workflow/cancel", body, **{"Content-Type": "application/json"})[0] == 403
+    assert handle.status() == "running"
+    assert post(web, "api/workflow/cancel", {"id": "nope"}, **good_headers(web))[0] == 400
+    assert post(web, "api/workflow/cancel", body, **good_headers(web)) == (200, {"cancelled": handle.id})
+    assert handle.status() == "cancelled" and rclient.llen(KEYS.queue("default")) == 0
+    status, again = post(web, "api/workflow/cancel", body, **good_headers(web))
+    assert status == 409 and again["error"] == f"workflow {handle.id} is not running (cancelled)"
+    states = [m["state"] for m in get(web, f"api/workflow?id={handle.id}")["members"]]
+    assert states == ["cancelled", "waiting"]
+
+
+def test_the_index_of_recent_workflows_is_bounded_and_skips_expired_ones(web: WebServer, rclient: redis.Redis):
+    from tests.apps import web_app
+    from tests.campaign.layout import WORKFLOWS_KEEP
+    from wakaq import chain
+
+    short = chain(web_app.wf_add.s(0, 0)).delay(ttl=1)
+    for i in range(WORKFLOWS_KEEP + 5):
+        chain(web_app.wf_add.s(i, 1)).delay(ttl=60)
+    key = KEYS.workflows_recent
+    assert rclient.zcard(key) == WORKFLOWS_KEEP  # the start script trims the oldest, `short` among them
+    assert rclient.zscore(key, short.id) is None
+    assert 0 < rclient.pttl(key) <= 60_000  # it expires with the longest-lived workflow it names
+    newest = chain(web_app.wf_add.s(5, 5)).delay(ttl=1)
+    assert 0 < rclient.pttl(key) <= 60_000  # a shorter-lived one does not shorten it
+    listed = get(web, "api/workflows?limit=500")
+    assert listed["counts"] == {"recent": WORKFLOWS_KEEP, "running": WORKFLOWS_KEEP}
+    assert len(listed["items"]) == 200 and listed["items"][0]["id"] == newest.id  # a page is at most 200
+    wait_until(lambda: not rclient.exists(KEYS.workflow(newest.id)), 5, 0.1, "the 1 s workflow to expire")
+    listed = get(web, "api/workflows?limit=1")
+    assert listed["counts"]["recent"] == WORKFLOWS_KEEP - 1 and listed["items"][0]["id"] != newest.id
 
 
 def test_eta_page_next_due_first(web: WebServer, rclient: redis.Redis):

@@ -100,7 +100,8 @@ def test_failed_task_traceback_requeue_and_xss(browser: Any, web: WebServer, wor
     # the payloads are text: no dialog, no injected element (this holds without the CSP too), no handler ran
     _no_alert(browser)
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
-    assert browser.execute_script("return [...document.scripts].map(s => s.src)") == [web.url + "static/app.js"]
+    scripts = browser.execute_script("return [...document.scripts].map(s => s.src)")
+    assert scripts == [web.url + "static/workflows.js", web.url + "static/app.js"]
 
     rclient.set("fixed", 1)
     record.find_element("css selector", "button.requeue").click()
@@ -404,3 +405,88 @@ def test_pause_and_resume_buttons(browser: Any, web: WebServer, worker: Worker, 
     assert _text(browser, f"{row} .paused-tag") == ""
     assert "resumed default" in _text(browser, "#flash")
     assert console_errors(browser) == []
+# ---- workflows ----------------------------------------------------------------------------------------------------
+
+
+def _rows(driver: Any, css: str, attribute: str) -> list[tuple[str, str, str]]:
+    """(attribute, task/tasks cell, state/status cell) of each row, read in one go (the page refills them)."""
+    return [
+        tuple(row)
+        for row in driver.execute_script(
+            f"return [...document.querySelectorAll('{css}')].map(r => [r.getAttribute('{attribute}'),"
+            " (r.querySelector('.task, .tasks') || {}).textContent, (r.querySelector('.wf-state') || {}).textContent])"
+        )
+    ]
+
+
+def test_workflows_page_shows_a_chain_and_a_failed_group_step_by_step(
+    browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis
+):
+    from tests.apps import web_app
+    from wakaq import TaskFailed, group
+
+    chained = (web_app.wf_add.s(1, 2) | web_app.wf_add.s(10)).delay()
+    assert chained.result(timeout=20) == 13
+    grouped = group([web_app.wf_add.s(1, 1), web_app.wf_fail.s(XSS_IMG), web_app.wf_add.s(2, 2)])
+    handle = grouped.then(web_app.wf_collect.s()).delay()
+    with pytest.raises(TaskFailed):
+        handle.result(timeout=20)
+    console_errors(browser)  # forget earlier tests' messages
+    browser.get(web.url + "#workflows")
+    want = [(handle.id, "wf_add, wf_fail, wf_collect", "failed"), (chained.id, "wf_add", "done")]
+    wait_until(lambda: _rows(browser, "#wf-table tbody tr", "data-workflow") == want, 10, 0.1, "the two workflows")
+    assert f"ValueError: wf_fail got {XSS_IMG}" in _text(browser, f'#wf-table tr[data-workflow="{handle.id}"] .error')
+    assert "2 recent: 0 running · 1 done · 1 failed · 0 cancelled" == _text(browser, "#wf-counts")
+    # from the list to the failed group's steps
+    browser.find_element("css selector", f'#wf-table tr[data-workflow="{handle.id}"] a.wf-link').click()
+    steps = [
+        ("2", "wf_add", "done"),
+        ("3", "wf_fail", "failed"),
+        ("4", "wf_add", "done"),
+        ("5", "wf_collect", "waiting"),
+    ]
+    wait_until(lambda: _rows(browser, "#wf-members tbody tr", "data-node") == steps, 10, 0.1, "the group's steps")
+    assert browser.current_url.endswith(f"#workflows/{handle.id}")
+    assert _text(browser, "#wf-status-text") == "failed"
+    assert f"ValueError: wf_fail got {XSS_IMG} (node 3)" == _text(browser, "#wf-summary .wf-error")
+    assert _text(browser, '#wf-members tr[data-node="3"] .outcome') == f"ValueError: wf_fail got {XSS_IMG}"
+    assert _text(browser, '#wf-members tr[data-node="2"] .outcome') == "2"
+    assert _text(browser, '#wf-members tr[data-node="2"] .place') == "member 1 of group 1"
+    assert "will not start its waiting steps" in _text(browser, "#wf-summary")
+    assert not browser.find_element("id", "wf-cancel").is_enabled()  # it ended: nothing to cancel
+    # the chain's result, then back to the list
+    browser.get(web.url + f"#workflows/{chained.id}")
+    wait_until(lambda: _text(browser, "#wf-summary .wf-result") == "13", 10, 0.1, "the chain's result")
+    assert _rows(browser, "#wf-members tbody tr", "data-node") == [("1", "wf_add", "done"), ("2", "wf_add", "done")]
+    browser.find_element("css selector", '#wf-detail-view a[href="#workflows"]').click()
+    wait_until(lambda: browser.find_element("id", "wf-table").is_displayed(), 5, 0.1, "the list again")
+    # the error is text: no dialog, no injected element, no script error
+    _no_alert(browser)
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert console_errors(browser) == []
+
+
+def test_cancel_workflow_button(browser: Any, web: WebServer, worker: Worker, rclient: redis.Redis):
+    from tests.apps import web_app
+    from wakaq import chain
+
+    handle = chain(web_app.blocker.si("wf"), web_app.wf_add.si(1, 2)).delay()
+    wait_until(lambda: events(rclient, "blocker-start"), 10, what="the first step to start")
+    browser.get(web.url + f"#workflows/{handle.id}")
+    want = [("1", "blocker", "running"), ("2", "wf_add", "waiting")]
+    wait_until(lambda: _rows(browser, "#wf-members tbody tr", "data-node") == want, 10, 0.1, "the running step")
+    button = browser.find_element("id", "wf-cancel")
+    wait_until(button.is_enabled, 5, 0.1, "the cancel button")
+    button.click()
+    alert = browser.switch_to.alert
+    assert handle.id in alert.text
+    alert.accept()
+    wait_until(lambda: _text(browser, "#wf-status-text") == "cancelled", 10, 0.1, "the workflow shown cancelled")
+    assert "cancelled workflow" in _text(browser, "#flash") and not button.is_enabled()
+    assert handle.status() == "cancelled"
+    rclient.set("release", 1)
+    wait_until(lambda: events(rclient, "blocker-end"), 10, what="the running step to finish")
+    # the running step finished; the next one never started
+    after = [("1", "blocker", "done"), ("2", "wf_add", "waiting")]
+    wait_until(lambda: _rows(browser, "#wf-members tbody tr", "data-node") == after, 10, 0.1, "the steps after cancel")
+    assert events(rclient, "wf_add") == []

@@ -32,8 +32,9 @@ def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     live worker daemons; daemon details (live ones and ones whose heartbeat stopped, not yet reaped) under
     `daemons`; tasks parked by a task rate limit per queue and task (every registered list, also of queues and
     limits this config does not have) under `parked`; the failure records of broadcasts (every daemon's) under
-    `failed_broadcasts`."""
+    `failed_broadcasts`; recent workflows (the index the dashboard lists, not expired) by status under `workflows`."""
     from wakaq.stats import snapshot
+    from wakaq.web.workflows import counts
 
     snap = snapshot(app, r)
     return {
@@ -42,6 +43,7 @@ def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         "daemons": snap["daemons"],
         "parked": parked(app, r),
         "failed_broadcasts": r.llen(app.keys.broadcast_failed),
+        "workflows": counts(app, r),
     }
 
 

@@ -39,6 +39,7 @@ RESERVED_QUEUE_PREFIXES = (
     "daemon:",
     "rate:",
     "parked:",
+    "wf:",
 )
 #: NOTE: "parked" is the registry of parked lists (wakaq.keys.Keys.parked_registry)
 RESERVED_QUEUE_NAMES = ("daemons", "done", "parked")

@@ -121,6 +121,12 @@ class Keys:
     def workflow_ready(self, workflow_id: str) -> str:
         return self._fill("workflow_ready", workflow_id)
 
+    @property
+    def workflows_recent(self) -> str:
+        """The index of recent workflows: zset of workflow ids scored by their start (Redis time, seconds), kept to
+        the newest 1,000 and expiring with the longest-lived one by the start script (broker/workflow.rs)."""
+        return self._fill("workflows_recent")
+
     def unique(self, key: str) -> str:
         return self._fill("unique", key)
 

@@ -72,3 +72,24 @@ def broken(i: int) -> None:
 @wakaq.task
 def tick() -> None:
     record("tick")
+
+
+# ---- workflow steps (the Workflows page) --------------------------------------------------------------------------
+
+
+@wakaq.task
+def wf_add(x: int, y: int) -> int:
+    record("wf_add", x=x, y=y)
+    return x + y
+
+
+@wakaq.task
+def wf_fail(text: str) -> None:
+    """Fails with `text` in its error (the page must show it as text)."""
+    raise ValueError(f"wf_fail got {text}")
+
+
+@wakaq.task
+def wf_collect(results: list[object]) -> list[object]:
+    record("wf_collect", results=results)
+    return results

@@ -17,6 +17,9 @@ from wakaq.keys import Keys
 #: the bound of every failed list (rust/src/broker/give_back.rs FAILED_KEEP)
 FAILED_KEEP = 10_000
 
+#: the bound of the index of recent workflows (rust/src/broker/workflow.rs RECENT_KEEP)
+WORKFLOWS_KEEP = 1_000
+
 #: placeholders that name a queue (Keys calls the parameter `name`); `bcast:<daemon>` is a daemon's broadcast queue
 QUEUE_PLACEHOLDERS = ("queue", "name")
 #: placeholders that name a daemon: its keys must belong to a registered daemon
@@ -123,4 +126,6 @@ BOUNDS: dict[str, Callable[[int, int], int]] = {
     "stats": lambda sent, daemons: 100_000,
     "stats_retired": lambda sent, daemons: 100_000,
     # NOTE: `progress` (progress.lua) and `debounce` (enqueue_debounce.lua) always carry a TTL: no bound here
+    # NOTE: it carries a TTL too (that of the longest-lived workflow it names): the bound holds either way
+    "workflows_recent": lambda sent, daemons: WORKFLOWS_KEEP,
 }

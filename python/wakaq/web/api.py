@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from wakaq.admin import drop_failed
 from wakaq.stats import snapshot
-from wakaq.web import minutes, records
+from wakaq.web import minutes, records, workflows
 from wakaq.web.history import RATE_WINDOW
 
 if TYPE_CHECKING:
@@ -132,7 +132,33 @@ class Api:
             )
         return {"now": now, "schedules": out, "error": self.schedule_error}
 
+    def workflows(self, params: dict[str, str]) -> dict[str, Any]:
+        """Recent workflows, newest first (web/workflows.py)."""
+        return workflows.recent(self.app, self.r, params)
+
+    def workflow(self, params: dict[str, str]) -> dict[str, Any]:
+        """One workflow and a page of its steps."""
+        try:
+            return workflows.detail(self.app, self.r, params)
+        except workflows.NoWorkflow as e:
+            raise ApiError(404, str(e)) from None
+
     # ---- actions --------------------------------------------------------------------------------------------
+
+    def workflow_cancel(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Cancel a running workflow (`cancel.cancel_workflow`): no later step starts, its queued steps are removed;
+        running steps finish unless `terminate`."""
+        from wakaq.cancel import Outcome, cancel_workflow
+        from wakaq.ids import is_workflow_id
+
+        wf_id, terminate = body.get("id"), body.get("terminate", False)
+        if not isinstance(wf_id, str) or not is_workflow_id(wf_id) or not isinstance(terminate, bool):
+            raise ApiError(400, "expected {id: a workflow id, terminate: optional bool}")
+        if cancel_workflow(self.app, wf_id, terminate, self.r) != Outcome.CANCELLED:
+            status = self.r.hget(self.app.keys.workflow(wf_id), "status")
+            now = "expired or unknown" if status is None else f"{status.decode(errors='replace')}"  # type: ignore[union-attr]
+            raise ApiError(409, f"workflow {wf_id} is not running ({now})")
+        return {"cancelled": wf_id}
 
     def failed_action(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         queue = body.get("queue")

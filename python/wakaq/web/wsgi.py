@@ -31,6 +31,7 @@ MAX_BODY = 16 * 1024
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATIC_TYPES = {
     "app.js": "text/javascript; charset=utf-8",
+    "workflows.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
@@ -119,6 +120,8 @@ class Dashboard:
             "/api/failed": lambda p: json_response(self.api.failed(p)),
             "/api/eta": lambda p: json_response(self.api.eta(p)),
             "/api/schedules": lambda p: json_response(self.api.schedules(p)),
+            "/api/workflows": lambda p: json_response(self.api.workflows(p)),
+            "/api/workflow": lambda p: json_response(self.api.workflow(p)),
             "/metrics": lambda p: self._metrics(),
         }
         self.posts: dict[str, Callable[[dict[str, Any]], Response]] = {
@@ -126,6 +129,7 @@ class Dashboard:
             "/api/failed/drop": lambda b: json_response(self.api.failed_action("drop", b)),
             "/api/queues/pause": lambda b: json_response(self.api.pause_action(True, b)),
             "/api/queues/resume": lambda b: json_response(self.api.pause_action(False, b)),
+            "/api/workflow/cancel": lambda b: json_response(self.api.workflow_cancel(b)),
         }
 
     def _index(self) -> bytes:

@@ -87,6 +87,14 @@ impl Keys {
         format!("{}:wf:{id}:ready", self.ns)
     }
 
+    /// The index of recent workflows (zset: workflow id scored by its start, Redis time in seconds), written by
+    /// workflow_start.lua only: trimmed to the newest `workflow::RECENT_KEEP` there, PX TTL of the longest-lived
+    /// workflow in it. What the dashboard's Workflows page and `wakaq-info` read (never a SCAN of `wf:*`).
+    /// NOTE: a workflow id is "w" and 32 hex digits (python/wakaq/ids.py), so `recent` never names one.
+    pub fn workflows_recent(&self) -> String {
+        format!("{}:wf:recent", self.ns)
+    }
+
     /// A uniqueness lock (string: the id of the task holding it); `unique("")` is the prefix of every lock of the app.
     pub fn unique(&self, key: &str) -> String {
         format!("{}:unique:{key}", self.ns)
@@ -254,6 +262,7 @@ mod tests {
         assert_eq!(k.workflow("w1"), "{app}:wf:w1");
         assert_eq!(k.workflow_results("w1"), "{app}:wf:w1:results");
         assert_eq!(k.workflow_ready("w1"), "{app}:wf:w1:ready");
+        assert_eq!(k.workflows_recent(), "{app}:wf:recent");
         let member = Keys::parked_member("q", "send");
         assert_eq!(
             Keys::parse_parked_member(member.as_bytes()),

@@ -69,6 +69,7 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("workflow_ready", k.workflow_ready("{id}"))?;
     d.set_item("progress", k.progress("{id}"))?;
     d.set_item("debounce", k.debounce("{key}"))?;
+    d.set_item("workflows_recent", k.workflows_recent())?;
     d.set_item("schedule_slot", k.schedule_slot("{schedule}", "{slot}"))?;
     d.set_item("history", k.history("{day}"))?;
     Ok(d)

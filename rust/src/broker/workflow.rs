@@ -10,6 +10,8 @@ use crate::codec::read::{Reader, Token};
 
 /// Most nodes in one workflow (every field is sent in one script call).
 pub const MAX_NODES: usize = 100_000;
+/// Workflow ids the index of recent workflows keeps (keys.rs `workflows_recent`; the dashboard's Workflows page).
+pub const RECENT_KEEP: u32 = 1_000;
 /// Deepest nesting (workflow.lua's loops that walk up the tree are bounded by 1,000).
 pub const MAX_DEPTH: usize = 100;
 
@@ -138,7 +140,8 @@ fn node_fields(keys: &Keys, id: &str, i: usize, node: &Node, out: &mut Vec<(Stri
     Ok(())
 }
 
-/// Write workflow `id` and start its root (workflow_start.lua); false when that id exists already.
+/// Write workflow `id`, add it to the index of recent workflows and start its root (workflow_start.lua); false when
+/// that id exists already.
 pub fn start(
     c: &mut dyn ConnectionLike,
     keys: &Keys,
@@ -147,9 +150,12 @@ pub fn start(
     fields: &[(String, Vec<u8>)],
 ) -> RedisResult<bool> {
     let mut inv = scripts::workflow_start().key(keys.workflow(id));
-    inv.arg(ttl_ms.max(1))
+    inv.key(keys.workflows_recent())
+        .arg(ttl_ms.max(1))
         .arg(keys.workflow_results(id))
-        .arg(keys.workflow_ready(id));
+        .arg(keys.workflow_ready(id))
+        .arg(id)
+        .arg(RECENT_KEEP);
     for (k, v) in fields {
         inv.arg(k).arg(v.as_slice());
     }

@@ -534,18 +534,24 @@
     eta: { load: () => eta.load() },
     schedules: { load: loadSchedules, every: 5000 },
   };
+  // pages kept in their own files (workflows.js, loaded first) register a factory: given these helpers, it returns
+  // { load(arg), every }; `arg` is what follows the page's name in the address (#workflows/<id>)
+  const ui = { $, el, fill, getJSON, postJSON, flash, report, utc, relative, span, num };
+  for (const [name, make] of Object.entries(window.wakaqPages || {})) PAGES[name] = make(ui);
   let current = null;
   let pageTimer = null;
 
   function show() {
-    const name = location.hash.slice(1) in PAGES ? location.hash.slice(1) : "overview";
+    const [route, ...rest] = location.hash.slice(1).split("/");
+    const name = route in PAGES ? route : "overview";
+    const arg = rest.join("/");
     current = name;
     for (const key of Object.keys(PAGES)) $(`page-${key}`).hidden = key !== name;
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
     clearInterval(pageTimer);
     const page = PAGES[name];
-    page.load().catch(report);
-    if (page.every) pageTimer = setInterval(() => { if (!document.hidden) page.load().catch(report); }, page.every);
+    page.load(arg).catch(report);
+    if (page.every) pageTimer = setInterval(() => { if (!document.hidden) page.load(arg).catch(report); }, page.every);
   }
 
   for (const id of ["chart-rate", "chart-pending", "chart-history"]) hoverable($(id));

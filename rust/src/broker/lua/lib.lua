@@ -30,6 +30,8 @@
 --   N:progress:<id>       hash  a running task's last progress: v (msgpack {done, total, info}), at; PX ttl (progress.lua)
 --   N:debounce:<key>      hash  a debounce window: the pending call's payload, due and settlement; PX = the window's
 --                               rest (enqueue_debounce.lua)
+--   N:wf:recent           zset  recent workflow ids scored by start time (Redis clock, s), trimmed to the newest
+--                               1,000 and PX TTL of the longest-lived one, by workflow_start.lua (the dashboard's list)
 --   N:history:<day>       hash  per-minute counter totals of one UTC day, written by the dashboard, expiring
 -- Every name is built by broker/keys.rs (python/wakaq/keys.py fills in its templates).
 -- An element is a payload, or byte 0xc1 + one byte delivery count + payload (a redelivered task).

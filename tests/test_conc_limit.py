@@ -85,9 +85,7 @@ def test_eager_mode_runs_inline(app: ModuleType, rclient: Any) -> None:
 # ---- real daemons ------------------------------------------------------------------------------------------------
 
 
-def test_at_most_the_limit_per_key_over_four_daemons(
-    app: ModuleType, rclient: Any, start_worker: StartWorker
-) -> None:
+def test_at_most_the_limit_per_key_over_four_daemons(app: ModuleType, rclient: Any, start_worker: StartWorker) -> None:
     """4 daemons x 4 children, limit 2: 16 children could run 16 of a key; never more than 2 do, every task runs
     exactly once, and the permits, waiters and registry end empty."""
     customers = ["acme", "globex", "initech"]
@@ -161,7 +159,10 @@ def test_a_malformed_key_is_recorded_failed(app: ModuleType, rclient: Any, start
 
     records = wait_until(lambda: len(failed()) == 2 and failed(), 15, what="2 failed records")
     reasons = sorted(r["reason"] for r in records)
-    assert reasons == ["malformed meta: 'ck' must be 1 to 256 bytes, got 0", "malformed meta: 'ck' must be a str, got int"]
+    assert reasons == [
+        "malformed meta: 'ck' must be 1 to 256 bytes, got 0",
+        "malformed meta: 'ck' must be a str, got int",
+    ]
     wait_until(lambda: ends(rclient) == {"acme:3": 1}, 15, what="the good task")
     assert runs(rclient) == {"acme:3": 1}
     wait_until(lambda: conc_state(app, rclient, "keyed", ["acme"]) == [0, 0, 0], 10, what="no permit left")

@@ -213,7 +213,8 @@ class Task(Generic[P, R]):
         key (meta `ck`) and returns None, as a plain task does."""
         conc = self.concurrency
         if conc is not None and self.result_ttl is None and self.unique_for is None and unique_key is None:
-            return self._delay_keyed(conc, queue, args, kwargs, due, replicas, headers)
+            self._delay_keyed(conc, queue, args, kwargs, due, replicas, headers)
+            return None
         task_id = new_id()
         if self.app.eager:
             return _eager_handle(task_id, self, args, kwargs, queue)
@@ -258,14 +259,12 @@ class Task(Generic[P, R]):
         meta = conc.meta(args, kwargs, {"headers": headers} if headers else None)
         if self.app.eager:
             run_eager(self, args, kwargs, queue)
-            return None
-        if replicas:
+        elif replicas:
             self._push_durably(queue, args, kwargs, due, replicas, meta)
         elif due is None:
             self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
         else:
             self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
-        return None
 
     def delay_many(
         self,

@@ -121,7 +121,12 @@ impl Limits {
         }
         tail.push(conc_limits.len().to_string());
         for (name, limit) in conc_limits {
-            tail.extend([name.clone(), limit.to_string(), keys.conc(name, ""), keys.conc_wait(name, "")]);
+            tail.extend([
+                name.clone(),
+                limit.to_string(),
+                keys.conc(name, ""),
+                keys.conc_wait(name, ""),
+            ]);
         }
         tail.extend([keys.queue(""), keys.bell("")]);
         let conc_registry = (!conc_limits.is_empty()).then(|| keys.conc_registry());
@@ -255,7 +260,9 @@ impl Consumer {
 
     /// A claimed task of a concurrency-limited task holds a permit of `key` (claim_limited.lua took it).
     fn note_permit(&self, seq: u64, element: &[u8], key: &str) {
-        let Some(name) = meta::task_name(element::split(element).1) else { return };
+        let Some(name) = meta::task_name(element::split(element).1) else {
+            return;
+        };
         if self.conc_tasks.iter().any(|t| t == name) {
             let mut permits = self.permits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             permits.insert(seq, (name.to_owned(), key.to_owned()));
@@ -472,11 +479,15 @@ impl Consumer {
         self.settle_owed(py)?;
         self.reconcile(py)?;
         let acks = self.owe().acks.clone();
-        let released = self
-            .released
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        // NOTE: an app without a concurrency limit skips even the lock
+        let released = if self.conc_tasks.is_empty() {
+            Vec::new()
+        } else {
+            self.released
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
         let width = u64::from(max_count);
         // NOTE: fresh seqs for every attempt, also the connection's own retry of a stale connection: an attempt
         // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite

@@ -82,7 +82,9 @@ pub fn check(payload: &[u8], lock_prefix: &str) -> Result<Option<Meta>, MetaErro
 pub fn task_name(payload: &[u8]) -> Option<&str> {
     let mut r = Reader::new(payload);
     let Ok(Token::Map(1..)) = r.token() else { return None };
-    let Ok(Token::Str(b"name")) = r.token() else { return None };
+    let Ok(Token::Str(b"name")) = r.token() else {
+        return None;
+    };
     match r.token() {
         Ok(Token::Str(name)) => std::str::from_utf8(name).ok(),
         _ => None,
@@ -341,7 +343,10 @@ mod tests {
         let meta = map(&[("ck", s("acme"))]);
         let got = check(&payload(&meta), LOCKS).expect("valid").expect("has meta");
         assert_eq!(got.ck.as_deref(), Some("acme"));
-        assert!(!got.tracked(), "a key alone settles nothing: plain tasks ack through the claim");
+        assert!(
+            !got.tracked(),
+            "a key alone settles nothing: plain tasks ack through the claim"
+        );
         let longest = map(&[("ck", str16(&"k".repeat(MAX_CONC_KEY)))]);
         assert!(check(&payload(&longest), LOCKS).is_ok());
         let cases: [(Vec<u8>, &str); 4] = [

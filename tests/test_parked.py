@@ -165,14 +165,16 @@ LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
 def test_claim_limited_keeps_the_registry_when_given_its_key(redis_url: str, rclient: Any) -> None:
     """The script itself, called as scripts.rs builds it (lib.lua first) with the registry as its last key: a claim
     that parks registers the list, the claim that empties it unregisters it."""
-    script = (LUA / "lib.lua").read_text() + "\n" + (LUA / "claim_limited.lua").read_text()
+    script = "\n".join((LUA / f).read_text() for f in ("lib.lua", "conc.lua", "claim_limited.lua"))
     rate = to_rate("10/s", "test")
     assert rate is not None and rate.burst == 1
     queues = ["bcast:x", "default"]
     keys = [KEYS.inflight("x"), *(KEYS.queue(q) for q in queues), *(KEYS.bell(q) for q in queues)]
     keys += [*(KEYS.rate_queue(q) for q in queues), KEYS.rate_task("send"), KEYS.parked("default", "send")]
     keys.append(KEYS.parked_registry)
+    # NOTE: then no per-key concurrency limit (c = 0), the queue and bell key prefixes, no settled keys (r = 0)
     head = ["1:", 0, 8, 0, len(queues), 1, 1_000_000, *queues, 0, 0, 0, 0, "send", *rate.script_args()]
+    head += [0, KEYS.queue(""), KEYS.bell(""), 0]
     _wakaq.Broker(redis_url).push_many([("default", "send", [i], {}) for i in range(3)])
     seq = 0
 

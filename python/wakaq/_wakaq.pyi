@@ -304,9 +304,9 @@ class Settings:
     max_mem_percent, log_file, log_level, wait_timeout, daemon_id, hostname, heartbeat_interval, heartbeat_timeout,
     shutdown_timeout (None = wait forever), url (None = no Redis), prefix, queues, task_names, limited_tasks,
     queue_rates ((T, tau) in microseconds per queue, (0, 0): none), task_rates ((task name, T, tau)),
-    socket_timeout, connect_timeout, max_tasks_per_worker, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs
-    (as `Broker`'s; the PEM files are read here), start_method, spawn_command, spawn_env. ValueError naming the key
-    for an unknown key or a bad value."""
+    conc_limits ((task name, most running per key)), socket_timeout, connect_timeout, max_tasks_per_worker,
+    ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs (as `Broker`'s; the PEM files are read here),
+    start_method, spawn_command, spawn_env. ValueError naming the key for an unknown key or a bad value."""
 
     def __new__(cls, config: Mapping[str, Any]) -> Settings: ...
     @property

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from wakaq.conclimit import ConcurrencyLimit, KeyFunction
 from wakaq.config import (
     TimeoutValue,
     build_url,
@@ -306,6 +307,8 @@ class WakaQ:
         store_results: bool | None = None,
         result_ttl: float | timedelta | None = None,
         unique_for: float | timedelta | None = None,
+        concurrency_key: KeyFunction | str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
     def task(
         self,
@@ -323,11 +326,15 @@ class WakaQ:
         store_results: bool | None = None,
         result_ttl: float | timedelta | None = None,
         unique_for: float | timedelta | None = None,
+        concurrency_key: KeyFunction | str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a task: `@app.task` or `@app.task(queue=..., max_retries=..., soft_timeout=..., ...)`.
 
         The `retry_*` options (None: the app's) are described in wakaq.retries; `store_results` (default: the app's)
-        and `result_ttl`: see the README's "Results"; `unique_for`: "Unique tasks"."""
+        and `result_ttl`: see the README's "Results"; `unique_for`: "Unique tasks"; `concurrency_key` (a callable of
+        the task's arguments, or the name of one) with `concurrency_limit`: at most that many running per key
+        (wakaq.conclimit, the README's "Per-key concurrency")."""
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             t = Task(
@@ -337,6 +344,7 @@ class WakaQ:
             if (retry_on, retry_backoff, retry_backoff_max, retry_jitter) != (None, None, None, None):
                 options = (retry_on, retry_backoff, retry_backoff_max, retry_jitter)
                 t.retry_options = RetryOptions.create(*options, f"task {t.name!r}")
+            t.concurrency = ConcurrencyLimit.create(f, t.name, concurrency_key, concurrency_limit)
             self._init_tracking(t, store_results, result_ttl, unique_for)
             check_task(self, t)
             if t.name in self.tasks:
@@ -361,7 +369,8 @@ class WakaQ:
         ttl = to_seconds(result_ttl, f"result_ttl of {where}")
         task.result_ttl = max(1.0, ttl or self.result_ttl) if stores else None
         task.unique_for = to_unique_for(unique_for, where)
-        task.tracked = task.result_ttl is not None or task.unique_for is not None
+        # NOTE: a per-key concurrency limit takes the same path at `.delay()`: its payload carries meta `ck`
+        task.tracked = task.result_ttl is not None or task.unique_for is not None or task.concurrency is not None
 
     def result_handle(self, task_id: str) -> TaskHandle:
         """The handle of a task sent with results on, from its id (`handle.id`)."""

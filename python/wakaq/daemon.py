@@ -66,6 +66,7 @@ def supervisor_config(app: WakaQ, ident: str) -> dict[str, Any]:
         "limited_tasks": sorted(name for name, task in app.tasks.items() if task.rate_limit),
         "queue_rates": queue_rates,
         "task_rates": task_rates,
+        "conc_limits": sorted((t.name, t.concurrency.limit) for t in app.tasks.values() if t.concurrency),
         "socket_timeout": app.socket_timeout,
         "connect_timeout": app.socket_connect_timeout,
         **app.tls_options,

@@ -59,6 +59,8 @@ def check_task(app: Any, task: Any) -> None:
         raise needs_msgpack(f"store_results{where}")
     if task.unique_for is not None:
         raise needs_msgpack(f"unique_for{where}")
+    if getattr(task, "concurrency", None) is not None:
+        raise needs_msgpack(f"concurrency_key{where}")
     if task.retry_options is not None and task.retry_options.retry_on:
         raise needs_msgpack(f"retry_on{where}")
 

@@ -106,6 +106,19 @@ class Keys:
         queue, sep, task = member.decode(errors="replace").partition(PARKED_SEP)
         return (queue, task) if sep else None
 
+    def conc(self, task: str, key: str) -> str:
+        """The permits of one concurrency key of a task (hash: holder -> 1; keys.rs says what a holder is)."""
+        return self._fill("conc", task, key)
+
+    def conc_wait(self, task: str, key: str) -> str:
+        """Elements of a task parked while its concurrency key had no free permit (list of "<queue>\\n<element>")."""
+        return self._fill("conc_wait", task, key)
+
+    @property
+    def conc_registry(self) -> str:
+        """Set of "<task>\\x1f<key>" members with permits or waiters, walked by the daemons' heartbeats."""
+        return self._fill("conc_registry")
+
     def result(self, task_id: str) -> str:
         return self._fill("result", task_id)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, 
 
 from wakaq import tracing
 from wakaq.aio import off_loop, settled
+from wakaq.conclimit import ConcurrencyLimit
 from wakaq.config import TimeoutValue, to_max_retries, to_seconds, to_timeout
 from wakaq.durable import DurableArg, replicas_of
 from wakaq.eager import run_eager, stored_value
@@ -58,7 +59,10 @@ class Task(Generic[P, R]):
     result_ttl: float | None = None
     #: uniqueness (wakaq.unique): the lock's TTL in seconds, else None
     unique_for: float | None = None
-    #: results or uniqueness is on: `.delay()` takes the tracked path and returns a handle
+    #: per-key concurrency (`@app.task(concurrency_key=..., concurrency_limit=...)`, wakaq.conclimit); None: off
+    concurrency: ConcurrencyLimit | None = None
+    #: results, uniqueness or a per-key concurrency limit is on: `.delay()` takes the tracked path (the first two
+    #: return a handle)
     tracked: bool = False
 
     def __init__(
@@ -209,11 +213,18 @@ class Task(Generic[P, R]):
 
         Returns the new task's handle; for a duplicate of a unique task (its key is held by a pending or running
         task), the holder's handle when results are stored, else None. Eager mode runs the task at once and returns
-        an `EagerHandle` (uniqueness is not checked there)."""
+        an `EagerHandle` (uniqueness is not checked there). A task with only a per-key concurrency limit carries its
+        key (meta `ck`) and returns None, as a plain task does."""
+        conc = self.concurrency
+        if conc is not None and self.result_ttl is None and self.unique_for is None and unique_key is None:
+            self._delay_keyed(conc, queue, args, kwargs, due, replicas, headers)
+            return None
         task_id = new_id()
         if self.app.eager:
             return _eager_handle(task_id, self, args, kwargs, queue)
         meta: dict[str, Any] = {"id": task_id}
+        if conc is not None:
+            meta = conc.meta(args, kwargs, meta) or meta
         if headers:
             meta["headers"] = headers
         ttl = self.result_ttl
@@ -272,6 +283,28 @@ class Task(Generic[P, R]):
         self.app.broker.push_debounced(queue.name, self.name, args, kwargs, meta, key, window)
         return TaskHandle(self.app, task_id)
 
+    def _delay_keyed(
+        self,
+        conc: ConcurrencyLimit,
+        queue: Queue,
+        args: Any,
+        kwargs: Any,
+        due: Due | None,
+        replicas: int,
+        headers: dict[str, str] | None,
+    ) -> None:
+        """`.delay()` of a task whose only option is a per-key concurrency limit: its key in meta `ck` (checked in
+        eager mode too, which runs the task inline without a limit)."""
+        meta = conc.meta(args, kwargs, {"headers": headers} if headers else None)
+        if self.app.eager:
+            run_eager(self, args, kwargs, queue)
+        elif replicas:
+            self._push_durably(queue, args, kwargs, due, replicas, meta)
+        elif due is None:
+            self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
+        else:
+            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
+
     def delay_many(
         self,
         calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
@@ -289,9 +322,13 @@ class Task(Generic[P, R]):
         replicas = replicas_of(durable, self.app.durable_replicas)
         if tracing.active() and self.app.tracing != "off" and self.app.payload_format != "json":
             return self._delay_many_traced(items, replicas)
+        sent: Sequence[Any] = items
+        if self.concurrency is not None:
+            conc = self.concurrency
+            sent = [(q, name, args, kwargs, conc.meta(args, kwargs)) for q, name, args, kwargs in items]
         if replicas:
-            return self.app.broker.push_many(items, replicas=replicas, replica_timeout=self.app.durable_timeout)
-        return self.app.broker.push_many(items)
+            return self.app.broker.push_many(sent, replicas=replicas, replica_timeout=self.app.durable_timeout)
+        return self.app.broker.push_many(sent)
 
     def broadcast(self, *args: P.args, **kwargs: P.kwargs) -> int:
         """Run the task once on every worker daemon; returns how many daemons received it."""
@@ -328,7 +365,11 @@ class Task(Generic[P, R]):
         """`delay_many` while a tracer is on: one producer span for the batch, its context in every task's meta."""
         with tracing.sending(items[0][0], self.name, len(items)) as send:
             meta = {"headers": send.headers} if send.headers else None
-            traced = [(queue, name, args, kwargs, meta) for queue, name, args, kwargs in items]
+            conc = self.concurrency
+            traced = [
+                (queue, name, args, kwargs, meta if conc is None else conc.meta(args, kwargs, meta))
+                for queue, name, args, kwargs in items
+            ]
             if replicas:
                 return self.app.broker.push_many(traced, replicas=replicas, replica_timeout=self.app.durable_timeout)
             return self.app.broker.push_many(traced)

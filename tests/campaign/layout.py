@@ -117,6 +117,11 @@ BOUNDS: dict[str, Callable[[int, int], int]] = {
     "parked": lambda sent, daemons: sent,
     # NOTE: one member per (queue, rate-limited task) pair of the configs that ran (keys.rs `parked_registry`)
     "parked_registry": lambda sent, daemons: 64,
+    # NOTE: per-key concurrency: permits (one per running task of a key, stale ones dropped when counted), waiters and
+    # the registry of keys with either (keys.rs `conc`, `conc_wait`, `conc_registry`); all empty once quiet
+    "conc": lambda sent, daemons: sent,
+    "conc_wait": lambda sent, daemons: sent,
+    "conc_registry": lambda sent, daemons: sent,
     "inflight": lambda sent, daemons: sent,
     "broadcast_queue": lambda sent, daemons: sent,
     "daemons": lambda sent, daemons: daemons,

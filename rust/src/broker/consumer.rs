@@ -64,14 +64,22 @@ pub struct Consumer {
     refused: std::sync::atomic::AtomicBool,
     /// `Conn::connects` when the in-flight fields were last reconciled.
     reconciled: AtomicU64,
+    /// Per-key concurrency: the limited task names, the (task, key) of each held seq that holds a permit, and the
+    /// keys of tasks settled since the last claim, which that claim names so their waiters get the room at once.
+    conc_tasks: Vec<String>,
+    permits: Mutex<HashMap<u64, (String, String)>>,
+    released: Mutex<Vec<(String, String)>>,
 }
 
 /// claim_limited.lua's extra ARGV (its extra KEYS follow the bells in `claim_keys`).
 struct Limits {
     /// after the acks: n, m, the longest useful wait (us)
     head: Vec<String>,
-    /// after the queue names: T and tau (us) per queue, then name, T, tau per limited task
+    /// after the queue names: T and tau (us) per queue, then name, T, tau per limited task, then the per-key
+    /// concurrency limits (c, then name, limit, permit and waiter key prefixes) and the queue and bell key prefixes
     tail: Vec<String>,
+    /// The registry of concurrency keys (the last KEYS, after the daemons), when a task has a per-key limit.
+    conc_registry: Option<String>,
 }
 
 /// A rate limit as the scripts take it: emission interval T and burst tolerance tau, in microseconds.
@@ -84,10 +92,11 @@ impl Limits {
         names: &[String],
         queue_rates: &[Rate],
         task_rates: &[(String, f64, f64)],
+        conc_limits: &[(String, u32)],
         wait_timeout: f64,
         claim_keys: &mut Vec<String>,
     ) -> Option<Self> {
-        if queue_rates.iter().all(|r| r.0 <= 0.0) && task_rates.is_empty() {
+        if queue_rates.iter().all(|r| r.0 <= 0.0) && task_rates.is_empty() && conc_limits.is_empty() {
             return None;
         }
         claim_keys.extend(names.iter().map(|n| keys.rate_queue(n)));
@@ -112,7 +121,22 @@ impl Limits {
         for (name, t, tau) in task_rates {
             tail.extend([name.clone(), format!("{t}"), format!("{tau}")]);
         }
-        Some(Self { head, tail })
+        tail.push(conc_limits.len().to_string());
+        for (name, limit) in conc_limits {
+            tail.extend([
+                name.clone(),
+                limit.to_string(),
+                keys.conc(name, ""),
+                keys.conc_wait(name, ""),
+            ]);
+        }
+        tail.extend([keys.queue(""), keys.bell("")]);
+        let conc_registry = (!conc_limits.is_empty()).then(|| keys.conc_registry());
+        Some(Self {
+            head,
+            tail,
+            conc_registry,
+        })
     }
 }
 
@@ -224,6 +248,9 @@ impl Consumer {
                     // NOTE: claim.lua answers with an index into the queues it was given; anything else stays in
                     // flight, requeued by the parent when this child exits
                     let Some(label) = self.labels.get(index) else { continue };
+                    if let Some(key) = meta.as_ref().and_then(|m| m.ck.as_ref()) {
+                        self.note_permit(seq, &element, key);
+                    }
                     held.insert(seq, meta.and_then(|m| Settlement::of(&self.keys, &m)).map(Box::new));
                     good.push(ClaimedTask::new(seq, index, label.clone_ref(py), element));
                 }
@@ -237,6 +264,33 @@ impl Consumer {
             }
         }
         good
+    }
+
+    /// A claimed task of a concurrency-limited task holds a permit of `key` (claim_limited.lua took it).
+    fn note_permit(&self, seq: u64, element: &[u8], key: &str) {
+        let Some(name) = meta::task_name(element::split(element).1) else {
+            return;
+        };
+        if self.conc_tasks.iter().any(|t| t == name) {
+            let mut permits = self.permits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            permits.insert(seq, (name.to_owned(), key.to_owned()));
+        }
+    }
+
+    /// These seqs were settled: the keys whose permits they held are named by the next claim.
+    fn let_go(&self, seqs: &[u64]) {
+        if self.conc_tasks.is_empty() {
+            return;
+        }
+        let mut permits = self.permits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut released = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for seq in seqs {
+            if let Some(pair) = permits.remove(seq) {
+                if !released.contains(&pair) {
+                    released.push(pair);
+                }
+            }
+        }
     }
 
     fn hold(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Box<Settlement>>>> {
@@ -387,6 +441,7 @@ impl Consumer {
             &names,
             &cfg.queue_rates,
             &cfg.task_rates,
+            &cfg.conc_limits,
             wait_timeout,
             &mut claim_keys,
         );
@@ -413,6 +468,9 @@ impl Consumer {
             lock_prefix,
             refused: std::sync::atomic::AtomicBool::new(false),
             reconciled: AtomicU64::new(0),
+            conc_tasks: cfg.conc_limits.iter().map(|l| l.0.clone()).collect(),
+            permits: Mutex::new(HashMap::new()),
+            released: Mutex::new(Vec::new()),
         })
     }
 
@@ -430,6 +488,15 @@ impl Consumer {
         self.settle_owed(py)?;
         self.reconcile(py)?;
         let acks = self.owe().acks.clone();
+        // NOTE: an app without a concurrency limit skips even the lock
+        let released = if self.conc_tasks.is_empty() {
+            Vec::new()
+        } else {
+            self.released
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
         let width = u64::from(max_count);
         // NOTE: fresh seqs for every attempt, also the connection's own retry of a stale connection: an attempt
         // whose reply was lost may still have claimed tasks under its seqs, and reusing them would overwrite
@@ -449,6 +516,9 @@ impl Consumer {
             }
             inv.key(&self.daemons);
             inv.key(&self.paused);
+            if let Some(registry) = self.limits.as_ref().and_then(|l| l.conc_registry.as_ref()) {
+                inv.key(registry);
+            }
             inv.arg(&self.field_prefix).arg(first).arg(max_count).arg(acks.len());
             for a in &acks {
                 inv.arg(*a);
@@ -460,7 +530,10 @@ impl Consumer {
                 inv.arg(n);
             }
             if let Some(l) = &self.limits {
-                inv.arg(&l.tail);
+                inv.arg(&l.tail).arg(released.len());
+                for (task, key) in &released {
+                    inv.arg(task).arg(key);
+                }
             }
             inv.arg(&self.daemon_id);
             inv.invoke(c)
@@ -488,6 +561,11 @@ impl Consumer {
                         held.remove(a);
                     }
                 }
+                if !released.is_empty() {
+                    let mut left = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    left.retain(|p| !released.contains(p));
+                }
+                self.let_go(&acks);
                 let refused = matches!(reply.first(), Some(Value::Int(-2)));
                 self.refused.store(refused, Ordering::Relaxed);
                 let claimed = if refused || (self.limits.is_some() && self.note_budget(&reply)) {
@@ -695,6 +773,7 @@ impl Consumer {
         for s in &seqs {
             held.remove(s);
         }
+        self.let_go(&seqs);
         Ok(n)
     }
 
@@ -766,11 +845,15 @@ impl Consumer {
             acks,
         };
         run(py, &self.conn, |c| finish.run(c, &self.keys, mode))?;
-        let mut held = self.hold();
-        held.remove(&seq);
-        for a in acks {
-            held.remove(a);
+        {
+            let mut held = self.hold();
+            held.remove(&seq);
+            for a in acks {
+                held.remove(a);
+            }
         }
+        self.let_go(&[seq]);
+        self.let_go(acks);
         Ok(())
     }
 }

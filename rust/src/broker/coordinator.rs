@@ -25,6 +25,8 @@ pub struct RedisCoordinator {
     clock: Option<(f64, Instant)>,
     /// A heartbeat registered this daemon: a later one that finds it unregistered knows a reaper took it for dead.
     registered: bool,
+    /// Where the heartbeat's walk of the concurrency registry goes on (SSCAN cursor; broker/conc.rs).
+    conc_cursor: u64,
 }
 
 impl RedisCoordinator {
@@ -36,6 +38,7 @@ impl RedisCoordinator {
             cfg: cfg.clone(),
             clock: None,
             registered: false,
+            conc_cursor: 0,
         })
     }
 
@@ -290,7 +293,12 @@ impl Coordinator for RedisCoordinator {
             self.cfg.queues.clone(),
             self.cfg.limited_tasks.clone(),
         );
-        self.run(|c| super::parked::release(c, &keys, &queues, &limited))
+        let moved = self.run(|c| super::parked::release(c, &keys, &queues, &limited))?;
+        // NOTE: waiters of per-key concurrency are parked tasks too (broker/conc.rs); one SSCAN per beat without them
+        let (mut cursor, cfg) = (self.conc_cursor, self.cfg.clone());
+        let freed = self.run(|c| super::conc::sweep(c, &keys, &cfg.task_names, &cfg.conc_limits, &mut cursor))?;
+        self.conc_cursor = cursor;
+        Ok(moved + freed)
     }
 
     fn server_time(&mut self) -> BrokerResult<f64> {

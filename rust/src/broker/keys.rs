@@ -151,6 +151,32 @@ impl Keys {
         format!("{}:parked", self.ns)
     }
 
+    /// Per-key concurrency (`@app.task(concurrency_key=..., concurrency_limit=N)`, lua/conc.lua): the permits of
+    /// one key of a limited task, a hash whose fields name the holders' in-flight entries ("<in-flight key>\n<pid>:<seq>");
+    /// a permit whose entry is gone (settled, requeued, reaped) no longer counts and is dropped when counted.
+    /// NOTE: task names are Python identifiers (no ':'), so task and key never run into each other.
+    pub fn conc(&self, task: &str, key: &str) -> String {
+        format!("{}:conc:{task}:{key}", self.ns)
+    }
+
+    /// Elements of a concurrency-limited task parked while its key had no free permit: "<queue>\n<element>", oldest
+    /// first; moved back to the front of their queue when a permit of the key frees up (lua/conc.lua `conc_unpark`).
+    pub fn conc_wait(&self, task: &str, key: &str) -> String {
+        format!("{}:cwait:{task}:{key}", self.ns)
+    }
+
+    /// The registry of keys with permits or waiters (set of `conc_member`s): added to when a permit is taken or an
+    /// element parked, removed from when both are empty; the parent's heartbeat walks it (bounded) so a waiter whose
+    /// holder crashed is never parked forever.
+    pub fn conc_registry(&self) -> String {
+        format!("{}:conc", self.ns)
+    }
+
+    /// A registry member: "<task>\x1f<key>".
+    pub fn conc_member(task: &str, key: &str) -> String {
+        format!("{task}{MEMBER_SEP}{key}")
+    }
+
     /// Whether `key` is one of this app's keys (in its namespace, so in its hash slot on a cluster).
     pub fn owns(&self, key: &str) -> bool {
         key.strip_prefix(self.ns.as_str())
@@ -263,6 +289,10 @@ mod tests {
         assert_eq!(k.workflow_results("w1"), "{app}:wf:w1:results");
         assert_eq!(k.workflow_ready("w1"), "{app}:wf:w1:ready");
         assert_eq!(k.workflows_recent(), "{app}:wf:recent");
+        assert_eq!(k.conc("send", "acme"), "{app}:conc:send:acme");
+        assert_eq!(k.conc_wait("send", "acme"), "{app}:cwait:send:acme");
+        assert_eq!(k.conc_registry(), "{app}:conc");
+        assert_eq!(Keys::conc_member("send", "acme"), "send\x1facme");
         let member = Keys::parked_member("q", "send");
         assert_eq!(
             Keys::parse_parked_member(member.as_bytes()),

@@ -6,6 +6,7 @@ use pyo3::types::PyDict;
 
 pub mod admin;
 pub mod claimed;
+pub mod conc;
 pub mod connect;
 pub mod consumer;
 // NOTE: the connection modules under their old paths (`broker::conn`, ...), for the code that uses them
@@ -61,6 +62,9 @@ fn key_layout<'py>(py: Python<'py>, prefix: &str, cluster: bool) -> PyResult<Bou
     d.set_item("parked", k.parked("{queue}", "{task}"))?;
     d.set_item("parked_registry", k.parked_registry())?;
     d.set_item("parked_member", keys::Keys::parked_member("{queue}", "{task}"))?;
+    d.set_item("conc", k.conc("{task}", "{key}"))?;
+    d.set_item("conc_wait", k.conc_wait("{task}", "{key}"))?;
+    d.set_item("conc_registry", k.conc_registry())?;
     d.set_item("result", k.result("{id}"))?;
     d.set_item("result_ready", k.result_ready("{id}"))?;
     d.set_item("unique", k.unique("{key}"))?;

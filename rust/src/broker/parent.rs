@@ -88,6 +88,10 @@ pub struct CoordinatorConfig {
     pub queues: Vec<String>,
     /// Names of the tasks with a rate limit in this daemon's config (their parked lists are its own).
     pub limited_tasks: Vec<String>,
+    /// Registered task names and the per-key concurrency limits among them (broker/conc.rs: a registered task
+    /// without a limit lets its waiters go).
+    pub task_names: Vec<String>,
+    pub conc_limits: Vec<(String, u32)>,
     pub heartbeat_timeout: std::time::Duration,
     pub socket_timeout: Option<std::time::Duration>,
     pub connect_timeout: Option<std::time::Duration>,

@@ -488,6 +488,8 @@ mod tests {
             daemon_id: "d".to_owned(),
             queues: vec![],
             limited_tasks: vec![],
+            task_names: vec![],
+            conc_limits: vec![],
             heartbeat_timeout: Duration::from_secs(10),
             socket_timeout: None,
             connect_timeout: Some(Duration::from_secs(1)),

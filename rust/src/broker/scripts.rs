@@ -22,10 +22,30 @@ macro_rules! script {
     };
 }
 
+/// A script with one more helper file between the shared ones and its own (per-key concurrency: lua/conc.lua, loaded
+/// only by the scripts of apps that use it).
+macro_rules! script_with {
+    ($fn_name:ident, $helpers:literal, $file:literal) => {
+        pub fn $fn_name() -> &'static Script {
+            static CELL: OnceLock<Script> = OnceLock::new();
+            CELL.get_or_init(|| {
+                Script::new(&format!(
+                    "{}\n{}\n{}\n{}",
+                    include_str!("lua/lib.lua"),
+                    include_str!("lua/workflow.lua"),
+                    include_str!($helpers),
+                    include_str!($file)
+                ))
+            })
+        }
+    };
+}
+
 script!(enqueue, "lua/enqueue.lua");
 script!(enqueue_eta, "lua/enqueue_eta.lua");
 script!(claim, "lua/claim.lua");
-script!(claim_limited, "lua/claim_limited.lua");
+script_with!(claim_limited, "lua/conc.lua", "lua/claim_limited.lua");
+script_with!(conc_sweep, "lua/conc.lua", "lua/conc_sweep.lua");
 script!(finish, "lua/finish.lua");
 script!(start, "lua/start.lua");
 script!(requeue, "lua/requeue.lua");

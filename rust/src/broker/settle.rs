@@ -71,6 +71,7 @@ mod tests {
             results: Some(60),
             unique: Some("wakaq:unique:k".into()),
             wf: None,
+            ck: None,
         };
         let s = Settlement::of(&keys, &meta).expect("tracked");
         assert_eq!(s.result, "wakaq:result:i");

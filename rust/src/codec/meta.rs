@@ -14,6 +14,8 @@ pub const MAX_LOCK: usize = 1024;
 /// Longest result TTL (seconds): ten years. NOTE: Redis refuses a PEXPIRE past i64 milliseconds, and a script
 /// error after the record was written would leave it without a TTL.
 pub const MAX_TTL: i64 = 10 * 365 * 24 * 3600;
+/// Longest per-key concurrency key (bytes; lua/conc.lua reads the same bound).
+pub const MAX_CONC_KEY: usize = 256;
 /// Most entries in `headers` (trace propagation: W3C `traceparent`/`tracestate`, `baggage`, Sentry's `sentry-trace`).
 pub const MAX_HEADERS: u32 = 16;
 /// Longest header name (bytes).
@@ -33,6 +35,10 @@ pub struct Meta {
     /// and for readers. The broker links the step to its workflow through the step's result record (lua/workflow.lua),
     /// not through this field, so a forged one cannot make a script touch a workflow.
     pub wf: Option<String>,
+    /// The task's per-key concurrency key (`@app.task(concurrency_key=...)`), computed by the producer: the claim
+    /// script (lua/conc.lua) reads it from the same bytes to take a permit; here it is validated, and the child
+    /// names the key whose permit it gives up when the task ends.
+    pub ck: Option<String>,
 }
 
 impl Meta {
@@ -69,6 +75,19 @@ pub fn check(payload: &[u8], lock_prefix: &str) -> Result<Option<Meta>, MetaErro
         Err(Broken::Bytes) => Ok(None),
         Err(Broken::Meta(e)) => Err(e),
         Ok(meta) => Ok(meta),
+    }
+}
+
+/// The task name of a wakaq payload (a msgpack map whose first key is `name`, as wakaq writes it); None otherwise.
+pub fn task_name(payload: &[u8]) -> Option<&str> {
+    let mut r = Reader::new(payload);
+    let Ok(Token::Map(1..)) = r.token() else { return None };
+    let Ok(Token::Str(b"name")) = r.token() else {
+        return None;
+    };
+    match r.token() {
+        Ok(Token::Str(name)) => std::str::from_utf8(name).ok(),
+        _ => None,
     }
 }
 
@@ -117,6 +136,7 @@ fn read_meta(r: &mut Reader<'_>, lock_prefix: &str) -> Result<Option<Meta>, Brok
             Token::Str(b"unique") => meta.unique = Some(lock(r, lock_prefix)?),
             Token::Str(b"results") => meta.results = Some(ttl(r)?),
             Token::Str(b"wf") => meta.wf = Some(text(r, "wf", MAX_ID)?),
+            Token::Str(b"ck") => meta.ck = Some(text(r, "ck", MAX_CONC_KEY)?),
             Token::Str(b"errors") => errors(r)?,
             Token::Str(b"headers") => headers(r)?,
             Token::Str(_) => r.skip(2)?,
@@ -278,6 +298,7 @@ mod tests {
             results: Some(3600),
             unique: Some("wakaq:unique:k".into()),
             wf: None,
+            ck: None,
         };
         assert_eq!(check(&payload(&meta), LOCKS), Ok(Some(want)));
     }
@@ -315,6 +336,44 @@ mod tests {
                 "{got} / {want}"
             );
         }
+    }
+
+    #[test]
+    fn reads_a_concurrency_key() {
+        let meta = map(&[("ck", s("acme"))]);
+        let got = check(&payload(&meta), LOCKS).expect("valid").expect("has meta");
+        assert_eq!(got.ck.as_deref(), Some("acme"));
+        assert!(
+            !got.tracked(),
+            "a key alone settles nothing: plain tasks ack through the claim"
+        );
+        let longest = map(&[("ck", str16(&"k".repeat(MAX_CONC_KEY)))]);
+        assert!(check(&payload(&longest), LOCKS).is_ok());
+        let cases: [(Vec<u8>, &str); 4] = [
+            (map(&[("ck", vec![7])]), "'ck' must be a str, got int"),
+            (map(&[("ck", s(""))]), "'ck' must be 1 to 256 bytes, got 0"),
+            (
+                map(&[("ck", str16(&"k".repeat(MAX_CONC_KEY + 1)))]),
+                "'ck' must be 1 to 256 bytes, got 257",
+            ),
+            (map(&[("ck", vec![0xa2, 0xc3, 0x28])]), "'ck' is not valid UTF-8"),
+        ];
+        for (meta, want) in cases {
+            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
+            assert!(
+                got.starts_with("malformed meta: ") && got.contains(want),
+                "{got} / {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_the_task_name() {
+        assert_eq!(task_name(&payload(&[0xc0])), Some("t"));
+        assert_eq!(task_name(b"{\"name\": \"t\"}"), None);
+        assert_eq!(task_name(&[0x81, 0xa4, b'a', b'r', b'g', b's', 0x90]), None);
+        assert_eq!(task_name(&[0x80]), None);
+        assert_eq!(task_name(&[]), None);
     }
 
     #[test]

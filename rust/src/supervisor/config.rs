@@ -11,7 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use crate::broker::parent::CoordinatorConfig;
 use crate::broker::tls::TlsOptions;
 
-const KEYS: [&str; 27] = [
+const KEYS: [&str; 28] = [
     "concurrency",
     "max_mem_percent",
     "log_file",
@@ -36,10 +36,14 @@ const KEYS: [&str; 27] = [
     "limited_tasks",
     "queue_rates",
     "task_rates",
+    "conc_limits",
     "start_method",
     "spawn_command",
     "spawn_env",
 ];
+
+/// Largest per-key concurrency limit (python/wakaq/concurrency.py checks the same bound).
+pub const MAX_CONC_LIMIT: u32 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
@@ -73,6 +77,8 @@ pub struct SupervisorConfig {
     /// and per limited task (name, T, tau). Both empty: no rate limit.
     pub queue_rates: Vec<(f64, f64)>,
     pub task_rates: Vec<(String, f64, f64)>,
+    /// Per-key concurrency limits (task name, most running per key; lua/conc.lua). Empty: none.
+    pub conc_limits: Vec<(String, u32)>,
     /// None: fork children (the default). Some: `start_method="spawn"` (spawn.rs).
     pub spawn: Option<SpawnCommand>,
 }
@@ -122,6 +128,7 @@ impl SupervisorConfig {
             .map_err(PyValueError::new_err)?,
             queue_rates: f.queue_rates()?,
             task_rates: f.task_rates()?,
+            conc_limits: f.conc_limits()?,
             spawn: f.spawn()?,
         };
         cfg.check()?;
@@ -165,6 +172,8 @@ impl SupervisorConfig {
             daemon_id: self.daemon_id.clone(),
             queues: self.queues.clone(),
             limited_tasks: self.limited_tasks.clone(),
+            task_names: self.task_names.clone(),
+            conc_limits: self.conc_limits.clone(),
             heartbeat_timeout: self.heartbeat_timeout,
             socket_timeout: cap(self.socket_timeout),
             connect_timeout: cap(self.connect_timeout),
@@ -327,6 +336,22 @@ impl<'py> Fields<'py> {
             let rest = item.get_item(pyo3::types::PySlice::new(item.py(), 1, 3, 1)).ok()?;
             let [t, tau] = rate_numbers::<2>(&rest)?;
             (item.len().ok()? == 3).then_some((name, t, tau))
+        })
+    }
+
+    /// `conc_limits`: a list of (task name, limit), the limit an int from 1 to `MAX_CONC_LIMIT`.
+    fn conc_limits(&self) -> PyResult<Vec<(String, u32)>> {
+        self.items("conc_limits", "a list of (task name, limit >= 1)", |item| {
+            if item.is_instance_of::<PyString>() || item.len().ok()? != 2 {
+                return None;
+            }
+            let name: String = item.get_item(0).ok()?.extract().ok()?;
+            let limit = item.get_item(1).ok()?;
+            if limit.is_instance_of::<PyBool>() {
+                return None;
+            }
+            let limit: u32 = limit.extract().ok()?;
+            (1..=MAX_CONC_LIMIT).contains(&limit).then_some((name, limit))
         })
     }
 

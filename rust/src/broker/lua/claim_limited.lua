@@ -8,10 +8,14 @@
 -- then (optional) the registry of parked lists N:parked: a list is added to it when elements are parked there and
 -- removed when a claim empties it (broker/keys.rs `parked_registry`), then (optional, with the registry) the
 -- registered daemons N:daemons: a daemon not among them claims nothing (as in claim.lua), then (optional, with the
--- daemons) the paused queues N:paused: skipped, their parked lists too (as in claim.lua)
+-- daemons) the paused queues N:paused: skipped, their parked lists too (as in claim.lua), then (with c > 0 below)
+-- the registry of concurrency keys N:conc (lua/conc.lua)
 -- ARGV[1] field prefix "<pid>:", ARGV[2] first seq, ARGV[3] max tasks, ARGV[4] acks k, ARGV[5 .. 4+k] acked seqs,
 -- then from a = 5+k: ARGV[a] n, ARGV[a+1] m, ARGV[a+2] longest useful wait (us: the child's wait_timeout),
--- ARGV[a+3 .. a+2+n] queue names, then per queue T and tau (us, T = 0: not limited), then per task name, T, tau
+-- ARGV[a+3 .. a+2+n] queue names, then per queue T and tau (us, T = 0: not limited), then per task name, T, tau,
+-- then per-key concurrency (lua/conc.lua): c, per concurrency-limited task its name, limit, permit key prefix
+-- (N:conc:<task>:) and waiter key prefix (N:cwait:<task>:), then the queue and bell key prefixes, then r and r pairs
+-- (task, key): the keys of this child's tasks settled since its last claim, whose waiters get the room they left
 -- Returns {} when nothing is pending, {queue index (0-based), element, ...} when claimed, or
 -- {-1, wait (us), starved queue indexes (0-based)...} when the only pending work is out of budget (wait 0: parked
 -- elements, call again at once).
@@ -29,10 +33,28 @@ for lo = 1, nacks, 1000 do
   for i = lo, math.min(nacks, lo + 999) do fields[#fields + 1] = prefix .. ARGV[4 + i] end
   redis.call('HDEL', KEYS[1], unpack(fields))
 end
-if max < 1 then return {} end
 local a = 5 + nacks
 local n, m, horizon = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
 local names, qlim, tlim = a + 3, a + 3 + n, a + 3 + 3 * n
+-- per-key concurrency: limited task name -> {limit, permit prefix, waiter prefix}; nil when none is limited
+local cb = tlim + 3 * m
+local conc, cregistry = nil, KEYS[3 * n + 5 + m + (n - 1) * m]
+local cqp, cbp = ARGV[cb + 1 + 4 * tonumber(ARGV[cb])], ARGV[cb + 2 + 4 * tonumber(ARGV[cb])]
+for q = 0, tonumber(ARGV[cb]) - 1 do
+  local o = cb + 1 + 4 * q
+  conc = conc or {}
+  conc[ARGV[o]] = {tonumber(ARGV[o + 1]), ARGV[o + 2], ARGV[o + 3]}
+end
+if conc then
+  -- the keys of tasks this child settled: their waiters get the room (the acks above already dropped their entries)
+  local rb = cb + 3 + 4 * tonumber(ARGV[cb])
+  for q = 0, tonumber(ARGV[rb]) - 1 do
+    local t, key = ARGV[rb + 1 + 2 * q], ARGV[rb + 2 + 2 * q]
+    local l = conc[t]
+    if l then conc_room(cregistry, t .. '\31' .. key, l[2] .. key, l[3] .. key, l[1], l[1], cqp, cbp) end
+  end
+end
+if max < 1 then return {} end
 -- NOTE: walking a queue parks this many elements of out-of-budget tasks at most per call (bounded script time)
 local PARK_MAX = 1000
 local t = redis.call('TIME')
@@ -111,6 +133,28 @@ local function has_parked(i)
   return false
 end
 
+-- Per-key concurrency of element e of queue i (task `name`), about to be claimed at position pos of its claim: true
+-- when its key is full and it was parked instead; otherwise it holds a permit of its key (or needs none).
+-- NOTE: live counts are read once per key and call, and counted on here: the in-flight entries of this claim are
+-- written at its end, so a recount would take this call's own permits for stale ones.
+local held = {}
+local function conc_parked(i, name, e, pos)
+  local l = conc and name and conc[name]
+  if not l then return false end
+  local key = conc_key(select(2, split(e)))
+  if key == nil then return false end
+  local pk, member = l[2] .. key, name .. '\31' .. key
+  if held[pk] == nil then held[pk] = conc_live(pk) end
+  redis.call('SADD', cregistry, member)
+  if held[pk] < l[1] then
+    redis.call('HSET', pk, KEYS[1] .. '\n' .. prefix .. (seq + pos), '1')
+    held[pk] = held[pk] + 1
+    return false
+  end
+  redis.call('RPUSH', l[3] .. key, ARGV[names + i - 1] .. '\n' .. e)
+  return true
+end
+
 -- parked elements of queue i whose task has budget, up to `want`
 local function unpark(i, want, out)
   for j = 1, m do
@@ -121,8 +165,10 @@ local function unpark(i, want, out)
       local k = math.min(want - #out, budget(b))
       if k > 0 then
         for _, e in ipairs(redis.call('LPOP', list, k)) do
-          out[#out + 1] = e
-          b.used = b.used + 1
+          if not conc_parked(i, ARGV[tlim + 3 * (j - 1)], e, #out) then
+            out[#out + 1] = e
+            b.used = b.used + 1
+          end
         end
         if registry and redis.call('LLEN', list) == 0 then tell(i, j, false) end
       else
@@ -139,19 +185,18 @@ local function take(i, key, want, out)
     local items = redis.call('LPOP', key, math.min(want - #out, PARK_MAX - moved))
     if not items then return moved, false end
     for _, e in ipairs(items) do
-      local j = m > 0 and i > 1 and tasks[task_name(select(2, split(e)))]
-      if j then
-        local b = tbucket(j)
-        if budget(b) > 0 then
-          b.used = b.used + 1
-          out[#out + 1] = e
-        else
-          redis.call('RPUSH', parked(i, j), e)
-          tell(i, j, true)
-          moved = moved + 1
-          hungry(b)
-        end
+      local name = i > 1 and (m > 0 or conc) and task_name(select(2, split(e)))
+      local j = m > 0 and name and tasks[name]
+      local b = j and tbucket(j)
+      if b and budget(b) == 0 then
+        redis.call('RPUSH', parked(i, j), e)
+        tell(i, j, true)
+        moved = moved + 1
+        hungry(b)
+      elseif conc_parked(i, name, e, #out) then
+        moved = moved + 1
       else
+        if b then b.used = b.used + 1 end
         out[#out + 1] = e
       end
     end

@@ -17,6 +17,10 @@
 --   N:rate:task:<task>    hash  the same for a rate-limited task
 --   N:parked:<queue>:<t>  list  elements of rate-limited task t parked while it had no budget (part of <queue>)
 --   N:parked              set   registry of parked lists that may hold elements: "<queue>\31<t>" (release_parked.lua)
+--   N:conc:<task>:<key>   hash  per-key concurrency permits of one key: "<in-flight key>\n<pid>:<seq>" -> 1, a holder's
+--                               in-flight entry; stale (dropped when counted) once that entry is gone (lua/conc.lua)
+--   N:cwait:<task>:<key>  list  that key's waiters, "<queue>\n<element>", parked by claim_limited.lua while it was full
+--   N:conc                set   registry of keys with permits or waiters: "<task>\31<key>" (conc_sweep.lua)
 --   N:daemon:<daemon>     hash  info (JSON, as in the heartbeat) and seen (server time): kept until reaped
 --   N:stats:<daemon>      hash  "<counter>\x1f<queue>\x1f<task>" -> count: a registered daemon's task counters
 --   N:stats:retired       hash  the same fields: counters of daemons that stopped or were reaped, plus tasks

@@ -7,6 +7,7 @@ through `KEYS` (never a literal `"wakaq:low"`), so they hold in both layouts."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +66,14 @@ def consumer(
         client.set(keys.heartbeat(daemon), "{}", px=120_000)
     config = {"concurrency": 1, "url": url, "prefix": prefix, "daemon_id": daemon, "queues": queues}
     return _wakaq.Consumer(_wakaq.Settings({**config, "wait_timeout": wait_timeout, **settings}))
+
+
+#: the Lua scripts' folder (rust/src/broker/lua)
+LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
+
+
+def lua_script(name: str) -> str:
+    """A script's text as rust/src/broker/scripts.rs builds it (the same bytes, so the same SHA): lib.lua, the
+    workflow engine, then the script."""
+    return "\n".join((LUA / part).read_text() for part in ("lib.lua", "workflow.lua", name))
+

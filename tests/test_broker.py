@@ -12,7 +12,7 @@ import msgpack
 import pytest
 import redis
 
-from tests.keyspace import KEYS, pose_as_daemon
+from tests.keyspace import KEYS, lua_script, pose_as_daemon
 from tests.keyspace import consumer as make_consumer
 from tests.redis_server import free_port
 from wakaq import _wakaq
@@ -258,12 +258,8 @@ def test_huge_socket_timeouts_mean_no_limit(redis_url: str, timeout: float) -> N
     make_consumer(redis_url, ["high"], DAEMON, socket_timeout=timeout, connect_timeout=timeout).claim([], 1)
 
 
-LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
-
-
 def _script(name: str) -> str:
-    """A script as scripts.rs builds it: lib.lua, then the script."""
-    return (LUA / "lib.lua").read_text() + "\n" + (LUA / name).read_text()
+    return lua_script(name)
 
 
 def _fill_inflight(rclient: redis.Redis, key: str) -> list[str]:

@@ -18,7 +18,7 @@ import msgpack
 import pytest
 import redis
 
-from tests.keyspace import CLUSTER, KEYS
+from tests.keyspace import CLUSTER, KEYS, lua_script
 from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, events, wait_until
 from wakaq._wakaq import Consumer, unpackb
@@ -234,9 +234,8 @@ def test_the_parent_settles_a_hard_timeout_whose_reply_is_lost(
     from wakaq.exceptions import TaskFailed
 
     together = importlib.import_module("tests.apps.together_app")
-    lua = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
-    finish = (lua / "lib.lua").read_text() + "\n" + (lua / "finish.lua").read_text()
-    sha = rclient.script_load(finish)  # NOTE: loaded, so the first EVALSHA runs it (no NOSCRIPT round)
+    # NOTE: loaded, so the first EVALSHA runs it (no NOSCRIPT round)
+    sha = rclient.script_load(lua_script("finish.lua"))
     proxy = Proxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
     try:
         start_worker("tests.apps.together_app.wakaq", url=proxy.url)

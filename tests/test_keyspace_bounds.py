@@ -5,14 +5,13 @@ not one per daemon run; `stats:retired` counts tasks with garbage names under "?
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import msgpack
 import pytest
 
-from tests.keyspace import KEYS, scan_keys
+from tests.keyspace import KEYS, lua_script, scan_keys
 from tests.workers import StartWorker, wait_until
 from wakaq import _wakaq
 from wakaq.admin import inspect
@@ -56,8 +55,7 @@ def _dead_list(rclient: Any, names: list[str]) -> dict[str, int]:
     the delivery counted); the retired "dead" counters of queue default, by task name.
 
     NOTE: a reap no longer dead-lists (it counts no delivery: issue 19, defect 3), so the child-death path it is."""
-    lua = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
-    script = (lua / "lib.lua").read_text() + "\n" + (lua / "requeue.lua").read_text()
+    script = lua_script("requeue.lua")
     inflight = KEYS.inflight(GHOST)
     rclient.hset(inflight, mapping={f"1:{i}": _dead_entry(n) for i, n in enumerate(names, 1)})
     keys = [inflight, KEYS.stats_retired, KEYS.queue("default"), KEYS.bell("default"), KEYS.failed("default")]

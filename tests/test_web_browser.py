@@ -405,6 +405,8 @@ def test_pause_and_resume_buttons(browser: Any, web: WebServer, worker: Worker, 
     assert _text(browser, f"{row} .paused-tag") == ""
     assert "resumed default" in _text(browser, "#flash")
     assert console_errors(browser) == []
+
+
 # ---- workflows ----------------------------------------------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
     limits this config does not have) under `parked`; the failure records of broadcasts (every daemon's) under
     `failed_broadcasts`; recent workflows (the index the dashboard lists, not expired) by status under `workflows`."""
     from wakaq.stats import snapshot
-    from wakaq.web.workflows import counts
+    from wakaq.workflow import recent_counts
 
     snap = snapshot(app, r)
     return {
@@ -43,7 +43,7 @@ def inspect(app: WakaQ, r: redis.Redis) -> dict[str, Any]:
         "daemons": snap["daemons"],
         "parked": parked(app, r),
         "failed_broadcasts": r.llen(app.keys.broadcast_failed),
-        "workflows": counts(app, r),
+        "workflows": recent_counts(app, r),
     }
 
 

@@ -17,6 +17,7 @@ packed result of finished group members), `<ns>:wf:<id>:ready` (one token when i
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -346,3 +347,27 @@ class EagerWorkflowHandle:
 
     async def aresult(self, timeout: float | None = None) -> Any:
         return self._value
+
+
+# ---- the index of recent workflows (the dashboard's list, wakaq-info's counts) ----------------------------------
+
+
+def recent_statuses(app: Any, r: Any) -> list[tuple[str, float, str]]:
+    """(id, started, status) of every workflow of the index that still exists, newest first."""
+    found: list[tuple[bytes, float]] = r.zrevrange(app.keys.workflows_recent, 0, -1, withscores=True)  # type: ignore[assignment]
+    if not found:
+        return []
+    pipe: Any = r.pipeline(transaction=False)
+    for member, _ in found:
+        pipe.hget(app.keys.workflow(member.decode(errors="replace")), "status")
+    out = []
+    for (member, score), status in zip(found, pipe.execute(), strict=True):
+        if status is not None:
+            out.append((member.decode(errors="replace"), score, status.decode(errors="replace")))
+    return out
+
+
+def recent_counts(app: Any, r: Any) -> dict[str, int]:
+    """Recent workflows (those the index names that have not expired) by status, and their total (`recent`)."""
+    by_status = Counter(status for _, _, status in recent_statuses(app, r))
+    return {"recent": sum(by_status.values()), **dict(sorted(by_status.items()))}

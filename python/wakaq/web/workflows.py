@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from wakaq.ids import is_workflow_id
 from wakaq.results import PENDING
 from wakaq.web.records import _text, short_repr
-from wakaq.workflow import WAITING
+from wakaq.workflow import WAITING, recent_statuses
 
 if TYPE_CHECKING:
     import redis
@@ -88,24 +88,7 @@ def _value(raw: bytes | None, limit: int) -> str | None:
 
 
 def _statuses(app: WakaQ, r: redis.Redis) -> list[tuple[str, float, str]]:
-    """(id, started, status) of every workflow of the index that still exists, newest first."""
-    found: list[tuple[bytes, float]] = r.zrevrange(app.keys.workflows_recent, 0, -1, withscores=True)  # type: ignore[assignment]
-    if not found:
-        return []
-    pipe: Any = r.pipeline(transaction=False)
-    for member, _ in found:
-        pipe.hget(app.keys.workflow(member.decode(errors="replace")), "status")
-    out = []
-    for (member, score), status in zip(found, pipe.execute(), strict=True):
-        if status is not None:
-            out.append((member.decode(errors="replace"), score, status.decode(errors="replace")))
-    return out
-
-
-def counts(app: WakaQ, r: redis.Redis) -> dict[str, int]:
-    """Recent workflows (those the index names that have not expired) by status, and their total (`recent`)."""
-    by_status = Counter(status for _, _, status in _statuses(app, r))
-    return {"recent": sum(by_status.values()), **dict(sorted(by_status.items()))}
+    return recent_statuses(app, r)
 
 
 def recent(app: WakaQ, r: redis.Redis, params: dict[str, str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = ROOT / ".wheel-venvs"
-TEST_TOOLS = ["pytest>=8", "pytest-timeout>=2.3", "pytest-benchmark>=4", "msgpack>=1.0"]
+TEST_TOOLS = ["pytest>=8", "pytest-timeout>=2.3", "pytest-benchmark>=4", "msgpack>=1.0", "uvloop>=0.19"]
 # NOTE: the test files that need no worker daemon (they use Redis, the codec, eager mode, config); the smoke covers
 # the worker, the scheduler and the commands.
 NO_WORKER_TESTS = [

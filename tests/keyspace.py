@@ -73,6 +73,6 @@ LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
 
 
 def lua_script(name: str) -> str:
-    """A script's text as rust/src/broker/scripts.rs builds it (the same bytes, so the same SHA): lib.lua, the
+    """A settling script's text as rust/src/broker/scripts.rs builds it (the same bytes, so the same SHA): lib.lua, the
     workflow engine, then the script."""
     return "\n".join((LUA / part).read_text() for part in ("lib.lua", "workflow.lua", name))

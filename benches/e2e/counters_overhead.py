@@ -6,7 +6,8 @@ task features (`--workload enqueue` measures `.delay()`).
     .venv/bin/python benches/e2e/counters_overhead.py    # --baseline REF --n 50000 --rounds 6 --workload enqueue
 
 The baseline is exported with `git archive REF` and pip-installed (maturin, release profile) into
-`.bench-venvs/baseline-<sha>` once; CARGO_TARGET_DIR is this checkout's `target/`, so dependencies compile once.
+`.bench-venvs/baseline-<sha>` once, in `.bench-venvs/target` (dependencies compile once; never this checkout's
+`target/`, whose newer artifacts cargo would reuse for the older sources).
 Each round runs `leg.py wakaq_rs drain-noop` with both interpreters against one private redis-server, the order
 alternating, and the script prints every figure, the medians and the ratio (this / baseline). The issue's bar:
 this >= 0.97 x baseline.
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,9 +50,14 @@ def baseline_python(ref: str) -> Path:
     with tempfile.TemporaryDirectory(prefix="wakaq-baseline-") as src:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+        # WARN: git archive gives files the commit's time: older than artifacts of a later checkout, so cargo would
+        # reuse those; the files are touched, and baselines build in a target dir of their own (deps compile once)
+        now = time.time()
+        for path in Path(src).rglob("*"):
+            os.utime(path, (now, now))
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *DEPS], check=True)
-        env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
+        env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / ".bench-venvs" / "target"))
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-build-isolation", src], check=True, env=env)
     (venv / ".installed").write_text(f"{ref} {sha}\n")
     return python

@@ -12,7 +12,7 @@ use pyo3::types::PySequence;
 use redis::{ConnectionLike, RedisResult};
 
 use super::admin;
-use super::conn::{call_detached, call_detached_waiting, first_line, Conn};
+use super::conn::{call_producing, first_line, Conn};
 use super::durable::Durability;
 use super::keys::{Keys, DEFAULT_PREFIX};
 use super::scripts;
@@ -46,7 +46,7 @@ fn lock_run_waiting<T: Send>(
     d: Durability,
     f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
-    call_detached_waiting(py, conn, d.timeout, f).map_err(|failure| broker_error(py, failure.message()))
+    call_producing(py, conn, true, Some(d.timeout), f).map_err(|failure| broker_error(py, failure.message()))
 }
 
 /// `once`: a push or a PUBLISH, never sent twice (`Conn::run_once`); else an idempotent call (eta ZADD, PING).
@@ -56,8 +56,7 @@ fn lock_run<T: Send>(
     once: bool,
     f: impl FnMut(&mut dyn redis::ConnectionLike) -> RedisResult<T> + Send,
 ) -> PyResult<T> {
-    // NOTE: unlike the consumer's idempotent calls, an interrupted push is not sent again: it may have run.
-    call_detached(py, conn, once, f).map_err(|failure| broker_error(py, failure.message()))
+    call_producing(py, conn, once, None, f).map_err(|failure| broker_error(py, failure.message()))
 }
 
 /// One node of `start_workflow`: (kind, parent, flag, queue, name, args, kwargs).

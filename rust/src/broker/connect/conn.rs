@@ -371,39 +371,58 @@ impl Failure {
 
 /// Run `f` on a shared connection with the GIL released (the lock is taken while detached, so a thread
 /// waiting for it never holds the GIL). `once`: `f` must not run twice (`Conn::run_once`), else it is an
-/// idempotent call, sent again once on a connection that went stale (`Conn::run`).
+/// idempotent call, sent again once on a connection that went stale (`Conn::run`). A signal interrupts the call
+/// (`Failure::Interrupted`): the consumer's calls must end early for SIGTERM and SIGQUIT.
 pub fn call_detached<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
     once: bool,
     f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
-    detached(py, conn, once, None, f)
+    detached(
+        py,
+        conn,
+        Call {
+            once,
+            wait: None,
+            held: false,
+        },
+        f,
+    )
 }
 
-/// `call_detached` for a call that ends with a server-side wait of up to `wait` (WAIT): the read timeout is
-/// stretched by it (`Conn::run_blocking`, which never resends: safe for a push).
-pub fn call_detached_waiting<T: Send>(
-    py: pyo3::Python<'_>,
-    conn: &std::sync::Mutex<Conn>,
-    wait: Duration,
-    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
-) -> Result<T, Failure> {
-    detached(py, conn, true, Some(wait), f)
-}
-
-fn detached<T: Send>(
+/// `call_detached` for a producer: signals are held off for the length of the call (held.rs), so an interrupted
+/// push never leaves its caller with an error for a task that was sent. `wait`: the call ends with a server-side
+/// wait of up to that long (WAIT): the read timeout is stretched by it (`Conn::run_blocking`, which never resends:
+/// safe for a push).
+pub fn call_producing<T: Send>(
     py: pyo3::Python<'_>,
     conn: &std::sync::Mutex<Conn>,
     once: bool,
     wait: Option<Duration>,
     f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
 ) -> Result<T, Failure> {
+    detached(py, conn, Call { once, wait, held: true }, f)
+}
+
+struct Call {
+    once: bool,
+    wait: Option<Duration>,
+    held: bool,
+}
+
+fn detached<T: Send>(
+    py: pyo3::Python<'_>,
+    conn: &std::sync::Mutex<Conn>,
+    call: Call,
+    f: impl FnMut(&mut dyn ConnectionLike) -> RedisResult<T> + Send,
+) -> Result<T, Failure> {
     py.detach(|| {
+        let _held = call.held.then(super::held::hold);
         let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = match wait {
+        let result = match call.wait {
             Some(w) => guard.run_blocking(w, f),
-            None if once => guard.run_once(f),
+            None if call.once => guard.run_once(f),
             None => guard.run(f),
         };
         result.map_err(|e| {

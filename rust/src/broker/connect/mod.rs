@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod conn;
+pub mod held;
 pub mod sentinel;
 pub mod tls;
 pub mod url;

@@ -7,7 +7,6 @@ through `KEYS` (never a literal `"wakaq:low"`), so they hold in both layouts."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,10 +68,11 @@ def consumer(
 
 
 #: the Lua scripts' folder (rust/src/broker/lua)
-LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
 
 
 def lua_script(name: str) -> str:
-    """A settling script's text as rust/src/broker/scripts.rs builds it (the same bytes, so the same SHA): lib.lua, the
-    workflow engine, then the script."""
-    return "\n".join((LUA / part).read_text() for part in ("lib.lua", "workflow.lua", name))
+    """A script's text as rust/src/broker/scripts.rs builds it (the same bytes, so the same SHA): what it uses of
+    lib.lua and its helpers, then the script (`name`: its file, "finish.lua")."""
+    text = _wakaq.script_text(name.removesuffix(".lua"))
+    assert text is not None, f"no script {name}"
+    return text

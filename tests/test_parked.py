@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.keyspace import KEYS
+from tests.keyspace import KEYS, lua_script
 from tests.keyspace import consumer as make_consumer
 from tests.workers import StartWorker, Worker, wait_until
 from wakaq import Queue, _wakaq
@@ -159,13 +158,10 @@ def test_the_claim_registers_what_it_parks(redis_url: str, rclient: Any) -> None
     assert rclient.smembers(KEYS.parked_registry) == {MEMBER}
 
 
-LUA = Path(__file__).resolve().parent.parent / "rust" / "src" / "broker" / "lua"
-
-
 def test_claim_limited_keeps_the_registry_when_given_its_key(redis_url: str, rclient: Any) -> None:
-    """The script itself, called as scripts.rs builds it (lib.lua first) with the registry as its last key: a claim
+    """The script itself, as scripts.rs builds it, with the registry as its last key: a claim
     that parks registers the list, the claim that empties it unregisters it."""
-    script = "\n".join((LUA / f).read_text() for f in ("lib.lua", "conc.lua", "claim_limited.lua"))
+    script = lua_script("claim_limited.lua")
     rate = to_rate("10/s", "test")
     assert rate is not None and rate.burst == 1
     queues = ["bcast:x", "default"]

@@ -22,6 +22,7 @@ __all__ = [
     "retried_task",
     "run_spawned_child",
     "run_worker",
+    "script_text",
     "split_element",
     "take_cancels",
     "task_finished",
@@ -62,6 +63,9 @@ def retried_task(payload: bytes, retry: int, meta: Mapping[str, Any] | None = No
 
 def key_layout(prefix: str, cluster: bool = False) -> dict[str, str]:
     """Key name templates, e.g. {'queue': 'wakaq:{queue}', ...}; used to check python/wakaq/keys.py agrees."""
+
+def script_text(name: str) -> str | None:
+    """A Lua script's text as Redis gets it, by name ("finish"); None for an unknown name. For tests and tools."""
 
 @final
 class Broker:

@@ -24,7 +24,15 @@ pub mod pubsub;
 pub mod purge;
 pub mod scripts;
 pub mod settle;
+pub mod shake;
 pub mod workflow;
+
+/// The text of one of the broker's Lua scripts as Redis gets it, by name (`"finish"`), None for an unknown name:
+/// tests and tools that load a script or compare its SHA with the worker's.
+#[pyfunction]
+fn script_text(name: &str) -> Option<String> {
+    scripts::text(name)
+}
 
 /// Every key and channel name of an app (`cluster`: the Redis Cluster layout), as templates with `{queue}`,
 /// `{daemon}`, `{task}`, `{id}`, `{key}`, `{schedule}`, `{slot}` and `{day}` placeholders after the namespace (`namespace`).
@@ -90,6 +98,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumer::Consumer>()?;
     m.add_class::<claimed::ClaimedTask>()?;
     m.add_function(wrap_pyfunction!(key_layout, m)?)?;
+    m.add_function(wrap_pyfunction!(script_text, m)?)?;
     m.add_function(wrap_pyfunction!(split_element, m)?)?;
     Ok(())
 }

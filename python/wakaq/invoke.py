@@ -71,13 +71,14 @@ def run_prepared(
     # NOTE: tracing off costs this one check per task (wakaq.tracing); on, the task runs inside its consumer span
     if tracing.active() and (span := tracing.processing(app.tracing, task.name)) is not None:
         with span:
-            return _run_prepared(app, task, chain, args, kwargs)
-    return _run_prepared(app, task, chain, args, kwargs)
+            return run_untraced(app, task, chain, args, kwargs)
+    return run_untraced(app, task, chain, args, kwargs)
 
 
-def _run_prepared(
+def run_untraced(
     app: TaskHost, task: TaskBody, chain: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 ) -> Any:
+    """`run_prepared` for a caller that checked `tracing.active()` already (the worker child, once per batch)."""
     token = running_task.set(task)
     try:
         _call_sync(app.before_task_started_callback)

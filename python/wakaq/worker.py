@@ -29,7 +29,7 @@ from wakaq.connection import is_config_failure
 from wakaq.constants import CANCELLED_REASON
 from wakaq.context import running_meta, running_progress, running_queue, running_retry, set_meta
 from wakaq.exceptions import BrokerError, PayloadError, SoftTimeout, TaskCancelled
-from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared
+from wakaq.invoke import compose, needs_event_loop, run_async, run_prepared, run_untraced
 from wakaq.logger import current_task_name, setup_logging
 from wakaq.results import CANCELLED, FAILED
 
@@ -107,6 +107,8 @@ class Child:
         #: seqs an admin cancelled after this child claimed them and before they started
         self.cancel_before_start: set[int] = set()
         self.batch = 1
+        #: a tracer is on (`tracing.active()`, asked once per claimed batch)
+        self._traced = False
         self._plans: dict[tuple[str, str], Plan] = {}
         self.debug = log.isEnabledFor(logging.DEBUG)
         self._wait_future: asyncio.Future[bool] | None = None
@@ -332,6 +334,8 @@ class Child:
             return result
 
     async def _run_batch(self, batch: list[_wakaq.ClaimedTask]) -> None:
+        # NOTE: asked once per batch, not per task: a tracer registered meanwhile takes over from the next batch
+        self._traced = tracing.active()
         started = time.monotonic()
         async_before = len(self.async_tasks)
         for i, task in enumerate(batch):
@@ -411,7 +415,7 @@ class Child:
             return
         # NOTE: plain first runs (meta None, retry 0) pay one test here and one in the finally
         tokens = None
-        if meta is not None or retry or tracing.active():
+        if meta is not None or retry or self._traced:
             claimed.meta = meta
             # NOTE: a task with an id may report progress (current_task.set_progress); the asyncio task of an async
             # task copies this context, so its writer stays set there
@@ -494,7 +498,8 @@ class Child:
         try:
             self._armed = True
             try:
-                self._sync_value = run_prepared(self.app, task, chain, args, kwargs)
+                run = run_prepared if self._traced else run_untraced
+                self._sync_value = run(self.app, task, chain, args, kwargs)
             finally:
                 # NOTE: a SIGQUIT landing after the task returned, before this line, still raises inside the
                 # outer try: the task is retried (a soft timeout that came late), never a crashed child

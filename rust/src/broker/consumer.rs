@@ -1,7 +1,7 @@
 //! `Consumer`: one forked child's side of the delivery protocol (claim, wait, settle, release).
 //! Created in the child after fork, so its connections are its own.
 
-use std::collections::HashMap;
+use super::seq_map::SeqMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -56,7 +56,7 @@ pub struct Consumer {
     /// their result record and lock: what this child holds. A seq leaves only once the call settling it was
     /// answered. After the connection was made again, in-flight fields of this child that are neither held nor
     /// owed are stale and go back to their queues (`reconcile`).
-    held: Mutex<HashMap<u64, Option<Box<Settlement>>>>,
+    held: Mutex<SeqMap<Option<Box<Settlement>>>>,
     /// Every uniqueness lock of the app starts with this (`meta::check` refuses other keys).
     lock_prefix: String,
     /// The last claim was refused: this daemon is not registered (a reaper took it for dead while it was stalled);
@@ -67,7 +67,7 @@ pub struct Consumer {
     /// Per-key concurrency: the limited task names, the (task, key) of each held seq that holds a permit, and the
     /// keys of tasks settled since the last claim, which that claim names so their waiters get the room at once.
     conc_tasks: Vec<String>,
-    permits: Mutex<HashMap<u64, (String, String)>>,
+    permits: Mutex<SeqMap<(String, String)>>,
     released: Mutex<Vec<(String, String)>>,
 }
 
@@ -293,7 +293,7 @@ impl Consumer {
         }
     }
 
-    fn hold(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Box<Settlement>>>> {
+    fn hold(&self) -> std::sync::MutexGuard<'_, SeqMap<Option<Box<Settlement>>>> {
         self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -464,12 +464,12 @@ impl Consumer {
             limits,
             budget: Mutex::new(None),
             owed: Mutex::new(Owed::default()),
-            held: Mutex::new(HashMap::new()),
+            held: Mutex::new(SeqMap::default()),
             lock_prefix,
             refused: std::sync::atomic::AtomicBool::new(false),
             reconciled: AtomicU64::new(0),
             conc_tasks: cfg.conc_limits.iter().map(|l| l.0.clone()).collect(),
-            permits: Mutex::new(HashMap::new()),
+            permits: Mutex::new(SeqMap::default()),
             released: Mutex::new(Vec::new()),
         })
     }

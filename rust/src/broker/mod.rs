@@ -23,6 +23,7 @@ pub mod producer;
 pub mod pubsub;
 pub mod purge;
 pub mod scripts;
+pub mod seq_map;
 pub mod settle;
 pub mod shake;
 pub mod workflow;

@@ -17,7 +17,8 @@ import redis
 
 from wakaq import Queue, WakaQ
 
-pytestmark = pytest.mark.timeout(60)
+# NOTE: the thread method: these tests own SIGALRM (pytest-timeout's signal method uses it too)
+pytestmark = pytest.mark.timeout(60, method="thread")
 
 INTERVAL = 0.0002  # seconds between SIGALRMs: shorter than a round trip to Redis, so many land inside one
 PUSHES = 3000

@@ -77,6 +77,7 @@ def test_claim_takes_the_highest_priority_queue_first(broker: _wakaq.Broker, con
     assert consumer.queue_names == [f"bcast:{DAEMON}", "high", "low"]
     first = consumer.claim([], 5)
     assert [(t.index, t.queue, t.payload, t.deliveries) for t in first] == [(1, "high", payload(2), 0)]
+    assert first[0].head() == (first[0].seq, 1, "high")
     second = consumer.claim([first[0].seq], 5)
     assert [(t.index, t.queue, t.payload) for t in second] == [(2, "low", payload(1))]
     assert consumer.claim([second[0].seq], 5) == []

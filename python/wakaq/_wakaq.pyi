@@ -286,6 +286,8 @@ class ClaimedTask:
     @property
     def queue(self) -> str:
         """Its queue's name ("broadcast" for a broadcast relayed by this daemon's parent)."""
+    def head(self) -> tuple[int, int, str]:
+        """`(seq, index, queue)` in one call."""
     @property
     def deliveries(self) -> int:
         """Interrupted deliveries before this one (0 on a first delivery)."""

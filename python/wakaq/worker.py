@@ -380,8 +380,8 @@ class Child:
             self.batch = 1
 
     def _claimed(self, task: _wakaq.ClaimedTask) -> Claimed:
-        index = task.index
-        return Claimed(task, task.seq, self.queues[index - 1] if index else None, task.queue)
+        seq, index, queue_name = task.head()
+        return Claimed(task, seq, self.queues[index - 1] if index else None, queue_name)
 
     async def _drain(self) -> None:
         """Stopping: let running async tasks finish (the parent enforces their hard timeouts), then ack."""

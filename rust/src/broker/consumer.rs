@@ -191,8 +191,9 @@ fn run<T: Send>(
 /// NOTE: an in-flight field is "<pid>:<seq>", and the kernel may give a new child the pid of one that died. Were seqs
 /// to start at 1 again, the new child's first claims would overwrite the dead child's fields while its requeue waits
 /// (a Redis outage): those tasks would be lost. Seqs that start past anything the dead child can have reached (64
-/// claims per millisecond it lived) cannot collide. WARN: seqs stay below 1e14: the scripts add to them in Lua,
-/// whose numbers are doubles printed with 14 digits.
+/// claims per millisecond it lived) cannot collide. WARN: seqs stay below 1e14 (2^40 * 64 = 7e13): the scripts add
+/// to them in Lua, whose numbers are doubles; claim.lua formats them with '%d' (exact below 2^53), and any `..` of one
+/// would print 14 digits.
 fn seq_base() -> u64 {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -147,7 +147,7 @@ local function conc_parked(i, name, e, pos)
   if held[pk] == nil then held[pk] = conc_live(pk) end
   redis.call('SADD', cregistry, member)
   if held[pk] < l[1] then
-    redis.call('HSET', pk, KEYS[1] .. '\n' .. prefix .. (seq + pos), '1')
+    redis.call('HSET', pk, KEYS[1] .. '\n' .. prefix .. string.format('%d', seq + pos), '1')
     held[pk] = held[pk] + 1
     return false
   end
@@ -209,7 +209,7 @@ local function claim(i, items, qb)
   for lo = 1, #items, 500 do
     local pairs_ = {}
     for j = lo, math.min(#items, lo + 499) do
-      pairs_[#pairs_ + 1] = prefix .. (seq + j - 1)
+      pairs_[#pairs_ + 1] = prefix .. string.format('%d', seq + j - 1)
       pairs_[#pairs_ + 1] = queue .. '\n' .. items[j]
     end
     redis.call('HSET', KEYS[1], unpack(pairs_))

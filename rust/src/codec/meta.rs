@@ -275,6 +275,17 @@ mod tests {
         out
     }
 
+    /// Each meta is refused with a message that names its problem.
+    fn assert_refused(cases: &[(Vec<u8>, &str)]) {
+        for (meta, want) in cases {
+            let got = check(&payload(meta), LOCKS).expect_err(want).to_string();
+            assert!(
+                got.starts_with("malformed meta: ") && got.contains(want),
+                "{got} / {want}"
+            );
+        }
+    }
+
     fn map(pairs: &[(&str, Vec<u8>)]) -> Vec<u8> {
         let mut out = vec![0x80 | pairs.len() as u8];
         for (k, v) in pairs {
@@ -329,13 +340,7 @@ mod tests {
                 "'wf' must be 1 to 128 bytes, got 129",
             ),
         ];
-        for (meta, want) in cases {
-            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
-            assert!(
-                got.starts_with("malformed meta: ") && got.contains(want),
-                "{got} / {want}"
-            );
-        }
+        assert_refused(&cases);
     }
 
     #[test]
@@ -358,13 +363,7 @@ mod tests {
             ),
             (map(&[("ck", vec![0xa2, 0xc3, 0x28])]), "'ck' is not valid UTF-8"),
         ];
-        for (meta, want) in cases {
-            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
-            assert!(
-                got.starts_with("malformed meta: ") && got.contains(want),
-                "{got} / {want}"
-            );
-        }
+        assert_refused(&cases);
     }
 
     #[test]
@@ -418,13 +417,7 @@ mod tests {
             ),
             (map(&[("errors", vec![0x91, 1])]), "'errors' must hold str"),
         ];
-        for (meta, want) in cases {
-            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
-            assert!(
-                got.starts_with("malformed meta: ") && got.contains(want),
-                "{got} / {want}"
-            );
-        }
+        assert_refused(&cases);
     }
 
     fn str16(text: &str) -> Vec<u8> {
@@ -487,13 +480,7 @@ mod tests {
                 "a 'headers' value is not valid UTF-8",
             ),
         ];
-        for (meta, want) in cases {
-            let got = check(&payload(&meta), LOCKS).expect_err(want).to_string();
-            assert!(
-                got.starts_with("malformed meta: ") && got.contains(want),
-                "{got} / {want}"
-            );
-        }
+        assert_refused(&cases);
         let mut named = vec![0x81];
         named.extend(str16(&"n".repeat(MAX_HEADER_NAME + 1)));
         named.extend(s("v"));

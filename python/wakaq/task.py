@@ -171,13 +171,17 @@ class Task(Generic[P, R]):
             return self._delay_tracked(target, args, kwargs, due, unique_key, replicas)
         if self.app.eager:
             return run_eager(self, args, kwargs, target)
-        if replicas:
-            self._push_durably(target, args, kwargs, due, replicas)
-        elif due is None:
-            self.app.broker.push(target.name, self.name, args, kwargs)
-        else:
-            self.app.broker.push_eta(target.name, self.name, args, kwargs, due.seconds, relative=due.relative)
+        self._push(target, args, kwargs, due, replicas)
         return None
+
+    def _push(self, queue: Queue, args: Any, kwargs: Any, due: Due | None, replicas: int, meta: Any = None) -> None:
+        """Push now or at `due`, durably when `replicas` (every path but plain `.delay()`, which inlines this)."""
+        if replicas:
+            self._push_durably(queue, args, kwargs, due, replicas, meta)
+        elif due is None:
+            self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
+        else:
+            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
 
     def _push_durably(
         self, queue: Queue, args: Any, kwargs: Any, due: Due | None, replicas: int, meta: Any = None
@@ -232,12 +236,7 @@ class Task(Generic[P, R]):
             meta["results"] = int(ttl)
         lock_for = self.unique_for if unique_key is None else (self.unique_for or DEFAULT_UNIQUE_FOR)
         if lock_for is None:
-            if replicas:
-                self._push_durably(queue, args, kwargs, due, replicas, meta)
-            elif due is None:
-                self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
-            else:
-                self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
+            self._push(queue, args, kwargs, due, replicas, meta)
             return TaskHandle(self.app, task_id)
         keys = self.app.keys
         meta["unique"] = keys.unique(unique_key if unique_key is not None else default_key(self.name, args, kwargs))
@@ -298,12 +297,8 @@ class Task(Generic[P, R]):
         meta = conc.meta(args, kwargs, {"headers": headers} if headers else None)
         if self.app.eager:
             run_eager(self, args, kwargs, queue)
-        elif replicas:
-            self._push_durably(queue, args, kwargs, due, replicas, meta)
-        elif due is None:
-            self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
         else:
-            self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
+            self._push(queue, args, kwargs, due, replicas, meta)
 
     def delay_many(
         self,
@@ -353,12 +348,7 @@ class Task(Generic[P, R]):
                 send.message_id = handle.id if handle is not None else None
                 return handle
             meta = {"headers": send.headers} if send.headers else None
-            if replicas:
-                self._push_durably(queue, args, kwargs, due, replicas, meta)
-            elif due is None:
-                self.app.broker.push(queue.name, self.name, args, kwargs, 0, meta)
-            else:
-                self.app.broker.push_eta(queue.name, self.name, args, kwargs, due.seconds, meta, relative=due.relative)
+            self._push(queue, args, kwargs, due, replicas, meta)
         return None
 
     def _delay_many_traced(self, items: list[tuple[str, str, Any, Any]], replicas: int) -> int:
